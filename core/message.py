@@ -1,0 +1,74 @@
+"""The internal message model every protocol adapter translates to and from.
+
+A `Message` is immutable once published: the router hands the same object to
+every subscriber, whatever protocol it speaks. Expiry is an absolute wall-clock
+deadline (``time.time()`` seconds) so it survives a restart; each adapter turns
+it back into its own relative form (MQTT seconds, AMQP milliseconds, CoAP
+``?expiry=``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal, Mapping
+
+QoS = Literal[0, 1, 2]
+
+_EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who produced a message: protocol name, client id and username."""
+
+    protocol: str = "internal"
+    client_id: str = ""
+    username: str | None = None
+
+
+INTERNAL = Origin()
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One application message as the routing core sees it."""
+
+    topic: str
+    payload: bytes = b""
+    qos: QoS = 0
+    retain: bool = False
+    content_type: str | None = None
+    correlation_data: bytes | None = None
+    response_topic: str | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+    expiry: float | None = None
+    payload_format_utf8: bool = False
+    origin: Origin = INTERNAL
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY_EXTRA, compare=False)
+
+    def is_expired(self, now: float | None = None) -> bool:
+        """True once the message's expiry deadline has passed."""
+        if self.expiry is None:
+            return False
+        return (time.time() if now is None else now) >= self.expiry
+
+    def remaining_expiry(self, now: float | None = None) -> int | None:
+        """Whole seconds left before expiry (rounded up, at least 1), or None."""
+        if self.expiry is None:
+            return None
+        left = self.expiry - (time.time() if now is None else now)
+        return max(1, math.ceil(left))
+
+    def with_changes(self, **changes: Any) -> "Message":
+        """A copy with some fields replaced (the original is never mutated)."""
+        return replace(self, **changes)
+
+
+def expiry_from_interval(seconds: float | None, now: float | None = None) -> float | None:
+    """Turn a relative expiry interval into the absolute deadline `Message` keeps."""
+    if seconds is None:
+        return None
+    return (time.time() if now is None else now) + seconds

@@ -1,0 +1,309 @@
+"""A client session: its subscriptions and the QoS 1/2 state of messages sent to it.
+
+A `Session` outlives its network connections when its expiry interval says so.
+While a connection is attached (its `SessionSink`), messages go out at once
+within the client's receive maximum; the rest wait in a bounded queue, in
+order. Unacknowledged messages are resent with DUP when the client comes back.
+Every change of a persistent session is written to the store.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.message import Message
+from core.router import Router
+from core.stores.base import Store, StoredDelivery, StoredSession
+from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
+
+NEVER_EXPIRES = 0xFFFFFFFF
+
+
+class SessionSink(Protocol):
+    """The live connection a session sends through."""
+
+    receive_maximum: int
+
+    def can_send(self) -> bool:
+        """False while the transport is paused (slow consumer)."""
+        ...
+
+    def send_publish(self, packet_id: int | None, delivery: Delivery, dup: bool, cache: EncodeCache | None) -> bool:
+        """Queue the PUBLISH; False if it was discarded (too large for the client): it counts as done."""
+        ...
+
+    def send_pubrel(self, packet_id: int) -> None: ...
+
+    def session_taken_over(self) -> None:
+        """Another connection opened this session: close this one."""
+        ...
+
+
+@dataclass(slots=True)
+class SessionLimits:
+    """Bounds that keep one session from growing memory without limit."""
+
+    max_queued: int = 1000
+    max_inflight: int = 65535
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A QoS 1/2 message sent and not yet completed; `released` once PUBREC came back."""
+
+    seq: int
+    delivery: Delivery
+    released: bool = False
+
+
+@dataclass(slots=True)
+class SessionCounters:
+    """Drops a session made, by reason (fed to metrics)."""
+
+    queue_full: int = 0
+    expired: int = 0
+    offline_qos0: int = 0
+    slow_consumer_qos0: int = 0
+
+
+class Session:
+    """Subscriptions, in-flight window and queue of one client; a router `Subscriber`."""
+
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        protocol: str,
+        router: Router,
+        store: Store,
+        expiry_interval: int = 0,
+        username: str | None = None,
+        limits: SessionLimits | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.protocol = protocol
+        self.username = username
+        self.expiry_interval = expiry_interval
+        self.limits = limits or SessionLimits()
+        self.subscriptions: dict[str, SubscriptionOptions] = {}
+        self.inflight: dict[int, InFlight] = {}
+        self.queue: deque[tuple[int, Delivery]] = deque()
+        self.incoming_qos2: set[int] = set()
+        self.sink: SessionSink | None = None
+        self.counters = SessionCounters()
+        self.will: Message | None = None
+        self.will_delay = 0
+        self.will_expiry_interval: int | None = None
+        self.will_at: float | None = None
+        self.expire_at: float | None = None
+        self.disconnected_at: float | None = None
+        self.ended = False
+        self._router = router
+        self._store = store
+        self._seq = 0
+        self._next_packet_id = 1
+
+    def __repr__(self) -> str:
+        return f"<Session {self.protocol}:{self.client_id!r} online={self.is_online}>"
+
+    @property
+    def persistent(self) -> bool:
+        """A session that outlives its connection is written to the store."""
+        return self.expiry_interval > 0
+
+    # -- Subscriber ------------------------------------------------------------
+
+    @property
+    def is_online(self) -> bool:
+        return self.sink is not None
+
+    def is_origin_of(self, message: Message) -> bool:
+        origin = message.origin
+        return origin.client_id == self.client_id and origin.protocol == self.protocol
+
+    def deliver(self, delivery: Delivery, cache: EncodeCache | None = None) -> None:
+        sink = self.sink
+        if delivery.qos == 0:
+            if sink is None:
+                self.counters.offline_qos0 += 1
+            elif sink.can_send():
+                sink.send_publish(None, delivery, False, cache)
+            else:
+                self.counters.slow_consumer_qos0 += 1
+            return
+        if sink is not None and not self.queue and self._window_open(sink):
+            self._send_new(self._next_seq(), delivery, cache)
+            return
+        if len(self.queue) >= self.limits.max_queued:
+            self.counters.queue_full += 1
+            return
+        seq = self._next_seq()
+        self.queue.append((seq, delivery))
+        if self.persistent:
+            self._store.put_delivery(self.client_id, _stored(seq, delivery))
+
+    # -- subscriptions -------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, options: SubscriptionOptions) -> bool:
+        """Add or replace a subscription; True if it existed. Raises InvalidTopic."""
+        existed = self._router.subscribe(self, topic_filter, options)
+        self.subscriptions[topic_filter] = options
+        if self.persistent:
+            self._store.put_subscription(self.client_id, topic_filter, options)
+        return existed
+
+    def unsubscribe(self, topic_filter: str) -> bool:
+        if self.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self._router.unsubscribe(self, topic_filter)
+        if self.persistent:
+            self._store.delete_subscription(self.client_id, topic_filter)
+        return True
+
+    def unsubscribe_all(self) -> None:
+        for topic_filter in list(self.subscriptions):
+            self._router.unsubscribe(self, topic_filter)
+        self.subscriptions.clear()
+
+    # -- QoS flows, driven by the connection --------------------------------
+
+    def acknowledge(self, packet_id: int) -> bool:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived: the message is done. False if unknown."""
+        if not self._forget(packet_id):
+            return False
+        self.pump()
+        return True
+
+    def release(self, packet_id: int) -> bool:
+        """PUBREC arrived for a QoS 2 message: it is received; PUBREL follows. False if unknown."""
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.delivery.qos != 2:
+            return False
+        if not entry.released:
+            entry.released = True
+            if self.persistent:
+                self._store.put_delivery(self.client_id, _stored(entry.seq, entry.delivery, packet_id, True))
+        return True
+
+    def drop_inflight(self, packet_id: int) -> None:
+        """Forget an in-flight message the client refused (PUBREC/PUBACK with an error code)."""
+        self.acknowledge(packet_id)
+
+    def add_incoming_qos2(self, packet_id: int) -> bool:
+        """Record an inbound QoS 2 packet id awaiting PUBREL; False if it was already there."""
+        if packet_id in self.incoming_qos2:
+            return False
+        self.incoming_qos2.add(packet_id)
+        if self.persistent:
+            self._store.put_incoming_qos2(self.client_id, packet_id)
+        return True
+
+    def complete_incoming_qos2(self, packet_id: int) -> bool:
+        if packet_id not in self.incoming_qos2:
+            return False
+        self.incoming_qos2.discard(packet_id)
+        if self.persistent:
+            self._store.delete_incoming_qos2(self.client_id, packet_id)
+        return True
+
+    # -- attachment ------------------------------------------------------------
+
+    def attach(self, sink: SessionSink, resume: bool) -> None:
+        """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue."""
+        self.sink = sink
+        self.disconnected_at = None
+        if resume:
+            for packet_id, entry in list(self.inflight.items()):
+                if entry.released:
+                    sink.send_pubrel(packet_id)
+                elif not sink.send_publish(packet_id, entry.delivery, True, None):
+                    self._forget(packet_id)
+        self.pump()
+
+    def detach(self, now: float) -> None:
+        self.sink = None
+        self.disconnected_at = now
+
+    def pump(self) -> None:
+        """Send queued messages while the window is open, in order; expired ones are dropped."""
+        sink = self.sink
+        if sink is None:
+            return
+        queue = self.queue
+        while queue and self._window_open(sink):
+            seq, delivery = queue.popleft()
+            if delivery.message.is_expired():
+                self.counters.expired += 1
+                if self.persistent:
+                    self._store.delete_delivery(self.client_id, seq)
+                continue
+            self._send_new(seq, delivery, None)
+
+    def stored(self) -> StoredSession:
+        return StoredSession(
+            client_id=self.client_id,
+            protocol=self.protocol,
+            expiry_interval=self.expiry_interval,
+            username=self.username,
+            disconnected_at=self.disconnected_at,
+            will=self.will,
+            will_delay=self.will_delay,
+            will_expiry_interval=self.will_expiry_interval,
+        )
+
+    def restore_delivery(self, stored: StoredDelivery) -> None:
+        """Put back a queued or in-flight message loaded from the store."""
+        delivery = Delivery(stored.message, stored.qos, stored.retain, stored.subscription_ids)
+        self._seq = max(self._seq, stored.seq)
+        if stored.packet_id is not None:
+            self.inflight[stored.packet_id] = InFlight(stored.seq, delivery, stored.released)
+        else:
+            self.queue.append((stored.seq, delivery))
+
+    # -- internals ---------------------------------------------------------------
+
+    def _window_open(self, sink: SessionSink) -> bool:
+        return len(self.inflight) < min(sink.receive_maximum, self.limits.max_inflight) and sink.can_send()
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _allocate_packet_id(self) -> int:
+        inflight = self.inflight
+        packet_id = self._next_packet_id
+        while packet_id in inflight:
+            packet_id = packet_id % 65535 + 1
+        self._next_packet_id = packet_id % 65535 + 1
+        return packet_id
+
+    def _send_new(self, seq: int, delivery: Delivery, cache: EncodeCache | None) -> None:
+        packet_id = self._allocate_packet_id()
+        self.inflight[packet_id] = InFlight(seq, delivery)
+        if self.persistent:
+            self._store.put_delivery(self.client_id, _stored(seq, delivery, packet_id))
+        assert self.sink is not None
+        if not self.sink.send_publish(packet_id, delivery, False, cache):
+            self._forget(packet_id)
+
+    def _forget(self, packet_id: int) -> bool:
+        entry = self.inflight.pop(packet_id, None)
+        if entry is None:
+            return False
+        if self.persistent:
+            self._store.delete_delivery(self.client_id, entry.seq)
+        return True
+
+
+def _stored(seq: int, delivery: Delivery, packet_id: int | None = None, released: bool = False) -> StoredDelivery:
+    return StoredDelivery(
+        seq=seq,
+        message=delivery.message,
+        qos=delivery.qos,
+        retain=delivery.retain,
+        subscription_ids=delivery.subscription_ids,
+        packet_id=packet_id,
+        released=released,
+    )

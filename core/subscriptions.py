@@ -1,0 +1,57 @@
+"""What a subscription is, and what a subscriber must offer the router.
+
+A subscriber is anything that receives messages: an MQTT session, an AMQP
+queue bound to amq.topic, a CoAP observer. The router only sees this
+interface, so every protocol receives every other protocol's messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from core.message import Message
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionOptions:
+    """Per-filter options (MQTT 5 subscription options; defaults suit every protocol)."""
+
+    qos: int = 0
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+    subscription_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message on its way to one subscriber, with the QoS and flags it gets."""
+
+    message: Message
+    qos: int
+    retain: bool
+    subscription_ids: tuple[int, ...] = ()
+
+
+# A dict shared by every subscriber of one publish, so each protocol encodes
+# an outgoing packet once per (protocol, QoS, flags) and not once per subscriber.
+EncodeCache = dict[Any, Any]
+
+
+@runtime_checkable
+class Subscriber(Protocol):
+    """The router's view of a message receiver."""
+
+    @property
+    def is_online(self) -> bool:
+        """Whether it can take a message now (shared subscriptions prefer online members)."""
+        ...
+
+    def is_origin_of(self, message: Message) -> bool:
+        """True if this subscriber published `message` (for the no-local option)."""
+        ...
+
+    def deliver(self, delivery: Delivery, cache: EncodeCache) -> None:
+        """Take one message. Must not block and must not raise for flow reasons."""
+        ...
