@@ -1,0 +1,421 @@
+"""One MQTT connection as a state machine with no I/O.
+
+Feed it bytes with `receive_data`; take bytes to write with `data_to_send`;
+close the transport once `closing` is true and the bytes are written. Time is
+a deadline the machine exposes (`next_deadline`) and a call the owner makes
+(`handle_timeout`), so tests drive the clock. Deliveries from other clients
+arrive through the `SessionSink` methods at any time; `on_output` tells the
+owner that bytes are waiting outside of `receive_data`.
+
+States: AWAIT_CONNECT -> (AUTHENTICATING ->) CONNECTED -> CLOSED. Every
+remote error ends here in one place, `_fail`, which picks the wire answer for
+the client's protocol level: a CONNACK refusal before CONNACK, a DISCONNECT
+with the reason code after it (MQTT 5), or a plain close (3.1.1).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from typing import Callable
+
+from core.auth import Credentials
+from core.broker import Broker
+from core.message import Message, Origin, expiry_from_interval
+from core.subscriptions import Delivery, EncodeCache
+from core.topics import InvalidTopic, validate_topic_name
+
+from adapters.mqtt import handlers
+from adapters.mqtt.codec import MQTTDecoder, encode
+from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
+from adapters.mqtt.enhanced_auth import CONTINUE, SUCCESS, AuthMethod, AuthStep
+from adapters.mqtt.errors import (
+    ProtocolViolation,
+    ReasonCode,
+    RemoteProtocolError,
+    TopicAliasInvalid,
+    TopicNameInvalid,
+    UnsupportedProtocolVersion,
+)
+from adapters.mqtt.outbound import TopicAliases, publish_parts
+from adapters.mqtt.packets import Auth, ConnAck, Connect, Disconnect, Packet, Publish
+from adapters.mqtt.properties import Properties
+from adapters.mqtt.settings import MQTTSettings
+
+log = logging.getLogger("rosettamq.mqtt")
+
+
+class State(enum.Enum):
+    AWAIT_CONNECT = "await-connect"
+    AUTHENTICATING = "authenticating"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class MQTTConnection:
+    """The MQTT 3.1 / 3.1.1 / 5.0 server side of one network connection."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        settings: MQTTSettings,
+        *,
+        peer: str = "",
+        listener: str = "mqtt",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.peer = peer
+        self.listener = listener
+        self.clock = clock
+        self.decoder = MQTTDecoder(settings.max_packet_size)
+        self.state = State.AWAIT_CONNECT
+        self.level = 4
+        self.client_id = ""
+        self.username: str | None = None
+        self.session = None  # core.sessions.Session once connected
+        self.origin = Origin("mqtt")
+        self.closing = False
+        self.on_output: Callable[[], None] | None = None
+        self.receive_maximum = 65535  # the client's: our outgoing QoS 1/2 window
+        self.max_outgoing_packet: int | None = None
+        self.keep_alive = 0
+        self.problem_information = True
+        self.connected_at: float | None = None
+        self.dropped_too_large = 0
+        self.inbound_aliases: dict[int, str] = {}
+        self._outbound_aliases: TopicAliases | None = None
+        self._out: list[bytes] = []
+        self._in_receive = False
+        self._writable = True
+        self._detached = False
+        self._last_rx = clock()
+        self._connect_deadline = self._last_rx + settings.connect_timeout
+        self._auth: AuthMethod | None = None
+        self._auth_method: str | None = None
+        self._pending_connect: tuple[Connect, ConnectTerms] | None = None
+
+    # -- the owner's interface ---------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Process bytes from the peer; answers accumulate for `data_to_send`."""
+        if self.closing:
+            return
+        self._last_rx = self.clock()
+        self._in_receive = True
+        try:
+            self.decoder.feed(data)
+            while not self.closing:
+                packet = self.decoder.next_packet()
+                if packet is None:
+                    break
+                self._dispatch(packet)
+        except UnsupportedProtocolVersion as exc:
+            self._refuse_version(exc)
+        except RemoteProtocolError as exc:
+            self._fail(exc.reason_code, str(exc))
+        except Exception:  # a bug of ours must cost one connection, never the process
+            log.exception("mqtt internal error peer=%s client_id=%s", self.peer, self.client_id)
+            self._fail(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR, "internal error")
+        finally:
+            self._in_receive = False
+
+    def data_to_send(self) -> bytes:
+        """Everything waiting to be written, as one buffer (empty if nothing)."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        """When `handle_timeout` must next be called (the `clock` timebase), or None."""
+        if self.closing:
+            return None
+        if self.state is not State.CONNECTED:
+            return self._connect_deadline
+        if self.keep_alive:
+            return self._last_rx + 1.5 * self.keep_alive  # [MQTT-3.1.2-22]
+        return None
+
+    def handle_timeout(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        deadline = self.next_deadline()
+        if deadline is None or now < deadline:
+            return
+        if self.state is State.CONNECTED:
+            log.info("mqtt keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)
+            self._fail(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
+        else:
+            log.info("mqtt no CONNECT in time peer=%s", self.peer)
+            self.close(publish_will=False)
+
+    def set_writable(self, writable: bool) -> None:
+        """Transport flow control: while not writable, QoS 1/2 wait in the session queue."""
+        self._writable = writable
+        if writable and self.session is not None and not self.closing:
+            self.session.pump()
+
+    def connection_lost(self) -> None:
+        """The transport is gone (peer closed, network error): an abnormal end unless DISCONNECTed."""
+        self.close(publish_will=True)
+
+    def disconnect(self, reason: ReasonCode, *, publish_will: bool = False, reason_string: str | None = None) -> None:
+        """Server-initiated close: DISCONNECT with `reason` to v5 clients, then close."""
+        if self.closing:
+            return
+        if self.state is State.CONNECTED and self.level == 5:
+            self.send_packet(Disconnect(reason, self._reason_props(reason_string)))
+        self.close(publish_will=publish_will)
+
+    # -- SessionSink -----------------------------------------------------------
+
+    def can_send(self) -> bool:
+        return self._writable and not self.closing
+
+    def send_publish(self, packet_id: int | None, delivery: Delivery, dup: bool, cache: EncodeCache | None) -> bool:
+        if self.closing:
+            return True  # stays in flight; resent when the client comes back
+        parts = None
+        aliases = self._outbound_aliases
+        if aliases is not None:
+            parts = aliases.parts(delivery, dup)
+        if parts is None:
+            parts = publish_parts(delivery, self.level, dup, cache)
+        head, tail = parts
+        limit = self.max_outgoing_packet
+        if limit is not None and len(head) + len(tail) + (0 if packet_id is None else 2) > limit:
+            self.dropped_too_large += 1  # [MQTT-3.1.2-25]: discard as if it had been sent
+            if aliases is not None:
+                aliases.forget(delivery.message.topic)
+            return False
+        out = self._out
+        out.append(head)
+        if packet_id is not None:
+            out.append(packet_id.to_bytes(2, "big"))
+        out.append(tail)
+        if not self._in_receive and self.on_output is not None:
+            self.on_output()
+        return True
+
+    def send_pubrel(self, packet_id: int) -> None:
+        from adapters.mqtt.packets import PubRel
+
+        self.send_packet(PubRel(packet_id))
+
+    def session_taken_over(self) -> None:
+        log.info("mqtt session taken over client_id=%s peer=%s", self.client_id, self.peer)
+        self.disconnect(ReasonCode.SESSION_TAKEN_OVER, publish_will=True)
+
+    # -- sending -------------------------------------------------------------------
+
+    def send_packet(self, packet: Packet) -> None:
+        self._out.append(encode(packet, self.level))
+        if not self._in_receive and self.on_output is not None:
+            self.on_output()
+
+    def _reason_props(self, reason_string: str | None) -> Properties:
+        if reason_string and self.problem_information:
+            return Properties(reason_string=reason_string)
+        return Properties()
+
+    # -- dispatch --------------------------------------------------------------------
+
+    def _dispatch(self, packet: Packet) -> None:
+        state = self.state
+        if state is State.CONNECTED:
+            handler = handlers.CONNECTED_HANDLERS.get(type(packet))
+            if handler is None:
+                raise ProtocolViolation(f"unexpected {type(packet).__name__} packet")
+            handler(self, packet)
+        elif state is State.AWAIT_CONNECT:
+            if not isinstance(packet, Connect):
+                raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
+            self._on_connect(packet)
+        elif state is State.AUTHENTICATING:
+            if isinstance(packet, Auth) and packet.reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
+                self.continue_authentication(packet)
+            elif isinstance(packet, Disconnect):
+                self.close(publish_will=False)
+            else:
+                raise ProtocolViolation(f"unexpected {type(packet).__name__} during authentication")
+
+    # -- CONNECT -----------------------------------------------------------------------
+
+    def _on_connect(self, connect: Connect) -> None:
+        self.level = connect.protocol_level
+        terms = negotiate(connect, self.settings)
+        if isinstance(terms, ReasonCode):
+            self._refuse(terms)
+            return
+        method = connect.properties.authentication_method if self.level == 5 else None
+        if method is not None:
+            factory = self.settings.auth_methods.get(method)
+            if factory is None:
+                self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
+                return
+            self._auth, self._auth_method = factory(), method
+            self._pending_connect = (connect, terms)
+            self.state = State.AUTHENTICATING
+            self._auth_answer(self._auth.start(connect.properties.authentication_data))
+            return
+        authenticator = self.settings.authenticator
+        if authenticator is not None and not authenticator.authenticate(
+            Credentials("mqtt", terms.client_id, connect.username, connect.password, self.peer)
+        ):
+            log.warning("mqtt login refused peer=%s client_id=%s username=%s", self.peer, terms.client_id, connect.username)
+            self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+            return
+        self._accept(connect, terms, connect.username, Properties())
+
+    def continue_authentication(self, packet: Auth) -> None:
+        """AUTH 0x18 from the client: the next step of the running exchange."""
+        if packet.properties.authentication_method != self._auth_method or self._auth is None:
+            raise ProtocolViolation("authentication method changed")
+        self._auth_answer(self._auth.step(packet.properties.authentication_data))
+
+    def _auth_answer(self, step: AuthStep) -> None:
+        """Apply a method's answer during CONNECT or during re-authentication."""
+        props = Properties(authentication_method=self._auth_method, authentication_data=step.data)
+        if step.status == CONTINUE:
+            self.send_packet(Auth(ReasonCode.CONTINUE_AUTHENTICATION, props))
+        elif step.status == SUCCESS and self.state is State.AUTHENTICATING:
+            assert self._pending_connect is not None
+            connect, terms = self._pending_connect
+            self._pending_connect = None
+            self._accept(connect, terms, step.username or connect.username, props)
+        elif step.status == SUCCESS:
+            self.send_packet(Auth(ReasonCode.SUCCESS, props))
+        elif self.state is State.AUTHENTICATING:
+            log.warning("mqtt enhanced auth failed peer=%s method=%s", self.peer, self._auth_method)
+            self._refuse(ReasonCode.NOT_AUTHORIZED)
+        else:
+            self.disconnect(ReasonCode.NOT_AUTHORIZED, reason_string="re-authentication failed")
+
+    def start_reauthentication(self, packet: Auth) -> None:
+        """AUTH 0x19 from a connected client: run the same method again."""
+        method = packet.properties.authentication_method
+        if method is None or method != self._auth_method:
+            raise ProtocolViolation("re-authentication must use the CONNECT's method")  # [MQTT-4.12.1-1]
+        self._auth = self.settings.auth_methods[method]()
+        self._auth_answer(self._auth.start(packet.properties.authentication_data))
+
+    def _accept(self, connect: Connect, terms: ConnectTerms, username: str | None, auth_props: Properties) -> None:
+        self.client_id, self.username = terms.client_id, username
+        self.origin = Origin("mqtt", terms.client_id, username)
+        registry = self.broker.mqtt_sessions
+        session, present = registry.open(
+            terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry, username=username
+        )
+        self.session = session
+        props = connect.properties
+        if self.level == 5:
+            self.receive_maximum = props.receive_maximum or 65535
+            self.max_outgoing_packet = props.maximum_packet_size
+            if props.topic_alias_maximum:
+                self._outbound_aliases = TopicAliases(props.topic_alias_maximum)
+            self.problem_information = props.request_problem_information != 0
+        if connect.will is not None:
+            registry.set_will(session, *will_message(connect.will, self.origin))
+        else:
+            registry.set_will(session, None)
+        self.keep_alive = terms.keep_alive
+        self.state = State.CONNECTED
+        self.connected_at = time.time()
+        connack_props = terms.connack_properties
+        if auth_props.authentication_method is not None:
+            from dataclasses import replace
+
+            connack_props = replace(
+                connack_props,
+                authentication_method=auth_props.authentication_method,
+                authentication_data=auth_props.authentication_data,
+            )
+        self.send_packet(ConnAck(present, ReasonCode.SUCCESS, connack_props))
+        log.info(
+            "mqtt connected peer=%s client_id=%s username=%s level=%d clean=%s present=%s",
+            self.peer, self.client_id, username, self.level, connect.clean_start, present,
+        )
+        session.attach(self, resume=present)
+
+    def _refuse(self, reason: ReasonCode) -> None:
+        """Answer a CONNECT with a refusal CONNACK and close [MQTT-3.2.2-7]."""
+        log.info("mqtt connect refused peer=%s reason=%s", self.peer, reason.name)
+        self.send_packet(ConnAck(False, reason))
+        self.close(publish_will=False)
+
+    def _refuse_version(self, exc: UnsupportedProtocolVersion) -> None:
+        log.info("mqtt unsupported protocol peer=%s name=%r level=%s", self.peer, exc.protocol_name, exc.protocol_level)
+        self.level = 5 if exc.protocol_level == 5 else 4
+        self.send_packet(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION))
+        self.close(publish_will=False)
+
+    # -- inbound PUBLISH (the hot path) --------------------------------------------
+
+    def to_message(self, packet: Publish) -> Message:
+        """Validate an inbound PUBLISH and turn it into a core message (raises on bad input)."""
+        topic = packet.topic
+        props = packet.properties
+        if self.level == 5 and props.topic_alias is not None:
+            alias = props.topic_alias
+            if alias == 0 or alias > self.settings.topic_alias_maximum:
+                raise TopicAliasInvalid(f"topic alias {alias} out of range")
+            if topic:
+                self.inbound_aliases[alias] = topic
+            else:
+                topic = self.inbound_aliases.get(alias, "")
+                if not topic:
+                    raise ProtocolViolation(f"unknown topic alias {alias}")
+        try:
+            validate_topic_name(topic)
+        except InvalidTopic as exc:
+            raise TopicNameInvalid(str(exc)) from None
+        if packet.qos > self.settings.max_qos:
+            raise RemoteProtocolError(f"QoS {packet.qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
+        if packet.retain and not self.settings.retain_available:
+            raise RemoteProtocolError("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
+        if self.level != 5:
+            return Message(topic, packet.payload, packet.qos, packet.retain, origin=self.origin)  # type: ignore[arg-type]
+        return Message(
+            topic=topic,
+            payload=packet.payload,
+            qos=packet.qos,  # type: ignore[arg-type]
+            retain=packet.retain,
+            content_type=props.content_type,
+            correlation_data=props.correlation_data,
+            response_topic=props.response_topic,
+            user_properties=props.user_properties,
+            expiry=expiry_from_interval(props.message_expiry_interval),
+            payload_format_utf8=props.payload_format_indicator == 1,
+            origin=self.origin,
+        )
+
+    # -- ending --------------------------------------------------------------------
+
+    def _fail(self, reason: ReasonCode, detail: str) -> None:
+        """A remote error: one log line, the right answer for the state and level, close."""
+        log.warning(
+            "mqtt protocol error peer=%s client_id=%s reason=%s detail=%s",
+            self.peer, self.client_id, ReasonCode(reason).name, detail,
+        )
+        if self.state is State.AWAIT_CONNECT or self.state is State.AUTHENTICATING:
+            if self.level == 5 and self.state is State.AUTHENTICATING:
+                self.send_packet(ConnAck(False, reason))
+            self.close(publish_will=False)
+        else:
+            self.disconnect(ReasonCode(reason), publish_will=True, reason_string=detail)
+
+    def close(self, *, publish_will: bool) -> None:
+        """Stop processing input, detach the session (will per `publish_will`); the owner closes."""
+        if self.closing:
+            return
+        self.closing = True
+        self.state = State.CLOSED
+        if self.session is not None and not self._detached:
+            self._detached = True
+            self.broker.mqtt_sessions.disconnected(self.session, publish_will=publish_will)
+        if not self._in_receive and self.on_output is not None:
+            self.on_output()

@@ -1,0 +1,175 @@
+"""One handler per control packet a connected client may send, validating in the spec's order.
+
+Each takes the `MQTTConnection` and the decoded packet, acts on the core
+through the connection's session, and queues answers with `send_packet`.
+Remote errors are raised as `RemoteProtocolError`; the connection turns them
+into the wire answer in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from core.sessions import NEVER_EXPIRES
+from core.subscriptions import Delivery, SubscriptionOptions
+from core.topics import InvalidTopic, parse_shared_filter
+
+from adapters.mqtt.errors import ProtocolViolation, ReasonCode, ReceiveMaximumExceeded
+from adapters.mqtt.packets import (
+    Auth,
+    Disconnect,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
+
+if TYPE_CHECKING:
+    from adapters.mqtt.connection import MQTTConnection
+
+
+def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
+    message = conn.to_message(packet)
+    qos = packet.qos
+    broker = conn.broker
+    if qos == 0:
+        broker.publish(message)
+        return
+    packet_id = packet.packet_id
+    assert packet_id is not None
+    if qos == 1:
+        count = broker.publish(message)
+        ack = PubAck(packet_id, _publish_reason(conn, count))
+    else:
+        session = conn.session
+        if packet_id in session.incoming_qos2:
+            ack = PubRec(packet_id)  # a resent QoS 2 PUBLISH: acknowledge, never deliver twice [MQTT-4.3.3-10]
+        else:
+            if len(session.incoming_qos2) >= conn.settings.receive_maximum:
+                raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")  # [MQTT-3.3.4-9]
+            count = broker.publish(message)
+            session.add_incoming_qos2(packet_id)
+            ack = PubRec(packet_id, _publish_reason(conn, count))
+    # Acknowledge only once what was accepted is durable.
+    broker.store.sync(lambda: conn.send_packet(ack))
+
+
+def _publish_reason(conn: "MQTTConnection", deliveries: int) -> int:
+    if conn.level == 5 and deliveries == 0:
+        return ReasonCode.NO_MATCHING_SUBSCRIBERS
+    return ReasonCode.SUCCESS
+
+
+def on_puback(conn: "MQTTConnection", packet: PubAck) -> None:
+    conn.session.acknowledge(packet.packet_id)
+
+
+def on_pubrec(conn: "MQTTConnection", packet: PubRec) -> None:
+    session = conn.session
+    if packet.reason_code >= 0x80:
+        session.drop_inflight(packet.packet_id)  # the client refused it: the flow ends here
+    elif session.release(packet.packet_id):
+        conn.send_packet(PubRel(packet.packet_id))
+    else:
+        conn.send_packet(PubRel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+
+
+def on_pubrel(conn: "MQTTConnection", packet: PubRel) -> None:
+    known = conn.session.complete_incoming_qos2(packet.packet_id)
+    reason = ReasonCode.SUCCESS if known else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+    conn.broker.store.sync(lambda: conn.send_packet(PubComp(packet.packet_id, reason)))
+
+
+def on_pubcomp(conn: "MQTTConnection", packet: PubComp) -> None:
+    conn.session.acknowledge(packet.packet_id)
+
+
+def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
+    session = conn.session
+    settings = conn.settings
+    ids = packet.properties.subscription_identifiers
+    sub_id = ids[0] if ids else None
+    codes: list[int] = []
+    retained: list[Delivery] = []
+    for request in packet.subscriptions:
+        try:
+            group, _ = parse_shared_filter(request.topic_filter)
+        except InvalidTopic:
+            codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+            continue
+        if group is not None and request.no_local:
+            raise ProtocolViolation("no-local on a shared subscription")  # [MQTT-3.8.3-4]
+        qos = min(request.qos, settings.max_qos)
+        options = SubscriptionOptions(
+            qos, request.no_local, request.retain_as_published, request.retain_handling, sub_id
+        )
+        existed = session.subscribe(request.topic_filter, options)
+        codes.append(qos)
+        if request.retain_handling == 0 or (request.retain_handling == 1 and not existed):
+            sub_ids = () if sub_id is None else (sub_id,)
+            for message in conn.broker.router.retained_for(request.topic_filter):
+                retained.append(Delivery(message, min(qos, message.qos), True, sub_ids))
+    conn.send_packet(SubAck(packet.packet_id, tuple(codes)))
+    for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
+        session.deliver(delivery)
+
+
+def on_unsubscribe(conn: "MQTTConnection", packet: Unsubscribe) -> None:
+    session = conn.session
+    codes: list[int] = []
+    for topic_filter in packet.topic_filters:
+        try:
+            parse_shared_filter(topic_filter)
+        except InvalidTopic:
+            codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+            continue
+        existed = session.unsubscribe(topic_filter)
+        codes.append(ReasonCode.SUCCESS if existed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
+    conn.send_packet(UnsubAck(packet.packet_id, tuple(codes)))
+
+
+def on_pingreq(conn: "MQTTConnection", packet: PingReq) -> None:
+    conn.send_packet(PingResp())
+
+
+def on_disconnect(conn: "MQTTConnection", packet: Disconnect) -> None:
+    session = conn.session
+    expiry = packet.properties.session_expiry_interval if conn.level == 5 else None
+    if expiry is not None:
+        if session.expiry_interval == 0 and expiry != 0:
+            raise ProtocolViolation("session expiry set on DISCONNECT after 0 on CONNECT")  # [MQTT-3.14.2-2]
+        session.expiry_interval = min(expiry, conn.settings.session_expiry_max)
+        if session.expiry_interval == NEVER_EXPIRES or session.expiry_interval > 0:
+            conn.broker.store.put_session(session.stored())
+    publish_will = packet.reason_code == ReasonCode.DISCONNECT_WITH_WILL
+    conn.close(publish_will=publish_will)
+
+
+def on_auth(conn: "MQTTConnection", packet: Auth) -> None:
+    if packet.reason_code == ReasonCode.RE_AUTHENTICATE:
+        conn.start_reauthentication(packet)
+    elif packet.reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
+        conn.continue_authentication(packet)
+    else:
+        raise ProtocolViolation("AUTH with a success code from a client")
+
+
+CONNECTED_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
+    Publish: on_publish,
+    PubAck: on_puback,
+    PubRec: on_pubrec,
+    PubRel: on_pubrel,
+    PubComp: on_pubcomp,
+    Subscribe: on_subscribe,
+    Unsubscribe: on_unsubscribe,
+    PingReq: on_pingreq,
+    Disconnect: on_disconnect,
+    Auth: on_auth,
+}

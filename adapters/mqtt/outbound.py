@@ -1,0 +1,79 @@
+"""Turning a core `Delivery` into PUBLISH bytes for one MQTT connection.
+
+The router gives every subscriber of one publish the same encode cache, so a
+PUBLISH is encoded once per (protocol level, QoS, retain, DUP, subscription
+ids) and shared: QoS 1/2 copies differ only by the packet id spliced between
+the cached head and tail. Connections that use outbound topic aliases encode
+their own copy.
+"""
+
+from __future__ import annotations
+
+from core.message import Message
+from core.subscriptions import Delivery, EncodeCache
+
+from adapters.mqtt.codec import encode_publish_parts
+from adapters.mqtt.packets import PacketType
+from adapters.mqtt.properties import Properties, encode_properties
+
+PublishParts = tuple[bytes, bytes]
+
+
+def message_properties(message: Message, subscription_ids: tuple[int, ...] = (), topic_alias: int | None = None) -> Properties:
+    """The MQTT 5 properties a message carries to a subscriber (expiry as time left)."""
+    return Properties(
+        payload_format_indicator=1 if message.payload_format_utf8 else None,
+        message_expiry_interval=message.remaining_expiry(),
+        content_type=message.content_type,
+        response_topic=message.response_topic,
+        correlation_data=message.correlation_data,
+        user_properties=message.user_properties,
+        subscription_identifiers=subscription_ids,
+        topic_alias=topic_alias,
+    )
+
+
+def publish_parts(delivery: Delivery, level: int, dup: bool, cache: EncodeCache | None) -> PublishParts:
+    """(head, tail) of the PUBLISH for `delivery`; the packet id (QoS > 0) goes between them."""
+    key = ("mqtt", level, delivery.qos, delivery.retain, dup, delivery.subscription_ids)
+    if cache is not None:
+        parts = cache.get(key)
+        if parts is not None:
+            return parts
+    message = delivery.message
+    props = b""
+    if level == 5:
+        props = encode_properties(message_properties(message, delivery.subscription_ids), PacketType.PUBLISH)
+    parts = encode_publish_parts(message.topic, message.payload, delivery.qos, delivery.retain, dup, props, level)
+    if cache is not None:
+        cache[key] = parts
+    return parts
+
+
+class TopicAliases:
+    """Outbound topic aliases of one MQTT 5 connection (assigned until the client's maximum)."""
+
+    __slots__ = ("maximum", "_by_topic")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self._by_topic: dict[str, int] = {}
+
+    def parts(self, delivery: Delivery, dup: bool) -> PublishParts | None:
+        """Aliased (head, tail), or None when this topic gets no alias (use the shared encoding)."""
+        message = delivery.message
+        alias = self._by_topic.get(message.topic)
+        topic = ""
+        if alias is None:
+            if len(self._by_topic) >= self.maximum:
+                return None
+            alias = len(self._by_topic) + 1
+            self._by_topic[message.topic] = alias
+            topic = message.topic  # first use: send the name and set the alias
+        props = encode_properties(message_properties(message, delivery.subscription_ids, alias), PacketType.PUBLISH)
+        return encode_publish_parts(topic, message.payload, delivery.qos, delivery.retain, dup, props, 5)
+
+    def forget(self, topic: str) -> None:
+        """Undo an alias whose first PUBLISH was never sent (too large for the client)."""
+        if self._by_topic.get(topic) == len(self._by_topic):
+            del self._by_topic[topic]

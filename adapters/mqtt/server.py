@@ -1,0 +1,195 @@
+"""The thin asyncio layer of the MQTT adapter: bytes in, bytes out, timers, flow control.
+
+One `MQTTServerProtocol` per TCP (or TLS) connection feeds an `MQTTConnection`.
+Writes are coalesced: output produced by other clients' publishes is flushed
+once per event-loop iteration, not once per message. Transport backpressure
+pauses reading from this client and holds its QoS 1/2 deliveries in its
+session queue until the transport drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import Callable
+
+from core.broker import Broker
+
+from adapters.mqtt.connection import MQTTConnection
+from adapters.mqtt.errors import ReasonCode
+from adapters.mqtt.settings import MQTTSettings
+
+log = logging.getLogger("rosettamq.mqtt")
+
+LISTEN_BACKLOG = 4096
+
+
+class ConnectionTracker:
+    """The live connections of a listener (for shutdown and the admin API)."""
+
+    def __init__(self) -> None:
+        self.connections: set[MQTTConnection] = set()
+        self.opened = 0
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    def shutdown(self, reason: ReasonCode = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
+        for conn in list(self.connections):
+            conn.disconnect(reason, reason_string="server shutting down")
+
+
+class ConnectionDriver:
+    """Drives an `MQTTConnection` from an asyncio transport: flushing, deadlines, closing.
+
+    Shared by the TCP protocol here and the WebSocket adapter, whose transport
+    writes WebSocket frames instead of raw bytes.
+    """
+
+    def __init__(self, conn: MQTTConnection, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
+        self.conn = conn
+        self._write = write
+        self._close_transport = close
+        self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        conn.on_output = self._schedule_flush
+
+    def feed(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        conn = self.conn
+        data = conn.data_to_send()
+        if data:
+            self._write(data)
+        if conn.closing:
+            self._closed = True
+            self._cancel_timer()
+            self._close_transport()
+            return
+        self._arm_timer()
+
+    def lost(self) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.conn.connection_lost()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.next_deadline()
+        if deadline is None:
+            self._cancel_timer()
+            return
+        # Keep an earlier timer: when it fires it re-arms at the current deadline.
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        self._cancel_timer()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.conn.handle_timeout(self._loop.time())
+        self.flush()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+
+class MQTTServerProtocol(asyncio.Protocol):
+    """asyncio protocol for MQTT over TCP/TLS."""
+
+    def __init__(self, broker: Broker, settings: MQTTSettings, tracker: ConnectionTracker, listener: str) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._tracker = tracker
+        self._listener = listener
+        self._transport: asyncio.Transport | None = None
+        self._driver: ConnectionDriver | None = None
+        # uvloop binds data_received when the transport is made: dispatch through our own attribute.
+        self._on_data: Callable[[bytes], None] = lambda data: None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        peer = _format_peer(transport.get_extra_info("peername"))
+        loop = asyncio.get_running_loop()
+        conn = MQTTConnection(self._broker, self._settings, peer=peer, listener=self._listener, clock=loop.time)
+        self._driver = ConnectionDriver(conn, transport.write, transport.close)
+        self._on_data = self._driver.feed
+        self._tracker.connections.add(conn)
+        self._tracker.opened += 1
+        self._driver.flush()  # arms the CONNECT deadline
+
+    def data_received(self, data: bytes) -> None:
+        self._on_data(data)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._driver is not None:
+            self._tracker.connections.discard(self._driver.conn)
+            self._driver.lost()
+
+    def pause_writing(self) -> None:
+        if self._driver is not None and self._transport is not None:
+            self._driver.conn.set_writable(False)
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._driver is not None and self._transport is not None:
+            self._transport.resume_reading()
+            self._driver.conn.set_writable(True)
+            self._driver.flush()
+
+
+async def start_mqtt_server(
+    broker: Broker,
+    settings: MQTTSettings,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    listener: str = "mqtt",
+    tracker: ConnectionTracker | None = None,
+) -> tuple[asyncio.Server, ConnectionTracker]:
+    """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets)."""
+    tracker = tracker if tracker is not None else ConnectionTracker()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: MQTTServerProtocol(broker, settings, tracker, listener),
+        host,
+        port,
+        ssl=ssl_context,
+        backlog=LISTEN_BACKLOG,
+        reuse_address=True,
+    )
+    return server, tracker
+
+
+def _format_peer(peername: object) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername or "")

@@ -1,0 +1,160 @@
+"""The gateway process: one core, the listeners the config turns on, and an orderly stop.
+
+`Gateway.start()` loads the store, starts the listeners (port 0 = the OS picks;
+the real ports are in `Gateway.ports` and in the log), and arms the core's
+deadline timer. `Gateway.stop()` is the graceful shutdown, step by step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
+from adapters.mqtt.settings import MQTTSettings
+from core.broker import Broker
+from core.sessions import SessionLimits
+from core.stores.base import Store
+from core.stores.memory import MemoryStore
+
+from gateway.config import Config
+
+log = logging.getLogger("rosettamq.gateway")
+
+SHUTDOWN_GRACE = 2.0  # seconds given to clients to receive their DISCONNECT
+
+
+def mqtt_settings(config: Config) -> MQTTSettings:
+    limits = config.mqtt_limits
+    return MQTTSettings(
+        max_packet_size=limits.max_packet_size,
+        receive_maximum=limits.max_inflight,
+        max_keepalive=limits.max_keepalive,
+        retain_available=limits.retain_available,
+        max_qos=limits.max_qos,
+        topic_alias_maximum=limits.topic_alias_maximum,
+        session_expiry_max=limits.session_expiry_max,
+    )
+
+
+def session_limits(config: Config) -> SessionLimits:
+    limits = config.mqtt_limits
+    return SessionLimits(max_queued=limits.max_queued_messages, max_inflight=limits.max_inflight)
+
+
+def open_store(config: Config) -> Store:
+    if not config.store.is_memory:
+        log.warning(
+            "store path=%s requested, but this build keeps state in memory only; "
+            "set [store] path = \"memory\" to silence this", config.store.path,
+        )
+    return MemoryStore()
+
+
+class DeadlineTimer:
+    """Runs the core's time-driven work (delayed wills, session expiry) at its deadlines."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = None
+        broker.mqtt_sessions.on_deadline_change = self.rearm
+
+    def rearm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        deadline = self._broker.next_deadline()
+        if deadline is not None:
+            self._handle = self._loop.call_later(max(0.0, deadline - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        try:
+            self._broker.run_due()
+        finally:
+            self.rearm()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+@dataclass
+class Gateway:
+    """Everything one gateway process runs."""
+
+    config: Config
+    store: Store | None = None
+    broker: Broker = field(init=False)
+    ports: dict[str, int] = field(default_factory=dict)
+    mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
+    _servers: list[asyncio.Server] = field(default_factory=list)
+    _timer: DeadlineTimer | None = None
+    _stopped: asyncio.Event | None = None
+
+    def __post_init__(self) -> None:
+        store = self.store if self.store is not None else open_store(self.config)
+        self.broker = Broker(store, limits=session_limits(self.config))
+
+    async def start(self) -> None:
+        self._stopped = asyncio.Event()
+        self.broker.start()
+        self._timer = DeadlineTimer(self.broker)
+        self._timer.rearm()
+        settings = mqtt_settings(self.config)
+        if self.config.mqtt.enabled:
+            listen = self.config.mqtt.listen
+            server, _ = await start_mqtt_server(
+                self.broker, settings, listen.host, listen.port, listener="mqtt", tracker=self.mqtt_connections
+            )
+            self._register("mqtt", server)
+        if self.config.mqtt_tls.enabled:
+            listen = self.config.mqtt_tls.listen
+            server, _ = await start_mqtt_server(
+                self.broker, settings, listen.host, listen.port,
+                ssl_context=self.config.mqtt_tls.ssl_context(), listener="mqtt_tls", tracker=self.mqtt_connections,
+            )
+            self._register("mqtt_tls", server)
+
+    def _register(self, name: str, server: asyncio.Server) -> None:
+        self._servers.append(server)
+        sockname = server.sockets[0].getsockname()
+        self.ports[name] = sockname[1]
+        log.info("listening protocol=%s address=%s port=%d", name, sockname[0], sockname[1])
+
+    def write_ports_file(self, path: str) -> None:
+        """Write {"listener": port} as JSON, atomically (for scripts and tests using port 0)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(self.ports, handle)
+        os.replace(tmp, path)
+
+    async def stop(self) -> None:
+        """Graceful shutdown."""
+        # 1. Stop accepting new connections.
+        for server in self._servers:
+            server.close()
+        # 2. Tell every client why (MQTT 5: DISCONNECT 0x8B "server shutting down"), then close.
+        self.mqtt_connections.shutdown()
+        # 3. Give the transports a moment to write those DISCONNECTs.
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
+        while len(self.mqtt_connections) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for server in self._servers:
+            await server.wait_closed()
+        # 4. Stop the core's timers and flush the store.
+        if self._timer is not None:
+            self._timer.cancel()
+        self.broker.close()
+        log.info("stopped")
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()

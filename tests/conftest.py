@@ -1,0 +1,84 @@
+"""Shared fixtures: a real gateway on OS-chosen loopback ports, run in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Callable, Iterator, TypeVar
+
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import Config, config_from_dict
+
+T = TypeVar("T")
+
+LOOPBACK = "127.0.0.1"
+
+
+def make_config(**sections: dict[str, Any]) -> Config:
+    """Every listener off except MQTT on 127.0.0.1:0, memory store; `sections` override."""
+    data: dict[str, Any] = {
+        "mqtt": {"listen": f"{LOOPBACK}:0"},
+        "ws": {"enabled": False},
+        "amqp": {"enabled": False},
+        "coap": {"enabled": False},
+        "http": {"enabled": False},
+        "store": {"path": "memory"},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return config_from_dict(data)
+
+
+class RunningGateway:
+    """A `Gateway` running on its own event loop in a thread; tests talk to it over loopback."""
+
+    def __init__(self, config: Config, store: Any = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.gateway = Gateway(config, store=store)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="gateway", daemon=True)
+        self._thread.start()
+        self.call_async(self.gateway.start())
+
+    @property
+    def mqtt_port(self) -> int:
+        return self.gateway.ports["mqtt"]
+
+    @property
+    def broker(self):  # type: ignore[no-untyped-def]
+        return self.gateway.broker
+
+    def call(self, fn: Callable[[], T], timeout: float = 10) -> T:
+        """Run `fn` on the gateway's loop (the core is not thread-safe) and return its result."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # pragma: no cover - re-raised in the test thread
+                future.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def call_async(self, coro: Any, timeout: float = 10) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        try:
+            self.call_async(self.gateway.stop(), timeout=15)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture
+def gateway() -> Iterator[RunningGateway]:
+    running = RunningGateway(make_config())
+    try:
+        yield running
+    finally:
+        running.stop()
