@@ -65,8 +65,9 @@ class Router:
         if message.retain:
             self.set_retained(message)
         topic = message.topic
+        matched, shared = self._trie.match_all(topic)  # one walk of the trie
         merged: dict[Subscriber, list] = {}
-        for subscriber, options in self._trie.match(topic):
+        for subscriber, options in matched:
             if options.no_local and subscriber.is_origin_of(message):
                 continue
             entry = merged.get(subscriber)
@@ -82,7 +83,7 @@ class Router:
         for subscriber, (qos, rap, ids) in merged.items():
             subscriber.deliver(Delivery(message, min(qos, qos_in), message.retain and rap, ids), cache)
             count += 1
-        for share, members in self._trie.match_shared(topic):
+        for share, members in shared:
             chosen = self._pick_share_member(share, members, message)
             if chosen is not None:
                 subscriber, options = chosen

@@ -24,20 +24,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 say() { printf 'test.sh: %s\n' "$*"; }
 die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
 
-have() {  # a command on PATH, or in an sbin folder a non-root PATH may lack
-    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
-}
-
-apt_install() {
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install $* by hand, or set ROSETTAMQ_SKIP_APT=1"
-        sudo=(sudo)
-    fi
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+. scripts/lib.sh
 
 # 1. Debian peers
 packages=() missing=()
@@ -56,34 +43,8 @@ else
 fi
 
 # 2. Python virtualenv with the project and its test extra
-command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python >= 3.11)"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || die "$PYTHON is $("$PYTHON" -V 2>&1); RosettaMQ needs Python >= 3.11"
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-    say "venv: reusing $VENV"
-else
-    if [ -n "$(ls -A "$VENV" 2>/dev/null)" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
-        die "$VENV exists and is not a virtualenv; remove it or set ROSETTAMQ_VENV"
-    fi
-    if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-        say "venv: $PYTHON lacks ensurepip; apt-get install python3-venv"
-        if [ "${ROSETTAMQ_SKIP_APT:-0}" = 1 ]; then die "python3-venv needed but ROSETTAMQ_SKIP_APT=1"; fi
-        apt_install python3-venv
-    fi
-    say "venv: creating $VENV with $("$PYTHON" -V 2>&1)"
-    "$PYTHON" -m venv --clear "$VENV"  # --clear: repairs a half-made venv (no pip)
-fi
-
-# pip only when pyproject.toml (or the interpreter) changed since the last install
-stamp="$VENV/.rosettamq-install-stamp"
-want="$(cat pyproject.toml; "$VENV/bin/python" -V 2>&1)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    say "pip: project and test extra already installed"
-else
-    say "pip: install -e '.[test]'"
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
-    printf '%s' "$want" >"$stamp"
-fi
+ensure_venv
+install_project "[test]"
 
 # 3. pytest; "no tests collected" (exit 5) is a failure too
 say "pytest: $VENV/bin/python -m pytest -q $*"

@@ -1,0 +1,53 @@
+# Shared by scripts/start.sh and scripts/test.sh: apt peers and the project's virtualenv.
+# Expects VENV and PYTHON to be set, and say/die defined by the caller.
+
+have() {  # a command on PATH, or in an sbin folder a non-root PATH may lack
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
+
+apt_install() {
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install $* by hand, or set ROSETTAMQ_SKIP_APT=1"
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_venv() {  # a working virtualenv at $VENV made by $PYTHON (>= 3.11)
+    if ! command -v "$PYTHON" >/dev/null 2>&1 && [ "$PYTHON" = python3 ] && [ "${ROSETTAMQ_SKIP_APT:-0}" != 1 ]; then
+        say "python: none found; apt-get install python3 python3-venv"
+        apt_install python3 python3-venv
+    fi
+    command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python >= 3.11)"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "$PYTHON is $("$PYTHON" -V 2>&1); RosettaMQ needs Python >= 3.11"
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        say "venv: reusing $VENV"
+    else
+        if [ -n "$(ls -A "$VENV" 2>/dev/null)" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+            die "$VENV exists and is not a virtualenv; remove it or set ROSETTAMQ_VENV"
+        fi
+        if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+            say "venv: $PYTHON lacks ensurepip; apt-get install python3-venv"
+            if [ "${ROSETTAMQ_SKIP_APT:-0}" = 1 ]; then die "python3-venv needed but ROSETTAMQ_SKIP_APT=1"; fi
+            apt_install python3-venv
+        fi
+        say "venv: creating $VENV with $("$PYTHON" -V 2>&1)"
+        "$PYTHON" -m venv --clear "$VENV"  # --clear: repairs a half-made venv (no pip)
+    fi
+}
+
+install_project() {  # pip install -e ".$1" only when pyproject.toml or the interpreter changed
+    local extra="$1" stamp="$VENV/.rosettamq-install-stamp$1" want
+    want="$(cat pyproject.toml; "$VENV/bin/python" -V 2>&1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        say "pip: project${extra} already installed"
+    else
+        say "pip: install -e '.${extra}'"
+        "$VENV/bin/python" -m pip install -q -e ".${extra}"
+        printf '%s' "$want" >"$stamp"
+    fi
+}
