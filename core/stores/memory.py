@@ -7,7 +7,6 @@ behaviour is testable without a disk.
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 from core.message import Message
@@ -22,7 +21,17 @@ class MemoryStore(Store):
         self._state = StoredState()
 
     def load(self) -> StoredState:
-        return copy.deepcopy(self._state)
+        # A snapshot of the containers only: the records (sessions, deliveries,
+        # messages, options) are frozen and shared. A deep copy would also fail
+        # on a Message, whose `extra` is a read-only mapping proxy.
+        state = self._state
+        return StoredState(
+            sessions=dict(state.sessions),
+            subscriptions={client_id: dict(subs) for client_id, subs in state.subscriptions.items()},
+            deliveries={client_id: dict(items) for client_id, items in state.deliveries.items()},
+            incoming_qos2={client_id: set(ids) for client_id, ids in state.incoming_qos2.items()},
+            retained=dict(state.retained),
+        )
 
     def put_session(self, session: StoredSession) -> None:
         self._state.sessions[session.client_id] = session
