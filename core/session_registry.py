@@ -70,6 +70,7 @@ class SessionRegistry:
             existing.will_at = None  # a new connection cancels a delayed will [MQTT-3.1.3-9]
             existing.will = None
             existing.expire_at = None
+            existing.disconnected_at = None  # online again: a crash must not restore it as long offline
             existing.expiry_interval = expiry_interval
             existing.username = username
             if existing.persistent:
