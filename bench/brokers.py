@@ -1,0 +1,113 @@
+"""Start the brokers under test on free loopback ports: RosettaMQ and Debian's mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {proc.returncode}")
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@dataclass
+class Broker:
+    """A running broker process."""
+
+    name: str
+    proc: subprocess.Popen
+    port: int
+    workdir: tempfile.TemporaryDirectory
+
+    def rss(self) -> int:
+        """Resident memory in bytes."""
+        with open(f"/proc/{self.proc.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.workdir.cleanup()
+
+
+def start_rosettamq(extra_args: tuple[str, ...] = ()) -> Broker:
+    workdir = tempfile.TemporaryDirectory(prefix="bench-rmq-")
+    ports_file = Path(workdir.name) / "ports.json"
+    cmd = [
+        sys.executable, "-m", "gateway", "run", "--mqtt", f"{HOST}:0", "--store", "memory",
+        "--ports-file", str(ports_file), "--log-level", "warning", *extra_args,
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=_raise_fd_limit, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not ports_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("rosettamq did not start")
+        time.sleep(0.05)
+    port = json.loads(ports_file.read_text())["mqtt"]
+    _wait_listening(port, proc)
+    return Broker("rosettamq", proc, port, workdir)
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if found is None:
+        raise RuntimeError("mosquitto not installed: apt-get install -y mosquitto")
+    return found
+
+
+def start_mosquitto(persistence: bool = False) -> Broker:
+    workdir = tempfile.TemporaryDirectory(prefix="bench-mosq-")
+    port = free_port()
+    conf = Path(workdir.name) / "mosquitto.conf"
+    # set_tcp_nodelay: the gateway sets TCP_NODELAY too; without it mosquitto p99 is Nagle-bound.
+    lines = [f"listener {port} {HOST}", "allow_anonymous true", "max_queued_messages 1000", "set_tcp_nodelay true"]
+    if persistence:
+        lines += ["persistence true", f"persistence_location {workdir.name}/", "autosave_interval 1"]
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen(
+        [mosquitto_binary(), "-c", str(conf)], preexec_fn=_raise_fd_limit,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    _wait_listening(port, proc)
+    return Broker("mosquitto", proc, port, workdir)

@@ -1,0 +1,173 @@
+"""Benchmark scenarios; each connects to an MQTT broker at host:port and returns its figures.
+
+Every scenario is bounded in count and time and stops by itself. Throughputs
+are delivered messages per second measured at the subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from bench.clients import STAMP, BenchClient, open_client, publish_batch, publish_size
+
+Result = dict[str, float]
+Scenario = Callable[[str, int, "Params"], Awaitable[Result]]
+
+PAYLOAD = 64
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sizes of a run (`quick` ones for a smoke test)."""
+
+    messages: int = 200_000
+    fanout_messages: int = 10_000
+    subscribers: int = 50
+    qos1_messages: int = 50_000
+    window: int = 100
+    latency_rate: int = 1000
+    latency_seconds: float = 3.0
+    idle_connections: int = 10_000
+    timeout: float = 60.0
+
+    @classmethod
+    def quick(cls) -> "Params":
+        return cls(2_000, 200, 5, 1_000, 100, 200, 0.5, 200, 20.0)
+
+
+async def _flood(pub: BenchClient, topic: str, total: int, qos: int = 0) -> None:
+    batch = publish_batch(topic, b"x" * PAYLOAD, qos, BATCH)
+    sent = 0
+    while sent < total:
+        n = min(BATCH, total - sent)
+        await pub.write(batch if n == BATCH else publish_batch(topic, b"x" * PAYLOAD, qos, n))
+        sent += n
+
+
+async def _subscribers(host: str, port: int, count: int, topic_filter: str, qos: int, prefix: str) -> list[BenchClient]:
+    size = publish_size("bench/x" if "+" not in topic_filter else "bench/in/00", PAYLOAD, qos)
+    subs = [await open_client(host, port, f"{prefix}{i}", message_size=size, payload_size=PAYLOAD, qos=qos) for i in range(count)]
+    for sub in subs:
+        await sub.subscribe(topic_filter, qos)
+    return subs
+
+
+async def _timed(futures: list[asyncio.Future[None]], start: float, timeout: float) -> float:
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), timeout)
+    except asyncio.TimeoutError:
+        pass
+    return time.perf_counter() - start
+
+
+async def qos0_one_to_one(host: str, port: int, p: Params) -> Result:
+    (sub,) = await _subscribers(host, port, 1, "bench/x", 0, "q0s")
+    pub = await open_client(host, port, "q0p")
+    done = sub.expect(p.messages)
+    start = time.perf_counter()
+    await _flood(pub, "bench/x", p.messages)
+    elapsed = await _timed([done], start, p.timeout)
+    for c in (sub, pub):
+        c.close()
+    return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / p.messages}
+
+
+async def fanout_one_to_many(host: str, port: int, p: Params) -> Result:
+    subs = await _subscribers(host, port, p.subscribers, "bench/x", 0, "fos")
+    pub = await open_client(host, port, "fop")
+    waits = [s.expect(p.fanout_messages) for s in subs]
+    start = time.perf_counter()
+    await _flood(pub, "bench/x", p.fanout_messages)
+    elapsed = await _timed(waits, start, p.timeout)
+    total = sum(s.received for s in subs)
+    for c in (*subs, pub):
+        c.close()
+    return {"msgs_per_s": total / elapsed, "delivered": total / (p.fanout_messages * p.subscribers)}
+
+
+async def fanin_many_to_one(host: str, port: int, p: Params) -> Result:
+    (sub,) = await _subscribers(host, port, 1, "bench/in/+", 0, "fis")
+    pubs = [await open_client(host, port, f"fip{i}") for i in range(p.subscribers)]
+    each = p.messages // p.subscribers
+    done = sub.expect(each * p.subscribers)
+    start = time.perf_counter()
+    await asyncio.gather(*(_flood(pub, f"bench/in/{i:02d}", each) for i, pub in enumerate(pubs)))
+    elapsed = await _timed([done], start, p.timeout)
+    for c in (sub, *pubs):
+        c.close()
+    return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / (each * p.subscribers)}
+
+
+async def qos1_windowed(host: str, port: int, p: Params) -> Result:
+    """QoS 1 publisher keeping `window` messages unacknowledged; QoS 1 subscriber acking each."""
+    (sub,) = await _subscribers(host, port, 1, "bench/x", 1, "q1s")
+    pub = await open_client(host, port, "q1p")
+    done = sub.expect(p.qos1_messages)
+    start = time.perf_counter()
+    sent = 0
+    while sent < p.qos1_messages:
+        allowed = pub.acks_received + p.window - sent
+        if allowed <= 0:
+            await pub.expect(sent - p.window + min(p.window, p.window // 2 or 1))
+            continue
+        n = min(allowed, p.qos1_messages - sent)
+        await pub.write(publish_batch("bench/x", b"x" * PAYLOAD, 1, n, sent + 1))
+        sent += n
+    elapsed = await _timed([done, pub.expect(p.qos1_messages)], start, p.timeout)
+    for c in (sub, pub):
+        c.close()
+    return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / p.qos1_messages}
+
+
+async def latency_at_fixed_rate(host: str, port: int, p: Params) -> Result:
+    size = publish_size("bench/x", STAMP.size, 0)
+    sub = await open_client(host, port, "lts", message_size=size, payload_size=STAMP.size, latency=True)
+    await sub.subscribe("bench/x", 0)
+    pub = await open_client(host, port, "ltp")
+    count = int(p.latency_rate * p.latency_seconds)
+    interval = 1.0 / p.latency_rate
+    done = sub.expect(count)
+    start = time.perf_counter()
+    for i in range(count):
+        delay = start + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await pub.write(publish_batch("bench/x", STAMP.pack(time.perf_counter()), 0, 1))
+    await _timed([done], start, p.timeout)
+    lat = sorted(sub.latencies) or [float("nan")]
+    for c in (sub, pub):
+        c.close()
+    return {
+        "p50_ms": 1000 * statistics.median(lat),
+        "p99_ms": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        "delivered": len(sub.latencies) / count,
+    }
+
+
+async def idle_connections(host: str, port: int, p: Params, rss: Callable[[], int]) -> Result:
+    """Memory per idle connection: broker RSS after opening them, minus before, per connection."""
+    before = rss()
+    clients: list[BenchClient] = []
+    for start in range(0, p.idle_connections, 200):
+        chunk = range(start, min(start + 200, p.idle_connections))
+        clients += await asyncio.gather(*(open_client(host, port, f"idle{i}") for i in chunk))
+    await asyncio.sleep(0.5)  # let the broker settle its buffers before reading RSS (not a test)
+    after = rss()
+    for c in clients:
+        c.close()
+    await asyncio.gather(*(c.closed for c in clients))
+    return {"kib_per_conn": (after - before) / 1024 / p.idle_connections}
+
+
+THROUGHPUT: dict[str, Scenario] = {
+    "qos0_1to1": qos0_one_to_one,
+    "fanout_1to50": fanout_one_to_many,
+    "fanin_50to1": fanin_many_to_one,
+    "qos1_window100": qos1_windowed,
+    "latency": latency_at_fixed_rate,
+}
