@@ -1,0 +1,219 @@
+"""MQTT control packets as frozen, slotted dataclasses (no I/O, no encoding).
+
+One class per control packet of MQTT 3.1 (level 3), 3.1.1 (level 4) and 5.0
+(level 5). Fields that only exist in v5 (properties, most reason codes) are
+simply ignored when a packet is encoded for level 3 or 4. Reason codes are the
+v5 values (`errors.ReasonCode`) at every level; the codec translates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, Union
+
+from .properties import NO_PROPERTIES, Properties
+
+__all__ = [
+    "PacketType", "Will", "Connect", "ConnAck", "Publish", "PubAck", "PubRec",
+    "PubRel", "PubComp", "SubscriptionRequest", "Subscribe", "SubAck",
+    "Unsubscribe", "UnsubAck", "PingReq", "PingResp", "Disconnect", "Auth", "Packet",
+]
+
+
+class PacketType(IntEnum):
+    """The 4-bit control packet type in the fixed header (bits 7-4 of byte 1)."""
+
+    CONNECT = 1
+    CONNACK = 2
+    PUBLISH = 3
+    PUBACK = 4
+    PUBREC = 5
+    PUBREL = 6
+    PUBCOMP = 7
+    SUBSCRIBE = 8
+    SUBACK = 9
+    UNSUBSCRIBE = 10
+    UNSUBACK = 11
+    PINGREQ = 12
+    PINGRESP = 13
+    DISCONNECT = 14
+    AUTH = 15
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    """The will message carried by CONNECT."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """CONNECT. Levels: 3 = MQTT 3.1 ("MQIsdp"), 4 = 3.1.1, 5 = 5.0 ("MQTT")."""
+
+    packet_type: ClassVar[PacketType] = PacketType.CONNECT
+    client_id: str
+    protocol_name: str = "MQTT"
+    protocol_level: int = 4
+    clean_start: bool = True
+    keep_alive: int = 60
+    username: str | None = None
+    password: bytes | None = None
+    will: Will | None = None
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class ConnAck:
+    """CONNACK; `reason_code` is the v5 code, mapped to a v3 return code on encode."""
+
+    packet_type: ClassVar[PacketType] = PacketType.CONNACK
+    session_present: bool = False
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """PUBLISH; on v5 `topic` may be "" when a Topic Alias property is present."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PUBLISH
+    topic: str
+    payload: bytes = b""
+    qos: int = 0
+    retain: bool = False
+    dup: bool = False
+    packet_id: int | None = None
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class PubAck:
+    """PUBACK (QoS 1 acknowledgement)."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PUBACK
+    packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class PubRec:
+    """PUBREC (QoS 2, step 1)."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PUBREC
+    packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class PubRel:
+    """PUBREL (QoS 2, step 2)."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PUBREL
+    packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class PubComp:
+    """PUBCOMP (QoS 2, step 3)."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PUBCOMP
+    packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRequest:
+    """One topic filter with its subscription options (only `qos` exists before v5)."""
+
+    topic_filter: str
+    qos: int = 0
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """SUBSCRIBE with one or more subscription requests."""
+
+    packet_type: ClassVar[PacketType] = PacketType.SUBSCRIBE
+    packet_id: int
+    subscriptions: tuple[SubscriptionRequest, ...]
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class SubAck:
+    """SUBACK; v5 reason codes, failures become 0x80 on v3/v4."""
+
+    packet_type: ClassVar[PacketType] = PacketType.SUBACK
+    packet_id: int
+    reason_codes: tuple[int, ...]
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """UNSUBSCRIBE with one or more topic filters."""
+
+    packet_type: ClassVar[PacketType] = PacketType.UNSUBSCRIBE
+    packet_id: int
+    topic_filters: tuple[str, ...]
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubAck:
+    """UNSUBACK; the reason codes exist on v5 only (v3/v4 have no payload)."""
+
+    packet_type: ClassVar[PacketType] = PacketType.UNSUBACK
+    packet_id: int
+    reason_codes: tuple[int, ...] = ()
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class PingReq:
+    """PINGREQ."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PINGREQ
+
+
+@dataclass(frozen=True, slots=True)
+class PingResp:
+    """PINGRESP."""
+
+    packet_type: ClassVar[PacketType] = PacketType.PINGRESP
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """DISCONNECT; the reason code and properties exist on v5 only."""
+
+    packet_type: ClassVar[PacketType] = PacketType.DISCONNECT
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """AUTH (v5 only): enhanced authentication exchange."""
+
+    packet_type: ClassVar[PacketType] = PacketType.AUTH
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+Packet = Union[Connect, ConnAck, Publish, PubAck, PubRec, PubRel, PubComp, Subscribe,
+               SubAck, Unsubscribe, UnsubAck, PingReq, PingResp, Disconnect, Auth]
