@@ -46,6 +46,7 @@ class ListenAddress:
 
 
 _PORT = re.compile(r"[0-9]{1,5}")
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+")
 _HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 _IPV4ISH = re.compile(r"[0-9.]+")
 
@@ -107,8 +108,18 @@ class ListenerConfig:
 
 @dataclass(frozen=True, slots=True)
 class WSListenerConfig(ListenerConfig):
-    """MQTT over WebSocket (``[ws]``); `path` is the HTTP upgrade path."""
+    """MQTT over WebSocket (``[ws]``); `path` is the HTTP upgrade path.
+
+    `allowed_origins`: browser origins (``scheme://host[:port]``) allowed to
+    connect; empty allows all, and requests without an Origin header
+    (non-browser clients) are always allowed. `trust_proxy`: take the client
+    address from X-Forwarded-For. `ping_interval`: seconds between WebSocket
+    pings (0: none); a peer that misses a pong for as long is closed.
+    """
     path: str = "/mqtt"
+    allowed_origins: tuple[str, ...] = ()
+    trust_proxy: bool = False
+    ping_interval: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +150,11 @@ class TLSListenerConfig(ListenerConfig):
 
 @dataclass(frozen=True, slots=True)
 class WSSListenerConfig(TLSListenerConfig):
-    """MQTT over secure WebSocket (``[wss]``)."""
+    """MQTT over secure WebSocket (``[wss]``); the WebSocket keys are those of `WSListenerConfig`."""
     path: str = "/mqtt"
+    allowed_origins: tuple[str, ...] = ()
+    trust_proxy: bool = False
+    ping_interval: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +276,14 @@ class _Section:
             raise ConfigError(f"{self.name}.{key}: must be one of {', '.join(choices)}, got {value!r}")
         return value
 
+    def origins(self, key: str) -> tuple[str, ...]:
+        """An array of web origins like ``"https://example.com:8443"`` (no path, no slash)."""
+        value = self._get(key, list, [])
+        for item in value:
+            if not isinstance(item, str) or not _ORIGIN.fullmatch(item):
+                raise ConfigError(f'{self.name}.{key}: expected origins like "https://example.com", got {item!r}')
+        return tuple(value)
+
     def url_path(self, key: str, default: str) -> str:
         value: str = self.string(key, default)  # type: ignore[assignment]
         if not value.startswith("/"):
@@ -295,10 +317,20 @@ class _Section:
             _unknown(f"key in [{self.name}]", extra, self.known)
 
 
+def _ws_options(sec: _Section, default: WSListenerConfig | WSSListenerConfig) -> dict[str, Any]:
+    """The WebSocket keys shared by ``[ws]`` and ``[wss]``."""
+    return {
+        "path": sec.url_path("path", default.path),
+        "allowed_origins": sec.origins("allowed_origins"),
+        "trust_proxy": bool(sec.boolean("trust_proxy", default.trust_proxy)),
+        "ping_interval": sec.integer("ping_interval", default.ping_interval, 0, 86400),
+    }
+
+
 def _listener(sec: _Section, default: ListenerConfig) -> ListenerConfig:
     enabled, listen = sec.boolean("enabled", True), sec.listen(default.listen)
     if isinstance(default, WSListenerConfig):
-        result: ListenerConfig = WSListenerConfig(enabled, listen, sec.url_path("path", default.path))
+        result: ListenerConfig = WSListenerConfig(enabled, listen, **_ws_options(sec, default))
     else:
         result = ListenerConfig(enabled, listen)
     sec.done()
@@ -310,7 +342,7 @@ def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfi
     files = {key: sec.path(key) for key in ("certfile", "keyfile", "cafile")}
     require = bool(sec.boolean("require_client_cert", False))
     is_wss = isinstance(default, WSSListenerConfig)
-    path = sec.url_path("path", default.path) if is_wss else None  # type: ignore[attr-defined]
+    ws = _ws_options(sec, default) if is_wss else {}  # type: ignore[arg-type]
     sec.done()
     if files["certfile"] is None:
         # enabled = true, or other TLS keys without enabled = false: a forgotten certfile
@@ -324,7 +356,7 @@ def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfi
         if require and files["cafile"] is None:
             raise ConfigError(f"{sec.name}.require_client_cert: needs {sec.name}.cafile")
     args = (on, listen, files["certfile"], files["keyfile"], files["cafile"], require)
-    return WSSListenerConfig(*args, path) if is_wss else TLSListenerConfig(*args)  # type: ignore[arg-type]
+    return WSSListenerConfig(*args, **ws) if is_wss else TLSListenerConfig(*args)  # type: ignore[arg-type]
 
 
 def _mqtt(sec: _Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:

@@ -214,6 +214,40 @@ def test_a_websocket_path_must_start_with_a_slash() -> None:
         config_from_dict({"ws": {"path": "mqtt"}})
 
 
+def test_websocket_listeners_default_to_any_origin_no_proxy_and_20_second_pings() -> None:
+    for section in (Config().ws, Config().wss):
+        assert section.allowed_origins == ()
+        assert section.trust_proxy is False
+        assert section.ping_interval == 20
+
+
+def test_websocket_origin_proxy_and_ping_keys_are_read_for_ws_and_wss(tmp_path: Path) -> None:
+    touch(tmp_path, "server.pem")
+    keys = {"allowed_origins": ["https://app.example.com", "http://127.0.0.1:8080"],
+            "trust_proxy": True, "ping_interval": 0}
+    config = config_from_dict({"ws": dict(keys), "wss": {"certfile": "server.pem", **keys}}, base_dir=tmp_path)
+    for section in (config.ws, config.wss):
+        assert section.allowed_origins == ("https://app.example.com", "http://127.0.0.1:8080")
+        assert section.trust_proxy is True
+        assert section.ping_interval == 0
+
+
+@pytest.mark.parametrize("origin", ["example.com", "https://example.com/", "https://example.com/app", "", 8080])
+def test_an_allowed_origin_must_be_scheme_and_host_only(origin: object) -> None:
+    with pytest.raises(ConfigError, match=r"ws\.allowed_origins: expected origins like"):
+        config_from_dict({"ws": {"allowed_origins": [origin]}})
+
+
+def test_allowed_origins_must_be_an_array() -> None:
+    with pytest.raises(ConfigError, match=r"wss\.allowed_origins: expected array, got string"):
+        config_from_dict({"wss": {"allowed_origins": "https://example.com"}})
+
+
+def test_a_negative_ping_interval_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"ws\.ping_interval: must be from 0 to 86400, got -1"):
+        config_from_dict({"ws": {"ping_interval": -1}})
+
+
 # --- TLS ---------------------------------------------------------------------------
 
 
