@@ -286,12 +286,16 @@ def decode_properties(buf: bytes | bytearray, offset: int, end: int,
     `end` is the end of the enclosing packet. Returns the properties and the
     offset just after the block.
     """
-    r = decode_varint(buf, offset, end)
-    if r is None:
-        raise MalformedPacket("property length runs past the end of the packet")
-    length, pos = r
-    if length == 0:
-        return NO_PROPERTIES, pos
+    if offset < end and buf[offset] < 0x80:  # one-byte length: nearly always
+        length = buf[offset]
+        pos = offset + 1
+        if not length:
+            return NO_PROPERTIES, pos
+    else:
+        r = decode_varint(buf, offset, end)
+        if r is None:
+            raise MalformedPacket("property length runs past the end of the packet")
+        length, pos = r
     stop = pos + length
     if stop > end:
         raise MalformedPacket("properties run past the end of the packet")
