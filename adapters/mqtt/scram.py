@@ -53,14 +53,19 @@ class ScramCredentials:
         if not salt:
             raise ValueError("salt must not be empty")
         salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
-        client_key = _hmac(salted, b"Client Key")
-        return cls(salt, iterations, hashlib.sha256(client_key).digest(), _hmac(salted, b"Server Key"))
+        return cls.from_salted_password(salt, iterations, salted)
+
+    @classmethod
+    def from_salted_password(cls, salt: bytes, iterations: int, salted_password: bytes) -> ScramCredentials:
+        """Derive the stored keys from SaltedPassword (what a PBKDF2-SHA256 password file holds)."""
+        client_key = _hmac(salted_password, b"Client Key")
+        return cls(salt, iterations, hashlib.sha256(client_key).digest(), _hmac(salted_password, b"Server Key"))
 
 
-def _fake_credentials(username: str) -> ScramCredentials:
+def _fake_credentials(username: str, iterations: int = DEFAULT_ITERATIONS) -> ScramCredentials:
     """Deterministic stand-in for an unknown user, indistinguishable on the wire."""
     digest = _hmac(_FAKE_SECRET, b"scram-fake\x00" + username.encode("utf-8"))
-    return ScramCredentials(digest[:SALT_LENGTH], DEFAULT_ITERATIONS, _hmac(digest, b"stored"), _hmac(digest, b"server"))
+    return ScramCredentials(digest[:SALT_LENGTH], iterations, _hmac(digest, b"stored"), _hmac(digest, b"server"))
 
 
 def _valid_nonce(nonce: str) -> bool:
@@ -101,8 +106,10 @@ class ScramSha256:
         self,
         lookup: Callable[[str], ScramCredentials | None],
         nonce_factory: Callable[[], str] = lambda: secrets.token_urlsafe(18),
+        fake_iterations: int = DEFAULT_ITERATIONS,
     ) -> None:
         self._lookup = lookup
+        self._fake_iterations = fake_iterations  # match the real users' count, or it gives them away
         self._nonce_factory = nonce_factory
         self._state = "new"  # new -> started -> done
         self._username = ""
@@ -156,7 +163,7 @@ class ScramSha256:
             return self._fail()
         credentials = self._lookup(username)
         self._known = credentials is not None
-        self._credentials = credentials if credentials is not None else _fake_credentials(username)
+        self._credentials = credentials if credentials is not None else _fake_credentials(username, self._fake_iterations)
         self._username = username
         self._nonce = client_nonce + server_nonce
         self._client_first_bare = bare
@@ -190,6 +197,13 @@ class ScramSha256:
         return AuthStep(SUCCESS, b"v=" + base64.b64encode(server_signature), self._username)
 
 
-def scram_method_factory(lookup: Callable[[str], ScramCredentials | None]) -> Callable[[], ScramSha256]:
-    """A zero-argument factory for `MQTTSettings.auth_methods["SCRAM-SHA-256"]`."""
-    return lambda: ScramSha256(lookup)
+def scram_method_factory(
+    lookup: Callable[[str], ScramCredentials | None],
+    fake_iterations: Callable[[], int] = lambda: DEFAULT_ITERATIONS,
+) -> Callable[[], ScramSha256]:
+    """A zero-argument factory for `MQTTSettings.auth_methods["SCRAM-SHA-256"]`.
+
+    `fake_iterations` gives the iteration count unknown users are shown (read
+    per exchange, so it can follow a reloaded password file).
+    """
+    return lambda: ScramSha256(lookup, fake_iterations=fake_iterations())
