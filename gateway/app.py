@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
+from core.auth import Authenticator
 from core.broker import Broker
 from core.sessions import SessionLimits
 from core.stores.base import Store
 from core.stores.memory import MemoryStore
 
+from gateway.auth import build_authenticator, with_auth
 from gateway.config import Config
 
 log = logging.getLogger("rosettamq.gateway")
@@ -29,6 +31,7 @@ SHUTDOWN_GRACE = 2.0  # seconds given to clients to receive their DISCONNECT
 
 
 def mqtt_settings(config: Config) -> MQTTSettings:
+    """MQTT limits from the config (authentication is added by `gateway.auth.with_auth`)."""
     limits = config.mqtt_limits
     return MQTTSettings(
         max_packet_size=limits.max_packet_size,
@@ -91,6 +94,7 @@ class Gateway:
     config: Config
     store: Store | None = None
     broker: Broker = field(init=False)
+    authenticator: Authenticator | None = field(init=False)
     ports: dict[str, int] = field(default_factory=dict)
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
     _servers: list[asyncio.Server] = field(default_factory=list)
@@ -98,6 +102,7 @@ class Gateway:
     _stopped: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
+        self.authenticator = build_authenticator(self.config.auth)  # a bad password file fails here
         store = self.store if self.store is not None else open_store(self.config)
         self.broker = Broker(store, limits=session_limits(self.config))
 
@@ -106,7 +111,7 @@ class Gateway:
         self.broker.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()
-        settings = mqtt_settings(self.config)
+        settings = with_auth(mqtt_settings(self.config), self.authenticator)
         if self.config.mqtt.enabled:
             listen = self.config.mqtt.listen
             server, _ = await start_mqtt_server(

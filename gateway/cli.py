@@ -1,4 +1,4 @@
-"""The `rosettamq` command: `rosettamq run [--config FILE] [--mqtt HOST:PORT] ...`."""
+"""The `rosettamq` command: `rosettamq run [--config FILE] [--mqtt HOST:PORT] ...`, `rosettamq passwd`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import signal
 import sys
 from typing import Sequence
 
+from core.passwords import PasswordFileError
+
+from gateway import passwd
 from gateway.app import Gateway
 from gateway.config import Config, ConfigError, apply_cli_overrides, load_config
 
@@ -28,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", metavar="PATH", help='store path, or "memory"')
     run.add_argument("--ports-file", metavar="PATH", help="write the listening ports as JSON once ready")
     run.add_argument("--log-level", help="debug, info, warning, error")
+    passwd.add_parser(commands)
     return parser
 
 
@@ -68,6 +72,8 @@ def run_loop(coro) -> None:  # type: ignore[no-untyped-def]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "passwd":
+        return passwd.run(args)
     try:
         config = load_config(args.config)
         config = apply_cli_overrides(
@@ -85,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config, args.log_level)
     try:
         run_loop(serve(config, args.ports_file))
+    except PasswordFileError as exc:
+        log.error("cannot start: password file: %s", exc)
+        return 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
