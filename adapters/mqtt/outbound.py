@@ -43,11 +43,29 @@ def publish_parts(delivery: Delivery, level: int, dup: bool, cache: EncodeCache 
     message = delivery.message
     props = b""
     if level == 5:
-        props = encode_properties(message_properties(message, delivery.subscription_ids), PacketType.PUBLISH)
+        props = _properties_block(message, delivery.subscription_ids)
     parts = encode_publish_parts(message.topic, message.payload, delivery.qos, delivery.retain, dup, props, level)
     if cache is not None:
         cache[key] = parts
     return parts
+
+
+def _has_properties(message: Message) -> bool:
+    return bool(
+        message.payload_format_utf8
+        or message.expiry is not None
+        or message.content_type is not None
+        or message.response_topic is not None
+        or message.correlation_data is not None
+        or message.user_properties
+    )
+
+
+def _properties_block(message: Message, subscription_ids: tuple[int, ...]) -> bytes:
+    """The encoded MQTT 5 properties of a PUBLISH; the common empty case costs nothing."""
+    if not subscription_ids and not _has_properties(message):
+        return b"\x00"
+    return encode_properties(message_properties(message, subscription_ids), PacketType.PUBLISH)
 
 
 class TopicAliases:
