@@ -31,6 +31,7 @@ from adapters.mqtt.codec import MQTTDecoder, encode
 from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
 from adapters.mqtt.enhanced_auth import CONTINUE, SUCCESS, AuthMethod, AuthStep
 from adapters.mqtt.errors import (
+    CONNACK_REASONS,
     ProtocolViolation,
     ReasonCode,
     RemoteProtocolError,
@@ -44,6 +45,8 @@ from adapters.mqtt.properties import Properties
 from adapters.mqtt.settings import MQTTSettings
 
 log = logging.getLogger("rosettamq.mqtt")
+
+MAX_DETAIL = 200  # characters of an error detail kept for the log and the Reason String
 
 
 class State(enum.Enum):
@@ -106,6 +109,9 @@ class MQTTConnection:
         self._last_rx = self.clock()
         self._in_receive = True
         try:
+            if self.state is State.AWAIT_CONNECT and data and not self.decoder.buffered and data[0] >> 4 != 1:
+                # Not the start of a CONNECT: fail now rather than wait for a length it announces.
+                raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
             self.decoder.feed(data)
             while not self.closing:
                 packet = self.decoder.next_packet()
@@ -113,7 +119,10 @@ class MQTTConnection:
                     break
                 self._dispatch(packet)
         except UnsupportedProtocolVersion as exc:
-            self._refuse_version(exc)
+            if self.state is State.AWAIT_CONNECT:
+                self._refuse_version(exc)
+            else:  # a second CONNECT, whatever its version [MQTT-3.1.0-2]
+                self._fail(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
         except RemoteProtocolError as exc:
             self._fail(exc.reason_code, str(exc))
         except Exception:  # a bug of ours must cost one connection, never the process
@@ -218,9 +227,14 @@ class MQTTConnection:
             self.on_output()
 
     def _reason_props(self, reason_string: str | None) -> Properties:
-        if reason_string and self.problem_information:
-            return Properties(reason_string=reason_string)
-        return Properties()
+        if not reason_string or not self.problem_information:
+            return Properties()
+        # Fixed header, reason code and property framing take at most 13 bytes; the string
+        # must not push the packet past the client's Maximum Packet Size [MQTT-3.14.2-3].
+        limit = self.max_outgoing_packet
+        if limit is not None and len(reason_string.encode()) + 13 > limit:
+            return Properties()
+        return Properties(reason_string=reason_string)
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -397,13 +411,19 @@ class MQTTConnection:
 
     def _fail(self, reason: ReasonCode, detail: str) -> None:
         """A remote error: one log line, the right answer for the state and level, close."""
+        if len(detail) > MAX_DETAIL:  # details quote what the peer sent: bound the log line and reason string
+            detail = detail[:MAX_DETAIL] + "..."
         log.warning(
             "mqtt protocol error peer=%s client_id=%s reason=%s detail=%s",
             self.peer, self.client_id, ReasonCode(reason).name, detail,
         )
         if self.state is State.AWAIT_CONNECT or self.state is State.AUTHENTICATING:
-            if self.level == 5 and self.state is State.AUTHENTICATING:
-                self.send_packet(ConnAck(False, reason))
+            # A v5 client (its CONNECT's level is known even when the rest was malformed) is
+            # told why in a CONNACK [MQTT-3.1.4-1] (v5); 3.1.1 closes without one [MQTT-3.1.4-1].
+            if self.state is State.AUTHENTICATING or self.decoder.protocol_level == 5:
+                self.level = 5
+                code = reason if reason in CONNACK_REASONS else ReasonCode.PROTOCOL_ERROR
+                self.send_packet(ConnAck(False, code))
             self.close(publish_will=False)
         else:
             self.disconnect(ReasonCode(reason), publish_will=True, reason_string=detail)
