@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
@@ -30,6 +30,7 @@ class Received:
     payload: bytes
     qos: int
     retain: bool
+    properties: dict[str, Any] = field(default_factory=dict, compare=False)  # MQTT 5 ones paho saw
 
 
 class Inbox:
@@ -104,7 +105,11 @@ class PahoClient:
         self._connected.set()
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain)))
+        props: dict[str, Any] = {}
+        if self.protocol == mqtt.MQTTv5 and msg.properties is not None:
+            attributes = (name.replace(" ", "") for name in msg.properties.names)
+            props = {name: getattr(msg.properties, name) for name in attributes if hasattr(msg.properties, name)}
+        self.inbox.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), props))
 
     def _on_ack(self, client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
         with self._cond:

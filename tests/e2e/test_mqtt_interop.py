@@ -9,6 +9,7 @@ message the same client does receive, so nothing waits on a fixed sleep.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from typing import Callable, Iterator
 
@@ -303,6 +304,28 @@ def test_a_trailing_hash_matches_the_parent_level_and_everything_below(peers: Pe
     assert topics_of(inbox.until_topic("h/end")) == ["h", "h/a", "h/a/b/c", "h/end"]
 
 
+@pytest.mark.parametrize(
+    "topic_filter,expected",
+    [
+        ("+/a", ["/a"]),
+        ("/#", ["/a", "/"]),
+        ("a/+", ["a/", "a/b"]),
+        ("+", ["a"]),
+        ("+/+", ["/a", "/", "a/", "a/b"]),
+        ("+/#", ["/a", "/", "a/", "a", "a/b"]),
+        ("#", ["/a", "/", "a/", "a", "a/b"]),
+    ],
+)
+def test_empty_levels_are_levels_that_wildcards_match(peers: Peers, topic_filter: str, expected: list[str]) -> None:
+    inbox = peers.subscriber("paho-5", [topic_filter, "zz/end"], 0)
+    publish = peers.publisher("paho-311")
+    for topic in ("/a", "/", "a/", "a", "a/b", "$e/a", "zz/end"):
+        publish(topic, b"x", qos=1)
+
+    seen = topics_of(inbox.until_topic("zz/end"))
+    assert seen[:-1] == expected
+
+
 def test_root_wildcards_skip_dollar_topics_that_a_dollar_filter_receives(peers: Peers) -> None:
     everything = peers.subscriber("mosquitto-311", ["#"], 0)
     plus = peers.subscriber("paho-311", ["+/bar", "plain/bar"], 0)
@@ -561,3 +584,46 @@ def test_paho_keep_alive_pings_are_answered_and_the_connection_stays_up(peers: P
     client.publish("ka/paho", b"alive", qos=1)
     assert client.inbox.get() == Received("ka/paho", b"alive", 0, False)
 
+
+
+# -- MQTT 5 properties across versions --------------------------------------------------------
+
+V5_PROPERTY_ARGS = (
+    "-D", "publish", "user-property", "k", "v1",
+    "-D", "publish", "user-property", "k", "v2",
+    "-D", "publish", "content-type", "text/plain",
+    "-D", "publish", "response-topic", "reply/here",
+    "-D", "publish", "correlation-data", "abc",
+    "-D", "publish", "payload-format-indicator", "1",
+)
+
+
+@pytest.mark.parametrize("retain", [False, True])
+def test_mosquitto_pub_v5_properties_reach_paho_v5_and_v3_subscribers_get_the_bare_payload(
+    peers: Peers, retain: bool
+) -> None:
+    def subscribe() -> tuple[Inbox, Inbox, Inbox]:
+        return (
+            peers.subscriber("paho-5", ["props/t"], 1),
+            peers.subscriber("paho-311", ["props/t"], 1),
+            peers.subscriber("mosquitto-311", ["props/t"], 1),
+        )
+
+    inboxes = None if retain else subscribe()
+    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(peers.port), "-V", "5", "-q", "1",
+            "-t", "props/t", "-m", "with properties", *V5_PROPERTY_ARGS] + (["-r"] if retain else [])
+    assert subprocess.run(args, capture_output=True, timeout=30).returncode == 0
+    if inboxes is None:
+        inboxes = subscribe()  # the retained copy keeps its properties too
+    v5, v311, mosquitto = inboxes
+
+    expected = Received("props/t", b"with properties", 1, retain)
+    got = v5.get()
+    assert got == expected
+    assert got.properties["UserProperty"] == [("k", "v1"), ("k", "v2")]
+    assert got.properties["ContentType"] == "text/plain"
+    assert got.properties["ResponseTopic"] == "reply/here"
+    assert got.properties["CorrelationData"] == b"abc"
+    assert got.properties["PayloadFormatIndicator"] == 1
+    assert v311.get() == expected
+    assert mosquitto.get() == expected
