@@ -91,6 +91,8 @@ class Session:
         self.inflight: dict[int, InFlight] = {}
         self.queue: deque[tuple[int, Delivery]] = deque()
         self.incoming_qos2: set[int] = set()
+        # In-flight packet ids still to be resent on this connection, in the order first sent.
+        self.resend: deque[int] = deque()
         self.sink: SessionSink | None = None
         self.counters = SessionCounters()
         self.will: Message | None = None
@@ -133,7 +135,7 @@ class Session:
             else:
                 self.counters.slow_consumer_qos0 += 1
             return
-        if sink is not None and not self.queue and self._window_open(sink):
+        if sink is not None and not self.queue and not self.resend and self._window_open(sink):
             self._send_new(self._next_seq(), delivery, cache)
             return
         if len(self.queue) >= self.limits.max_queued:
@@ -211,19 +213,22 @@ class Session:
     # -- attachment ------------------------------------------------------------
 
     def attach(self, sink: SessionSink, resume: bool) -> None:
-        """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue."""
+        """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue.
+
+        PUBLISHes (DUP) and PUBRELs go out in their original order, and the new
+        connection's receive maximum bounds the resent PUBLISHes too
+        [MQTT-3.3.4-9]: the rest wait in `resend`, ahead of the queue.
+        """
         self.sink = sink
         self.disconnected_at = None
+        self.resend.clear()
         if resume:
-            for packet_id, entry in list(self.inflight.items()):
-                if entry.released:
-                    sink.send_pubrel(packet_id)
-                elif not sink.send_publish(packet_id, entry.delivery, True, None):
-                    self._forget(packet_id)
+            self.resend.extend(sorted(self.inflight, key=lambda packet_id: self.inflight[packet_id].seq))
         self.pump()
 
     def detach(self, now: float) -> None:
         self.sink = None
+        self.resend.clear()  # everything still in flight is resent on the next connection
         self.disconnected_at = now
 
     def pump(self) -> None:
@@ -231,6 +236,20 @@ class Session:
         sink = self.sink
         if sink is None:
             return
+        resend = self.resend
+        while resend:
+            packet_id = resend[0]
+            entry = self.inflight.get(packet_id)
+            if entry is not None and entry.released:
+                sink.send_pubrel(packet_id)  # not a PUBLISH: the window does not hold it back
+            elif entry is not None:
+                if not self._window_open(sink):
+                    return
+                resend.popleft()
+                if not sink.send_publish(packet_id, entry.delivery, True, None):
+                    self._forget(packet_id)
+                continue
+            resend.popleft()
         queue = self.queue
         while queue and self._window_open(sink):
             seq, delivery = queue.popleft()
@@ -265,7 +284,8 @@ class Session:
     # -- internals ---------------------------------------------------------------
 
     def _window_open(self, sink: SessionSink) -> bool:
-        return len(self.inflight) < min(sink.receive_maximum, self.limits.max_inflight) and sink.can_send()
+        sent = len(self.inflight) - len(self.resend)
+        return sent < min(sink.receive_maximum, self.limits.max_inflight) and sink.can_send()
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -292,6 +312,8 @@ class Session:
         entry = self.inflight.pop(packet_id, None)
         if entry is None:
             return False
+        if self.resend and packet_id in self.resend:
+            self.resend.remove(packet_id)
         if self.persistent:
             self._store.delete_delivery(self.client_id, entry.seq)
         return True
