@@ -70,7 +70,8 @@ def negotiate(connect: Connect, settings: MQTTSettings) -> ConnectTerms | Reason
     expiry = session_expiry_for(connect, settings)
     keep_alive = connect.keep_alive
     server_keep_alive = None
-    if connect.protocol_level == 5 and keep_alive > settings.max_keepalive:
+    # 0 asks for no keep alive at all: longer than any maximum (as Mosquitto treats it).
+    if connect.protocol_level == 5 and (keep_alive > settings.max_keepalive or keep_alive == 0):
         keep_alive = server_keep_alive = settings.max_keepalive
     if connect.protocol_level != 5:
         return ConnectTerms(client_id, assigned, expiry, keep_alive, Properties())
