@@ -88,6 +88,9 @@ class MQTTConnection:
         self.problem_information = True
         self.connected_at: float | None = None
         self.dropped_too_large = 0
+        # Why the server ended the connection (None: the client or the transport did);
+        # transports with their own close codes (WebSocket) translate it.
+        self.close_reason: ReasonCode | None = None
         self.inbound_aliases: dict[int, str] = {}
         self._outbound_aliases: TopicAliases | None = None
         self._out: list[bytes] = []
@@ -176,6 +179,7 @@ class MQTTConnection:
         """Server-initiated close: DISCONNECT with `reason` to v5 clients, then close."""
         if self.closing:
             return
+        self.close_reason = reason
         if self.state is State.CONNECTED and self.level == 5:
             self.send_packet(Disconnect(reason, self._reason_props(reason_string)))
         self.close(publish_will=publish_will)
@@ -417,6 +421,8 @@ class MQTTConnection:
             "mqtt protocol error peer=%s client_id=%s reason=%s detail=%s",
             self.peer, self.client_id, ReasonCode(reason).name, detail,
         )
+        if not self.closing:
+            self.close_reason = ReasonCode(reason)
         if self.state is State.AWAIT_CONNECT or self.state is State.AUTHENTICATING:
             # A v5 client (its CONNECT's level is known even when the rest was malformed) is
             # told why in a CONNACK [MQTT-3.1.4-1] (v5); 3.1.1 closes without one [MQTT-3.1.4-1].

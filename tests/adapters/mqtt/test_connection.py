@@ -369,6 +369,37 @@ def test_a_missed_keep_alive_closes_a_v311_client_without_a_disconnect(broker: B
     assert client.conn.data_to_send() == b""
 
 
+@pytest.mark.parametrize("level", [4, 5])
+def test_close_reason_says_why_the_server_ended_the_connection_and_stays_none_when_the_client_did(
+    broker: Broker, clock: FakeClock, level: int
+) -> None:
+    polite = peer(broker, clock, level=level)
+    polite.connect("polite")
+    polite.send(Disconnect())
+    assert polite.conn.closing and polite.conn.close_reason is None
+
+    lost = peer(broker, clock, level=level)
+    lost.connect("lost")
+    lost.conn.connection_lost()
+    assert lost.conn.close_reason is None
+
+    broken = peer(broker, clock, level=level)
+    broken.connect("broken")
+    broken.send_raw(b"\x00\x00")  # packet type 0 is reserved
+    assert broken.conn.closing and broken.conn.close_reason == ReasonCode.MALFORMED_PACKET
+
+    sleepy = peer(broker, clock, level=level)
+    sleepy.connect("sleepy", keep_alive=2)
+    sleepy.conn.handle_timeout(START + 3)
+    assert sleepy.conn.close_reason == ReasonCode.KEEP_ALIVE_TIMEOUT
+
+    stopped = peer(broker, clock, level=level)
+    stopped.connect("stopped")
+    stopped.conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN)
+    stopped.conn.disconnect(ReasonCode.ADMINISTRATIVE_ACTION)  # once closing, the first reason stays
+    assert stopped.conn.close_reason == ReasonCode.SERVER_SHUTTING_DOWN
+
+
 def test_keep_alive_zero_from_a_v311_client_sets_no_deadline(broker: Broker, clock: FakeClock) -> None:
     client = peer(broker, clock, level=4)
     client.connect("forever", keep_alive=0)
