@@ -96,6 +96,16 @@ def test_a_new_message_never_overtakes_queued_ones_when_the_window_reopens() -> 
     assert sink.payloads() == [b"a", b"b", b"c"]
 
 
+def test_a_new_message_waits_behind_queued_ones_even_when_the_window_is_open() -> None:
+    session = make_session()
+    sink = attached(session, writable=False)
+    session.deliver(delivery(b"first"))
+    sink.writable = True  # the transport drained, the queue has not been pumped yet
+    session.deliver(delivery(b"second"))
+    session.pump()
+    assert sink.payloads() == [b"first", b"second"]
+
+
 def test_the_session_limit_caps_the_window_below_the_clients_receive_maximum() -> None:
     session = make_session(max_inflight=3)
     sink = attached(session, receive_maximum=100)
@@ -187,6 +197,17 @@ def test_packet_ids_wrap_from_65535_to_1_skipping_ids_still_in_flight() -> None:
         session.deliver(delivery(b"%d" % n))
     assert [pid for pid, _, _ in sink.sent] == [1, 65534, 65535, 2]
     assert set(session.inflight) == {1, 2, 65534, 65535}
+
+
+def test_an_in_flight_id_65535_is_skipped_over_to_the_lowest_free_id() -> None:
+    session = make_session()
+    sink = attached(session)
+    session.deliver(delivery(b"one"))  # id 1
+    session._next_packet_id = 65535
+    session.deliver(delivery(b"top"))  # id 65535
+    session._next_packet_id = 65535  # both 65535 and 1 are still in flight
+    session.deliver(delivery(b"next"))
+    assert [pid for pid, _, _ in sink.sent] == [1, 65535, 2]
 
 
 def test_packet_ids_are_never_zero_and_unique_across_a_full_cycle() -> None:
