@@ -466,13 +466,19 @@ def test_paho_sees_per_filter_suback_codes_for_a_shared_filter_without_a_share_n
 # -- client identifiers and protocol levels ----------------------------------------------------
 
 
-def test_v311_clean_session_with_an_empty_client_id_gets_a_working_connection(peers: Peers) -> None:
-    client = peers.paho("311", client_id="", clean=True)
-    assert client.subscribe("anon/t", 1) == [1]
+def test_v311_clean_session_clients_with_empty_client_ids_get_distinct_working_connections(peers: Peers) -> None:
+    first = peers.paho("311", client_id="", clean=True)
+    second = peers.paho("311", client_id="", clean=True)
+    assert first.subscribe("anon/1", 1) == [1]
+    assert second.subscribe("anon/2", 1) == [1]
 
-    client.publish("anon/t", b"to myself", qos=1)
+    # Had both been given the same id, the second CONNECT would have taken the first one over.
+    first.publish("anon/2", b"to second", qos=1)
+    second.publish("anon/1", b"to first", qos=1)
 
-    assert client.inbox.get() == Received("anon/t", b"to myself", 1, False)
+    assert first.inbox.get() == Received("anon/1", b"to first", 1, False)
+    assert second.inbox.get() == Received("anon/2", b"to second", 1, False)
+    assert first.client.is_connected() and second.client.is_connected()
 
 
 def test_v311_persistent_session_with_an_empty_client_id_is_refused_with_return_code_2(gateway: RunningGateway) -> None:
