@@ -52,8 +52,10 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
         if packet_id in session.incoming_qos2:
             ack = PubRec(packet_id)  # a resent QoS 2 PUBLISH: acknowledge, never deliver twice [MQTT-4.3.3-10]
         else:
-            if len(session.incoming_qos2) >= conn.settings.receive_maximum:
-                raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")  # [MQTT-3.3.4-9]
+            # Only v5 clients were told our Receive Maximum [MQTT-3.3.4-9]; for 3.1.1 the
+            # 16-bit packet id space is the bound (as paho's max_inflight_messages_set assumes).
+            if conn.level == 5 and len(session.incoming_qos2) >= conn.settings.receive_maximum:
+                raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")
             count = broker.publish(message)
             session.add_incoming_qos2(packet_id)
             ack = PubRec(packet_id, _publish_reason(conn, count))
