@@ -76,7 +76,9 @@ class Inbox:
 class PahoClient:
     """A paho-mqtt 2.x client driven by its own network thread; every call waits for the broker's answer."""
 
-    def __init__(self, port: int, client_id: str = "", version: str = "5", *, clean: bool = True) -> None:
+    def __init__(
+        self, port: int, client_id: str = "", version: str = "5", *, clean: bool = True, max_inflight: int = 20
+    ) -> None:
         self.port = port
         self.version = version
         self.protocol = PAHO_PROTOCOLS[version]
@@ -85,7 +87,7 @@ class PahoClient:
             kwargs["clean_session"] = clean
         self.clean = clean
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
-        self.client.max_inflight_messages_set(20)
+        self.client.max_inflight_messages_set(max_inflight)
         self.inbox = Inbox()
         self.connack: tuple[Any, Any, Any] | None = None
         self._connected = threading.Event()

@@ -46,10 +46,12 @@ class Peers:
         self.port = gateway.mqtt_port
         self._made: list[PahoClient | MosquittoSub] = []
 
-    def paho(self, version: str = "5", client_id: str | None = None, *, clean: bool = True) -> PahoClient:
+    def paho(
+        self, version: str = "5", client_id: str | None = None, *, clean: bool = True, max_inflight: int = 20
+    ) -> PahoClient:
         if client_id is None:
             client_id = f"paho{version}-{uuid.uuid4().hex[:12]}"
-        client = PahoClient(self.port, client_id, version, clean=clean)
+        client = PahoClient(self.port, client_id, version, clean=clean, max_inflight=max_inflight)
         self._made.append(client)
         return client.connect()
 
@@ -182,6 +184,19 @@ def test_two_hundred_messages_from_one_paho_publisher_arrive_in_order(
     received = subscriber.inbox.take(200)
     assert [m.payload for m in received] == [str(i).encode() for i in range(200)]
     assert {m.qos for m in received} == {qos}
+
+
+def test_a_v311_publisher_with_a_wide_inflight_window_is_not_disconnected(peers: Peers) -> None:
+    """3.1.1 has no Receive Maximum: 100 unacknowledged QoS 2 messages are fine (paho allows setting that)."""
+    subscriber = peers.paho("311")
+    assert subscriber.subscribe("wide/t", 2) == [2]
+    publisher = peers.paho("311", max_inflight=100)
+
+    publisher.publish_many([("wide/t", str(i).encode()) for i in range(300)], 2)
+
+    received = subscriber.inbox.take(300)
+    assert [m.payload for m in received] == [str(i).encode() for i in range(300)]
+    assert publisher.client.is_connected()
 
 
 @pytest.mark.parametrize("qos", [1, 2])
