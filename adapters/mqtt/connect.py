@@ -59,6 +59,9 @@ def session_expiry_for(connect: Connect, settings: MQTTSettings) -> int:
 
 def negotiate(connect: Connect, settings: MQTTSettings) -> ConnectTerms | ReasonCode:
     """Everything the server decides about a valid CONNECT before authentication."""
+    props = connect.properties
+    if props.authentication_data is not None and props.authentication_method is None:
+        return ReasonCode.PROTOCOL_ERROR  # Authentication Data needs an Authentication Method [3.1.2.11.10]
     chosen = client_id_for(connect, settings)
     if isinstance(chosen, ReasonCode):
         return chosen

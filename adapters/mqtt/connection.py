@@ -300,7 +300,9 @@ class MQTTConnection:
         props = Properties(authentication_method=self._auth_method, authentication_data=step.data)
         if step.status == CONTINUE:
             self.send_packet(Auth(ReasonCode.CONTINUE_AUTHENTICATION, props))
-        elif step.status == SUCCESS and self.state is State.AUTHENTICATING:
+            return
+        self._auth = None  # the exchange is over: a further AUTH 0x18 is a protocol error
+        if step.status == SUCCESS and self.state is State.AUTHENTICATING:
             assert self._pending_connect is not None
             connect, terms = self._pending_connect
             self._pending_connect = None

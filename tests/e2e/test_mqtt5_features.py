@@ -914,3 +914,46 @@ def test_a_v5_client_asking_for_no_keep_alive_is_given_the_servers_maximum(
     gw = start_gateway(max_keepalive=30)
     client = connected(gw.mqtt_port, "ka-zero", keep_alive=0)
     assert client.connack.properties.server_keep_alive == 30  # type: ignore[attr-defined]
+
+
+def test_authentication_data_without_an_authentication_method_is_a_protocol_error(
+    scram_gateway: RunningGateway, wire: Callable[..., WireClient]
+) -> None:
+    client = wire(scram_gateway.mqtt_port)
+    answer = client.connect("auth-data-only", username=RFC_USER, password=RFC_PASSWORD.encode(),
+                            properties=Properties(authentication_data=b"n,,n=user,r=abc"))
+    assert isinstance(answer, ConnAck) and answer.reason_code == 0x82
+    assert client.closed_by_server()
+
+
+def test_re_authentication_on_a_connection_that_did_not_use_enhanced_auth_is_a_protocol_error(
+    scram_gateway: RunningGateway, wire: Callable[..., WireClient]
+) -> None:
+    client = wire(scram_gateway.mqtt_port)
+    connack = client.connect("reauth-plain", username=RFC_USER, password=RFC_PASSWORD.encode())
+    assert isinstance(connack, ConnAck) and connack.reason_code == 0  # a plain password login
+    client.send(Auth(0x19, _auth_props(ScramClient(RFC_USER, RFC_PASSWORD).first())))
+    assert expect_disconnect(client).reason_code == 0x82
+
+
+def test_an_auth_continue_outside_a_running_exchange_is_a_protocol_error(
+    scram_gateway: RunningGateway, wire: Callable[..., WireClient]
+) -> None:
+    client = wire(scram_gateway.mqtt_port)
+    scram = ScramClient(RFC_USER, RFC_PASSWORD)
+    assert _scram_connect(client, scram, "auth-stray").reason_code == 0
+    client.send(Auth(0x18, _auth_props(scram.final(b"r=" + scram.nonce.encode() + b"x,s=AAAA,i=4096"))))
+    assert expect_disconnect(client).reason_code == 0x82
+
+
+def test_empty_strings_and_empty_correlation_data_pass_through_as_present(
+    gateway: RunningGateway, connected: Callable[..., WireClient]
+) -> None:
+    subscriber = connected(gateway.mqtt_port, "empty-props-sub")
+    subscribe(subscriber, SubscriptionRequest("empty/props"))
+    publisher = connected(gateway.mqtt_port, "empty-props-pub")
+    sent = Properties(content_type="", correlation_data=b"", user_properties=(("", ""), ("k", "")))
+    publisher.send(Publish("empty/props", b"", properties=sent))
+    until_pingresp(publisher)
+    [message] = publishes(until_pingresp(subscriber))
+    assert message.properties == sent
