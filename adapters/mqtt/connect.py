@@ -72,6 +72,9 @@ def negotiate(connect: Connect, settings: MQTTSettings) -> ConnectTerms | Reason
             return refusal
     expiry = session_expiry_for(connect, settings)
     keep_alive = connect.keep_alive
+    if connect.protocol_level != 5 and keep_alive > settings.max_keepalive:
+        # 3.1.1 cannot be told a Server Keep Alive; mosquitto refuses such clients the same way.
+        return ReasonCode.CLIENT_IDENTIFIER_NOT_VALID
     server_keep_alive = None
     # 0 asks for no keep alive at all: longer than any maximum (as Mosquitto treats it).
     if connect.protocol_level == 5 and (keep_alive > settings.max_keepalive or keep_alive == 0):

@@ -109,7 +109,7 @@ class MQTTConnection:
         """Process bytes from the peer; answers accumulate for `data_to_send`."""
         if self.closing:
             return
-        self._last_rx = self.clock()
+        now = self.clock()
         self._in_receive = True
         try:
             if self.state is State.AWAIT_CONNECT and data and not self.decoder.buffered and data[0] >> 4 != 1:
@@ -120,6 +120,9 @@ class MQTTConnection:
                 packet = self.decoder.next_packet()
                 if packet is None:
                     break
+                # Keep-alive counts whole control packets, not bytes [MQTT-3.1.2-22]: a client
+                # trickling a packet that never completes does not stay connected.
+                self._last_rx = now
                 self._dispatch(packet)
         except UnsupportedProtocolVersion as exc:
             if self.state is State.AWAIT_CONNECT:
@@ -285,7 +288,9 @@ class MQTTConnection:
             Credentials("mqtt", terms.client_id, connect.username, connect.password, self.peer)
         ):
             log.warning("mqtt login refused peer=%s client_id=%s username=%s", self.peer, terms.client_id, connect.username)
-            self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+            # As mosquitto: no credentials at all is "not authorized", wrong ones "bad user name or password".
+            anonymous = connect.username is None
+            self._refuse(ReasonCode.NOT_AUTHORIZED if anonymous else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
             return
         self._accept(connect, terms, connect.username, Properties())
 
@@ -379,6 +384,8 @@ class MQTTConnection:
         """Validate an inbound PUBLISH and turn it into a core message (raises on bad input)."""
         topic = packet.topic
         props = packet.properties
+        if props.subscription_identifiers:
+            raise ProtocolViolation("subscription identifier in a PUBLISH from a client")  # [MQTT-3.3.4-6]
         if self.level == 5 and props.topic_alias is not None:
             alias = props.topic_alias
             if alias == 0 or alias > self.settings.topic_alias_maximum:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = 1000  # PBKDF2 iterations for test users
 TIMEOUT = 10.0
 SCRAM = "SCRAM-SHA-256"
+V311_NOT_AUTHORIZED = bytes([0x20, 0x02, 0x00, 0x05])  # no credentials: not authorized, as mosquitto
 V311_BAD_USERNAME_OR_PASSWORD = b"\x20\x02\x00\x04"  # CONNACK, no session, return code 4
 
 
@@ -220,12 +221,12 @@ def test_a_client_without_a_username_is_refused_when_anonymous_access_is_off(
     start_gateway: Callable[..., RunningGateway], password_file: Path
 ) -> None:
     running = start_gateway(password_file=str(password_file), allow_anonymous=False)
-    assert connack_v5(running.mqtt_port, None, None).reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
-    assert raw_connack_v311(running.mqtt_port, None, None) == V311_BAD_USERNAME_OR_PASSWORD
+    assert connack_v5(running.mqtt_port, None, None).reason_code == ReasonCode.NOT_AUTHORIZED
+    assert raw_connack_v311(running.mqtt_port, None, None) == V311_NOT_AUTHORIZED
 
 
 def test_a_password_file_without_allow_anonymous_refuses_anonymous_clients(secured: RunningGateway) -> None:
-    assert connack_v5(secured.mqtt_port, None, None).reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
+    assert connack_v5(secured.mqtt_port, None, None).reason_code == ReasonCode.NOT_AUTHORIZED
 
 
 def test_anonymous_clients_get_in_when_allowed_but_a_username_must_still_match(
@@ -242,7 +243,7 @@ def test_without_a_password_file_and_anonymous_access_off_everyone_is_refused(
     start_gateway: Callable[..., RunningGateway],
 ) -> None:
     running = start_gateway(allow_anonymous=False)
-    assert connack_v5(running.mqtt_port, None, None).reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
+    assert connack_v5(running.mqtt_port, None, None).reason_code == ReasonCode.NOT_AUTHORIZED
     assert connack_v5(running.mqtt_port, "alice", b"wonderland").reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
 
 

@@ -592,3 +592,58 @@ def test_hostile_bytes_after_connect_are_answered_or_closed_never_raised(level: 
         assert errors.records == []
     finally:
         logger.removeHandler(errors)
+
+
+def test_a_partial_packet_does_not_count_as_keep_alive_traffic(broker: Broker, clock: FakeClock) -> None:
+    peer = Peer(broker, clock, 4)
+    peer.connect(keep_alive=10)
+    clock.advance(9)
+    peer.send_raw(b"\x30\x7f")  # the start of a PUBLISH that never completes
+    clock.advance(6)  # 15 s since the last whole packet
+    peer.conn.handle_timeout()
+    assert peer.conn.closing
+
+
+def test_a_whole_packet_moves_the_keep_alive_deadline(broker: Broker, clock: FakeClock) -> None:
+    peer = Peer(broker, clock, 4)
+    peer.connect(keep_alive=10)
+    clock.advance(9)
+    peer.send(PingReq())
+    clock.advance(6)
+    peer.conn.handle_timeout()
+    assert not peer.conn.closing
+    assert peer.conn.next_deadline() == START + 9 + 15
+
+
+def test_a_subscription_identifier_in_a_client_publish_is_a_protocol_error(broker: Broker, clock: FakeClock) -> None:
+    peer = Peer(broker, clock, 5)
+    peer.connect()
+    peer.send(Publish("a/b", b"x", properties=Properties(subscription_identifiers=(3,))))
+    (disconnect,) = peer.received()
+    assert isinstance(disconnect, Disconnect) and disconnect.reason_code == ReasonCode.PROTOCOL_ERROR
+    assert peer.conn.closing
+
+
+def test_a_v311_keep_alive_above_the_server_maximum_is_refused_with_identifier_rejected(
+    broker: Broker, clock: FakeClock
+) -> None:
+    peer = Peer(broker, clock, 4, MQTTSettings(max_keepalive=60))
+    assert peer.connect(keep_alive=61).reason_code == ReasonCode.CLIENT_IDENTIFIER_NOT_VALID
+    assert peer.conn.closing
+
+
+class RefuseAll:
+    def authenticate(self, credentials: Any) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("username", "reason"),
+    [(None, ReasonCode.NOT_AUTHORIZED), ("bob", ReasonCode.BAD_USER_NAME_OR_PASSWORD)],
+)
+def test_a_refused_login_says_not_authorized_without_credentials_and_bad_credentials_with_them(
+    broker: Broker, clock: FakeClock, username: str | None, reason: ReasonCode
+) -> None:
+    peer = Peer(broker, clock, 5, MQTTSettings(authenticator=RefuseAll()))
+    password = None if username is None else b"wrong"
+    assert peer.connect(username=username, password=password).reason_code == reason
