@@ -9,6 +9,7 @@ the whole fan-out.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Iterable
 
 from core.message import Message
@@ -64,37 +65,45 @@ class Router:
         self.published += 1
         if message.retain:
             self.set_retained(message)
-        topic = message.topic
-        matched, shared = self._trie.match_all(topic)  # one walk of the trie
-        merged: dict[Subscriber, list] = {}
-        for subscriber, options in matched:
-            if options.no_local and subscriber.is_origin_of(message):
-                continue
-            entry = merged.get(subscriber)
-            if entry is None:
-                merged[subscriber] = [options.qos, options.retain_as_published, _ids(options)]
-            else:
-                entry[0] = max(entry[0], options.qos)
-                entry[1] = entry[1] or options.retain_as_published
-                entry[2] = entry[2] + _ids(options)
+        matched, shared = self._trie.match_all(message.topic)  # one walk of the trie
         cache: EncodeCache = {}
         count = 0
-        qos_in = message.qos
-        for subscriber, (qos, rap, ids) in merged.items():
-            subscriber.deliver(Delivery(message, min(qos, qos_in), message.retain and rap, ids), cache)
-            count += 1
+        if matched:
+            if len(matched) > 1 and len({subscriber for subscriber, _ in matched}) != len(matched):
+                matched = _merge_overlapping(message, matched)
+            count = self._deliver_each(message, matched, cache)
         for share, members in shared:
             chosen = self._pick_share_member(share, members, message)
             if chosen is not None:
                 subscriber, options = chosen
-                subscriber.deliver(
-                    Delivery(message, min(options.qos, qos_in), message.retain and options.retain_as_published, _ids(options)),
-                    cache,
-                )
+                subscriber.deliver(_delivery(message, options), cache)
                 count += 1
         if count == 0:
             self.dropped_no_subscribers += 1
         self.delivered += count
+        return count
+
+    @staticmethod
+    def _deliver_each(
+        message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]], cache: EncodeCache
+    ) -> int:
+        """Hand the message to each subscriber; subscribers with equal options share one Delivery."""
+        if len(matched) == 1:
+            subscriber, options = matched[0]
+            if options.no_local and subscriber.is_origin_of(message):
+                return 0
+            subscriber.deliver(_delivery(message, options), cache)
+            return 1
+        deliveries: dict[SubscriptionOptions, Delivery] = {}
+        count = 0
+        for subscriber, options in matched:
+            if options.no_local and subscriber.is_origin_of(message):
+                continue
+            delivery = deliveries.get(options)
+            if delivery is None:
+                delivery = deliveries[options] = _delivery(message, options)
+            subscriber.deliver(delivery, cache)
+            count += 1
         return count
 
     def set_retained(self, message: Message) -> None:
@@ -124,3 +133,38 @@ class Router:
 
 def _ids(options: SubscriptionOptions) -> tuple[int, ...]:
     return () if options.subscription_id is None else (options.subscription_id,)
+
+
+def _delivery(message: Message, options: SubscriptionOptions) -> Delivery:
+    """Delivered QoS = min(published, subscribed); retain kept live only with retain-as-published."""
+    return Delivery(
+        message,
+        min(options.qos, message.qos),
+        message.retain and options.retain_as_published,
+        _ids(options) if options.subscription_ids is None else options.subscription_ids,
+    )
+
+
+def _merge_overlapping(
+    message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]]
+) -> list[tuple[Subscriber, SubscriptionOptions]]:
+    """One entry per subscriber whose filters overlap: highest QoS, every subscription id.
+
+    MQTT 5 section 3.3.4 lets the server deliver once for overlapping subscriptions.
+    No-local applies per subscription, so those entries are dropped before merging.
+    """
+    merged: dict[Subscriber, SubscriptionOptions] = {}
+    for subscriber, options in matched:
+        if options.no_local and subscriber.is_origin_of(message):
+            continue
+        seen = merged.get(subscriber)
+        if seen is None:
+            merged[subscriber] = replace(options, no_local=False, subscription_ids=_ids(options))
+        else:
+            merged[subscriber] = replace(
+                seen,
+                qos=max(seen.qos, options.qos),
+                retain_as_published=seen.retain_as_published or options.retain_as_published,
+                subscription_ids=(seen.subscription_ids or ()) + _ids(options),
+            )
+    return list(merged.items())

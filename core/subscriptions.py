@@ -22,6 +22,8 @@ class SubscriptionOptions:
     retain_as_published: bool = False
     retain_handling: int = 0
     subscription_id: int | None = None
+    # Set only by the router when it merges overlapping subscriptions of one subscriber.
+    subscription_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,130 @@
+"""Router fan-out: merged overlapping subscriptions, no-local, shared groups, retained, shared deliveries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.message import Message, Origin
+from core.router import Router
+from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
+
+
+@dataclass(eq=False)
+class Recorder:
+    """A subscriber that records what it is given."""
+
+    client_id: str
+    online: bool = True
+    got: list[Delivery] = field(default_factory=list)
+    caches: list[int] = field(default_factory=list)
+
+    @property
+    def is_online(self) -> bool:
+        return self.online
+
+    def is_origin_of(self, message: Message) -> bool:
+        return message.origin.client_id == self.client_id
+
+    def deliver(self, delivery: Delivery, cache: EncodeCache) -> None:
+        self.got.append(delivery)
+        self.caches.append(id(cache))
+
+
+def msg(topic: str = "a/b", qos: int = 1, retain: bool = False, origin: str = "pub") -> Message:
+    return Message(topic, b"x", qos, retain, origin=Origin("mqtt", origin))  # type: ignore[arg-type]
+
+
+def test_delivered_qos_is_the_minimum_of_published_and_subscribed() -> None:
+    router, low, high = Router(), Recorder("low"), Recorder("high")
+    router.subscribe(low, "a/b", SubscriptionOptions(qos=0))
+    router.subscribe(high, "a/+", SubscriptionOptions(qos=2))
+    assert router.publish(msg(qos=1)) == 2
+    assert [d.qos for d in low.got] == [0]
+    assert [d.qos for d in high.got] == [1]
+
+
+def test_overlapping_subscriptions_deliver_once_with_the_highest_qos_and_every_identifier() -> None:
+    router, sub = Router(), Recorder("s")
+    router.subscribe(sub, "a/b", SubscriptionOptions(qos=0, subscription_id=1))
+    router.subscribe(sub, "a/#", SubscriptionOptions(qos=2, subscription_id=2))
+    assert router.publish(msg(qos=2)) == 1
+    (delivery,) = sub.got
+    assert delivery.qos == 2
+    assert sorted(delivery.subscription_ids) == [1, 2]
+
+
+def test_no_local_drops_only_the_subscription_that_asked_for_it() -> None:
+    router, sub = Router(), Recorder("pub")
+    router.subscribe(sub, "a/b", SubscriptionOptions(qos=1, no_local=True, subscription_id=1))
+    router.subscribe(sub, "a/#", SubscriptionOptions(qos=0, subscription_id=2))
+    router.publish(msg(qos=1))
+    (delivery,) = sub.got
+    assert delivery.subscription_ids == (2,) and delivery.qos == 0
+
+
+def test_no_local_alone_keeps_a_clients_own_message_from_it() -> None:
+    router, own, other = Router(), Recorder("pub"), Recorder("other")
+    for s in (own, other):
+        router.subscribe(s, "a/b", SubscriptionOptions(qos=1, no_local=True))
+    assert router.publish(msg()) == 1
+    assert own.got == [] and len(other.got) == 1
+
+
+def test_subscribers_with_equal_options_share_one_delivery_and_one_encode_cache() -> None:
+    router = Router()
+    subs = [Recorder(f"s{i}") for i in range(5)]
+    for s in subs:
+        router.subscribe(s, "a/b", SubscriptionOptions(qos=1))
+    router.publish(msg())
+    assert len({id(s.got[0]) for s in subs}) == 1
+    assert len({s.caches[0] for s in subs}) == 1
+
+
+def test_live_delivery_keeps_the_retain_flag_only_with_retain_as_published() -> None:
+    router, plain, rap = Router(), Recorder("plain"), Recorder("rap")
+    router.subscribe(plain, "a/b", SubscriptionOptions(qos=1))
+    router.subscribe(rap, "a/b", SubscriptionOptions(qos=1, retain_as_published=True))
+    router.publish(msg(retain=True))
+    assert plain.got[0].retain is False and rap.got[0].retain is True
+
+
+def test_a_shared_group_gets_each_message_once_round_robin_over_online_members() -> None:
+    router = Router()
+    members = [Recorder(f"m{i}") for i in range(3)]
+    members[1].online = False
+    for m in members:
+        router.subscribe(m, "$share/g/a/#", SubscriptionOptions(qos=1))
+    for _ in range(6):
+        assert router.publish(msg()) == 1
+    assert [len(m.got) for m in members] == [3, 0, 3]
+
+
+def test_an_offline_only_group_still_gets_the_message_queued_on_one_member() -> None:
+    router = Router()
+    members = [Recorder(f"m{i}", online=False) for i in range(2)]
+    for m in members:
+        router.subscribe(m, "$share/g/a/b", SubscriptionOptions(qos=1))
+    router.publish(msg())
+    assert sum(len(m.got) for m in members) == 1
+
+
+def test_retained_messages_are_stored_cleared_and_announced_to_listeners() -> None:
+    router, seen = Router(), []
+    router.retained_listeners.append(lambda m, cleared: seen.append((m.topic, cleared)))
+    router.publish(msg(retain=True))
+    assert [m.topic for m in router.retained_for("a/#")] == ["a/b"]
+    router.publish(Message("a/b", b"", 0, True))
+    assert router.retained_for("a/#") == []
+    assert seen == [("a/b", False), ("a/b", True)]
+
+
+def test_shared_subscriptions_get_no_retained_messages() -> None:
+    router = Router()
+    router.publish(msg(retain=True))
+    assert router.retained_for("$share/g/a/#") == []
+
+
+def test_a_publish_nobody_wants_is_counted() -> None:
+    router = Router()
+    assert router.publish(msg()) == 0
+    assert router.dropped_no_subscribers == 1
