@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
+from adapters.ws.server import WSListener, start_ws_server
+from adapters.ws.settings import WSSettings
 from core.auth import Authenticator
 from core.broker import Broker
 from core.sessions import SessionLimits
@@ -23,7 +25,7 @@ from core.stores.base import Store
 from core.stores.memory import MemoryStore
 
 from gateway.auth import build_authenticator, with_auth
-from gateway.config import Config
+from gateway.config import Config, WSListenerConfig, WSSListenerConfig
 
 log = logging.getLogger("rosettamq.gateway")
 
@@ -41,6 +43,17 @@ def mqtt_settings(config: Config) -> MQTTSettings:
         max_qos=limits.max_qos,
         topic_alias_maximum=limits.topic_alias_maximum,
         session_expiry_max=limits.session_expiry_max,
+    )
+
+
+def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig) -> WSSettings:
+    """The WebSocket listener's options; a frame may carry at most one maximum-size MQTT packet."""
+    return WSSettings(
+        path=section.path,
+        allowed_origins=section.allowed_origins,
+        trust_proxy=section.trust_proxy,
+        max_frame_size=config.mqtt_limits.max_packet_size,
+        ping_interval=float(section.ping_interval),
     )
 
 
@@ -98,6 +111,7 @@ class Gateway:
     ports: dict[str, int] = field(default_factory=dict)
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
     _servers: list[asyncio.Server] = field(default_factory=list)
+    ws_listeners: list[WSListener] = field(default_factory=list)
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
 
@@ -125,6 +139,19 @@ class Gateway:
                 ssl_context=self.config.mqtt_tls.ssl_context(), listener="mqtt_tls", tracker=self.mqtt_connections,
             )
             self._register("mqtt_tls", server)
+        for name, section in (("ws", self.config.ws), ("wss", self.config.wss)):
+            if section.enabled:
+                ssl_context = self.config.wss.ssl_context() if name == "wss" else None
+                ws, _ = await start_ws_server(
+                    self.broker, settings, ws_settings(self.config, section), section.listen.host, section.listen.port,
+                    ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections,
+                )
+                self.ws_listeners.append(ws)
+                self._register(name, ws.server)
+
+    def _open_connections(self) -> int:
+        """MQTT connections of every transport, plus WebSocket connections not yet upgraded."""
+        return len(self.mqtt_connections) + sum(len(ws.handshakes.pending) for ws in self.ws_listeners)
 
     def _register(self, name: str, server: asyncio.Server) -> None:
         self._servers.append(server)
@@ -144,11 +171,14 @@ class Gateway:
         # 1. Stop accepting new connections.
         for server in self._servers:
             server.close()
-        # 2. Tell every client why (MQTT 5: DISCONNECT 0x8B "server shutting down"), then close.
+        # 2. Tell every client why (MQTT 5: DISCONNECT 0x8B "server shutting down", WebSocket
+        #    close 1001), then close; WebSocket connections still in their HTTP upgrade just close.
+        for ws in self.ws_listeners:
+            ws.abort_handshakes()
         self.mqtt_connections.shutdown()
         # 3. Give the transports a moment to write those DISCONNECTs.
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
-        while len(self.mqtt_connections) and asyncio.get_running_loop().time() < deadline:
+        while self._open_connections() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         for server in self._servers:
             await server.wait_closed()

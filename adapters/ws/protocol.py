@@ -1,0 +1,126 @@
+"""The WebSocket side of MQTT over WebSocket, with no I/O: handshake policy, client address, close codes.
+
+The framing itself is websockets' Sans-I/O `ServerProtocol`; this module
+decides what it accepts, in one place each:
+
+- Path: only `WSSettings.path` upgrades (a query string is ignored); any other
+  path gets HTTP 404.
+- Subprotocol: the client must offer ``mqtt`` (MQTT 3.1.1 / 5) or
+  ``mqttv3.1`` (MQTT 3.1); offering neither, or nothing, is refused with
+  HTTP 400 before the upgrade, as Mosquitto does, so a browser's `WebSocket`
+  fails to open instead of opening and closing.
+- Origin: with an allow-list, a listed ``Origin`` passes and any other gets
+  HTTP 403; a request without ``Origin`` passes (non-browser clients send
+  none and could forge one anyway: the list protects browsers).
+- Client address: the socket's peer, or with `trust_proxy` the last entry of
+  ``X-Forwarded-For`` (the address your own proxy saw; entries to its left
+  come from the client and are not trusted).
+- Close codes: `close_code` maps why the MQTT connection ended to the
+  WebSocket close frame (RFC 6455 section 7.4).
+"""
+
+from __future__ import annotations
+
+import http
+import ipaddress
+from urllib.parse import urlsplit
+
+from websockets.datastructures import Headers
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from websockets.typing import Origin, Subprotocol
+
+from adapters.mqtt.errors import ReasonCode
+from adapters.ws.settings import WSSettings
+
+SUBPROTOCOLS = (Subprotocol("mqtt"), Subprotocol("mqttv3.1"))
+
+# MQTT reason codes that mean "the peer broke the protocol": WebSocket 1002.
+PROTOCOL_ERRORS = frozenset({
+    ReasonCode.MALFORMED_PACKET,
+    ReasonCode.PROTOCOL_ERROR,
+    ReasonCode.PACKET_TOO_LARGE,
+    ReasonCode.TOPIC_NAME_INVALID,
+    ReasonCode.TOPIC_ALIAS_INVALID,
+    ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+    ReasonCode.PAYLOAD_FORMAT_INVALID,
+    ReasonCode.QOS_NOT_SUPPORTED,
+    ReasonCode.RETAIN_NOT_SUPPORTED,
+})
+
+
+def new_protocol(settings: WSSettings) -> ServerProtocol:
+    """A fresh Sans-I/O server for one connection, with our subprotocols, origins and frame limit."""
+    origins: list[Origin | None] | None = None
+    if settings.allowed_origins:
+        origins = [Origin(o.lower()) for o in settings.allowed_origins]
+        origins.append(None)  # no Origin header: not a browser
+    return ServerProtocol(
+        origins=origins,
+        subprotocols=list(SUBPROTOCOLS),
+        # Messages are streamed frame by frame into the MQTT decoder, never
+        # reassembled: bound each frame, not the message.
+        max_size=(None, settings.max_frame_size),
+    )
+
+
+def handshake_response(protocol: ServerProtocol, request: Request, settings: WSSettings) -> Response:
+    """The answer to an upgrade request: 101, or 404 / 400 / 403 / 426 with a short text."""
+    if urlsplit(request.path).path != settings.path:
+        return protocol.reject(http.HTTPStatus.NOT_FOUND, f"Not Found: MQTT over WebSocket is at {settings.path}\n")
+    return protocol.accept(request)
+
+
+def format_peer(peername: object) -> str:
+    """A socket address as "host:port" ("[v6]:port"), the form MQTT connections record."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername or "")
+
+
+def client_address(headers: Headers, peer: str, trust_proxy: bool) -> str:
+    """Who the client is: `peer` ("host:port"), or the proxy-reported address when trusted."""
+    if not trust_proxy:
+        return peer
+    hops = [hop.strip() for value in headers.get_all("X-Forwarded-For") for hop in value.split(",")]
+    hops = [hop for hop in hops if hop]
+    if not hops:
+        return peer
+    address = _parse_ip(hops[-1])
+    return address if address is not None else peer
+
+
+def _parse_ip(text: str) -> str | None:
+    """An IP address from an X-Forwarded-For entry ("1.2.3.4", "1.2.3.4:80", "[::1]:80", "::1")."""
+    candidates = [text]
+    if text.startswith("["):
+        candidates = [text[1:].partition("]")[0]]
+    elif text.count(":") == 1:
+        candidates.append(text.partition(":")[0])
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
+def close_code(reason: ReasonCode | None) -> tuple[CloseCode, str]:
+    """The WebSocket close frame for an MQTT connection the server ended with `reason`.
+
+    None (the client sent DISCONNECT) and every MQTT-level answer (CONNACK
+    refusal, keep-alive timeout, session taken over) close normally with
+    1000: MQTT already said why. Shutdown is 1001, a peer's protocol error
+    1002, our own failure 1011.
+    """
+    if reason is None:
+        return CloseCode.NORMAL_CLOSURE, ""
+    if reason == ReasonCode.SERVER_SHUTTING_DOWN:
+        return CloseCode.GOING_AWAY, "server shutting down"
+    if reason in PROTOCOL_ERRORS:
+        return CloseCode.PROTOCOL_ERROR, f"MQTT {ReasonCode(reason).name.lower().replace('_', ' ')}"
+    if reason == ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR:
+        return CloseCode.INTERNAL_ERROR, "internal error"
+    return CloseCode.NORMAL_CLOSURE, ""

@@ -1,0 +1,24 @@
+"""The WebSocket listener's options, as one value (built by the gateway from ``[ws]`` / ``[wss]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WSSettings:
+    """What one WebSocket listener accepts.
+
+    `max_frame_size` is the largest frame payload read (the gateway sets it to
+    the MQTT maximum packet size); messages are not reassembled, so their size
+    is bounded only by MQTT's own packet limit. `ping_interval` 0 sends no
+    pings. Times are in seconds.
+    """
+
+    path: str = "/mqtt"
+    allowed_origins: tuple[str, ...] = ()  # empty: any origin
+    trust_proxy: bool = False
+    max_frame_size: int = 1024 * 1024
+    ping_interval: float = 20.0
+    handshake_timeout: float = 10.0
+    close_timeout: float = 5.0
