@@ -26,6 +26,7 @@ from core.stores.memory import MemoryStore
 
 from gateway.auth import build_authenticator, with_auth
 from gateway.config import Config, WSListenerConfig, WSSListenerConfig
+from gateway.http import HTTPServer
 
 log = logging.getLogger("rosettamq.gateway")
 
@@ -112,6 +113,7 @@ class Gateway:
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
     _servers: list[asyncio.Server] = field(default_factory=list)
     ws_listeners: list[WSListener] = field(default_factory=list)
+    _http: HTTPServer | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
 
@@ -148,6 +150,11 @@ class Gateway:
                 )
                 self.ws_listeners.append(ws)
                 self._register(name, ws.server)
+        if self.config.http.enabled:
+            listen = self.config.http.listen
+            self._http = HTTPServer(self)
+            self.ports["http"] = await self._http.start(listen.host, listen.port)
+            log.info("listening protocol=http address=%s port=%d", listen.host, self.ports["http"])
 
     def _open_connections(self) -> int:
         """MQTT connections of every transport, plus WebSocket connections not yet upgraded."""
@@ -168,9 +175,11 @@ class Gateway:
 
     async def stop(self) -> None:
         """Graceful shutdown."""
-        # 1. Stop accepting new connections.
+        # 1. Stop accepting new connections; finish HTTP requests in progress.
         for server in self._servers:
             server.close()
+        if self._http is not None:
+            await self._http.stop()
         # 2. Tell every client why (MQTT 5: DISCONNECT 0x8B "server shutting down", WebSocket
         #    close 1001), then close; WebSocket connections still in their HTTP upgrade just close.
         for ws in self.ws_listeners:

@@ -1,0 +1,81 @@
+"""The gateway's HTTP listener (aiohttp): health check and the browser dashboard.
+
+Routes:
+
+- ``GET /api/v1/health``: ``{"status": "ok", "listeners": {name: port}}``.
+- ``GET /dashboard``: the MQTT-over-WebSocket dashboard (examples/dashboard),
+  with ``/dashboard/config.json`` telling the page where the WebSocket
+  listeners are (their real ports, even when the config asked for port 0).
+
+`build_app` is the one place routes are added; the admin API extends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("rosettamq.http")
+
+DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "examples" / "dashboard"
+GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
+SHUTDOWN_TIMEOUT = 2.0  # seconds requests in progress get at shutdown
+
+
+async def health(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    return web.json_response({"status": "ok", "listeners": dict(gateway.ports)})
+
+
+async def dashboard_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/dashboard/")
+
+
+async def dashboard_index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(DASHBOARD_DIR / "index.html")
+
+
+async def dashboard_config(request: web.Request) -> web.Response:
+    """Where the page finds MQTT over WebSocket: {"ws": {"port", "path"}, "wss": {...}} for enabled ones."""
+    gateway = request.app[GATEWAY]
+    listeners: dict[str, Any] = {}
+    for name in ("ws", "wss"):
+        if name in gateway.ports:
+            listeners[name] = {"port": gateway.ports[name], "path": getattr(gateway.config, name).path}
+    return web.json_response(listeners, headers={"Cache-Control": "no-store"})
+
+
+def build_app(gateway: "Gateway") -> web.Application:
+    app = web.Application()
+    app[GATEWAY] = gateway
+    app.router.add_get("/api/v1/health", health)
+    if DASHBOARD_DIR.is_dir():
+        app.router.add_get("/dashboard", dashboard_redirect)
+        app.router.add_get("/dashboard/", dashboard_index)
+        app.router.add_get("/dashboard/config.json", dashboard_config)
+        app.router.add_static("/dashboard/", DASHBOARD_DIR)
+    else:  # an installed package without the examples folder
+        log.warning("dashboard files not found at %s; /dashboard is off", DASHBOARD_DIR)
+    return app
+
+
+class HTTPServer:
+    """The HTTP listener's lifecycle: `start` returns the bound port, `stop` is graceful."""
+
+    def __init__(self, gateway: "Gateway") -> None:
+        self._runner = web.AppRunner(build_app(gateway), shutdown_timeout=SHUTDOWN_TIMEOUT)
+
+    async def start(self, host: str, port: int) -> int:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        return int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
