@@ -24,7 +24,6 @@ from core.auth import Credentials
 from core.broker import Broker
 from core.message import Message, Origin, expiry_from_interval
 from core.subscriptions import Delivery, EncodeCache
-from core.topics import InvalidTopic, validate_topic_name
 
 from adapters.mqtt import handlers
 from adapters.mqtt.codec import MQTTDecoder, encode
@@ -36,7 +35,6 @@ from adapters.mqtt.errors import (
     ReasonCode,
     RemoteProtocolError,
     TopicAliasInvalid,
-    TopicNameInvalid,
     UnsupportedProtocolVersion,
 )
 from adapters.mqtt.outbound import TopicAliases, publish_parts
@@ -396,10 +394,8 @@ class MQTTConnection:
                 topic = self.inbound_aliases.get(alias, "")
                 if not topic:
                     raise ProtocolViolation(f"unknown topic alias {alias}")
-        try:
-            validate_topic_name(topic)
-        except InvalidTopic as exc:
-            raise TopicNameInvalid(str(exc)) from None
+        # The decoder already refused what validate_topic_name would: bad UTF-8, U+0000,
+        # wildcards and an empty name without an alias [MQTT-3.3.2-1, -2], [MQTT-1.5.4-1, -2].
         if packet.qos > self.settings.max_qos:
             raise RemoteProtocolError(f"QoS {packet.qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
         if packet.retain and not self.settings.retain_available:
