@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -173,3 +174,24 @@ def test_paho_over_secure_websocket_reaches_a_tcp_subscriber(certificate: tuple[
     finally:
         made.close()
         running.stop()
+
+
+# -- the example feeding the dashboard ----------------------------------------------------------
+
+
+def test_the_sensor_simulator_feeds_a_websocket_subscriber_over_tcp(gateway: RunningGateway, clients: Clients) -> None:
+    subscriber = clients.ws("311")
+    subscriber.subscribe("sensors/#", 0)
+    simulator = Path(__file__).resolve().parents[2] / "examples" / "sensor_simulator.py"
+    subprocess.run(
+        [sys.executable, str(simulator), "--host", HOST, "--port", str(gateway.mqtt_port),
+         "--interval", "0", "--count", "2", "--sensors", "2", "--seed", "7"],
+        check=True, capture_output=True, timeout=30,
+    )
+    received = subscriber.inbox.take(8)  # 2 readings x 2 sensors x (temperature, humidity)
+    assert sorted({m.topic for m in received}) == [
+        "sensors/t1/humidity", "sensors/t1/temperature", "sensors/t2/humidity", "sensors/t2/temperature",
+    ]
+    values = [float(m.payload) for m in received]
+    assert all(10 < v < 35 for v, m in zip(values, received) if m.topic.endswith("temperature"))
+    assert all(0 <= v <= 100 for v, m in zip(values, received) if m.topic.endswith("humidity"))
