@@ -58,9 +58,15 @@
     $("connect").textContent = client ? "Disconnect" : "Connect";
   }
 
+  // CONNACK codes that retrying cannot fix (3.1.1: 4, 5; MQTT 5: 0x86, 0x87, 0x8A).
+  const REFUSED_LOGIN = new Set([4, 5, 134, 135, 138]);
+
   function connect(url) {
     disconnect();
+    const username = $("username").value;
     client = mqtt.connect(url, {
+      username: username || undefined,
+      password: username ? $("password").value : undefined,
       protocolVersion: 5,
       clientId: "dashboard-" + Math.random().toString(16).slice(2, 10),
       clean: true,
@@ -76,7 +82,16 @@
     });
     client.on("reconnect", () => setStatus("reconnecting"));
     client.on("offline", () => setStatus("offline"));
-    client.on("error", (err) => setStatus("error", `error: ${err.message}`));
+    client.on("error", (err) => {
+      if (REFUSED_LOGIN.has(err.code)) {
+        // Wrong or missing credentials: stop retrying until the user connects again.
+        client.end(true);
+        client = null;
+        setStatus("error", "login refused: enter a user name and password, then Connect");
+      } else {
+        setStatus("error", `error: ${err.message}`);
+      }
+    });
     client.on("message", onMessage);
   }
 

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import pytest
 
+from core.passwords import PasswordFile
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.browser import Chromium, Page
 from tests.e2e.clients import PahoClient
@@ -129,3 +130,32 @@ def test_changing_the_filter_resubscribes_and_starts_a_fresh_table(
     assert page.evaluate("Array.from(document.querySelectorAll('#topics tbody tr'), r => r.dataset.topic)") == [
         "plant/line1/speed"
     ]
+
+
+def test_with_a_password_file_the_dashboard_stops_at_a_refused_login_then_logs_in(
+    tmp_path: Path, page: Page
+) -> None:
+    users = PasswordFile()
+    users.set("operator", "s3cret", iterations=1000)
+    users.save(tmp_path / "passwd")
+    running = RunningGateway(make_config(
+        ws={"enabled": True, "listen": f"{LOOPBACK}:0"},
+        http={"enabled": True, "listen": f"{LOOPBACK}:0"},
+        auth={"password_file": str(tmp_path / "passwd")},
+    ))
+    try:
+        page.navigate(f"http://{LOOPBACK}:{running.gateway.ports['http']}/dashboard/")
+        status = "document.getElementById('status')"
+        assert "login refused" in page.wait_for(f"{status}.dataset.state === 'error' && {status}.textContent")
+        assert page.evaluate("document.getElementById('connect').textContent") == "Connect"  # no retry loop
+
+        page.evaluate("""(() => {
+            document.getElementById('username').value = 'operator';
+            document.getElementById('password').value = 's3cret';
+            document.getElementById('connect').click();
+        })()""")
+        page.wait_for("document.getElementById('filter').dataset.subscribed === 'sensors/#'")
+        page.evaluate("document.getElementById('publish').click()")  # the form's default: sensors/dashboard/setpoint
+        assert page.wait_for(cell("sensors/dashboard/setpoint", "value"), timeout=SHOWS_UP) == "21.0"
+    finally:
+        running.stop()
