@@ -1,0 +1,207 @@
+"""A compact, versioned binary form of `Message` for disk stores.
+
+Layout (little-endian), format 1:
+
+    u8 format | u8 flags | f64 expiry | u16 user property count n
+    u32 lengths[9 + 2n]        (0xFFFFFFFF = None)
+    the fields' bytes, back to back
+
+flags: bits 0-1 QoS, bit 2 retain, bit 3 payload format UTF-8, bit 4 has
+expiry. The fields, in order: topic, payload, content type, correlation data,
+response topic, origin protocol, origin client id, origin username, `extra`,
+then each user property's name and value. Strings are UTF-8. `extra` holds
+simple values (None, bool, int, float, str, bytes, lists/tuples, dicts with
+str keys) in a small tagged encoding; lists come back as tuples.
+
+One `struct` call packs every length, so encoding costs a few microseconds;
+stores run it off the event loop (the SQLite store's writer thread).
+"""
+
+from __future__ import annotations
+
+import struct
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from core.message import Message, Origin
+
+FORMAT = 1
+NONE = 0xFFFFFFFF
+_HEAD = struct.Struct("<BBdH")
+_FIXED_FIELDS = 9
+_FLOAT = struct.Struct("<d")
+_LEN = struct.Struct("<I")
+
+
+class CodecError(ValueError):
+    """Bytes that are not a message this code can read."""
+
+
+def encode_message(message: Message) -> bytes:
+    """`message` as bytes; raises TypeError for an `extra` value that is not simple."""
+    origin = message.origin
+    fields: list[bytes | None] = [
+        message.topic.encode(),
+        message.payload,
+        _utf8(message.content_type),
+        message.correlation_data,
+        _utf8(message.response_topic),
+        origin.protocol.encode(),
+        origin.client_id.encode(),
+        _utf8(origin.username),
+        encode_value(dict(message.extra)) if message.extra else None,
+    ]
+    for name, value in message.user_properties:
+        fields.append(name.encode())
+        fields.append(value.encode())
+    expiry = message.expiry
+    flags = message.qos | message.retain << 2 | message.payload_format_utf8 << 3 | (expiry is not None) << 4
+    head = _HEAD.pack(FORMAT, flags, expiry or 0.0, len(message.user_properties))
+    lengths = struct.pack(f"<{len(fields)}I", *(NONE if f is None else len(f) for f in fields))
+    return b"".join([head, lengths, *(f for f in fields if f)])
+
+
+def decode_message(data: bytes) -> Message:
+    """The `Message` `encode_message` wrote; raises CodecError for anything else."""
+    try:
+        fmt, flags, expiry, n_props = _HEAD.unpack_from(data)
+        if fmt != FORMAT:
+            raise CodecError(f"message format {fmt}, this build reads {FORMAT}")
+        count = _FIXED_FIELDS + 2 * n_props
+        offset = _HEAD.size + 4 * count
+        fields: list[bytes | None] = []
+        for length in struct.unpack_from(f"<{count}I", data, _HEAD.size):
+            if length == NONE:
+                fields.append(None)
+                continue
+            end = offset + length
+            if end > len(data):
+                raise CodecError("message truncated")
+            fields.append(bytes(data[offset:end]))
+            offset = end
+        if offset != len(data):
+            raise CodecError("trailing bytes after message")
+        topic, payload, ctype, corr, resp, proto, client, user, extra = fields[:_FIXED_FIELDS]
+        props = fields[_FIXED_FIELDS:]
+        changes: dict[str, Any] = {}
+        if extra is not None:
+            changes["extra"] = MappingProxyType(_as_dict(decode_value(extra)))
+        return Message(
+            topic=_text(topic),
+            payload=payload or b"",
+            qos=flags & 3,  # type: ignore[arg-type]
+            retain=bool(flags & 4),
+            content_type=_opt_text(ctype),
+            correlation_data=corr,
+            response_topic=_opt_text(resp),
+            user_properties=tuple((_text(props[i]), _text(props[i + 1])) for i in range(0, len(props), 2)),
+            expiry=expiry if flags & 16 else None,
+            payload_format_utf8=bool(flags & 8),
+            origin=Origin(_text(proto), _text(client), _opt_text(user)),
+            **changes,
+        )
+    except CodecError:
+        raise
+    except (struct.error, ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CodecError(f"not a stored message: {exc}") from exc
+
+
+# -- simple values (Message.extra) ----------------------------------------------------------
+
+
+def encode_value(value: Any) -> bytes:
+    """A simple value as tagged bytes; raises TypeError for anything else."""
+    out = bytearray()
+    _put_value(out, value)
+    return bytes(out)
+
+
+def decode_value(data: bytes) -> Any:
+    value, end = _get_value(memoryview(data), 0)
+    if end != len(data):
+        raise CodecError("trailing bytes after value")
+    return value
+
+
+def _put_value(out: bytearray, value: Any) -> None:
+    if value is None:
+        out += b"N"
+    elif value is True or value is False:
+        out += b"T" if value else b"F"
+    elif isinstance(value, int):
+        _put_blob(out, b"i", str(value).encode())
+    elif isinstance(value, float):
+        out += b"d" + _FLOAT.pack(value)
+    elif isinstance(value, str):
+        _put_blob(out, b"s", value.encode())
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        _put_blob(out, b"b", bytes(value))
+    elif isinstance(value, (list, tuple)):
+        out += b"l" + _LEN.pack(len(value))
+        for item in value:
+            _put_value(out, item)
+    elif isinstance(value, Mapping):
+        out += b"m" + _LEN.pack(len(value))
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"extra keys must be str, not {type(key).__name__}")
+            _put_blob(out, b"s", key.encode())
+            _put_value(out, item)
+    else:
+        raise TypeError(f"cannot store a {type(value).__name__} in Message.extra")
+
+
+def _put_blob(out: bytearray, tag: bytes, data: bytes) -> None:
+    out += tag + _LEN.pack(len(data)) + data
+
+
+def _get_value(data: memoryview, offset: int) -> tuple[Any, int]:
+    if offset >= len(data):
+        raise CodecError("value truncated")
+    tag = data[offset : offset + 1].tobytes()
+    offset += 1
+    if tag == b"N":
+        return None, offset
+    if tag in (b"T", b"F"):
+        return tag == b"T", offset
+    if tag == b"d":
+        return _FLOAT.unpack_from(data, offset)[0], offset + _FLOAT.size
+    if tag in (b"i", b"s", b"b"):
+        (length,) = _LEN.unpack_from(data, offset)
+        start = offset + _LEN.size
+        raw = data[start : start + length].tobytes()
+        if len(raw) != length:
+            raise CodecError("value truncated")
+        value: Any = int(raw) if tag == b"i" else raw.decode() if tag == b"s" else raw
+        return value, start + length
+    if tag in (b"l", b"m"):
+        (count,) = _LEN.unpack_from(data, offset)
+        offset += _LEN.size
+        items = []
+        for _ in range(count * (2 if tag == b"m" else 1)):
+            item, offset = _get_value(data, offset)
+            items.append(item)
+        if tag == b"l":
+            return tuple(items), offset
+        return dict(zip(items[::2], items[1::2])), offset
+    raise CodecError(f"unknown value tag {tag!r}")
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CodecError("extra is not a mapping")
+    return value
+
+
+def _utf8(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
+
+
+def _text(data: bytes | None) -> str:
+    if data is None:
+        raise CodecError("a required text field is missing")
+    return data.decode()
+
+
+def _opt_text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
