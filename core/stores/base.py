@@ -17,6 +17,10 @@ from core.message import Message
 from core.subscriptions import SubscriptionOptions
 
 
+class StoreError(Exception):
+    """The store cannot be used: unreadable, corrupt, from a newer version, or in use."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredSession:
     """What survives of a session: identity, expiry and its will."""

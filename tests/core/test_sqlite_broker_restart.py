@@ -1,0 +1,87 @@
+"""A real Broker on a SqliteStore, closed and rebuilt from the file: what must come back does, what ended stays gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.broker import Broker
+from core.message import Message
+from core.stores.sqlite import SqliteStore
+from core.subscriptions import SubscriptionOptions
+
+from tests.core.test_session_registry import Clock, Collector, connect, will
+from tests.core.test_sessions import FakeSink
+
+
+def test_a_broker_reopened_on_the_sqlite_file_recovers_sessions_messages_qos2_ids_wills_and_retained(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "broker.db")
+    clock = Clock()
+    before = Broker(SqliteStore(path), clock=clock)
+    before.start()
+    registry = before.mqtt_sessions
+    session, _, sink = connect(registry, clean=False, expiry=3600)
+    session.subscribe("a/#", SubscriptionOptions(qos=2, subscription_id=7))
+    sink.receive_maximum = 2
+    before.publish(Message("a/1", b"one", 2))
+    before.publish(Message("a/2", b"two", 1))
+    before.publish(Message("a/3", b"three", 1))
+    before.publish(Message("a/4", b"four", 2, content_type="text/plain", user_properties=(("k", "v"),)))
+    before.publish(Message("r/t", b"kept", 0, retain=True))
+    id_one, id_two = sink.sent[0][0], sink.sent[1][0]
+    session.release(id_one)  # PUBREC came for "one": PUBREL must follow after the restart
+    assert session.add_incoming_qos2(42)
+    registry.set_will(session, will(), delay=600)
+    registry.disconnected(session, publish_will=True)  # the network dropped: the delayed will waits
+    before.close()
+
+    after = Broker(SqliteStore(path), clock=clock)
+    wills = Collector()
+    after.router.subscribe(wills, "will/#", SubscriptionOptions(qos=1))
+    after.start()
+    restored = after.mqtt_sessions.get("c1")
+    assert restored is not None
+    assert restored.subscriptions == {"a/#": SubscriptionOptions(qos=2, subscription_id=7)}
+    assert restored.incoming_qos2 == {42}
+    assert after.router.retained.get("r/t").payload == b"kept"
+    assert after.next_deadline() == clock.now + 600  # the delayed will is still pending
+    after.publish(Message("a/5", b"five", 1))  # the subscription is live in the new router
+    resumed, present = after.mqtt_sessions.open("c1", clean_start=False, expiry_interval=3600)
+    assert present is True and resumed is restored
+    sink2 = FakeSink()
+    resumed.attach(sink2, resume=True)
+    assert sink2.pubrels == [id_one]
+    assert sink2.sent[0] == (id_two, b"two", True)
+    assert [payload for _, payload, _ in sink2.sent] == [b"two", b"three", b"four", b"five"]
+    assert [dup for _, _, dup in sink2.sent] == [True, False, False, False]
+    assert wills.messages == []  # reconnecting cancelled the will
+    after.close()
+
+
+def test_what_ended_before_a_restart_stays_gone_after_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "broker.db")
+    clock = Clock()
+    before = Broker(SqliteStore(path), clock=clock)
+    before.start()
+    registry = before.mqtt_sessions
+    session, _, sink = connect(registry, clean=False, expiry=3600)
+    session.subscribe("a/#", SubscriptionOptions(qos=1))
+    before.publish(Message("a/1", b"acked", 1))
+    assert session.acknowledge(sink.sent[0][0])
+    assert session.add_incoming_qos2(5) and session.complete_incoming_qos2(5)
+    assert session.unsubscribe("a/#")
+    connect(registry, "gone", clean=False, expiry=3600)
+    connect(registry, "gone", clean=True, expiry=0)  # clean start ends the old persistent session
+    before.publish(Message("r/t", b"kept", 0, retain=True))
+    before.publish(Message("r/t", b"", 0, retain=True))  # an empty retained message clears it
+    before.close()
+
+    after = Broker(SqliteStore(path), clock=clock)
+    after.start()
+    restored = after.mqtt_sessions.get("c1")
+    assert restored is not None
+    assert restored.subscriptions == {} and restored.inflight == {} and restored.incoming_qos2 == set()
+    assert after.mqtt_sessions.get("gone") is None
+    assert after.router.retained.get("r/t") is None
+    after.close()
