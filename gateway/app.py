@@ -1,8 +1,8 @@
 """The gateway process: one core, the listeners the config turns on, and an orderly stop.
 
-`Gateway.start()` loads the store, starts the listeners (port 0 = the OS picks;
-the real ports are in `Gateway.ports` and in the log), and arms the core's
-deadline timer. `Gateway.stop()` is the graceful shutdown, step by step.
+`Gateway.start()` opens and loads the store, starts the listeners (port 0 =
+the OS picks; the real ports are in `Gateway.ports` and in the log), and arms
+the core's deadline timer. `Gateway.stop()` is the graceful shutdown, step by step.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from core.broker import Broker
 from core.sessions import SessionLimits
 from core.stores.base import Store
 from core.stores.memory import MemoryStore
+from core.stores.sqlite import SqliteStore
 
 from gateway.auth import build_authenticator, with_auth
 from gateway.config import Config, WSListenerConfig, WSSListenerConfig
@@ -63,13 +64,14 @@ def session_limits(config: Config) -> SessionLimits:
     return SessionLimits(max_queued=limits.max_queued_messages, max_inflight=limits.max_inflight)
 
 
-def open_store(config: Config) -> Store:
-    if not config.store.is_memory:
-        log.warning(
-            "store path=%s requested, but this build keeps state in memory only; "
-            "set [store] path = \"memory\" to silence this", config.store.path,
-        )
-    return MemoryStore()
+def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
+    """The store `[store] path` names: the SQLite file (acks wait for its commits on `loop`), or memory.
+
+    Raises StoreError for a file that is not a usable RosettaMQ store.
+    """
+    if config.store.is_memory:
+        return MemoryStore()
+    return SqliteStore(config.store.path, call_soon_threadsafe=loop.call_soon_threadsafe)
 
 
 class DeadlineTimer:
@@ -119,11 +121,12 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.authenticator = build_authenticator(self.config.auth)  # a bad password file fails here
-        store = self.store if self.store is not None else open_store(self.config)
-        self.broker = Broker(store, limits=session_limits(self.config))
 
     async def start(self) -> None:
         self._stopped = asyncio.Event()
+        # The store is opened here, on the running loop its writer thread hands acknowledgements to.
+        store = self.store if self.store is not None else open_store(self.config, asyncio.get_running_loop())
+        self.broker = Broker(store, limits=session_limits(self.config))
         self.broker.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()

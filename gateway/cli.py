@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from core.passwords import PasswordFileError
+from core.stores.base import StoreError
 
 from gateway import passwd
 from gateway.app import Gateway
@@ -93,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_loop(serve(config, args.ports_file))
     except PasswordFileError as exc:
         log.error("cannot start: password file: %s", exc)
+        return 2
+    except StoreError as exc:
+        log.error("cannot start: store: %s", exc)
         return 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
