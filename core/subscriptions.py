@@ -8,7 +8,7 @@ interface, so every protocol receives every other protocol's messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from core.message import Message
 
@@ -26,9 +26,8 @@ class SubscriptionOptions:
     subscription_ids: tuple[int, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message on its way to one subscriber, with the QoS and flags it gets."""
+class Delivery(NamedTuple):
+    """One message on its way to one subscriber, with the QoS and flags it gets (built per fan-out)."""
 
     message: Message
     qos: int
