@@ -7,7 +7,7 @@ committed in batches):
   tuple to a list under a lock. Everything else — turning messages into bytes
   (`core.stores.codec`), SQL, commits — happens on the writer thread.
 - Group commit: the writer takes everything queued and writes it in one
-  transaction. Commits are at least `flush_interval` apart, so under load the
+  transaction. Commits start at least `flush_interval` apart, so under load the
   batches grow instead of the commit count; a commit comes sooner when
   `max_batch` operations wait. A lone write after a quiet spell is committed
   at once. Within a batch only the last operation per record counts (a
@@ -247,7 +247,7 @@ class SqliteStore(Store):
     # -- the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        last_commit = float("-inf")
+        last_start = float("-inf")  # when the last transaction began: commits start flush_interval apart
         while True:
             with self._lock:
                 while not self._ops and not self._closing:
@@ -256,7 +256,7 @@ class SqliteStore(Store):
                     self._writer_idle = False
                 if not self._ops:
                     return  # closing, and everything is written
-                deadline = last_commit + self._flush_interval
+                deadline = last_start + self._flush_interval
                 while not self._urgent and len(self._ops) < self._max_batch:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -267,9 +267,9 @@ class SqliteStore(Store):
                 batch, self._ops = self._ops, []
                 upto = self._committed + len(batch)
                 self._urgent = False
+            last_start = time.monotonic()
             if not self._write(batch):
                 return  # closing with a failing disk: nothing of it was acknowledged
-            last_commit = time.monotonic()
             with self._lock:
                 self.commits += 1
                 self._committed = upto
