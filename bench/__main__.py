@@ -1,8 +1,10 @@
 """`python -m bench compare`: RosettaMQ against mosquitto, interleaved, medians and ratios.
 
-Each round runs every scenario against both brokers (A B A B ...), each broker
-freshly started per scenario; the table shows medians over rounds and the
-ratio gateway/mosquitto. Results are saved as JSON (and a PNG chart when
+Each round runs every scenario against every broker of the group (A B A B ...),
+each broker freshly started per scenario; the table shows medians over rounds
+and the ratio gateway/mosquitto. Groups: `default` (memory store, mosquitto
+without persistence) and `persistent` (our SQLite store, our memory store,
+mosquitto with persistence on). Results are saved as JSON (and a PNG chart when
 matplotlib is installed) under bench/results/.
 """
 
@@ -15,20 +17,34 @@ import json
 import resource
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from bench.brokers import HOST, Broker, start_mosquitto, start_rosettamq
-from bench.scenarios import THROUGHPUT, Params, idle_connections
+from bench.scenarios import PERSISTENT, THROUGHPUT, Params, idle_connections
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STARTERS = {"rosettamq": start_rosettamq, "mosquitto": start_mosquitto}
+Starters = dict[str, Callable[[], Broker]]
+# group -> (brokers by name, default scenarios); "rosettamq" and "mosquitto" are the ratio's two sides.
+GROUPS: dict[str, tuple[Starters, list[str]]] = {
+    "default": ({"rosettamq": start_rosettamq, "mosquitto": start_mosquitto}, [*THROUGHPUT, "idle_10k"]),
+    "persistent": (
+        {
+            "rosettamq": partial(start_rosettamq, store="sqlite"),
+            "rosettamq-memory": start_rosettamq,
+            "mosquitto": partial(start_mosquitto, persistence=True),
+        },
+        list(PERSISTENT),
+    ),
+}
 
 
 def run_scenario(name: str, broker: Broker, params: Params) -> dict[str, float]:
     async def go() -> dict[str, float]:
         if name == "idle_10k":
             return await idle_connections(HOST, broker.port, params, broker.rss)
-        return await THROUGHPUT[name](HOST, broker.port, params)
+        return await {**THROUGHPUT, **PERSISTENT}[name](HOST, broker.port, params)
 
     try:
         import uvloop
@@ -38,18 +54,18 @@ def run_scenario(name: str, broker: Broker, params: Params) -> dict[str, float]:
         return asyncio.run(go())
 
 
-def compare(scenarios: list[str], rounds: int, params: Params) -> dict:
-    raw: dict[str, dict[str, list[dict[str, float]]]] = {s: {b: [] for b in STARTERS} for s in scenarios}
+def compare(scenarios: list[str], rounds: int, params: Params, starters: Starters) -> dict:
+    raw: dict[str, dict[str, list[dict[str, float]]]] = {s: {b: [] for b in starters} for s in scenarios}
     for round_no in range(rounds):
         for scenario in scenarios:
-            for name, start in STARTERS.items():
+            for name, start in starters.items():
                 broker = start()
                 try:
                     result = run_scenario(scenario, broker, params)
                 finally:
                     broker.stop()
                 raw[scenario][name].append(result)
-                print(f"round {round_no + 1} {scenario:15s} {name:10s} {_fmt(result)}", flush=True)
+                print(f"round {round_no + 1} {scenario:15s} {name:16s} {_fmt(result)}", flush=True)
     return raw
 
 
@@ -63,10 +79,15 @@ def summarize(raw: dict) -> list[dict]:
             ours = statistics.median(r[metric] for r in by_broker["rosettamq"])
             theirs = statistics.median(r[metric] for r in by_broker["mosquitto"])
             delivered = statistics.median(r.get("delivered", 1.0) for r in by_broker["rosettamq"])
-            rows.append({
+            row = {
                 "scenario": scenario, "metric": metric, "rosettamq": ours, "mosquitto": theirs,
                 "ratio": ours / theirs if theirs else float("nan"), "rosettamq_delivered": delivered,
-            })
+            }
+            for other in by_broker.keys() - {"rosettamq", "mosquitto"}:  # further variants of ours
+                value = statistics.median(r[metric] for r in by_broker[other])
+                row[other] = value
+                row[f"{other}_ratio"] = value / theirs if theirs else float("nan")
+            rows.append(row)
     return rows
 
 
@@ -77,6 +98,9 @@ def print_table(rows: list[dict]) -> None:
             f"{r['scenario']:16s} {r['metric']:12s} {r['rosettamq']:12.1f} {r['mosquitto']:12.1f} "
             f"{r['ratio']:7.2f}  {r['rosettamq_delivered']:.3f}"
         )
+        for key in sorted(k for k in r if k.endswith("_ratio")):
+            other = key.removesuffix("_ratio")
+            print(f"{'':16s} {other:>12s} {r[other]:12.1f} {'':12s} {r[key]:7.2f}")
 
 
 def save(rows: list[dict], raw: dict, params: Params) -> Path:
@@ -112,13 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     cmp_ = sub.add_parser("compare", help="RosettaMQ vs mosquitto, interleaved rounds")
     cmp_.add_argument("--rounds", type=int, default=3)
-    cmp_.add_argument("--scenarios", nargs="*", default=[*THROUGHPUT, "idle_10k"])
+    cmp_.add_argument("--group", choices=sorted(GROUPS), default="default", help="brokers and default scenarios")
+    cmp_.add_argument("--scenarios", nargs="*", help="default: the group's scenarios")
     cmp_.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     params = Params.quick() if args.quick else Params()
-    raw = compare(args.scenarios, args.rounds, params)
+    starters, scenarios = GROUPS[args.group]
+    raw = compare(args.scenarios or scenarios, args.rounds, params, starters)
     rows = summarize(raw)
     print_table(rows)
     print(f"\nsaved {save(rows, raw, params)}")

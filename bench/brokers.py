@@ -70,11 +70,15 @@ class Broker:
         self.workdir.cleanup()
 
 
-def start_rosettamq(extra_args: tuple[str, ...] = ()) -> Broker:
+def start_rosettamq(extra_args: tuple[str, ...] = (), store: str = "memory") -> Broker:
+    """The gateway with `store` "memory" or "sqlite" (a fresh file in its work folder)."""
     workdir = tempfile.TemporaryDirectory(prefix="bench-rmq-")
     ports_file = Path(workdir.name) / "ports.json"
+    store_path = "memory" if store == "memory" else str(Path(workdir.name) / "rosettamq.db")
+    config = Path(workdir.name) / "gateway.toml"  # MQTT only: the other listeners' default ports may be taken
+    config.write_text("".join(f"[{name}]\nenabled = false\n" for name in ("ws", "amqp", "coap", "http")))
     cmd = [
-        sys.executable, "-m", "gateway", "run", "--mqtt", f"{HOST}:0", "--store", "memory",
+        sys.executable, "-m", "gateway", "run", "--config", str(config), "--mqtt", f"{HOST}:0", "--store", store_path,
         "--ports-file", str(ports_file), "--log-level", "warning", *extra_args,
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=_raise_fd_limit, stdout=subprocess.DEVNULL)

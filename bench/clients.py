@@ -28,9 +28,11 @@ class BenchClient(asyncio.Protocol):
     """One MQTT connection: CONNECT, optional SUBSCRIBE, then counts fixed-size PUBLISHes."""
 
     def __init__(
-        self, client_id: str, *, message_size: int = 0, payload_size: int = 0, qos: int = 0, latency: bool = False
+        self, client_id: str, *, message_size: int = 0, payload_size: int = 0, qos: int = 0, latency: bool = False,
+        clean_session: bool = True,
     ) -> None:
         self.client_id = client_id
+        self.clean_session = clean_session  # False: a persistent session (the broker stores its state)
         self.message_size = message_size  # size of one expected inbound PUBLISH
         self.payload_size = payload_size
         self.qos = qos
@@ -56,7 +58,7 @@ class BenchClient(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.write(encode(Connect(self.client_id, keep_alive=0), 4))  # type: ignore[attr-defined]
+        transport.write(encode(Connect(self.client_id, clean_start=self.clean_session, keep_alive=0), 4))  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         if self._handshake:

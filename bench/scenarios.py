@@ -49,9 +49,16 @@ async def _flood(pub: BenchClient, topic: str, total: int, qos: int = 0) -> None
         sent += n
 
 
-async def _subscribers(host: str, port: int, count: int, topic_filter: str, qos: int, prefix: str) -> list[BenchClient]:
+async def _subscribers(
+    host: str, port: int, count: int, topic_filter: str, qos: int, prefix: str, clean_session: bool = True
+) -> list[BenchClient]:
     size = publish_size("bench/x" if "+" not in topic_filter else "bench/in/00", PAYLOAD, qos)
-    subs = [await open_client(host, port, f"{prefix}{i}", message_size=size, payload_size=PAYLOAD, qos=qos) for i in range(count)]
+    subs = [
+        await open_client(
+            host, port, f"{prefix}{i}", message_size=size, payload_size=PAYLOAD, qos=qos, clean_session=clean_session
+        )
+        for i in range(count)
+    ]
     for sub in subs:
         await sub.subscribe(topic_filter, qos)
     return subs
@@ -103,9 +110,9 @@ async def fanin_many_to_one(host: str, port: int, p: Params) -> Result:
     return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / (each * p.subscribers)}
 
 
-async def qos1_windowed(host: str, port: int, p: Params) -> Result:
+async def qos1_windowed(host: str, port: int, p: Params, persistent: bool = False) -> Result:
     """QoS 1 publisher keeping `window` messages unacknowledged; QoS 1 subscriber acking each."""
-    (sub,) = await _subscribers(host, port, 1, "bench/x", 1, "q1s")
+    (sub,) = await _subscribers(host, port, 1, "bench/x", 1, "q1s", clean_session=not persistent)
     pub = await open_client(host, port, "q1p")
     done = sub.expect(p.qos1_messages)
     start = time.perf_counter()
@@ -122,6 +129,12 @@ async def qos1_windowed(host: str, port: int, p: Params) -> Result:
     for c in (sub, pub):
         c.close()
     return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / p.qos1_messages}
+
+
+async def qos1_persistent(host: str, port: int, p: Params) -> Result:
+    """`qos1_windowed` with a persistent subscriber session (clean session 0): every message is
+    stored for it while in flight, and the publisher's PUBACK waits until that is durable."""
+    return await qos1_windowed(host, port, p, persistent=True)
 
 
 async def latency_at_fixed_rate(host: str, port: int, p: Params) -> Result:
@@ -170,4 +183,9 @@ THROUGHPUT: dict[str, Scenario] = {
     "fanin_50to1": fanin_many_to_one,
     "qos1_window100": qos1_windowed,
     "latency": latency_at_fixed_rate,
+}
+
+# Run against brokers that persist sessions (`python -m bench compare --group persistent`).
+PERSISTENT: dict[str, Scenario] = {
+    "qos1_persistent": qos1_persistent,
 }
