@@ -1,0 +1,190 @@
+"""The configuration's value types: one frozen dataclass per section, and listen addresses.
+
+`gateway.config` reads TOML into these; everything here is re-exported from
+there, so callers import from `gateway.config` alone. Defaults written here
+are the embedded configuration (examples/rosettamq.toml documents each key).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import ssl
+from dataclasses import dataclass
+from typing import NoReturn
+
+ALL_INTERFACES = "0.0.0.0"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+_TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string",
+               dict: "table", list: "array"}
+
+
+def _toml_type(value: object) -> str:
+    return _TOML_TYPES.get(type(value), type(value).__name__)
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the section and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where a listener binds; port 0 lets the OS pick a free port."""
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+_PORT = re.compile(r"[0-9]{1,5}")
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+")
+_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_IPV4ISH = re.compile(r"[0-9.]+")
+
+
+def parse_listen(text: str, key: str = "listen") -> ListenAddress:
+    """Parse ``host:port``, ``[v6addr]:port``, ``:port`` or a bare ``port``.
+
+    ``:port`` and a bare port bind all IPv4 interfaces (0.0.0.0). `key` names
+    the setting in error messages (e.g. ``mqtt.listen``).
+    """
+
+    def fail(why: str) -> NoReturn:
+        raise ConfigError(f'{key}: {why} in {text!r}; expected "host:port", '
+                          '"[::1]:port", ":port" or "port"')
+
+    if not isinstance(text, str):
+        raise ConfigError(f"{key}: expected a string, got {_toml_type(text)} {text!r}")
+    s = text.strip()
+    if s.startswith("["):
+        host, closed, rest = s[1:].partition("]")
+        if not closed or not rest.startswith(":"):
+            fail("missing ']:port' after the IPv6 address")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            fail(f"invalid IPv6 address {host!r}")
+        port = rest[1:]
+    elif _PORT.fullmatch(s):
+        host, port = ALL_INTERFACES, s
+    elif ":" in s:
+        host, _, port = s.rpartition(":")
+        if ":" in host:
+            fail("an IPv6 address needs brackets, like [::1]:1883,")
+        host = host or ALL_INTERFACES
+        if _IPV4ISH.fullmatch(host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                fail(f"invalid IPv4 address {host!r}")
+        elif not _HOSTNAME.fullmatch(host):
+            fail(f"invalid host {host!r}")
+    else:
+        fail("missing port")
+    if not _PORT.fullmatch(port) or int(port) > 65535:
+        fail(f"port {port!r} is not a number from 0 to 65535")
+    return ListenAddress(host, int(port))
+
+
+def _addr(port: int, host: str = ALL_INTERFACES) -> ListenAddress:
+    return ListenAddress(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """A plain listener: ``[mqtt]``, ``[amqp]``, ``[coap]``, ``[http]``."""
+    enabled: bool
+    listen: ListenAddress
+
+
+@dataclass(frozen=True, slots=True)
+class WSListenerConfig(ListenerConfig):
+    """MQTT over WebSocket (``[ws]``); `path` is the HTTP upgrade path.
+
+    `allowed_origins`: browser origins (``scheme://host[:port]``) allowed to
+    connect; empty allows all, and requests without an Origin header
+    (non-browser clients) are always allowed. `trust_proxy`: take the client
+    address from X-Forwarded-For. `ping_interval`: seconds between WebSocket
+    pings (0: none); a peer that misses a pong for as long is closed.
+    """
+    path: str = "/mqtt"
+    allowed_origins: tuple[str, ...] = ()
+    trust_proxy: bool = False
+    ping_interval: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TLSListenerConfig(ListenerConfig):
+    """A TLS listener (``[mqtt_tls]``, ``[amqps]``); on only with a certfile.
+
+    `keyfile` may be omitted when `certfile` holds key and chain (combined
+    PEM). `cafile` verifies client certificates; `require_client_cert` makes
+    one mandatory.
+    """
+
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+    require_client_cert: bool = False
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A server-side context: client certs required, optional (cafile) or off."""
+        if self.certfile is None:
+            raise ConfigError("ssl_context() needs a certfile")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.certfile, self.keyfile)
+        if self.cafile:
+            ctx.load_verify_locations(cafile=self.cafile)
+            ctx.verify_mode = ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+        return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class WSSListenerConfig(TLSListenerConfig):
+    """MQTT over secure WebSocket (``[wss]``); the WebSocket keys are those of `WSListenerConfig`."""
+    path: str = "/mqtt"
+    allowed_origins: tuple[str, ...] = ()
+    trust_proxy: bool = False
+    ping_interval: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class MQTTLimits:
+    """Broker-wide MQTT limits (keys of ``[mqtt]``); apply to TCP, TLS, WS, WSS."""
+    max_packet_size: int = 1_048_576  # bytes, whole packet; MQTT 5 Maximum Packet Size
+    max_inflight: int = 20  # our Receive Maximum and the outgoing QoS 1/2 window
+    max_queued_messages: int = 1000  # per session, beyond the in-flight window
+    max_keepalive: int = 65535  # seconds; the longest keep-alive a client may ask for
+    retain_available: bool = True  # false: retained publishes are refused
+    max_qos: int = 2  # highest QoS granted (MQTT 5 Maximum QoS)
+    session_expiry_max: int = 4_294_967_295  # seconds; 4294967295 = never expires
+    topic_alias_maximum: int = 10  # aliases a client may use towards us; 0 = none
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Persistence: an SQLite file path, or ``"memory"`` for none."""
+    path: str = "rosettamq.db"
+
+    @property
+    def is_memory(self) -> bool:
+        return self.path in ("memory", ":memory:")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Authentication and ACL files; anonymous allowed by default without passwords."""
+    password_file: str | None = None
+    acl_file: str | None = None
+    allow_anonymous: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Logging: `level` is one of LOG_LEVELS, `format` "text" or "json"."""
+    level: str = "info"
+    format: str = "text"
