@@ -15,20 +15,16 @@ with the reason code after it (MQTT 5), or a plain close (3.1.1).
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from typing import Callable
 
-from core.auth import Credentials
 from core.broker import Broker
 from core.message import Message, Origin, expiry_from_interval
 from core.subscriptions import Delivery, EncodeCache
 
 from adapters.mqtt import handlers
 from adapters.mqtt.codec import MQTTDecoder, encode
-from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
-from adapters.mqtt.enhanced_auth import CONTINUE, SUCCESS, AuthMethod, AuthStep
 from adapters.mqtt.errors import (
     CONNACK_REASONS,
     ProtocolViolation,
@@ -37,21 +33,16 @@ from adapters.mqtt.errors import (
     TopicAliasInvalid,
     UnsupportedProtocolVersion,
 )
+from adapters.mqtt.login import Login
 from adapters.mqtt.outbound import TopicAliases, publish_parts
 from adapters.mqtt.packets import Auth, ConnAck, Connect, Disconnect, Packet, Publish
 from adapters.mqtt.properties import Properties
 from adapters.mqtt.settings import MQTTSettings
+from adapters.mqtt.states import State
 
 log = logging.getLogger("rosettamq.mqtt")
 
 MAX_DETAIL = 200  # characters of an error detail kept for the log and the Reason String
-
-
-class State(enum.Enum):
-    AWAIT_CONNECT = "await-connect"
-    AUTHENTICATING = "authenticating"
-    CONNECTED = "connected"
-    CLOSED = "closed"
 
 
 class MQTTConnection:
@@ -90,16 +81,14 @@ class MQTTConnection:
         # transports with their own close codes (WebSocket) translate it.
         self.close_reason: ReasonCode | None = None
         self.inbound_aliases: dict[int, str] = {}
-        self._outbound_aliases: TopicAliases | None = None
+        self.outbound_aliases: TopicAliases | None = None
         self._out: list[bytes] = []
         self._in_receive = False
         self._writable = True
         self._detached = False
         self._last_rx = clock()
         self._connect_deadline = self._last_rx + settings.connect_timeout
-        self._auth: AuthMethod | None = None
-        self._auth_method: str | None = None
-        self._pending_connect: tuple[Connect, ConnectTerms] | None = None
+        self.login = Login(self)
 
     # -- the owner's interface ---------------------------------------------------
 
@@ -124,7 +113,7 @@ class MQTTConnection:
                 self._dispatch(packet)
         except UnsupportedProtocolVersion as exc:
             if self.state is State.AWAIT_CONNECT:
-                self._refuse_version(exc)
+                self.login.refuse_version(exc)
             else:  # a second CONNECT, whatever its version [MQTT-3.1.0-2]
                 self._fail(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
         except RemoteProtocolError as exc:
@@ -194,7 +183,7 @@ class MQTTConnection:
         if self.closing:
             return True  # stays in flight; resent when the client comes back
         parts = None
-        aliases = self._outbound_aliases
+        aliases = self.outbound_aliases
         if aliases is not None:
             parts = aliases.parts(delivery, dup)
         if parts is None:
@@ -253,7 +242,7 @@ class MQTTConnection:
         elif state is State.AWAIT_CONNECT:
             if not isinstance(packet, Connect):
                 raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
-            self._on_connect(packet)
+            self.login.on_connect(packet)
         elif state is State.AUTHENTICATING:
             if isinstance(packet, Auth) and packet.reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
                 self.continue_authentication(packet)
@@ -262,119 +251,15 @@ class MQTTConnection:
             else:
                 raise ProtocolViolation(f"unexpected {type(packet).__name__} during authentication")
 
-    # -- CONNECT -----------------------------------------------------------------------
-
-    def _on_connect(self, connect: Connect) -> None:
-        self.level = connect.protocol_level
-        terms = negotiate(connect, self.settings)
-        if isinstance(terms, ReasonCode):
-            self._refuse(terms)
-            return
-        method = connect.properties.authentication_method if self.level == 5 else None
-        if method is not None:
-            factory = self.settings.auth_methods.get(method)
-            if factory is None:
-                self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
-                return
-            self._auth, self._auth_method = factory(), method
-            self._pending_connect = (connect, terms)
-            self.state = State.AUTHENTICATING
-            self._auth_answer(self._auth.start(connect.properties.authentication_data))
-            return
-        authenticator = self.settings.authenticator
-        if authenticator is not None and not authenticator.authenticate(
-            Credentials("mqtt", terms.client_id, connect.username, connect.password, self.peer)
-        ):
-            log.warning("mqtt login refused peer=%s client_id=%s username=%s", self.peer, terms.client_id, connect.username)
-            # As mosquitto: no credentials at all is "not authorized", wrong ones "bad user name or password".
-            anonymous = connect.username is None
-            self._refuse(ReasonCode.NOT_AUTHORIZED if anonymous else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
-            return
-        self._accept(connect, terms, connect.username, Properties())
+    # -- CONNECT (the flow itself is in login.py) ------------------------------------------
 
     def continue_authentication(self, packet: Auth) -> None:
         """AUTH 0x18 from the client: the next step of the running exchange."""
-        if packet.properties.authentication_method != self._auth_method or self._auth is None:
-            raise ProtocolViolation("authentication method changed")
-        self._auth_answer(self._auth.step(packet.properties.authentication_data))
-
-    def _auth_answer(self, step: AuthStep) -> None:
-        """Apply a method's answer during CONNECT or during re-authentication."""
-        props = Properties(authentication_method=self._auth_method, authentication_data=step.data)
-        if step.status == CONTINUE:
-            self.send_packet(Auth(ReasonCode.CONTINUE_AUTHENTICATION, props))
-            return
-        self._auth = None  # the exchange is over: a further AUTH 0x18 is a protocol error
-        if step.status == SUCCESS and self.state is State.AUTHENTICATING:
-            assert self._pending_connect is not None
-            connect, terms = self._pending_connect
-            self._pending_connect = None
-            self._accept(connect, terms, step.username or connect.username, props)
-        elif step.status == SUCCESS:
-            self.send_packet(Auth(ReasonCode.SUCCESS, props))
-        elif self.state is State.AUTHENTICATING:
-            log.warning("mqtt enhanced auth failed peer=%s method=%s", self.peer, self._auth_method)
-            self._refuse(ReasonCode.NOT_AUTHORIZED)
-        else:
-            self.disconnect(ReasonCode.NOT_AUTHORIZED, reason_string="re-authentication failed")
+        self.login.continue_authentication(packet)
 
     def start_reauthentication(self, packet: Auth) -> None:
         """AUTH 0x19 from a connected client: run the same method again."""
-        method = packet.properties.authentication_method
-        if method is None or method != self._auth_method:
-            raise ProtocolViolation("re-authentication must use the CONNECT's method")  # [MQTT-4.12.1-1]
-        self._auth = self.settings.auth_methods[method]()
-        self._auth_answer(self._auth.start(packet.properties.authentication_data))
-
-    def _accept(self, connect: Connect, terms: ConnectTerms, username: str | None, auth_props: Properties) -> None:
-        self.client_id, self.username = terms.client_id, username
-        self.origin = Origin("mqtt", terms.client_id, username)
-        registry = self.broker.mqtt_sessions
-        session, present = registry.open(
-            terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry, username=username
-        )
-        self.session = session
-        props = connect.properties
-        if self.level == 5:
-            self.receive_maximum = props.receive_maximum or 65535
-            self.max_outgoing_packet = props.maximum_packet_size
-            if props.topic_alias_maximum:
-                self._outbound_aliases = TopicAliases(props.topic_alias_maximum)
-            self.problem_information = props.request_problem_information != 0
-        if connect.will is not None:
-            registry.set_will(session, *will_message(connect.will, self.origin))
-        else:
-            registry.set_will(session, None)
-        self.keep_alive = terms.keep_alive
-        self.state = State.CONNECTED
-        self.connected_at = time.time()
-        connack_props = terms.connack_properties
-        if auth_props.authentication_method is not None:
-            from dataclasses import replace
-
-            connack_props = replace(
-                connack_props,
-                authentication_method=auth_props.authentication_method,
-                authentication_data=auth_props.authentication_data,
-            )
-        self.send_packet(ConnAck(present, ReasonCode.SUCCESS, connack_props))
-        log.info(
-            "mqtt connected peer=%s client_id=%s username=%s level=%d clean=%s present=%s",
-            self.peer, self.client_id, username, self.level, connect.clean_start, present,
-        )
-        session.attach(self, resume=present)
-
-    def _refuse(self, reason: ReasonCode) -> None:
-        """Answer a CONNECT with a refusal CONNACK and close [MQTT-3.2.2-7]."""
-        log.info("mqtt connect refused peer=%s reason=%s", self.peer, reason.name)
-        self.send_packet(ConnAck(False, reason))
-        self.close(publish_will=False)
-
-    def _refuse_version(self, exc: UnsupportedProtocolVersion) -> None:
-        log.info("mqtt unsupported protocol peer=%s name=%r level=%s", self.peer, exc.protocol_name, exc.protocol_level)
-        self.level = 5 if exc.protocol_level == 5 else 4
-        self.send_packet(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION))
-        self.close(publish_will=False)
+        self.login.start_reauthentication(packet)
 
     # -- inbound PUBLISH (the hot path) --------------------------------------------
 
