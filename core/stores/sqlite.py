@@ -108,7 +108,7 @@ class SqliteStore(Store):
         self._urgent = False
         self._closing = False
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"store-writer:{path}", daemon=True)
+        self._thread = threading.Thread(target=self._run_logged, name=f"store-writer:{path}", daemon=True)
         self._thread.start()
 
     # -- the core's calls (event loop thread) ------------------------------------------------
@@ -245,6 +245,13 @@ class SqliteStore(Store):
             return self._enqueued - self._committed
 
     # -- the writer thread ---------------------------------------------------------------------
+
+    def _run_logged(self) -> None:
+        try:
+            self._run()
+        except BaseException:  # a bug: say so loudly, acknowledgements stop from here on
+            log.critical("store %s: writer thread failed; nothing more will be acknowledged", self.path, exc_info=True)
+            raise
 
     def _run(self) -> None:
         last_start = float("-inf")  # when the last transaction began: commits start flush_interval apart
