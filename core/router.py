@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable
 
+from core.flow import FlowControl
 from core.message import Message
 from core.retained import RetainedStore
 from core.subscriptions import Delivery, EncodeCache, Subscriber, SubscriptionOptions
@@ -29,6 +30,7 @@ class Router:
         self._trie: SubscriptionTrie[Subscriber, SubscriptionOptions] = SubscriptionTrie()
         self._share_cursor: dict[tuple[str, str], int] = {}
         self.retained_listeners: list[RetainedListener] = []
+        self.flow = FlowControl()
         self.published = 0
         self.delivered = 0
         self.dropped_no_subscribers = 0
@@ -63,6 +65,8 @@ class Router:
     def publish(self, message: Message) -> int:
         """Store it if retained, deliver it to every matching subscriber; returns deliveries made."""
         self.published += 1
+        if self.flow.hits:
+            self.flow.hits.clear()  # hits of an earlier publish nobody collected
         if message.retain:
             self.set_retained(message)
         matched, shared = self._trie.match_all(message.topic)  # one walk of the trie

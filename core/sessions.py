@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from core.message import Message
 from core.router import Router
@@ -47,6 +47,16 @@ class SessionLimits:
 
     max_queued: int = 1000
     max_inflight: int = 65535
+
+    @property
+    def high_water(self) -> int:
+        """Queue length at which an online session asks its producers to pause."""
+        return max(1, self.max_queued // 2)
+
+    @property
+    def low_water(self) -> int:
+        """Queue length at which paused producers may go on."""
+        return self.max_queued // 4
 
 
 @dataclass(slots=True)
@@ -106,6 +116,7 @@ class Session:
         self._store = store
         self._seq = 0
         self._next_packet_id = 1
+        self._drain_waiters: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"<Session {self.protocol}:{self.client_id!r} online={self.is_online}>"
@@ -145,6 +156,8 @@ class Session:
         self.queue.append((seq, delivery))
         if self.persistent:
             self._store.put_delivery(self.client_id, _stored(seq, delivery))
+        if sink is not None and len(self.queue) >= self.limits.high_water:
+            self._router.flow.hits.append(self)  # the producer should pause (core/flow.py)
 
     # -- subscriptions -------------------------------------------------------
 
@@ -230,6 +243,25 @@ class Session:
         self.sink = None
         self.resend.clear()  # everything still in flight is resent on the next connection
         self.disconnected_at = now
+        self._release_producers()  # an offline session blocks no one
+
+    # -- backpressure (core/flow.py) -----------------------------------------
+
+    @property
+    def congested(self) -> bool:
+        return self.sink is not None and len(self.queue) > self.limits.low_water
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this session is no longer congested (at once if it is not)."""
+        if self.congested:
+            self._drain_waiters.append(callback)
+        else:
+            callback()
+
+    def _release_producers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for callback in waiters:
+            callback()
 
     def pump(self) -> None:
         """Send queued messages while the window is open, in order; expired ones are dropped."""
@@ -259,6 +291,8 @@ class Session:
                     self._store.delete_delivery(self.client_id, seq)
                 continue
             self._send_new(seq, delivery, None)
+        if self._drain_waiters and not self.congested:
+            self._release_producers()
 
     def stored(self) -> StoredSession:
         return StoredSession(

@@ -20,6 +20,7 @@ import time
 from typing import Callable
 
 from core.broker import Broker
+from core.flow import ProducerGate
 from core.message import Message, Origin, expiry_from_interval
 from core.subscriptions import Delivery, EncodeCache
 
@@ -89,12 +90,17 @@ class MQTTConnection:
         self._last_rx = clock()
         self._connect_deadline = self._last_rx + settings.connect_timeout
         self.login = Login(self)
+        # Backpressure: input waits while sessions this client fed are congested (core/flow.py).
+        self.input_gate = ProducerGate()
 
     # -- the owner's interface ---------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Process bytes from the peer; answers accumulate for `data_to_send`."""
         if self.closing:
+            return
+        if self.input_gate.blocked:
+            self.decoder.feed(data)  # kept for when the gate opens; the owner stops reading
             return
         now = self.clock()
         self._in_receive = True
@@ -103,7 +109,7 @@ class MQTTConnection:
                 # Not the start of a CONNECT: fail now rather than wait for a length it announces.
                 raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
             self.decoder.feed(data)
-            while not self.closing:
+            while not self.closing and not self.input_gate.blocked:
                 packet = self.decoder.next_packet()
                 if packet is None:
                     break
@@ -137,6 +143,13 @@ class MQTTConnection:
         """When `handle_timeout` must next be called (the `clock` timebase), or None."""
         if self.closing:
             return None
+        deadline = self._liveness_deadline()
+        gate_until = self.input_gate.until
+        if gate_until is not None and (deadline is None or gate_until < deadline):
+            return gate_until
+        return deadline
+
+    def _liveness_deadline(self) -> float | None:
         if self.state is not State.CONNECTED:
             return self._connect_deadline
         if self.keep_alive:
@@ -145,8 +158,9 @@ class MQTTConnection:
 
     def handle_timeout(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
-        deadline = self.next_deadline()
-        if deadline is None or now < deadline:
+        self.input_gate.expire(now)
+        deadline = self._liveness_deadline()
+        if self.closing or deadline is None or now < deadline:
             return
         if self.state is State.CONNECTED:
             log.info("mqtt keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from core.message import Message
 from core.sessions import NEVER_EXPIRES
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.topics import InvalidTopic, parse_shared_filter
@@ -40,12 +41,12 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     qos = packet.qos
     broker = conn.broker
     if qos == 0:
-        broker.publish(message)
+        _route(conn, message)
         return
     packet_id = packet.packet_id
     assert packet_id is not None
     if qos == 1:
-        count = broker.publish(message)
+        count = _route(conn, message)
         ack = PubAck(packet_id, _publish_reason(conn, count))
     else:
         session = conn.session
@@ -56,11 +57,21 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
             # 16-bit packet id space is the bound (as paho's max_inflight_messages_set assumes).
             if conn.level == 5 and len(session.incoming_qos2) >= conn.settings.receive_maximum:
                 raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")
-            count = broker.publish(message)
+            count = _route(conn, message)
             session.add_incoming_qos2(packet_id)
             ack = PubRec(packet_id, _publish_reason(conn, count))
     # Acknowledge only once what was accepted is durable.
     broker.store.sync(lambda: conn.send_packet(ack))
+
+
+def _route(conn: "MQTTConnection", message: Message) -> int:
+    """Publish; if that pushed an online subscriber past its high-water mark, pause this producer."""
+    broker = conn.broker
+    count = broker.publish(message)
+    flow = broker.router.flow
+    if flow.hits:
+        conn.input_gate.close_for(flow.take_hits(), conn.clock(), own=conn.session)
+    return count
 
 
 def _publish_reason(conn: "MQTTConnection", deliveries: int) -> int:

@@ -48,20 +48,56 @@ class ConnectionDriver:
     writes WebSocket frames instead of raw bytes.
     """
 
-    def __init__(self, conn: MQTTConnection, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        conn: MQTTConnection,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+        pause_reading: Callable[[], None] | None = None,
+        resume_reading: Callable[[], None] | None = None,
+    ) -> None:
         self.conn = conn
         self._write = write
         self._close_transport = close
+        self._pause_reading = pause_reading
+        self._resume_reading = resume_reading
+        self._read_blockers: set[str] = set()
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
         conn.on_output = self._schedule_flush
+        conn.input_gate.on_open = self._schedule_input
 
     def feed(self, data: bytes) -> None:
-        self.conn.receive_data(data)
+        conn = self.conn
+        conn.receive_data(data)
+        if conn.input_gate.blocked:
+            self.block_reading("flow")  # subscribers it fed are congested: stop reading it
         self.flush()
+
+    def block_reading(self, reason: str) -> None:
+        """Stop reading the transport for `reason` ("flow", "writes"); reasons add up."""
+        if not self._read_blockers and self._pause_reading is not None:
+            self._pause_reading()
+        self._read_blockers.add(reason)
+
+    def unblock_reading(self, reason: str) -> None:
+        if reason in self._read_blockers:
+            self._read_blockers.discard(reason)
+            if not self._read_blockers and self._resume_reading is not None and not self._closed:
+                self._resume_reading()
+
+    def _schedule_input(self) -> None:
+        # Called while another connection is being processed: resume on the next loop turn.
+        self._loop.call_soon(self._resume_input)
+
+    def _resume_input(self) -> None:
+        if self._closed or self.conn.input_gate.blocked:
+            return
+        self.unblock_reading("flow")
+        self.feed(b"")  # the packets that waited in the decoder
 
     def flush(self) -> None:
         self._flush_scheduled = False
@@ -135,7 +171,9 @@ class MQTTServerProtocol(asyncio.Protocol):
         peer = _format_peer(transport.get_extra_info("peername"))
         loop = asyncio.get_running_loop()
         conn = MQTTConnection(self._broker, self._settings, peer=peer, listener=self._listener, clock=loop.time)
-        self._driver = ConnectionDriver(conn, transport.write, transport.close)
+        self._driver = ConnectionDriver(
+            conn, transport.write, transport.close, transport.pause_reading, transport.resume_reading
+        )
         self._on_data = self._driver.feed
         self._tracker.connections.add(conn)
         self._tracker.opened += 1
@@ -153,13 +191,13 @@ class MQTTServerProtocol(asyncio.Protocol):
             self._driver.lost()
 
     def pause_writing(self) -> None:
-        if self._driver is not None and self._transport is not None:
+        if self._driver is not None:
             self._driver.conn.set_writable(False)
-            self._transport.pause_reading()
+            self._driver.block_reading("writes")
 
     def resume_writing(self) -> None:
-        if self._driver is not None and self._transport is not None:
-            self._transport.resume_reading()
+        if self._driver is not None:
+            self._driver.unblock_reading("writes")
             self._driver.conn.set_writable(True)
             self._driver.flush()
 

@@ -136,16 +136,18 @@ class WSServerProtocol(asyncio.Protocol):
         self._paused = True
         if self._driver is not None:
             self._driver.conn.set_writable(False)
-        if self._transport is not None:
+            self._driver.block_reading("writes")
+        elif self._transport is not None:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._paused = False
-        if self._transport is not None:
-            self._transport.resume_reading()
         if self._driver is not None:
+            self._driver.unblock_reading("writes")
             self._driver.conn.set_writable(True)
             self._driver.flush()
+        elif self._transport is not None:
+            self._transport.resume_reading()
 
     def abort(self) -> None:
         """Drop the TCP connection now (handshake timeout, shutdown, peer gone silent)."""
@@ -184,7 +186,11 @@ class WSServerProtocol(asyncio.Protocol):
             peer, self._peer, response.headers.get("Sec-WebSocket-Protocol"), request.headers.get("Origin"),
         )
         conn = MQTTConnection(self._broker, self._mqtt_settings, peer=peer, listener=self._listener, clock=self._loop.time)
-        self._driver = ConnectionDriver(conn, self._send_mqtt, self._close_from_mqtt)
+        transport = self._transport
+        assert transport is not None
+        self._driver = ConnectionDriver(
+            conn, self._send_mqtt, self._close_from_mqtt, transport.pause_reading, transport.resume_reading
+        )
         self._tracker.connections.add(conn)
         self._tracker.opened += 1
         if self._settings.ping_interval > 0:

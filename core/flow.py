@@ -1,0 +1,90 @@
+"""Backpressure from congested subscribers to the producers that feed them.
+
+A subscriber whose queue passes its high-water mark while online reports itself
+in `FlowControl.hits` during the publish that pushed it there. The producing
+adapter reads the hits after `Router.publish` and stops reading that producer
+(TCP backpressure) until every session it hit has drained, or until a deadline:
+two producers that feed each other's congested sessions would otherwise wait
+for each other forever. Offline sessions never block anyone; they drop at their
+queue bound instead, as Mosquitto does.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+
+class Drainable(Protocol):
+    """A congested receiver a producer can wait on."""
+
+    @property
+    def congested(self) -> bool: ...
+
+    def when_drained(self, callback: Callable[[], None]) -> None: ...
+
+
+class FlowControl:
+    """The congested receivers hit by the publish in progress."""
+
+    __slots__ = ("hits",)
+
+    def __init__(self) -> None:
+        self.hits: list[Drainable] = []
+
+    def take_hits(self) -> list[Drainable]:
+        hits, self.hits = self.hits, []
+        return hits
+
+
+class ProducerGate:
+    """Holds one producer's input while receivers it fed are congested, for `max_wait` at most.
+
+    No I/O: the owner stops reading while `blocked`, adds `until` to its
+    deadlines, calls `expire(now)` when that time comes, and is told through
+    `on_open` when it may read again (possibly from inside another connection's
+    processing: schedule the actual resume, don't run it inline).
+    """
+
+    __slots__ = ("max_wait", "blocked", "until", "closes", "timeouts", "on_open", "_waiting")
+
+    def __init__(self, max_wait: float = 1.0) -> None:
+        self.max_wait = max_wait
+        self.blocked = False
+        self.until: float | None = None
+        self.closes = 0  # times this producer was paused
+        self.timeouts = 0  # times a pause ended at its deadline rather than by draining
+        self.on_open: Callable[[], None] | None = None
+        self._waiting: set[Drainable] = set()
+
+    def close_for(self, receivers: list[Drainable], now: float, own: object = None) -> bool:
+        """Block until each congested receiver (other than `own`) drains; True if blocked."""
+        waiting = {r for r in receivers if r is not own and r.congested}
+        if not waiting:
+            return False
+        self._waiting = waiting
+        self.blocked = True
+        self.closes += 1
+        self.until = now + self.max_wait
+        for receiver in waiting:
+            receiver.when_drained(lambda r=receiver: self._drained(r))
+        return self.blocked
+
+    def expire(self, now: float) -> None:
+        """Give up waiting once `until` has passed (breaks producer/consumer cycles)."""
+        if self.blocked and self.until is not None and now >= self.until:
+            self.timeouts += 1
+            self._open()
+
+    def _drained(self, receiver: Drainable) -> None:
+        waiting = self._waiting
+        if receiver in waiting:
+            waiting.discard(receiver)
+            if not waiting and self.blocked:
+                self._open()
+
+    def _open(self) -> None:
+        self.blocked = False
+        self.until = None
+        self._waiting = set()
+        if self.on_open is not None:
+            self.on_open()
