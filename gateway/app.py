@@ -14,6 +14,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from adapters.amqp.server import AMQPService
+from adapters.amqp.settings import AMQPSettings
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.server import WSListener, start_ws_server
@@ -116,6 +118,7 @@ class Gateway:
     _servers: list[asyncio.Server] = field(default_factory=list)
     ws_listeners: list[WSListener] = field(default_factory=list)
     _http: HTTPServer | None = None
+    amqp: AMQPService | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
 
@@ -153,6 +156,14 @@ class Gateway:
                 )
                 self.ws_listeners.append(ws)
                 self._register(name, ws.server)
+        for name, section in (("amqp", self.config.amqp), ("amqps", self.config.amqps)):
+            if section.enabled:
+                if self.amqp is None:
+                    self.amqp = AMQPService(self.broker, AMQPSettings(authenticator=self.authenticator))
+                ssl_context = self.config.amqps.ssl_context() if name == "amqps" else None
+                server = await self.amqp.listen(section.listen.host, section.listen.port,
+                                                ssl_context=ssl_context, listener=name)
+                self._register(name, server)
         if self.config.http.enabled:
             listen = self.config.http.listen
             self._http = HTTPServer(self)
@@ -161,7 +172,8 @@ class Gateway:
 
     def _open_connections(self) -> int:
         """MQTT connections of every transport, plus WebSocket connections not yet upgraded."""
-        return len(self.mqtt_connections) + sum(len(ws.handshakes.pending) for ws in self.ws_listeners)
+        amqp = len(self.amqp) if self.amqp is not None else 0
+        return len(self.mqtt_connections) + sum(len(ws.handshakes.pending) for ws in self.ws_listeners) + amqp
 
     def _register(self, name: str, server: asyncio.Server) -> None:
         self._servers.append(server)
@@ -188,6 +200,8 @@ class Gateway:
         for ws in self.ws_listeners:
             ws.abort_handshakes()
         self.mqtt_connections.shutdown()
+        if self.amqp is not None:
+            self.amqp.shutdown()  # AMQP: connection.close 320 CONNECTION_FORCED
         # 3. Give the transports a moment to write those DISCONNECTs.
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
         while self._open_connections() and asyncio.get_running_loop().time() < deadline:
@@ -197,6 +211,8 @@ class Gateway:
         # 4. Stop the core's timers and flush the store.
         if self._timer is not None:
             self._timer.cancel()
+        if self.amqp is not None:
+            self.amqp.close()
         self.broker.close()
         log.info("stopped")
         if self._stopped is not None:

@@ -1,0 +1,119 @@
+"""amq.topic shared with the core: queues bound to it are core subscribers, publishes go to the router.
+
+One `QueueSubscriber` per queue holds all of that queue's amq.topic bindings
+as MQTT filters, so a message matching several bindings reaches the queue
+once (the router merges a subscriber's overlapping filters). Each publish is
+converted to AMQP once per fan-out through the router's encode cache.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from core.message import Message
+from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
+from core.topics import topic_matches
+
+from adapters.amqp.content import Content
+from adapters.amqp.mapping import amqp_from_message, binding_key_to_filter, topic_key_matches, topic_to_routing_key
+from adapters.amqp.queues import Queue
+
+SHARED_EXCHANGE = "amq.topic"
+# Queues take QoS 1 (they are reliable buffers); retained messages keep their x-retain header.
+QUEUE_OPTIONS = SubscriptionOptions(qos=1, retain_as_published=True)
+
+
+def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_header: bool) -> Content:
+    """The AMQP form of a delivery, built once per (QoS, retain) of a fan-out.
+
+    A message first published over AMQP keeps its original properties (the core
+    carries them in `extra["amqp"]`), so AMQP-to-AMQP traffic through amq.topic is unchanged.
+    """
+    key = ("amqp", delivery.qos, delivery.retain, origin_header)
+    content = cache.get(key)
+    if content is None:
+        message = delivery.message
+        original = message.extra.get("amqp")
+        if isinstance(original, Content):
+            content = original
+        else:
+            routing_key, properties = amqp_from_message(
+                message, delivery.qos, delivery.retain, now=now, origin_header=origin_header
+            )
+            content = Content(SHARED_EXCHANGE, routing_key, properties, message.payload)
+        cache[key] = content
+    return content
+
+
+class QueueSubscriber:
+    """A queue as the router sees it: always online, never the origin of a message."""
+
+    __slots__ = ("queue", "filters", "router_filters", "inexact", "_clock", "_origin_header")
+
+    def __init__(self, queue: Queue, clock: Callable[[], float], origin_header: bool) -> None:
+        self.queue = queue
+        self.filters: dict[str, int] = {}  # exact MQTT filter -> bindings using it
+        self.inexact: dict[str, int] = {}  # binding keys MQTT cannot express -> bindings using it
+        self.router_filters: dict[str, int] = {}  # filter registered in the router -> bindings using it
+        self._clock = clock
+        self._origin_header = origin_header
+
+    def add_binding(self, binding_key: str) -> str | None:
+        """Count a binding; returns the filter to subscribe with if the router lacks it."""
+        found = binding_key_to_filter(binding_key)
+        if found is None:
+            return None
+        topic_filter, exact = found
+        table, item = (self.filters, topic_filter) if exact else (self.inexact, binding_key)
+        table[item] = table.get(item, 0) + 1
+        count = self.router_filters.get(topic_filter, 0)
+        self.router_filters[topic_filter] = count + 1
+        return topic_filter if count == 0 else None
+
+    def remove_binding(self, binding_key: str) -> str | None:
+        """Forget a binding; returns the filter to unsubscribe if no binding needs it any more."""
+        found = binding_key_to_filter(binding_key)
+        if found is None:
+            return None
+        topic_filter, exact = found
+        table, item = (self.filters, topic_filter) if exact else (self.inexact, binding_key)
+        if item in table:
+            table[item] -= 1
+            if not table[item]:
+                del table[item]
+        count = self.router_filters.get(topic_filter, 0) - 1
+        if count > 0:
+            self.router_filters[topic_filter] = count
+            return None
+        self.router_filters.pop(topic_filter, None)
+        return topic_filter
+
+    @property
+    def is_online(self) -> bool:
+        return not self.queue.deleted
+
+    def is_origin_of(self, message: Message) -> bool:
+        return False
+
+    def deliver(self, delivery: Delivery, cache: EncodeCache) -> None:
+        queue = self.queue
+        if queue.deleted:
+            return
+        message = delivery.message
+        if self.inexact and not self._matches(message.topic):
+            return
+        now = self._clock()
+        if message.expiry is not None:
+            remaining = message.expiry - now
+            if remaining <= 0:
+                return
+        else:
+            remaining = None
+        queue.enqueue(content_for(delivery, cache, now, self._origin_header), now, remaining)
+
+    def _matches(self, topic: str) -> bool:
+        """With a binding MQTT cannot express, check the AMQP rule (the router used a wider filter)."""
+        if any(topic_matches(f, topic) for f in self.filters):
+            return True
+        routing_key = topic_to_routing_key(topic)
+        return any(topic_key_matches(key, routing_key) for key in self.inexact)

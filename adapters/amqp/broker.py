@@ -1,0 +1,49 @@
+"""The AMQP side of one gateway: its virtual hosts, sharing the core, and their timers."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from core.broker import Broker
+
+from adapters.amqp.durable import DurableLog
+from adapters.amqp.settings import AMQPSettings
+from adapters.amqp.vhost import VirtualHost
+
+
+class AMQPBroker:
+    """Every configured vhost; the shared one's amq.topic is the core's topic space."""
+
+    def __init__(self, core: Broker, settings: AMQPSettings, *, log: DurableLog | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.core = core
+        self.settings = settings
+        self.clock = clock
+        self.vhosts: dict[str, VirtualHost] = {}
+        self._on_deadline_change: Callable[[], None] = lambda: None
+        for name in settings.vhosts:
+            vhost = VirtualHost(name, core=core if name == settings.shared_vhost else None, log=log,
+                                clock=clock, origin_header=settings.origin_header)
+            vhost.on_deadline_change = self._deadline_changed
+            self.vhosts[name] = vhost
+
+    @property
+    def on_deadline_change(self) -> Callable[[], None]:
+        return self._on_deadline_change
+
+    @on_deadline_change.setter
+    def on_deadline_change(self, callback: Callable[[], None]) -> None:
+        self._on_deadline_change = callback
+
+    def _deadline_changed(self) -> None:
+        self._on_deadline_change()
+
+    def next_deadline(self) -> float | None:
+        """Wall-clock time of the next message expiry or x-expires check, in any vhost."""
+        deadlines = [d for d in (v.next_deadline() for v in self.vhosts.values()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def run_due(self, now: float | None = None) -> None:
+        for vhost in self.vhosts.values():
+            vhost.run_due(now)

@@ -1,0 +1,403 @@
+"""One AMQP 0-9-1 connection as a state machine with no I/O.
+
+Feed it bytes with `receive_data`; take bytes to write with `data_to_send`;
+close the transport once `closing` is true and the bytes are written. Time is
+a deadline it exposes (`next_deadline`, in the `clock` timebase) and a call
+the owner makes (`handle_timeout`). Deliveries caused by other connections
+append output at any time and call `on_output`.
+
+States (every transition is in this file):
+  AWAIT_HEADER  --protocol header-->  AWAIT_START_OK  --start-ok, login ok-->
+  AWAIT_TUNE_OK --tune-ok-->  AWAIT_OPEN  --open-->  OPEN
+  any --our connection.close--> CLOSING --close-ok or timeout--> CLOSED
+  any --peer's connection.close, heartbeat timeout, frame error--> CLOSED
+Errors: `AMQPError` from a handler closes the channel or the connection as
+errors.py assigns its code; on channel 0 every error closes the connection;
+a frame the reader cannot resynchronise after (501) closes right after our
+connection.close. Any other exception is our bug: 541, logged.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import struct
+import time
+from typing import Any, Callable
+
+from pamqp import base, commands as c, decode
+
+from core.auth import Credentials
+from core.message import Origin
+
+from adapters.amqp import errors
+from adapters.amqp.broker import AMQPBroker
+from adapters.amqp.channel import Channel, ChannelState
+from adapters.amqp.errors import AMQPError, ReplyCode
+from adapters.amqp.frames import (
+    FRAME_MIN_SIZE, HEARTBEAT_FRAME, PROTOCOL_HEADER, BodyFrame, FrameReader, HeaderFrame, HeartbeatFrame,
+    MethodFrame, encode_method,
+)
+from adapters.amqp.methods import HANDLERS
+from adapters.amqp.settings import PRODUCT, VERSION
+from adapters.amqp.vhost import VirtualHost
+
+log = logging.getLogger("rosettamq.amqp")
+
+SERVER_CAPABILITIES = {
+    "publisher_confirms": True, "exchange_exchange_bindings": False, "basic.nack": True,
+    "consumer_cancel_notify": True, "connection.blocked": False, "consumer_priorities": False,
+    "authentication_failure_close": True, "per_consumer_qos": True, "direct_reply_to": False,
+}
+
+
+class State(enum.Enum):
+    AWAIT_HEADER = "await-header"
+    AWAIT_START_OK = "await-start-ok"
+    AWAIT_TUNE_OK = "await-tune-ok"
+    AWAIT_OPEN = "await-open"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class AMQPConnection:
+    """The server side of one AMQP 0-9-1 connection."""
+
+    def __init__(self, broker: AMQPBroker, *, peer: str = "", listener: str = "amqp",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.broker = broker
+        self.settings = broker.settings
+        self.peer = peer
+        self.listener = listener
+        self.clock = clock
+        self.state = State.AWAIT_HEADER
+        self.reader = FrameReader(self.settings.frame_max)
+        self.frame_max = self.settings.frame_max
+        self.channel_max = self.settings.channel_max
+        self.heartbeat = 0
+        self.channels: dict[int, Channel] = {}
+        self.vhost: VirtualHost = next(iter(broker.vhosts.values()))
+        self.username: str | None = None
+        self.client_properties: dict[str, Any] = {}
+        self.origin = Origin("amqp", peer)
+        self.closing = False
+        self.writable = True
+        self.close_reason: tuple[int, str] | None = None  # what our connection.close said
+        self.on_output: Callable[[], None] | None = None
+        self._out: list[bytes] = []
+        self._in_receive = False
+        self._last_rx = self._last_tx = clock()
+        self._deadline = self._last_rx + self.settings.handshake_timeout  # handshake or close-ok wait
+
+    # -- the owner's interface ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self._last_rx = self.clock()
+        self._in_receive = True
+        try:
+            self.reader.feed(data)
+            if self.state is State.AWAIT_HEADER and not self._protocol_header():
+                return
+            while not self.closing:
+                frame = self.reader.next_frame()
+                if frame is None:
+                    break
+                self._frame(frame)
+        except AMQPError as exc:  # from the reader: the stream cannot be trusted any further
+            self._close_connection(exc, 0, 0, wait_close_ok=exc.code != ReplyCode.FRAME_ERROR)
+        except Exception:  # a bug of ours costs this one connection, never the process
+            log.exception("amqp internal error peer=%s", self.peer)
+            self._close_connection(AMQPError(ReplyCode.INTERNAL_ERROR, "internal error"), 0, 0, False)
+        finally:
+            self._in_receive = False
+            for channel in self.channels.values():
+                channel.flush_confirms()
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._last_tx = self.clock()
+        return data
+
+    def next_deadline(self) -> float | None:
+        if self.closing:
+            return None
+        if self.state is not State.OPEN:
+            return self._deadline
+        if self.heartbeat:
+            return min(self._last_rx + 2 * self.heartbeat, self._last_tx + self.heartbeat / 2)
+        return None
+
+    def handle_timeout(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        if self.closing:
+            return
+        if self.state is not State.OPEN:
+            if now >= self._deadline:
+                log.info("amqp %s timeout peer=%s", "close-ok" if self.state is State.CLOSING else "handshake",
+                         self.peer)
+                self._finish()
+            return
+        if self.heartbeat and now >= self._last_rx + 2 * self.heartbeat:
+            log.warning("amqp missed heartbeats from client, timeout: %ds peer=%s", self.heartbeat, self.peer)
+            self._finish()
+        elif self.heartbeat and now >= self._last_tx + self.heartbeat / 2:
+            self.send_bytes(HEARTBEAT_FRAME)
+
+    def set_writable(self, writable: bool) -> None:
+        """Transport flow control: while not writable, messages wait in their queues."""
+        self.writable = writable
+        if writable:
+            for channel in list(self.channels.values()):
+                channel.pump()
+
+    def connection_lost(self) -> None:
+        self._finish()
+
+    def shutdown(self, text: str = "broker forced connection closure with reason 'shutdown'") -> None:
+        """Server-initiated close (320 CONNECTION_FORCED) without waiting for close-ok."""
+        if not self.closing:
+            self._close_connection(AMQPError(ReplyCode.CONNECTION_FORCED, text), 0, 0, wait_close_ok=False)
+
+    # -- helpers for channels ------------------------------------------------------------------
+
+    def send_method(self, channel: int, method: base.Frame) -> None:
+        self.send_bytes(encode_method(channel, method))
+
+    def send_bytes(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._in_receive and self.on_output is not None:
+            self.on_output()
+
+    def capability(self, name: str) -> bool:
+        capabilities = self.client_properties.get("capabilities")
+        return isinstance(capabilities, dict) and bool(capabilities.get(name))
+
+    def vhost_clock(self) -> float:
+        return self.vhost.clock()
+
+    # -- handshake -----------------------------------------------------------------------------
+
+    def _protocol_header(self) -> bool:
+        header = self.reader.take(8)
+        if header is None:
+            buffered = bytes(self.reader._buf[self.reader._pos:])
+            if PROTOCOL_HEADER.startswith(buffered[:4]) or buffered[:4] == b"AMQP"[: len(buffered)]:
+                return False
+            header = buffered
+        if header != PROTOCOL_HEADER:
+            log.info("amqp wrong protocol header peer=%s header=%r", self.peer, header[:8])
+            self.send_bytes(PROTOCOL_HEADER)  # tell the client what we speak, then close
+            self._finish()
+            return False
+        self.state = State.AWAIT_START_OK
+        self.send_method(0, c.Connection.Start(
+            server_properties={"product": PRODUCT, "version": VERSION, "platform": "Python",
+                               "capabilities": SERVER_CAPABILITIES, "cluster_name": "rosettamq"},
+            mechanisms="PLAIN AMQPLAIN", locales="en_US"))
+        return True
+
+    def _start_ok(self, m: c.Connection.StartOk) -> None:
+        self.client_properties = dict(m.client_properties or {})
+        username, password = _credentials(m.mechanism, m.response)
+        client_id = str(self.client_properties.get("connection_name") or self.peer)
+        authenticator = self.settings.authenticator
+        if authenticator is not None and not authenticator.authenticate(
+            Credentials("amqp", client_id, username, password, self.peer)
+        ):
+            log.warning("amqp login refused peer=%s username=%s", self.peer, username)
+            raise errors.access_refused(f"Login was refused using authentication mechanism {m.mechanism}")
+        self.username = username
+        self.origin = Origin("amqp", client_id, username)
+        self.state = State.AWAIT_TUNE_OK
+        self.send_method(0, c.Connection.Tune(channel_max=self.settings.channel_max,
+                                              frame_max=self.settings.frame_max,
+                                              heartbeat=self.settings.heartbeat))
+
+    def _tune_ok(self, m: c.Connection.TuneOk) -> None:
+        ours = self.settings
+        if m.frame_max and (m.frame_max < FRAME_MIN_SIZE or m.frame_max > ours.frame_max):
+            raise errors.not_allowed(f"frame_max={m.frame_max} outside [{FRAME_MIN_SIZE}, {ours.frame_max}]")
+        if m.channel_max > ours.channel_max:
+            raise errors.not_allowed(f"channel_max={m.channel_max} > {ours.channel_max}")
+        self.frame_max = m.frame_max or ours.frame_max
+        self.reader.frame_max = self.frame_max
+        self.channel_max = m.channel_max or ours.channel_max
+        self.heartbeat = m.heartbeat
+        self.state = State.AWAIT_OPEN
+
+    def _open(self, m: c.Connection.Open) -> None:
+        vhost = self.broker.vhosts.get(m.virtual_host)
+        if vhost is None:
+            raise errors.not_allowed(f"vhost {m.virtual_host} not found")
+        self.vhost = vhost
+        self.state = State.OPEN
+        self.send_method(0, c.Connection.OpenOk())
+        log.info("amqp connected peer=%s user=%s vhost=%s heartbeat=%d frame_max=%d",
+                 self.peer, self.username, vhost.name, self.heartbeat, self.frame_max)
+
+    # -- frames ---------------------------------------------------------------------------------
+
+    def _frame(self, frame: Any) -> None:
+        if self.state is State.CLOSING:  # only close / close-ok on channel 0 count now
+            if isinstance(frame, MethodFrame) and frame.channel == 0:
+                if isinstance(frame.method, c.Connection.CloseOk):
+                    self._finish()
+                elif isinstance(frame.method, c.Connection.Close):
+                    self.send_method(0, c.Connection.CloseOk())
+            return
+        if isinstance(frame, HeartbeatFrame):
+            return
+        if frame.channel == 0:
+            self._channel_zero(frame)
+            return
+        if self.state is not State.OPEN:
+            self._close_connection(errors.unexpected_frame("frame on a channel before connection.open-ok"), 0, 0)
+            return
+        method = frame.method if isinstance(frame, MethodFrame) else None
+        try:
+            self._channel_frame(frame)
+        except AMQPError as exc:
+            class_id, method_id = _ids(method) if method is not None else (60, 40)  # content: basic.publish
+            if exc.closes_connection:
+                self._close_connection(exc, class_id, method_id)
+            else:
+                self._close_channel(frame.channel, exc, class_id, method_id)
+
+    def _channel_zero(self, frame: Any) -> None:
+        if not isinstance(frame, MethodFrame):
+            self._close_connection(errors.unexpected_frame("content frame on channel 0"), 0, 0)
+            return
+        method = frame.method
+        expected = {State.AWAIT_START_OK: c.Connection.StartOk, State.AWAIT_TUNE_OK: c.Connection.TuneOk,
+                    State.AWAIT_OPEN: c.Connection.Open}.get(self.state)
+        try:
+            if isinstance(method, c.Connection.Close):
+                self.send_method(0, c.Connection.CloseOk())
+                log.info("amqp closed by client peer=%s code=%s", self.peer, method.reply_code)
+                self._finish()
+            elif expected is not None and isinstance(method, expected):
+                {c.Connection.StartOk: self._start_ok, c.Connection.TuneOk: self._tune_ok,
+                 c.Connection.Open: self._open}[expected](method)
+            elif isinstance(method, c.Connection.CloseOk):
+                self._finish()
+            else:
+                raise errors.command_invalid(f"unexpected method {method.name} on channel 0 in state "
+                                             f"{self.state.value}")
+        except AMQPError as exc:
+            self._close_connection(exc, *_ids(method))
+
+    def _channel_frame(self, frame: Any) -> None:
+        number = frame.channel
+        if number > self.channel_max:
+            raise errors.not_allowed(f"channel {number} above channel_max {self.channel_max}")
+        channel = self.channels.get(number)
+        method = frame.method if isinstance(frame, MethodFrame) else None
+        if channel is None:
+            if isinstance(method, c.Channel.Open):
+                self.channels[number] = Channel(self, number)
+                self.send_method(number, c.Channel.OpenOk())
+                return
+            raise errors.channel_error(f"expected 'channel.open' on channel {number}")
+        if channel.state is ChannelState.CLOSING:
+            if isinstance(method, c.Channel.CloseOk):
+                del self.channels[number]
+            elif isinstance(method, c.Channel.Close):
+                self.send_method(number, c.Channel.CloseOk())
+            return
+        if method is None:
+            if isinstance(frame, HeaderFrame):
+                channel.content_header(frame)
+            elif isinstance(frame, BodyFrame):
+                channel.content_body(frame)
+            return
+        if channel.in_content:
+            raise errors.unexpected_frame(f"expected content on channel {number}, got {method.name}")
+        if isinstance(method, c.Channel.Close):
+            channel.teardown()
+            del self.channels[number]
+            self.send_method(number, c.Channel.CloseOk())
+            return
+        if isinstance(method, c.Channel.Open):
+            raise errors.channel_error(f"second 'channel.open' on channel {number}")
+        handler = HANDLERS.get(type(method))
+        if handler is None:
+            raise errors.command_invalid(f"unexpected method {method.name} on channel {number}")
+        handler(channel, method)
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def _close_channel(self, number: int, exc: AMQPError, class_id: int, method_id: int) -> None:
+        log.info("amqp channel error peer=%s channel=%d code=%d text=%s", self.peer, number, exc.code, exc.text)
+        channel = self.channels.get(number)
+        if channel is not None:
+            channel.flush_confirms()
+            channel.teardown()
+            channel.state = ChannelState.CLOSING
+        else:
+            channel = self.channels[number] = Channel(self, number)
+            channel.state = ChannelState.CLOSING
+        self.send_method(number, c.Channel.Close(reply_code=exc.code, reply_text=exc.reply_text(),
+                                                 class_id=class_id, method_id=method_id))
+
+    def _close_connection(self, exc: AMQPError, class_id: int, method_id: int, wait_close_ok: bool = True) -> None:
+        if self.closing or self.state is State.CLOSING:
+            return
+        log.warning("amqp connection error peer=%s code=%d text=%s", self.peer, exc.code, exc.text)
+        self.close_reason = (int(exc.code), exc.reply_text())
+        self.send_method(0, c.Connection.Close(reply_code=exc.code, reply_text=exc.reply_text(),
+                                               class_id=class_id, method_id=method_id))
+        self._release()
+        if wait_close_ok:
+            self.state = State.CLOSING
+            self._deadline = self.clock() + self.settings.close_timeout
+        else:
+            self._finish()
+
+    def _release(self) -> None:
+        for channel in list(self.channels.values()):
+            channel.teardown()
+        self.channels.clear()
+        for vhost in self.broker.vhosts.values():
+            vhost.release_owner(self)
+
+    def _finish(self) -> None:
+        if self.closing:
+            return
+        self._release()
+        self.closing = True
+        self.state = State.CLOSED
+        if not self._in_receive and self.on_output is not None:
+            self.on_output()
+
+
+def _ids(method: base.Frame | None) -> tuple[int, int]:
+    if method is None:
+        return 0, 0
+    return method.index >> 16, method.index & 0xFFFF
+
+
+def _credentials(mechanism: str, response: Any) -> tuple[str | None, bytes | None]:
+    """Username and password from a PLAIN or AMQPLAIN response (403 for other mechanisms)."""
+    raw = response.encode("utf-8") if isinstance(response, str) else bytes(response or b"")
+    if mechanism == "PLAIN":
+        parts = raw.split(b"\x00")
+        if len(parts) != 3:
+            raise errors.access_refused("malformed PLAIN response")
+        return parts[1].decode("utf-8", "replace"), parts[2]
+    if mechanism == "AMQPLAIN":
+        try:
+            _, table = decode.field_table(struct.pack(">I", len(raw)) + raw)
+        except (ValueError, struct.error) as exc:
+            raise errors.access_refused(f"malformed AMQPLAIN response: {exc}") from None
+        login, password = table.get("LOGIN"), table.get("PASSWORD")
+        login = login.decode("utf-8", "replace") if isinstance(login, bytes) else login
+        password = password.encode("utf-8") if isinstance(password, str) else password
+        return (None if login is None else str(login)), password
+    raise errors.access_refused(f"unsupported authentication mechanism '{mechanism}'")

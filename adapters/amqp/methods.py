@@ -1,0 +1,273 @@
+"""One handler per channel method, validating in the spec's order.
+
+Each handler takes the channel and the decoded method, changes state through
+the vhost and the channel, and sends its reply (unless `nowait`). A handler
+raises `AMQPError`; the connection turns it into channel.close or
+connection.close by its reply code (errors.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pamqp import base, commands as c
+
+from adapters.amqp import errors
+from adapters.amqp.channel import Channel, ChannelState
+from adapters.amqp.frames import encode_method
+from adapters.amqp.queues import Consumer
+
+Handler = Callable[[Channel, base.Frame], None]
+
+
+# -- channel class -------------------------------------------------------------------------
+
+
+def channel_flow(ch: Channel, m: c.Channel.Flow) -> None:
+    ch.flow_active = bool(m.active)
+    ch.send(c.Channel.FlowOk(active=ch.flow_active))
+    ch.pump()
+
+
+def ignore(ch: Channel, m: base.Frame) -> None:
+    pass
+
+
+# -- exchange class ------------------------------------------------------------------------
+
+
+def exchange_declare(ch: Channel, m: c.Exchange.Declare) -> None:
+    ch.conn.vhost.declare_exchange(m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
+                                   auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments)
+    if not m.nowait:
+        ch.send(c.Exchange.DeclareOk())
+
+
+def exchange_delete(ch: Channel, m: c.Exchange.Delete) -> None:
+    ch.conn.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
+    if not m.nowait:
+        ch.send(c.Exchange.DeleteOk())
+
+
+def exchange_to_exchange(ch: Channel, m: base.Frame) -> None:
+    raise errors.not_implemented("exchange-to-exchange bindings are not supported")
+
+
+# -- queue class ---------------------------------------------------------------------------
+
+
+def _queue_name(ch: Channel, name: str) -> str:
+    """An empty queue name means the channel's last declared queue (0-9-1 section 1.7.2)."""
+    if name:
+        return name
+    if not ch.last_queue:
+        raise errors.not_found("no previously declared queue")
+    return ch.last_queue
+
+
+def queue_declare(ch: Channel, m: c.Queue.Declare) -> None:
+    queue = ch.conn.vhost.declare_queue(m.queue, ch.conn, passive=m.passive, durable=m.durable,
+                                        exclusive=m.exclusive, auto_delete=m.auto_delete, arguments=m.arguments)
+    ch.last_queue = queue.name
+    if not m.nowait:
+        ch.send(c.Queue.DeclareOk(queue=queue.name, message_count=queue.message_count,
+                                  consumer_count=len(queue.consumers)))
+
+
+def queue_bind(ch: Channel, m: c.Queue.Bind) -> None:
+    name = _queue_name(ch, m.queue)
+    key = m.routing_key if (m.routing_key or m.queue) else name
+    ch.conn.vhost.bind(name, m.exchange, key, m.arguments, ch.conn)
+    if not m.nowait:
+        ch.send(c.Queue.BindOk())
+
+
+def queue_unbind(ch: Channel, m: c.Queue.Unbind) -> None:
+    ch.conn.vhost.unbind(_queue_name(ch, m.queue), m.exchange, m.routing_key, m.arguments, ch.conn)
+    ch.send(c.Queue.UnbindOk())
+
+
+def queue_purge(ch: Channel, m: c.Queue.Purge) -> None:
+    count = ch.conn.vhost.purge_queue(_queue_name(ch, m.queue), ch.conn)
+    if not m.nowait:
+        ch.send(c.Queue.PurgeOk(message_count=count))
+
+
+def queue_delete(ch: Channel, m: c.Queue.Delete) -> None:
+    count = ch.conn.vhost.delete_queue(_queue_name(ch, m.queue), ch.conn, if_unused=m.if_unused,
+                                       if_empty=m.if_empty)
+    if not m.nowait:
+        ch.send(c.Queue.DeleteOk(message_count=count))
+
+
+# -- basic class ---------------------------------------------------------------------------
+
+
+def basic_qos(ch: Channel, m: c.Basic.Qos) -> None:
+    if m.prefetch_size:
+        raise errors.not_implemented("prefetch_size!=0 (%d)" % m.prefetch_size)
+    if m.global_:
+        ch.global_prefetch = m.prefetch_count
+    else:
+        ch.prefetch = m.prefetch_count
+    ch.send(c.Basic.QosOk())
+    ch.pump()
+
+
+def basic_consume(ch: Channel, m: c.Basic.Consume) -> None:
+    queue = ch.conn.vhost.queue(_queue_name(ch, m.queue), ch.conn)
+    tag = m.consumer_tag or ch.new_consumer_tag()
+    if tag in ch.consumers:
+        raise errors.not_allowed(f"attempt to reuse consumer tag '{tag}'")
+    if queue.has_exclusive_consumer or (m.exclusive and queue.consumers):
+        raise errors.access_refused(f"queue '{queue.name}' in vhost '{ch.conn.vhost.name}' in exclusive use")
+    consumer = Consumer(tag, queue, ch, no_ack=m.no_ack, exclusive=m.exclusive, prefetch=ch.prefetch,
+                        arguments=m.arguments)
+    ch.consumers[tag] = consumer
+    if not m.nowait:
+        ch.send(c.Basic.ConsumeOk(consumer_tag=tag))  # before the first basic.deliver
+    queue.add_consumer(consumer, ch.conn.vhost_clock())
+
+
+def basic_cancel(ch: Channel, m: c.Basic.Cancel) -> None:
+    ch.cancel(m.consumer_tag)
+    if not m.nowait:
+        ch.send(c.Basic.CancelOk(consumer_tag=m.consumer_tag))
+
+
+def basic_publish(ch: Channel, m: c.Basic.Publish) -> None:
+    if m.immediate:
+        raise errors.not_implemented("immediate=true")
+    ch.start_content(m)
+
+
+def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes) -> None:
+    """A whole message arrived: route it now, or keep it for tx.commit."""
+    if ch.tx:
+        ch.conn.vhost.exchange(m.exchange)  # a missing exchange fails now, as in RabbitMQ
+        ch.tx_actions.append(("publish", m, properties, body))
+        return
+    if ch.confirm:
+        ch.publish_seq += 1
+    route(ch, m, properties, body)
+
+
+def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes) -> None:
+    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin)
+    if not routed and m.mandatory:
+        from adapters.amqp.content import Content
+
+        ret = c.Basic.Return(reply_code=errors.ReplyCode.NO_ROUTE, reply_text="NO_ROUTE", exchange=m.exchange,
+                             routing_key=m.routing_key)
+        content = Content(m.exchange, m.routing_key, properties, body)
+        ch.conn.send_bytes(encode_method(ch.number, ret) + content.frames(ch.number, ch.conn.frame_max))
+
+
+def basic_get(ch: Channel, m: c.Basic.Get) -> None:
+    queue = ch.conn.vhost.queue(_queue_name(ch, m.queue), ch.conn)
+    entry = queue.get(ch.conn.vhost_clock())
+    if entry is None:
+        ch.send(c.Basic.GetEmpty())
+    else:
+        ch.deliver_get(queue, entry, m.no_ack)
+
+
+def _acknowledge(ch: Channel, tag: int, multiple: bool, outcome: str) -> None:
+    items = ch.take_unacked(tag, multiple)
+    if ch.tx:
+        ch.tx_actions.append(("settle", items, outcome))
+    else:
+        ch.settle(items, outcome)
+
+
+def basic_ack(ch: Channel, m: c.Basic.Ack) -> None:
+    _acknowledge(ch, m.delivery_tag, m.multiple, "ack")
+
+
+def basic_nack(ch: Channel, m: c.Basic.Nack) -> None:
+    _acknowledge(ch, m.delivery_tag, m.multiple, "requeue" if m.requeue else "reject")
+
+
+def basic_reject(ch: Channel, m: c.Basic.Reject) -> None:
+    _acknowledge(ch, m.delivery_tag, False, "requeue" if m.requeue else "reject")
+
+
+def basic_recover(ch: Channel, m: c.Basic.Recover) -> None:
+    ch.settle(ch.take_unacked(0, True), "requeue")
+    ch.send(c.Basic.RecoverOk())
+
+
+def basic_recover_async(ch: Channel, m: c.Basic.RecoverAsync) -> None:
+    ch.settle(ch.take_unacked(0, True), "requeue")
+
+
+# -- confirm and tx classes -------------------------------------------------------------------
+
+
+def confirm_select(ch: Channel, m: c.Confirm.Select) -> None:
+    if ch.tx:
+        raise errors.precondition_failed("cannot switch from tx to confirm mode")
+    ch.confirm = True
+    if not m.nowait:
+        ch.send(c.Confirm.SelectOk())
+
+
+def tx_select(ch: Channel, m: c.Tx.Select) -> None:
+    if ch.confirm:
+        raise errors.precondition_failed("cannot switch from confirm to tx mode")
+    ch.tx = True
+    ch.send(c.Tx.SelectOk())
+
+
+def tx_commit(ch: Channel, m: c.Tx.Commit) -> None:
+    if not ch.tx:
+        raise errors.precondition_failed("channel is not transactional")
+    actions, ch.tx_actions = ch.tx_actions, []
+    for action in actions:
+        if action[0] == "publish":
+            route(ch, action[1], action[2], action[3])
+        else:
+            ch.settle(action[1], action[2])
+    ch.send(c.Tx.CommitOk())
+
+
+def tx_rollback(ch: Channel, m: c.Tx.Rollback) -> None:
+    if not ch.tx:
+        raise errors.precondition_failed("channel is not transactional")
+    # Acknowledgements rolled back: those deliveries are unacknowledged again.
+    restore = [item for action in ch.tx_actions if action[0] == "settle" for item in action[1]]
+    ch.tx_actions = []
+    for item in restore:
+        ch.restore_unacked(item)
+    ch.send(c.Tx.RollbackOk())
+
+
+HANDLERS: dict[type, Handler] = {
+    c.Channel.Flow: channel_flow,
+    c.Channel.FlowOk: ignore,
+    c.Exchange.Declare: exchange_declare,
+    c.Exchange.Delete: exchange_delete,
+    c.Exchange.Bind: exchange_to_exchange,
+    c.Exchange.Unbind: exchange_to_exchange,
+    c.Queue.Declare: queue_declare,
+    c.Queue.Bind: queue_bind,
+    c.Queue.Unbind: queue_unbind,
+    c.Queue.Purge: queue_purge,
+    c.Queue.Delete: queue_delete,
+    c.Basic.Qos: basic_qos,
+    c.Basic.Consume: basic_consume,
+    c.Basic.Cancel: basic_cancel,
+    c.Basic.Publish: basic_publish,
+    c.Basic.Get: basic_get,
+    c.Basic.Ack: basic_ack,
+    c.Basic.Nack: basic_nack,
+    c.Basic.Reject: basic_reject,
+    c.Basic.Recover: basic_recover,
+    c.Basic.RecoverAsync: basic_recover_async,
+    c.Confirm.Select: confirm_select,
+    c.Tx.Select: tx_select,
+    c.Tx.Commit: tx_commit,
+    c.Tx.Rollback: tx_rollback,
+}
+
+__all__ = ["HANDLERS", "ChannelState", "complete_publish"]

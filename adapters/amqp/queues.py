@@ -1,0 +1,273 @@
+"""Queues: ready messages, consumers, TTL, max-length (drop-head), expiry and dead-letter hooks.
+
+A queue knows nothing of frames or channels: consumers reach it through the
+`ConsumerSink` protocol (is there room? take this message) and it reports
+dead letters and its next deadline through callbacks the vhost sets. Times
+are wall-clock seconds (`time.time()`), like core message expiry.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from typing import Any, Callable, Protocol
+
+from adapters.amqp.content import Content
+from adapters.amqp.errors import precondition_failed
+
+_sequence = itertools.count(1)
+
+
+class Entry:
+    """A message in one queue: its content, whether it was delivered before, when it expires."""
+
+    __slots__ = ("content", "redelivered", "expires_at", "seq")
+
+    def __init__(self, content: Content, expires_at: float | None, redelivered: bool = False) -> None:
+        self.content = content
+        self.redelivered = redelivered
+        self.expires_at = expires_at
+        self.seq = next(_sequence)
+
+
+class ConsumerSink(Protocol):
+    """What a queue needs from the channel that owns a consumer."""
+
+    def consumer_ready(self, consumer: "Consumer") -> bool: ...
+
+    def deliver(self, consumer: "Consumer", queue: "Queue", entry: Entry) -> None: ...
+
+
+class Consumer:
+    __slots__ = ("tag", "queue", "sink", "no_ack", "exclusive", "prefetch", "unacked", "arguments")
+
+    def __init__(self, tag: str, queue: "Queue", sink: ConsumerSink, *, no_ack: bool, exclusive: bool,
+                 prefetch: int, arguments: dict[str, Any] | None = None) -> None:
+        self.tag = tag
+        self.queue = queue
+        self.sink = sink
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        self.prefetch = prefetch  # 0: unlimited
+        self.unacked = 0
+        self.arguments = arguments or {}
+
+
+def _int_arg(arguments: dict[str, Any], name: str, minimum: int) -> int | None:
+    value = arguments.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise precondition_failed(f"invalid arg '{name}' for queue: {value!r}")
+    return value
+
+
+def _str_arg(arguments: dict[str, Any], name: str) -> str | None:
+    value = arguments.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise precondition_failed(f"invalid arg '{name}' for queue: {value!r}")
+    return value
+
+
+class Queue:
+    """One AMQP queue (classic semantics whatever x-queue-type says)."""
+
+    def __init__(self, name: str, *, durable: bool = False, exclusive_owner: object | None = None,
+                 auto_delete: bool = False, arguments: dict[str, Any] | None = None, now: float = 0.0) -> None:
+        arguments = dict(arguments or {})
+        self.name = name
+        self.durable = durable
+        self.exclusive_owner = exclusive_owner
+        self.auto_delete = auto_delete
+        self.arguments = arguments
+        ttl = _int_arg(arguments, "x-message-ttl", 0)
+        expires = _int_arg(arguments, "x-expires", 1)
+        self.ttl = None if ttl is None else ttl / 1000.0
+        self.expires = None if expires is None else expires / 1000.0
+        self.max_length = _int_arg(arguments, "x-max-length", 0)
+        overflow = _str_arg(arguments, "x-overflow")
+        if overflow not in (None, "drop-head"):
+            raise precondition_failed(f"x-overflow {overflow!r} is not supported (only drop-head)")
+        self.dead_letter_exchange = _str_arg(arguments, "x-dead-letter-exchange")
+        self.dead_letter_routing_key = _str_arg(arguments, "x-dead-letter-routing-key")
+        queue_type = _str_arg(arguments, "x-queue-type")
+        if queue_type not in (None, "classic", "quorum", "stream"):
+            raise precondition_failed(f"invalid x-queue-type {queue_type!r}")
+        self.ready: deque[Entry] = deque()
+        self.consumers: list[Consumer] = []
+        self.had_consumer = False
+        self.deleted = False
+        self.last_used = now
+        self._cursor = 0
+        self._dispatching = False
+        self._again = False
+        self.scheduled_at: float | None = None
+        # Set by the vhost:
+        self.on_dead_letter: Callable[[Queue, Entry, str], None] = lambda queue, entry, reason: None
+        self.on_deadline: Callable[[Queue, float], None] = lambda queue, deadline: None
+        self.on_removed: Callable[[Queue, Entry], None] = lambda queue, entry: None
+        self.on_stored: Callable[[Queue, Entry], None] = lambda queue, entry: None
+
+    # -- declaration ---------------------------------------------------------------
+
+    def equivalent(self, durable: bool, auto_delete: bool, arguments: dict[str, Any]) -> str | None:
+        """Why a redeclaration differs (RabbitMQ's 'inequivalent arg'), or None if it matches."""
+        if durable != self.durable:
+            return "durable"
+        if auto_delete != self.auto_delete:
+            return "auto_delete"
+        for key in ("x-message-ttl", "x-expires", "x-max-length", "x-dead-letter-exchange",
+                    "x-dead-letter-routing-key", "x-overflow"):
+            if arguments.get(key) != self.arguments.get(key):
+                return key
+        return None
+
+    @property
+    def message_count(self) -> int:
+        return len(self.ready)
+
+    # -- messages in ------------------------------------------------------------------
+
+    def enqueue(self, content: Content, now: float, expiration: float | None = None) -> None:
+        """Add a published message; `expiration` is its per-message TTL in seconds."""
+        ttl = self.ttl
+        if expiration is not None and (ttl is None or expiration < ttl):
+            ttl = expiration
+        entry = Entry(content, None if ttl is None else now + ttl)
+        self.ready.append(entry)
+        self.on_stored(self, entry)
+        if self.max_length is not None:
+            while len(self.ready) > self.max_length:
+                self._drop(self.ready.popleft(), "maxlen")
+        self.dispatch(now)
+        self.expire(now)
+
+    def requeue(self, entries: list[Entry], now: float) -> None:
+        """Put delivered, unacknowledged messages back at the head, oldest first, marked redelivered."""
+        for entry in sorted(entries, key=lambda e: e.seq, reverse=True):
+            entry.redelivered = True
+            self.ready.appendleft(entry)
+        self.dispatch(now)
+        self._schedule()
+
+    def settle(self, entry: Entry) -> None:
+        """A delivered message is done with (acknowledged, or sent to a no-ack consumer)."""
+        self.on_removed(self, entry)
+
+    def reject(self, entry: Entry) -> None:
+        """basic.reject / basic.nack without requeue: dead-letter it (reason 'rejected') or drop it."""
+        self._drop(entry, "rejected")
+
+    def purge(self) -> int:
+        count = len(self.ready)
+        for entry in self.ready:
+            self.on_removed(self, entry)
+        self.ready.clear()
+        return count
+
+    # -- messages out -----------------------------------------------------------------
+
+    def dispatch(self, now: float) -> None:
+        """Hand ready messages to consumers with room, round-robin, until none has room."""
+        if self._dispatching:
+            self._again = True
+            return
+        self._dispatching = True
+        try:
+            while True:
+                self._again = False
+                self._dispatch_once(now)
+                if not self._again:
+                    break
+        finally:
+            self._dispatching = False
+
+    def _dispatch_once(self, now: float) -> None:
+        ready, consumers = self.ready, self.consumers
+        while ready and consumers:
+            entry = ready[0]
+            if entry.expires_at is not None and entry.expires_at <= now:
+                self._drop(ready.popleft(), "expired")
+                continue
+            consumer = self._next_consumer()
+            if consumer is None:
+                return
+            ready.popleft()
+            consumer.sink.deliver(consumer, self, entry)
+
+    def _next_consumer(self) -> Consumer | None:
+        consumers = self.consumers
+        count = len(consumers)
+        start = self._cursor
+        for step in range(count):
+            consumer = consumers[(start + step) % count]
+            if consumer.sink.consumer_ready(consumer):
+                self._cursor = (start + step + 1) % count
+                return consumer
+        return None
+
+    def get(self, now: float) -> Entry | None:
+        """basic.get: the head message, skipping expired ones."""
+        self.last_used = now
+        self.expire(now)
+        entry = self.ready.popleft() if self.ready else None
+        self._schedule()
+        return entry
+
+    # -- consumers ----------------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer, now: float) -> None:
+        self.consumers.append(consumer)
+        self.had_consumer = True
+        self.last_used = now
+        self.dispatch(now)
+
+    def remove_consumer(self, consumer: Consumer, now: float) -> None:
+        if consumer in self.consumers:
+            index = self.consumers.index(consumer)
+            self.consumers.remove(consumer)
+            if index < self._cursor:
+                self._cursor -= 1
+            if self._cursor >= len(self.consumers):
+                self._cursor = 0
+        self.last_used = now
+        self._schedule()
+
+    @property
+    def has_exclusive_consumer(self) -> bool:
+        return any(consumer.exclusive for consumer in self.consumers)
+
+    # -- time ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = []
+        if self.ready and self.ready[0].expires_at is not None:
+            deadlines.append(self.ready[0].expires_at)
+        if self.expires is not None and not self.consumers:
+            deadlines.append(self.last_used + self.expires)
+        return min(deadlines) if deadlines else None
+
+    def unused_since_expiry(self, now: float) -> bool:
+        """x-expires: no consumers and no basic.get or redeclaration for that long."""
+        return self.expires is not None and not self.consumers and now >= self.last_used + self.expires
+
+    def expire(self, now: float) -> None:
+        """Drop (or dead-letter) expired messages at the head, as RabbitMQ does."""
+        ready = self.ready
+        while ready and ready[0].expires_at is not None and ready[0].expires_at <= now:
+            self._drop(ready.popleft(), "expired")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        deadline = self.next_deadline()
+        if deadline is not None and (self.scheduled_at is None or deadline < self.scheduled_at):
+            self.scheduled_at = deadline
+            self.on_deadline(self, deadline)
+
+    def _drop(self, entry: Entry, reason: str) -> None:
+        self.on_removed(self, entry)
+        self.on_dead_letter(self, entry, reason)

@@ -1,0 +1,209 @@
+"""The thin asyncio layer of the AMQP adapter: listeners, connections, and the queues' timer.
+
+`AMQPService` owns the AMQP broker model of one gateway (shared by the plain
+and TLS listeners), the live connections, and one timer for message TTL and
+queue expiry. Each TCP connection is an `asyncio.Protocol` feeding an
+`AMQPConnection` through a `ConnectionDriver` (writes coalesced once per
+loop turn, deadlines, closing); transport backpressure stops deliveries to
+that connection and pauses reading from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from typing import Callable
+
+from core.broker import Broker
+
+from adapters.amqp.broker import AMQPBroker
+from adapters.amqp.connection import AMQPConnection
+from adapters.amqp.durable import DurableLog
+from adapters.amqp.settings import AMQPSettings
+
+log = logging.getLogger("rosettamq.amqp")
+
+LISTEN_BACKLOG = 4096
+
+
+class AMQPService:
+    """The AMQP side of a running gateway: broker model, listeners' connections, timer."""
+
+    def __init__(self, core: Broker, settings: AMQPSettings, *, log_: DurableLog | None = None) -> None:
+        self.broker = AMQPBroker(core, settings, log=log_)
+        self.connections: set[AMQPConnection] = set()
+        self.opened = 0
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.broker.on_deadline_change = self._rearm
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
+                     listener: str = "amqp") -> asyncio.Server:
+        """Listen on host:port (port 0: the OS picks; read it from the server's sockets)."""
+        return await self._loop.create_server(
+            lambda: AMQPServerProtocol(self, listener), host, port, ssl=ssl_context,
+            backlog=LISTEN_BACKLOG, reuse_address=True,
+        )
+
+    def shutdown(self) -> None:
+        """Tell every client 320 CONNECTION_FORCED and close."""
+        for conn in list(self.connections):
+            conn.shutdown()
+            if conn.on_output is not None:
+                conn.on_output()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- message TTL and queue expiry --------------------------------------------------------
+
+    def _rearm(self) -> None:
+        deadline = self.broker.next_deadline()
+        if deadline is None or (self._timer is not None and self._timer_at is not None
+                                and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_later(max(0.0, deadline - time.time()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        try:
+            self.broker.run_due()
+        except Exception:  # pragma: no cover - a bug must not stop the timer
+            log.exception("amqp timer failed")
+        finally:
+            self._rearm()
+
+
+class ConnectionDriver:
+    """Drives an `AMQPConnection` from a transport: feeding, coalesced flushing, deadlines, closing."""
+
+    def __init__(self, conn: AMQPConnection, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
+        self.conn = conn
+        self._write = write
+        self._close_transport = close
+        self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        conn.on_output = self._schedule_flush
+
+    def feed(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        conn = self.conn
+        data = conn.data_to_send()
+        if data:
+            self._write(data)
+        if conn.closing:
+            self._closed = True
+            self._cancel_timer()
+            self._close_transport()
+            return
+        self._arm_timer()
+
+    def lost(self) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.conn.connection_lost()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.next_deadline()
+        if deadline is None:
+            self._cancel_timer()
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return  # an earlier timer re-arms at the current deadline when it fires
+        self._cancel_timer()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.conn.handle_timeout(self._loop.time())
+        self.flush()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+
+class AMQPServerProtocol(asyncio.Protocol):
+    """asyncio protocol for AMQP 0-9-1 over TCP/TLS."""
+
+    def __init__(self, service: AMQPService, listener: str) -> None:
+        self._service = service
+        self._listener = listener
+        self._transport: asyncio.Transport | None = None
+        self._driver: ConnectionDriver | None = None
+        # uvloop binds data_received when the transport is made: dispatch through our own attribute.
+        self._on_data: Callable[[bytes], None] = lambda data: None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        peer = _format_peer(transport.get_extra_info("peername"))
+        conn = AMQPConnection(self._service.broker, peer=peer, listener=self._listener,
+                              clock=asyncio.get_running_loop().time)
+        self._driver = ConnectionDriver(conn, transport.write, transport.close)
+        self._on_data = self._driver.feed
+        self._service.connections.add(conn)
+        self._service.opened += 1
+        self._driver.flush()  # arms the handshake deadline
+
+    def data_received(self, data: bytes) -> None:
+        self._on_data(data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._driver is not None:
+            self._service.connections.discard(self._driver.conn)
+            self._driver.lost()
+
+    def pause_writing(self) -> None:
+        if self._driver is not None and self._transport is not None:
+            self._driver.conn.set_writable(False)
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._driver is not None and self._transport is not None:
+            self._transport.resume_reading()
+            self._driver.conn.set_writable(True)
+            self._driver.flush()
+
+
+def _format_peer(peername: object) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername or "")

@@ -1,0 +1,28 @@
+"""Broker-side AMQP limits and features, as one value the connection reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.auth import Authenticator
+
+PRODUCT = "RosettaMQ"
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class AMQPSettings:
+    """What the server offers in connection.start / connection.tune, and its timeouts."""
+
+    frame_max: int = 131072
+    channel_max: int = 2047
+    heartbeat: int = 60  # seconds proposed in connection.tune (0: none)
+    handshake_timeout: float = 10.0
+    close_timeout: float = 3.0  # wait this long for close-ok after our connection.close
+    vhosts: tuple[str, ...] = ("/",)
+    shared_vhost: str = "/"  # the vhost whose amq.topic is the core's topic space
+    origin_header: bool = False  # add x-origin-client-id to messages from other protocols
+    max_message_size: int = 128 * 1024 * 1024
+    authenticator: "Authenticator | None" = None

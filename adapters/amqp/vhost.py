@@ -1,0 +1,361 @@
+"""One virtual host: exchanges, queues and bindings, publishing and dead-lettering.
+
+RabbitMQ's rules, checked in its order: names starting with `amq.` are
+reserved (403), passive declarations of missing things are 404, exclusive
+queues of another connection are 405, redeclarations that differ are 406.
+In the shared vhost (normally "/"), amq.topic is the core's topic space:
+bindings to it are core subscriptions and publishes to it go through
+`core.Broker.publish`, so MQTT, WebSocket and CoAP clients take part.
+Durable state changes are reported to a `DurableLog` (see durable.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+import itertools
+import secrets
+import time
+from typing import Any, Callable
+
+from pamqp.commands import Basic
+
+from core.broker import Broker
+from core.message import Origin
+
+from adapters.amqp import errors
+from adapters.amqp.bridge import QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
+from adapters.amqp.content import Content
+from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
+from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
+from adapters.amqp.mapping import message_from_amqp, parse_expiration
+from adapters.amqp.queues import Entry, Queue
+from core.subscriptions import Delivery
+
+MAX_DEAD_LETTER_DEPTH = 8
+_PROPERTY_NAMES = tuple(Basic.Properties.__slots__)
+
+
+def copy_properties(properties: Basic.Properties, **changes: Any) -> Basic.Properties:
+    values = {name: getattr(properties, name, None) for name in _PROPERTY_NAMES}
+    values.update(changes)
+    return Basic.Properties(**values)
+
+
+class VirtualHost:
+    """The AMQP broker model of one vhost (no I/O; times are wall-clock seconds)."""
+
+    def __init__(self, name: str, *, core: Broker | None = None, log: DurableLog | None = None,
+                 clock: Callable[[], float] = time.time, origin_header: bool = False) -> None:
+        self.name = name
+        self.core = core  # set in the vhost that shares amq.topic with the core
+        self.log = log
+        self.clock = clock
+        self.origin_header = origin_header
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.subscribers: dict[str, QueueSubscriber] = {}
+        self.on_deadline_change: Callable[[], None] = lambda: None
+        self._deadlines: list[tuple[float, int, Queue]] = []
+        self._tie = itertools.count()
+        self._dead_letter_depth = 0
+        for exchange_name, kind in BUILTINS:
+            self.exchanges[exchange_name] = KINDS[kind](exchange_name, durable=True, builtin=True)
+
+    # -- exchanges ------------------------------------------------------------------------
+
+    def declare_exchange(self, name: str, kind: str, *, passive: bool = False, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False,
+                         arguments: dict[str, Any] | None = None) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if passive:
+            if exchange is None:
+                raise errors.not_found(f"no exchange '{name}' in vhost '{self.name}'")
+            return exchange
+        if kind not in KINDS:
+            raise errors.command_invalid(f"invalid exchange type '{kind}'")
+        if exchange is None and (name.startswith("amq.") or not name):
+            raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        if exchange is not None:
+            if not exchange.equivalent(kind, durable, auto_delete, internal):
+                raise errors.precondition_failed(
+                    f"inequivalent arg for exchange '{name}' in vhost '{self.name}': "
+                    f"received type '{kind}' durable={durable} but current is type '{exchange.kind}' "
+                    f"durable={exchange.durable}")
+            return exchange
+        exchange = KINDS[kind](name, durable=durable, auto_delete=auto_delete, internal=internal,
+                               arguments=arguments)
+        self.exchanges[name] = exchange
+        if durable and self.log is not None:
+            self.log.put_exchange(ExchangeRecord(self.name, name, kind, auto_delete, internal, dict(arguments or {})))
+        return exchange
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return  # deleting a missing exchange succeeds, as in RabbitMQ
+        if exchange.builtin:
+            raise errors.access_refused(f"operation not permitted on exchange '{name}'")
+        if if_unused and exchange.bindings:
+            raise errors.precondition_failed(f"exchange '{name}' in vhost '{self.name}' in use")
+        del self.exchanges[name]
+        for ident, arguments in list(exchange.bindings.items()):
+            self._unbind(exchange, ident[0], ident[1], arguments)
+        if exchange.durable and self.log is not None:
+            self.log.delete_exchange(self.name, name)
+
+    def exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise errors.not_found(f"no exchange '{name}' in vhost '{self.name}'")
+        return exchange
+
+    # -- queues -------------------------------------------------------------------------
+
+    def queue(self, name: str, owner: object) -> Queue:
+        """The queue `name` as connection `owner` may use it (404 missing, 405 another's exclusive queue)."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise errors.not_found(f"no queue '{name}' in vhost '{self.name}'")
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not owner:
+            raise errors.resource_locked(
+                f"cannot obtain exclusive access to locked queue '{name}' in vhost '{self.name}'")
+        return queue
+
+    def declare_queue(self, name: str, owner: object, *, passive: bool = False, durable: bool = False,
+                      exclusive: bool = False, auto_delete: bool = False,
+                      arguments: dict[str, Any] | None = None) -> Queue:
+        now = self.clock()
+        arguments = dict(arguments or {})
+        if passive:
+            queue = self.queue(name, owner)
+            return queue
+        if not name:
+            name = "amq.gen-" + secrets.token_urlsafe(16)
+        elif name.startswith("amq.") and name not in self.queues:
+            raise errors.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        queue = self.queues.get(name)
+        if queue is not None:
+            queue = self.queue(name, owner)
+            differs = queue.equivalent(durable, auto_delete, arguments)
+            if differs is not None:
+                raise errors.precondition_failed(
+                    f"inequivalent arg '{differs}' for queue '{name}' in vhost '{self.name}'")
+            queue.last_used = now
+            return queue
+        queue = Queue(name, durable=durable, exclusive_owner=owner if exclusive else None,
+                      auto_delete=auto_delete, arguments=arguments, now=now)
+        self._adopt(queue)
+        if durable and not exclusive and self.log is not None:
+            self.log.put_queue(QueueRecord(self.name, name, auto_delete, arguments))
+        queue.expire(now)  # schedules x-expires
+        return queue
+
+    def _adopt(self, queue: Queue) -> None:
+        queue.on_dead_letter = self._dead_letter
+        queue.on_deadline = self._schedule
+        queue.on_removed = self._message_removed
+        queue.on_stored = self.message_stored
+        self.queues[queue.name] = queue
+        self.exchanges[""].bind(queue.name, queue.name, None)  # the default exchange's implicit binding
+
+    def delete_queue(self, name: str, owner: object, *, if_unused: bool = False, if_empty: bool = False) -> int:
+        """Delete a queue; its consumers are cancelled. Returns how many messages it held."""
+        if name not in self.queues:
+            return 0
+        queue = self.queue(name, owner)
+        if if_unused and queue.consumers:
+            raise errors.precondition_failed(f"queue '{name}' in vhost '{self.name}' in use")
+        if if_empty and queue.ready:
+            raise errors.precondition_failed(f"queue '{name}' in vhost '{self.name}' not empty")
+        return self._remove_queue(queue)
+
+    def _remove_queue(self, queue: Queue) -> int:
+        count = queue.message_count
+        queue.deleted = True
+        del self.queues[queue.name]
+        for exchange in list(self.exchanges.values()):
+            for key, arguments in [(i[1], a) for i, a in exchange.bindings.items() if i[0] == queue.name]:
+                self._unbind(exchange, queue.name, key, arguments)
+        subscriber = self.subscribers.pop(queue.name, None)
+        if subscriber is not None and self.core is not None:
+            for topic_filter in subscriber.router_filters:
+                self.core.router.unsubscribe(subscriber, topic_filter)
+        for consumer in list(queue.consumers):
+            queue.remove_consumer(consumer, self.clock())
+            consumer.sink.cancelled_by_server(consumer)  # type: ignore[attr-defined]
+        queue.ready.clear()
+        if queue.durable and queue.exclusive_owner is None and self.log is not None:
+            self.log.delete_queue(self.name, queue.name)
+        return count
+
+    def purge_queue(self, name: str, owner: object) -> int:
+        return self.queue(name, owner).purge()
+
+    def consumer_gone(self, queue: Queue) -> None:
+        """After a cancel: an auto-delete queue goes with its last consumer."""
+        if queue.auto_delete and queue.had_consumer and not queue.consumers and not queue.deleted:
+            self._remove_queue(queue)
+
+    def release_owner(self, owner: object) -> None:
+        """A connection closed: its exclusive queues go."""
+        for queue in [q for q in self.queues.values() if q.exclusive_owner is owner]:
+            self._remove_queue(queue)
+
+    # -- bindings -----------------------------------------------------------------------
+
+    def bind(self, queue_name: str, exchange_name: str, key: str, arguments: dict[str, Any] | None,
+             owner: object) -> None:
+        queue = self.queue(queue_name, owner)
+        exchange = self.exchange(exchange_name)
+        if exchange_name == "":
+            raise errors.access_refused("operation not permitted on the default exchange")
+        if not exchange.bind(queue.name, key, arguments):
+            return
+        if exchange_name == SHARED_EXCHANGE and self.core is not None:
+            self._subscribe(queue, key)
+        if queue.durable and exchange.durable and self.log is not None:
+            self.log.put_binding(BindingRecord(self.name, exchange_name, queue.name, key, dict(arguments or {})))
+
+    def unbind(self, queue_name: str, exchange_name: str, key: str, arguments: dict[str, Any] | None,
+               owner: object) -> None:
+        queue = self.queue(queue_name, owner)
+        exchange = self.exchange(exchange_name)
+        if exchange_name == "":
+            raise errors.access_refused("operation not permitted on the default exchange")
+        self._unbind(exchange, queue.name, key, arguments)
+
+    def _unbind(self, exchange: Exchange, queue_name: str, key: str, arguments: dict[str, Any] | None) -> None:
+        if not exchange.unbind(queue_name, key, arguments):
+            return
+        queue = self.queues.get(queue_name)
+        subscriber = self.subscribers.get(queue_name)
+        if exchange.name == SHARED_EXCHANGE and subscriber is not None and self.core is not None:
+            topic_filter = subscriber.remove_binding(key)
+            if topic_filter is not None:
+                self.core.router.unsubscribe(subscriber, topic_filter)
+        if queue is not None and queue.durable and exchange.durable and self.log is not None:
+            self.log.delete_binding(BindingRecord(self.name, exchange.name, queue_name, key, dict(arguments or {})))
+        if exchange.auto_delete and not exchange.bindings and self.exchanges.get(exchange.name) is exchange:
+            self.delete_exchange(exchange.name)
+
+    def _subscribe(self, queue: Queue, key: str) -> None:
+        assert self.core is not None
+        subscriber = self.subscribers.get(queue.name)
+        if subscriber is None:
+            subscriber = self.subscribers[queue.name] = QueueSubscriber(queue, self.clock, self.origin_header)
+        topic_filter = subscriber.add_binding(key)
+        if topic_filter is None:
+            return
+        router = self.core.router
+        router.subscribe(subscriber, topic_filter, QUEUE_OPTIONS)
+        cache: dict = {}
+        for message in router.retained_for(topic_filter):  # like an MQTT subscribe: the last known values
+            if not message.is_expired():
+                subscriber.deliver(Delivery(message, min(1, message.qos), True), cache)
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def publish(self, exchange_name: str, routing_key: str, properties: Basic.Properties, body: bytes,
+                origin: Origin) -> bool:
+        """Route one basic.publish; True if it reached at least one queue (or core subscriber)."""
+        exchange = self.exchange(exchange_name)
+        if exchange.internal:
+            raise errors.access_refused(f"cannot publish to internal exchange '{exchange_name}'")
+        try:
+            expiration = parse_expiration(properties.expiration)
+        except ValueError as exc:
+            raise errors.precondition_failed(str(exc)) from None
+        content = Content(exchange_name, routing_key, properties, body)
+        return self._route(exchange, routing_key, content, expiration, origin)
+
+    def _route(self, exchange: Exchange, routing_key: str, content: Content, expiration: float | None,
+               origin: Origin) -> bool:
+        now = self.clock()
+        if exchange.name == SHARED_EXCHANGE and self.core is not None:
+            message = message_from_amqp(routing_key, content.properties, content.body, origin=origin, now=now,
+                                        extra={"amqp": content})
+            return message is not None and self.core.publish(message) > 0
+        if exchange.name == "":
+            queue = self.queues.get(routing_key)
+            names = () if queue is None else (routing_key,)
+        else:
+            names = exchange.route(routing_key, content.properties.headers)
+        routed = False
+        for name in list(names):
+            queue = self.queues.get(name)
+            if queue is not None:
+                queue.enqueue(content, now, expiration)
+                routed = True
+        return routed
+
+    # -- dead letters and durable messages ------------------------------------------------
+
+    def _dead_letter(self, queue: Queue, entry: Entry, reason: str) -> None:
+        if queue.dead_letter_exchange is None or self._dead_letter_depth >= MAX_DEAD_LETTER_DEPTH:
+            return
+        exchange = self.exchanges.get(queue.dead_letter_exchange)
+        if exchange is None:
+            return
+        content = entry.content
+        headers = dict(content.properties.headers or {})
+        deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
+        count = 1
+        for death in deaths:
+            if death.get("queue") == queue.name and death.get("reason") == reason:
+                count = int(death.get("count", 0)) + 1
+                deaths.remove(death)
+                break
+        death = {"count": count, "reason": reason, "queue": queue.name, "exchange": content.exchange,
+                 "routing-keys": [content.routing_key],
+                 "time": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)}
+        if content.properties.expiration is not None:
+            death["original-expiration"] = content.properties.expiration
+        headers["x-death"] = [death, *deaths]
+        headers.setdefault("x-first-death-reason", reason)
+        headers.setdefault("x-first-death-queue", queue.name)
+        headers.setdefault("x-first-death-exchange", content.exchange)
+        routing_key = queue.dead_letter_routing_key or content.routing_key
+        properties = copy_properties(content.properties, headers=headers, expiration=None)
+        dead = Content(exchange.name, routing_key, properties, content.body)
+        self._dead_letter_depth += 1
+        try:
+            self._route(exchange, routing_key, dead, None, Origin("amqp", "", None))
+        finally:
+            self._dead_letter_depth -= 1
+
+    def _message_removed(self, queue: Queue, entry: Entry) -> None:
+        if self.log is not None and queue.durable and entry.content.persistent:
+            self.log.delete_message(self.name, queue.name, entry.seq)
+
+    def message_stored(self, queue: Queue, entry: Entry) -> None:
+        if self.log is not None and queue.durable and entry.content.persistent:
+            content = entry.content
+            self.log.put_message(MessageRecord(self.name, queue.name, entry.seq, content.exchange,
+                                               content.routing_key, content.header_payload(), content.body,
+                                               entry.expires_at))
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _schedule(self, queue: Queue, deadline: float) -> None:
+        earliest = self._deadlines[0][0] if self._deadlines else None
+        heapq.heappush(self._deadlines, (deadline, next(self._tie), queue))
+        if earliest is None or deadline < earliest:
+            self.on_deadline_change()
+
+    def next_deadline(self) -> float | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def run_due(self, now: float | None = None) -> None:
+        """Expire messages (dead-lettering them) and delete queues unused past x-expires."""
+        now = self.clock() if now is None else now
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, _, queue = heapq.heappop(heap)
+            if queue.deleted:
+                continue
+            queue.scheduled_at = None
+            if queue.unused_since_expiry(now):
+                self._remove_queue(queue)
+            else:
+                queue.expire(now)
