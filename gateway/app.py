@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from adapters.amqp.server import AMQPService
 from adapters.amqp.settings import AMQPSettings
+from adapters.coap.server import CoAPListener, Mount, start_coap_server
+from adapters.coap.settings import CoAPSettings
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.server import WSListener, start_ws_server
@@ -58,6 +60,16 @@ def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig) -
         trust_proxy=section.trust_proxy,
         max_frame_size=config.mqtt_limits.max_packet_size,
         ping_interval=float(section.ping_interval),
+    )
+
+
+def coap_settings(config: Config, authenticator: Authenticator | None) -> CoAPSettings:
+    section = config.coap
+    return CoAPSettings(
+        max_payload_size=section.max_payload_size, observer_queue=section.observer_queue,
+        max_observers=section.max_observers, heartbeat=float(section.heartbeat),
+        ack_timeout=section.ack_timeout_ms / 1000, max_retransmit=section.max_retransmit,
+        authenticator=authenticator,
     )
 
 
@@ -118,6 +130,8 @@ class Gateway:
     _servers: list[asyncio.Server] = field(default_factory=list)
     ws_listeners: list[WSListener] = field(default_factory=list)
     _http: HTTPServer | None = None
+    coap: CoAPListener | None = None
+    coap_mounts: list[Mount] = field(default_factory=list)  # more CoAP resource trees (LwM2M's /rd)
     amqp: AMQPService | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
@@ -164,6 +178,12 @@ class Gateway:
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
                                                 ssl_context=ssl_context, listener=name)
                 self._register(name, server)
+        if self.config.coap.enabled:
+            listen = self.config.coap.listen
+            self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.authenticator),
+                                                listen.host, listen.port, mounts=self.coap_mounts)
+            self.ports["coap"] = self.coap.port
+            log.info("listening protocol=coap address=%s port=%d", listen.host, self.coap.port)
         if self.config.http.enabled:
             listen = self.config.http.listen
             self._http = HTTPServer(self)
@@ -193,6 +213,8 @@ class Gateway:
         # 1. Stop accepting new connections; finish HTTP requests in progress.
         for server in self._servers:
             server.close()
+        if self.coap is not None:
+            await self.coap.stop()  # UDP: no connection to close, observations just end
         if self._http is not None:
             await self._http.stop()
         # 2. Tell every client why (MQTT 5: DISCONNECT 0x8B "server shutting down", WebSocket

@@ -29,6 +29,7 @@ from gateway.config_sections import (
     LOG_FORMATS,
     LOG_LEVELS,
     AuthConfig,
+    CoAPListenerConfig,
     ConfigError,
     ListenAddress,
     ListenerConfig,
@@ -44,7 +45,8 @@ from gateway.config_sections import (
 )
 
 __all__ = [
-    "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AuthConfig", "Config", "ConfigError", "ListenAddress",
+    "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AuthConfig", "CoAPListenerConfig", "Config", "ConfigError",
+    "ListenAddress",
     "ListenerConfig", "LogConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
     "WSSListenerConfig", "apply_cli_overrides", "config_from_dict", "load_config", "parse_listen",
 ]
@@ -57,7 +59,7 @@ class Config:
     mqtt_limits: MQTTLimits = MQTTLimits()
     ws: WSListenerConfig = WSListenerConfig(True, _addr(8083))
     amqp: ListenerConfig = ListenerConfig(True, _addr(5672))
-    coap: ListenerConfig = ListenerConfig(True, _addr(5683))
+    coap: CoAPListenerConfig = CoAPListenerConfig(True, _addr(5683))
     http: ListenerConfig = ListenerConfig(True, _addr(8080, "127.0.0.1"))
     mqtt_tls: TLSListenerConfig = TLSListenerConfig(False, _addr(8883))
     wss: WSSListenerConfig = WSSListenerConfig(False, _addr(8084))
@@ -184,6 +186,20 @@ def _listener(sec: _Section, default: ListenerConfig) -> ListenerConfig:
     return result
 
 
+def _coap(sec: _Section, default: CoAPListenerConfig) -> CoAPListenerConfig:
+    result = CoAPListenerConfig(
+        bool(sec.boolean("enabled", True)), sec.listen(default.listen),
+        observer_queue=sec.integer("observer_queue", default.observer_queue, 1, 1_000_000),
+        max_observers=sec.integer("max_observers", default.max_observers, 1, 10_000_000),
+        max_payload_size=sec.integer("max_payload_size", default.max_payload_size, 1, 268_435_456),
+        heartbeat=sec.integer("heartbeat", default.heartbeat, 1, 86400),
+        ack_timeout_ms=sec.integer("ack_timeout_ms", default.ack_timeout_ms, 1, 60_000),
+        max_retransmit=sec.integer("max_retransmit", default.max_retransmit, 0, 20),
+    )
+    sec.done()
+    return result
+
+
 def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfig:
     enabled, listen = sec.boolean("enabled", None), sec.listen(default.listen)
     files = {key: sec.path(key) for key in ("certfile", "keyfile", "cafile")}
@@ -245,7 +261,7 @@ def _log(sec: _Section) -> LogConfig:
     return result
 
 
-_LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _listener, "coap": _listener,
+_LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _listener, "coap": _coap,
                               "http": _listener, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener}
 _SECTIONS = ("mqtt", *_LISTENERS, "store", "auth", "log")

@@ -102,6 +102,26 @@ class ListenerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CoAPListenerConfig(ListenerConfig):
+    """The CoAP listener (``[coap]``, UDP; LwM2M shares it).
+
+    `observer_queue`: notifications queued per observer before the oldest is
+    dropped. `max_observers`: observe registrations of the listener (5.03
+    past it). `max_payload_size`: bytes of one publish, block-wise included
+    (4.13 past it). `heartbeat`: seconds a POST /mqtt/connection connection
+    lives without a heartbeat. `ack_timeout_ms` and `max_retransmit`: RFC 7252
+    transmission parameters of CON notifications; an observer that answers
+    none of them is dropped.
+    """
+    observer_queue: int = 100
+    max_observers: int = 10_000
+    max_payload_size: int = 1_048_576
+    heartbeat: int = 120
+    ack_timeout_ms: int = 2000
+    max_retransmit: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class WSListenerConfig(ListenerConfig):
     """MQTT over WebSocket (``[ws]``); `path` is the HTTP upgrade path.
 

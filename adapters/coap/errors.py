@@ -1,0 +1,113 @@
+"""CoAP adapter errors, and the one place that maps each to a response code.
+
+Remote errors are the client's fault (a bad topic, a bad query parameter, a
+wrong password, a payload too large); they are answered and the listener
+carries on. A local error is our bug: it is answered 5.00 and logged. The
+response carries the error's text as a diagnostic payload (RFC 7252 5.5.2).
+
+| error                 | code                           | extra option        |
+|-----------------------|--------------------------------|---------------------|
+| BadTopic, BadOption   | 4.00 Bad Request               |                     |
+| Unauthorized          | 4.01 Unauthorized              |                     |
+| NotFound              | 4.04 Not Found                 |                     |
+| MethodNotAllowed      | 4.05 Method Not Allowed        |                     |
+| TooLarge              | 4.13 Request Entity Too Large  | Size1 = the limit   |
+| Overloaded            | 5.03 Service Unavailable       | Max-Age = retry in  |
+| anything else         | 5.00 Internal Server Error     |                     |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = [
+    "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "MethodNotAllowed",
+    "NotFound", "Overloaded", "TooLarge", "Unauthorized", "error_response",
+]
+
+
+class CoAPCode(IntEnum):
+    """The response codes this adapter sends (class << 5 | detail)."""
+
+    CREATED = 0x41  # 2.01
+    DELETED = 0x42  # 2.02
+    CHANGED = 0x44  # 2.04
+    CONTENT = 0x45  # 2.05
+    BAD_REQUEST = 0x80  # 4.00
+    UNAUTHORIZED = 0x81  # 4.01
+    NOT_FOUND = 0x84  # 4.04
+    METHOD_NOT_ALLOWED = 0x85  # 4.05
+    REQUEST_ENTITY_TOO_LARGE = 0x8D  # 4.13
+    INTERNAL_SERVER_ERROR = 0xA0  # 5.00
+    SERVICE_UNAVAILABLE = 0xA3  # 5.03
+
+    def __str__(self) -> str:
+        return f"{self >> 5}.{self & 0x1F:02d}"
+
+
+class CoAPError(Exception):
+    """A request the adapter refuses; the subclass says which response code."""
+
+    code = CoAPCode.BAD_REQUEST
+
+
+class BadTopic(CoAPError):
+    """The path is not a valid topic name (publish, read) or topic filter (observe)."""
+
+
+class BadOption(CoAPError):
+    """A query parameter or option has a value the adapter cannot use."""
+
+
+class Unauthorized(CoAPError):
+    code = CoAPCode.UNAUTHORIZED
+
+
+class NotFound(CoAPError):
+    code = CoAPCode.NOT_FOUND
+
+
+class MethodNotAllowed(CoAPError):
+    code = CoAPCode.METHOD_NOT_ALLOWED
+
+
+class TooLarge(CoAPError):
+    """A request body over the configured limit; `limit` goes out as Size1."""
+
+    code = CoAPCode.REQUEST_ENTITY_TOO_LARGE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"payload larger than {limit} bytes")
+        self.limit = limit
+
+
+class Overloaded(CoAPError):
+    """Too much in progress; `retry_after` seconds go out as Max-Age."""
+
+    code = CoAPCode.SERVICE_UNAVAILABLE
+
+    def __init__(self, why: str, retry_after: int = 1) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """What to answer for an error: code, diagnostic text, and Size1 / Max-Age when they apply."""
+
+    code: CoAPCode
+    diagnostic: str
+    size1: int | None = None
+    max_age: int | None = None
+
+
+def error_response(exc: BaseException) -> ErrorResponse:
+    """The response for any exception raised while handling a request."""
+    if isinstance(exc, TooLarge):
+        return ErrorResponse(exc.code, str(exc), size1=exc.limit)
+    if isinstance(exc, Overloaded):
+        return ErrorResponse(exc.code, str(exc), max_age=exc.retry_after)
+    if isinstance(exc, CoAPError):
+        return ErrorResponse(exc.code, str(exc))
+    return ErrorResponse(CoAPCode.INTERNAL_SERVER_ERROR, "internal error")

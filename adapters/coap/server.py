@@ -1,0 +1,151 @@
+"""The CoAP listener: one aiocoap server context on one UDP socket, its site, and its timer.
+
+Mounting more resources (the LwM2M server's ``/rd`` tree): pass `mounts`, a
+list of functions that get the started `CoAPListener` (its aiocoap `context`,
+usable as a client towards devices, and its `broker`) and return
+``(path, resource)`` pairs. They are added to the site next to ``/ps``,
+``/mqtt/connection`` and ``/.well-known/core`` (which lists them too), so
+another tree needs no edit here::
+
+    def lwm2m_mount(listener):
+        return [(("rd",), RegistrationSite(listener.broker, listener.context))]
+
+    await start_coap_server(broker, settings, host, port, mounts=[lwm2m_mount])
+
+The message manager is aiocoap's own, plus one hook: every ACK and RST it
+receives is first shown to the listener's `AckWatch`, which is how an observe
+exchange learns that its CON notification arrived (aiocoap has no API for
+that) and that a NON one was answered with RST (aiocoap ignores those).
+A datagram that does not parse is dropped by aiocoap and affects nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+from aiocoap.messagemanager import MessageManager
+from aiocoap.numbers.types import Type
+from aiocoap.protocol import Context
+from aiocoap.resource import Site, WKCResource
+from aiocoap.tokenmanager import TokenManager
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+from core.broker import Broker
+
+from adapters.coap.connections import ConnectionRegistry
+from adapters.coap.observers import ObserverRegistry
+from adapters.coap.resources import AckWatch, ConnectionResource, ListenerState, PubSubResource, end_observers_of
+from adapters.coap.settings import CoAPSettings
+
+log = logging.getLogger("rosettamq.coap")
+
+PS_MOUNT = ("ps",)
+CONNECTION_MOUNT = ("mqtt", "connection")
+Contribution = tuple[Sequence[str], Any]
+Mount = Callable[["CoAPListener"], Iterable[Contribution]]
+
+
+class _WatchedMessageManager(MessageManager):
+    """aiocoap's message manager, showing each incoming ACK and RST to an `AckWatch` first."""
+
+    def __init__(self, token_manager: TokenManager, watch: AckWatch) -> None:
+        super().__init__(token_manager)
+        self._watch = watch
+
+    def dispatch_message(self, message: Any) -> None:
+        if message.mtype is Type.ACK or message.mtype is Type.RST:
+            self._watch.answered(message.remote, message.mid, message.mtype is Type.RST)
+        super().dispatch_message(message)
+
+
+def build_site(contributions: Iterable[Contribution]) -> Site:
+    """A site with every (path, resource) contribution, and /.well-known/core listing them all."""
+    site = Site()
+    for path, resource in contributions:
+        site.add_resource(tuple(path), resource)
+    site.add_resource((".well-known", "core"), WKCResource(site.get_resources_as_linkheader, impl_info=None))
+    return site
+
+
+class CoAPListener:
+    """A running CoAP listener: pub/sub, connection mode, discovery and mounted trees."""
+
+    def __init__(self, broker: Broker, settings: CoAPSettings, clock: Callable[[], float] = time.time) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.context: Context | None = None
+        self.port = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.state = ListenerState(
+            broker=broker,
+            settings=settings,
+            loop=asyncio.get_running_loop(),
+            clock=clock,
+            registry=ObserverRegistry(broker.router, PS_MOUNT, queue_limit=settings.observer_queue,
+                                      max_observers=settings.max_observers),
+            connections=ConnectionRegistry(settings.heartbeat),
+            on_connections_changed=self._rearm,
+        )
+
+    @property
+    def observers(self) -> ObserverRegistry:
+        return self.state.registry
+
+    async def start(self, host: str, port: int, mounts: Iterable[Mount] = ()) -> int:
+        """Bind the UDP socket, build the site; returns the bound port."""
+        loop = asyncio.get_running_loop()
+        context = Context(loop=loop, serversite=None, loggername="rosettamq.coap.aiocoap")
+        tokens = TokenManager(context)
+        messages = _WatchedMessageManager(tokens, self.state.watch)
+        transport = await MessageInterfaceUDP6.create_server_transport_endpoint(
+            messages, log=context.log, loop=loop, bind=(host, port), multicast=[]
+        )
+        messages.message_interface = transport
+        tokens.token_interface = messages
+        context.request_interfaces.append(tokens)
+        self.context = context
+        contributions: list[Contribution] = [
+            (PS_MOUNT, PubSubResource(self.state, PS_MOUNT)),
+            (CONNECTION_MOUNT, ConnectionResource(self.state)),
+        ]
+        for mount in mounts:
+            contributions.extend(mount(self))
+        context.serversite = build_site(contributions)
+        self.port = transport.transport.get_extra_info("socket").getsockname()[1]
+        return self.port
+
+    def _rearm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.state.connections.next_deadline()
+        if deadline is not None:
+            delay = max(0.0, deadline - self.state.clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        for client_id in self.state.connections.expire(self.state.clock()):
+            log.info("coap connection expired client_id=%s", client_id)
+            end_observers_of(self.state, client_id, "connection expired")
+        self._rearm()
+
+    async def stop(self) -> None:
+        """Close the socket and end every exchange (observers are unsubscribed as their tasks end)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.context is not None:
+            await self.context.shutdown()
+        for observer in list(self.state.registry.of_all()):
+            self.state.registry.remove(observer)
+
+
+async def start_coap_server(
+    broker: Broker, settings: CoAPSettings, host: str, port: int, mounts: Iterable[Mount] = ()
+) -> CoAPListener:
+    listener = CoAPListener(broker, settings)
+    await listener.start(host, port, mounts)
+    return listener
