@@ -1,0 +1,235 @@
+"""The AMQP connection state machine, bytes only: handshake, framing errors, heartbeats, channel errors."""
+
+from __future__ import annotations
+
+import struct
+
+from pamqp import commands as c
+
+from adapters.amqp.errors import ReplyCode
+from adapters.amqp.frames import PROTOCOL_HEADER
+from adapters.amqp.settings import AMQPSettings
+from core.auth import Credentials
+
+from tests.adapters.amqp.wire import Wire
+
+
+class OnlyAlice:
+    def authenticate(self, credentials: Credentials) -> bool:
+        return credentials.username == "alice" and credentials.password == b"secret"
+
+
+def closes_connection_with(wire: Wire, code: int) -> c.Connection.Close:
+    closes = [m for m in wire.methods() if isinstance(m, c.Connection.Close)]
+    assert closes and closes[-1].reply_code == code, closes
+    return closes[-1]
+
+
+def test_a_wrong_protocol_header_gets_our_header_back_and_a_close() -> None:
+    wire = Wire()
+    wire.send_raw(b"AMQP\x01\x01\x00\x0a")
+    assert wire.received() == [(0, PROTOCOL_HEADER)]
+    assert wire.conn.closing
+
+
+def test_an_http_request_instead_of_a_header_is_answered_with_our_header() -> None:
+    wire = Wire()
+    wire.send_raw(b"GET / HTTP/1.1\r\n")
+    assert wire.received() == [(0, PROTOCOL_HEADER)]
+    assert wire.conn.closing
+
+
+def test_the_handshake_offers_plain_and_amqplain_then_tunes_and_opens() -> None:
+    wire = Wire(AMQPSettings(heartbeat=30, frame_max=65536, channel_max=100))
+    wire.send_raw(PROTOCOL_HEADER[:3])
+    assert wire.received() == []
+    wire.send_raw(PROTOCOL_HEADER[3:])
+    (start,) = wire.methods()
+    assert isinstance(start, c.Connection.Start)
+    assert start.mechanisms.split() == ["PLAIN", "AMQPLAIN"]
+    assert start.server_properties["capabilities"]["consumer_cancel_notify"] is True
+    wire.send(0, c.Connection.StartOk(client_properties={}, mechanism="PLAIN", response="\0guest\0guest"))
+    (tune,) = wire.methods()
+    assert (tune.channel_max, tune.frame_max, tune.heartbeat) == (100, 65536, 30)
+    wire.send(0, c.Connection.TuneOk(channel_max=100, frame_max=65536, heartbeat=30))
+    wire.send(0, c.Connection.Open(virtual_host="/"))
+    assert wire.names() == ["Connection.OpenOk"]
+    assert wire.conn.heartbeat == 30 and wire.conn.frame_max == 65536
+
+
+def test_a_refused_login_closes_with_403_access_refused() -> None:
+    wire = Wire(AMQPSettings(authenticator=OnlyAlice()))
+    wire.send_raw(PROTOCOL_HEADER)
+    wire.received()
+    wire.send(0, c.Connection.StartOk(client_properties={}, mechanism="PLAIN", response="\0alice\0wrong"))
+    closes_connection_with(wire, ReplyCode.ACCESS_REFUSED)
+
+
+def test_an_amqplain_login_is_checked_by_the_authenticator() -> None:
+    wire = Wire(AMQPSettings(authenticator=OnlyAlice()))
+    wire.send_raw(PROTOCOL_HEADER)
+    wire.received()
+    table = b"\x05LOGINS\x00\x00\x00\x05alice\x08PASSWORDS\x00\x00\x00\x06secret"
+    wire.send(0, c.Connection.StartOk(client_properties={}, mechanism="AMQPLAIN", response=table.decode()))
+    assert wire.names() == ["Connection.Tune"]
+    assert wire.conn.username == "alice"
+
+
+def test_an_unknown_vhost_is_refused_with_530() -> None:
+    wire = Wire()
+    wire.send_raw(PROTOCOL_HEADER)
+    wire.send(0, c.Connection.StartOk(client_properties={}, mechanism="PLAIN", response="\0g\0g"))
+    wire.send(0, c.Connection.TuneOk(channel_max=0, frame_max=0, heartbeat=0))
+    wire.send(0, c.Connection.Open(virtual_host="/other"))
+    closes_connection_with(wire, ReplyCode.NOT_ALLOWED)
+
+
+def test_a_bad_frame_end_octet_closes_the_connection_with_501() -> None:
+    wire = Wire()
+    wire.handshake()
+    frame = bytearray(__import__("pamqp.frame", fromlist=["marshal"]).marshal(c.Channel.Open(), 1))
+    frame[-1] = 0x00
+    wire.send_raw(bytes(frame))
+    closes_connection_with(wire, ReplyCode.FRAME_ERROR)
+    assert wire.conn.closing
+
+
+def test_a_frame_larger_than_frame_max_closes_the_connection_with_501() -> None:
+    wire = Wire()
+    wire.handshake(frame_max=4096)
+    wire.open_channel()
+    wire.send_raw(struct.pack(">BHI", 3, 1, 5000))  # the header alone is enough to refuse it
+    close = closes_connection_with(wire, ReplyCode.FRAME_ERROR)
+    assert "frame_max" in close.reply_text
+
+
+def test_a_truncated_method_closes_the_connection_with_501() -> None:
+    wire = Wire()
+    wire.handshake()
+    payload = struct.pack(">HH", 50, 10) + b"\x00"  # queue.declare cut short
+    wire.send_raw(struct.pack(">BHI", 1, 1, len(payload)) + payload + b"\xce")
+    closes_connection_with(wire, ReplyCode.FRAME_ERROR)
+
+
+def test_a_content_body_without_a_publish_closes_the_connection_with_505() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send_raw(struct.pack(">BHI", 3, 1, 2) + b"hi" + b"\xce")
+    closes_connection_with(wire, ReplyCode.UNEXPECTED_FRAME)
+    assert wire.conn.state.value == "closing"
+    wire.send(0, c.Connection.CloseOk())
+    assert wire.conn.closing
+
+
+def test_a_method_in_the_middle_of_content_closes_the_connection_with_505() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Basic.Publish(exchange="", routing_key="q"), c.Basic.Qos(prefetch_count=1))
+    closes_connection_with(wire, ReplyCode.UNEXPECTED_FRAME)
+
+
+def test_a_method_on_a_channel_never_opened_closes_the_connection_with_504() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.send(3, c.Queue.Declare(queue="q"))
+    closes_connection_with(wire, ReplyCode.CHANNEL_ERROR)
+
+
+def test_a_missing_queue_closes_only_the_channel_with_404() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel(1)
+    wire.send(1, c.Basic.Get(queue="nowhere"))
+    (close,) = wire.methods()
+    assert isinstance(close, c.Channel.Close)
+    assert (close.reply_code, close.class_id, close.method_id) == (404, 60, 70)
+    assert "no queue 'nowhere'" in close.reply_text
+    wire.send(1, c.Channel.CloseOk())
+    wire.open_channel(1)  # the number is free again and the connection is fine
+    wire.send(1, c.Queue.Declare(queue="q"))
+    assert wire.names() == ["Queue.DeclareOk"]
+
+
+def test_frames_after_a_channel_error_are_ignored_until_close_ok() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel(1)
+    wire.send(1, c.Basic.Get(queue="nowhere"), c.Queue.Declare(queue="q"))
+    assert wire.names() == ["Channel.Close"]
+
+
+def test_reusing_a_consumer_tag_closes_the_connection_with_530() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Queue.Declare(queue="q"), c.Basic.Consume(queue="q", consumer_tag="t"))
+    wire.received()
+    wire.send(1, c.Basic.Consume(queue="q", consumer_tag="t"))
+    closes_connection_with(wire, ReplyCode.NOT_ALLOWED)
+
+
+def test_the_server_sends_heartbeats_and_closes_a_silent_connection() -> None:
+    wire = Wire()
+    wire.handshake(heartbeat=2)
+    start = wire.clock.now
+    assert wire.conn.next_deadline() == start + 1  # our heartbeat, every half interval
+    wire.clock.now = start + 1
+    wire.conn.handle_timeout()
+    assert wire.conn.data_to_send() == b"\x08\x00\x00\x00\x00\x00\x00\xce"
+    wire.clock.now = start + 3.9
+    wire.conn.handle_timeout()
+    assert not wire.conn.closing
+    wire.clock.now = start + 4  # two intervals without a single octet from the client
+    wire.conn.handle_timeout()
+    assert wire.conn.closing
+
+
+def test_any_client_traffic_keeps_the_connection_alive() -> None:
+    wire = Wire()
+    wire.handshake(heartbeat=2)
+    wire.clock.now += 3
+    wire.send_raw(b"\x08\x00\x00\x00\x00\x00\x00\xce")
+    wire.clock.now += 3
+    wire.conn.handle_timeout()
+    assert not wire.conn.closing
+
+
+def test_a_handshake_that_stalls_is_dropped_at_the_handshake_timeout() -> None:
+    wire = Wire(AMQPSettings(handshake_timeout=5))
+    wire.send_raw(PROTOCOL_HEADER)
+    wire.clock.now += 5
+    wire.conn.handle_timeout()
+    assert wire.conn.closing
+
+
+def test_the_client_closing_gets_close_ok() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.send(0, c.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    assert wire.names() == ["Connection.CloseOk"]
+    assert wire.conn.closing
+
+
+def test_shutdown_sends_320_connection_forced() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.conn.shutdown()
+    closes_connection_with(wire, ReplyCode.CONNECTION_FORCED)
+    assert wire.conn.closing
+
+
+def test_a_message_larger_than_frame_max_is_delivered_in_several_body_frames() -> None:
+    wire = Wire()
+    wire.handshake(frame_max=4096)
+    wire.open_channel()
+    wire.send(1, c.Queue.Declare(queue="big"))
+    wire.received()
+    body = bytes(range(256)) * 40  # 10240 octets
+    wire.publish(1, "", "big", body)
+    wire.send(1, c.Basic.Get(queue="big", no_ack=True))
+    frames = [f for _, f in wire.received()]
+    assert frames[0].name == "Basic.GetOk"
+    bodies = [f.value for f in frames[2:]]
+    assert len(bodies) == 3 and b"".join(bodies) == body
