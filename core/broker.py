@@ -2,6 +2,8 @@
 
 Adapters hold a `Broker` and call `publish`, open sessions through
 `mqtt_sessions`, and read `next_deadline()` / `run_due()` for time-driven work.
+`authorizer` is the topic ACL every adapter asks before a publish or subscribe
+(sessions check reads per delivery themselves).
 `start()` loads what the store kept (retained messages, persistent sessions).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from core.acl import Authorizer
 from core.message import Message
 from core.retained import RetainedStore
 from core.router import Router
@@ -28,12 +31,17 @@ class Broker:
         *,
         limits: SessionLimits | None = None,
         clock: Callable[[], float] = time.time,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock = clock
+        # Topic ACL of every protocol (no file: everything allowed); see core/acl.py.
+        self.authorizer = authorizer if authorizer is not None else Authorizer()
         self.router = Router(RetainedStore())
         self.router.retained_listeners.append(self._persist_retained)
-        self.mqtt_sessions = SessionRegistry(self.router, self.store, protocol="mqtt", limits=limits, clock=clock)
+        self.mqtt_sessions = SessionRegistry(
+            self.router, self.store, protocol="mqtt", limits=limits, clock=clock, authorizer=self.authorizer
+        )
         self.started_at = clock()
 
     def start(self) -> None:

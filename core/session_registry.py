@@ -12,6 +12,7 @@ import heapq
 import time
 from typing import Callable
 
+from core.acl import Authorizer
 from core.message import Message, expiry_from_interval
 from core.router import Router
 from core.sessions import NEVER_EXPIRES, Session, SessionLimits
@@ -29,8 +30,11 @@ class SessionRegistry:
         protocol: str = "mqtt",
         limits: SessionLimits | None = None,
         clock: Callable[[], float] = time.time,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.router = router
+        self.authorizer = authorizer if authorizer is not None else Authorizer()
+        self.wills_denied = 0
         self.store = store
         self.protocol = protocol
         self.limits = limits or SessionLimits()
@@ -73,6 +77,7 @@ class SessionRegistry:
             existing.disconnected_at = None  # online again: a crash must not restore it as long offline
             existing.expiry_interval = expiry_interval
             existing.username = username
+            existing.access = self.authorizer.for_client(client_id, username)
             if existing.persistent:
                 self.store.put_session(existing.stored())
             elif was_persistent:
@@ -87,6 +92,7 @@ class SessionRegistry:
             username=username,
             limits=self.limits,
         )
+        session.access = self.authorizer.for_client(client_id, username)
         self.sessions[client_id] = session
         if session.persistent:
             self.store.put_session(session.stored())
@@ -175,6 +181,7 @@ class SessionRegistry:
                 username=stored.username,
                 limits=self.limits,
             )
+            session.access = self.authorizer.for_client(client_id, stored.username)
             self.sessions[client_id] = session
             for topic_filter, options in state.subscriptions.get(client_id, {}).items():
                 self.router.subscribe(session, topic_filter, options)
@@ -201,6 +208,9 @@ class SessionRegistry:
     def _publish_will(self, session: Session) -> None:
         will, session.will, session.will_at = session.will, None, None
         if will is None:
+            return
+        if not self.authorizer.can_publish(session.client_id, session.username, will.topic):
+            self.wills_denied += 1  # checked when sent, against the rules of that moment (as Mosquitto)
             return
         self.wills_published += 1
         if session.persistent and not session.ended:

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from core.acl import ClientAccess
 from core.message import Message
 from core.router import Router
 from core.stores.base import Store, StoredDelivery, StoredSession
@@ -76,6 +77,7 @@ class SessionCounters:
     expired: int = 0
     offline_qos0: int = 0
     slow_consumer_qos0: int = 0
+    acl_denied: int = 0  # messages its client may not read (ACL), though a subscription matched
 
 
 class Session:
@@ -105,6 +107,8 @@ class Session:
         self.resend: deque[int] = deque()
         self.sink: SessionSink | None = None
         self.counters = SessionCounters()
+        # The client's ACL view (set by the registry); None: no ACL, every message may be read.
+        self.access: ClientAccess | None = None
         self.will: Message | None = None
         self.will_delay = 0
         self.will_expiry_interval: int | None = None
@@ -137,6 +141,10 @@ class Session:
         return origin.client_id == self.client_id and origin.protocol == self.protocol
 
     def deliver(self, delivery: Delivery, cache: EncodeCache | None = None) -> None:
+        access = self.access
+        if access is not None and not access.can_read(delivery.message.topic):
+            self.counters.acl_denied += 1  # a wildcard subscription matched a topic it may not read
+            return
         sink = self.sink
         if delivery.qos == 0:
             if sink is None:
