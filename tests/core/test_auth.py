@@ -87,3 +87,44 @@ def test_allow_anonymous_accepts_and_deny_all_refuses_everyone() -> None:
     assert AllowAnonymous().authenticate(login(None, None))
     assert not DenyAll().authenticate(login(None, None))
     assert not DenyAll().authenticate(login("alice", b"wonderland"))
+
+
+def test_a_verified_login_is_answered_quickly_next_time_and_a_failed_one_never_is(password_path: Path) -> None:
+    auth = PasswordAuthenticator(password_path, allow_anonymous=False)
+    assert auth.quick_check(login("alice", b"wonderland")) is None  # needs PBKDF2 the first time
+    assert auth.authenticate(login("alice", b"wonderland"))
+    assert auth.quick_check(login("alice", b"wonderland")) is True
+    assert not auth.authenticate(login("alice", b"wrong"))
+    assert auth.quick_check(login("alice", b"wrong")) is None
+
+
+def test_remembered_logins_are_keyed_by_a_keyed_hash_never_the_password(password_path: Path) -> None:
+    auth = PasswordAuthenticator(password_path, allow_anonymous=False)
+    auth.authenticate(login("alice", b"wonderland"))
+    (key,) = auth._verified
+    assert b"wonderland" not in key and len(key) == 32
+    other = PasswordAuthenticator(password_path, allow_anonymous=False)
+    other.authenticate(login("alice", b"wonderland"))
+    assert set(other._verified) != {key}  # a per-process secret: the key reveals nothing portable
+
+
+def test_a_reload_forgets_remembered_logins_so_a_changed_password_stops_working(password_path: Path) -> None:
+    auth = PasswordAuthenticator(password_path, allow_anonymous=False)
+    assert auth.authenticate(login("alice", b"wonderland"))
+    users = PasswordFile.load(password_path)
+    users.set("alice", "looking-glass", iterations=FAST)
+    users.save(password_path)
+    assert auth.reload()
+    assert auth.quick_check(login("alice", b"wonderland")) is None
+    assert not auth.authenticate(login("alice", b"wonderland"))
+
+
+def test_quick_answer_decides_at_once_for_cheap_authenticators_and_defers_pbkdf2(password_path: Path) -> None:
+    from core.auth import quick_answer
+
+    assert quick_answer(AllowAnonymous(), login("x", b"y")) is True
+    assert quick_answer(DenyAll(), login("x", b"y")) is False
+    auth = PasswordAuthenticator(password_path, allow_anonymous=True)
+    assert quick_answer(auth, login(None, None)) is True
+    assert quick_answer(auth, login("alice", None)) is False
+    assert quick_answer(auth, login("alice", b"wonderland")) is None
