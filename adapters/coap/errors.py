@@ -8,6 +8,7 @@ response carries the error's text as a diagnostic payload (RFC 7252 5.5.2).
 | error                 | code                           | extra option        |
 |-----------------------|--------------------------------|---------------------|
 | BadTopic, BadOption   | 4.00 Bad Request               |                     |
+| BadCriticalOption     | 4.02 Bad Option                |                     |
 | Unauthorized          | 4.01 Unauthorized              |                     |
 | NotFound              | 4.04 Not Found                 |                     |
 | MethodNotAllowed      | 4.05 Method Not Allowed        |                     |
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 __all__ = [
-    "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "MethodNotAllowed",
+    "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "MethodNotAllowed",
     "NotFound", "Overloaded", "TooLarge", "Unauthorized", "error_response",
 ]
 
@@ -36,6 +37,7 @@ class CoAPCode(IntEnum):
     CONTENT = 0x45  # 2.05
     BAD_REQUEST = 0x80  # 4.00
     UNAUTHORIZED = 0x81  # 4.01
+    BAD_OPTION = 0x82  # 4.02
     NOT_FOUND = 0x84  # 4.04
     METHOD_NOT_ALLOWED = 0x85  # 4.05
     REQUEST_ENTITY_TOO_LARGE = 0x8D  # 4.13
@@ -58,6 +60,12 @@ class BadTopic(CoAPError):
 
 class BadOption(CoAPError):
     """A query parameter or option has a value the adapter cannot use."""
+
+
+class BadCriticalOption(CoAPError):
+    """A critical option the adapter does not process (RFC 7252 5.4.1)."""
+
+    code = CoAPCode.BAD_OPTION
 
 
 class Unauthorized(CoAPError):

@@ -22,20 +22,25 @@ Content-Format are the message's own, untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from core.message import Message, Origin, expiry_from_interval
 from core.subscriptions import Delivery
 
 from adapters.coap.contentformat import content_format_for, content_type_for
-from adapters.coap.errors import BadTopic, MethodNotAllowed, TooLarge
+from adapters.coap.errors import BadCriticalOption, BadTopic, MethodNotAllowed, TooLarge
 from adapters.coap.query import Query
 from adapters.coap.topics import filter_from_path, path_for_topic, topic_from_path
 
 __all__ = [
-    "Clear", "Notification", "Observe", "Publish", "Read", "Unobserve",
+    "check_critical_options", "Clear", "Notification", "Observe", "Publish", "Read", "Unobserve",
     "notification_for", "plan_request",
 ]
+
+# Critical (odd) options the adapter processes; any other critical option is refused with 4.02.
+# Uri-Host and Uri-Port are accepted and ignored (one origin), and so is Accept (every read answers in
+# the stored message's own format).
+PROCESSED_CRITICAL = frozenset({3, 7, 11, 15, 17, 23, 27})  # + Uri-Path, Uri-Query, Block2, Block1
 
 OBSERVE_REGISTER = 0
 OBSERVE_DEREGISTER = 1
@@ -86,6 +91,13 @@ class Notification:
         if self.expiry is None:
             return None
         return max(1, int(self.expiry - now + 0.999))
+
+
+def check_critical_options(numbers: Iterable[int]) -> None:
+    """Raise BadCriticalOption for a critical option the adapter would not honour (If-Match, Proxy-Uri, ...)."""
+    for number in numbers:
+        if number & 1 and number not in PROCESSED_CRITICAL:
+            raise BadCriticalOption(f"critical option {number} is not supported")
 
 
 def plan_request(

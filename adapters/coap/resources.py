@@ -46,8 +46,8 @@ from adapters.coap.connections import ConnectionRegistry
 from adapters.coap.errors import BadOption, CoAPCode, CoAPError, ErrorResponse, MethodNotAllowed, NotFound, \
     Overloaded, TooLarge, Unauthorized, error_response
 from adapters.coap.observers import Observer, ObserverRegistry
-from adapters.coap.pubsub import Clear, Notification, Observe, Publish, Read, Unobserve, notification_for, \
-    plan_request
+from adapters.coap.pubsub import Clear, Notification, Observe, Publish, Read, Unobserve, check_critical_options, \
+    notification_for, plan_request
 from adapters.coap.query import parse_query
 from adapters.coap.settings import CoAPSettings
 from adapters.coap.topics import href_for_topic
@@ -257,6 +257,7 @@ class PubSubResource(Resource, PathCapable):
 
     async def _render(self, pipe: Any, request: CoAPMessage) -> CoAPMessage | None:
         state = self.state
+        check_critical_options(int(option.number) for option in request.opt.option_list())
         query = parse_query(request.opt.uri_query)
         block1 = request.opt.block1
         if block1 is not None:
