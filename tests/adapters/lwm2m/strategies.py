@@ -57,3 +57,15 @@ def object_content(draw, object_id: int = TEST_OBJECT) -> dict:
     for inst in instances:
         content.update(draw(instance_content(object_id, inst)))
     return content
+
+
+@st.composite
+def single_value(draw, object_id: int = TEST_OBJECT) -> tuple[tuple[int, ...], object]:
+    """One valued resource (or resource instance) path of `object_id` and a value for it."""
+    obj = REGISTRY.get(object_id)
+    res = draw(st.sampled_from([r for r in obj.resources.values()
+                                if r.type is not ResourceType.NONE]))
+    path = (object_id, draw(st.integers(0, 0xFFFF)), res.id)
+    if res.multiple:
+        path += (draw(st.integers(0, 0xFFFF)),)
+    return path, draw(VALUES[res.type])
