@@ -14,7 +14,7 @@ set -euo pipefail
 
 # Debian packages of the real peers, and the commands that show each is installed.
 # Later issues extend this list (libcoap3-bin:coap-client-notls, chromium:chromium, ...).
-DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium openssl:openssl"
+DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium openssl:openssl libcoap3-bin:coap-client-notls"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${ROSETTAMQ_VENV:-.venv}"
