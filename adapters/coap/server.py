@@ -37,7 +37,8 @@ from core.broker import Broker
 
 from adapters.coap.connections import ConnectionRegistry
 from adapters.coap.observers import ObserverRegistry
-from adapters.coap.resources import AckWatch, ConnectionResource, ListenerState, PubSubResource, end_observers_of
+from adapters.coap.exchange import AckWatch, ListenerState, end_observers_of
+from adapters.coap.resources import ConnectionResource, PubSubResource
 from adapters.coap.settings import CoAPSettings
 
 log = logging.getLogger("rosettamq.coap")

@@ -13,9 +13,8 @@ import socket
 import subprocess
 import threading
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 from aiocoap import Message
 from aiocoap.error import UnparsableMessage
 from aiocoap.numbers.codes import Code
@@ -31,15 +30,6 @@ def coap_gateway(**coap: Any) -> RunningGateway:
     """A gateway with MQTT and CoAP on loopback, OS-chosen ports; `coap` adds [coap] keys."""
     sections: dict[str, Any] = {"coap": {"enabled": True, "listen": f"{LOOPBACK}:0", **coap}}
     return RunningGateway(make_config(**sections))
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = coap_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def coap_port(gateway: RunningGateway) -> int:

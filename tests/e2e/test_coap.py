@@ -8,7 +8,7 @@ Every wait is on a response, a notification or an inbox with a timeout.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import aiocoap
 import pytest
@@ -18,9 +18,18 @@ from aiocoap.numbers.codes import Code
 from core.message import Message as CoreMessage
 from tests.conftest import RunningGateway
 from tests.e2e.clients import PahoClient
-from tests.e2e.coap_clients import coap_port, gateway  # noqa: F401  (fixture)
+from tests.e2e.coap_clients import coap_gateway, coap_port
 
 TIMEOUT = 10.0
+
+
+@pytest.fixture
+def gateway() -> Iterator[RunningGateway]:
+    running = coap_gateway()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture
@@ -141,8 +150,6 @@ async def test_a_publish_larger_than_a_block_arrives_whole_and_reads_back_block_
 
 
 async def test_a_publish_over_the_size_limit_is_refused_with_4_13_and_size1() -> None:
-    from tests.e2e.coap_clients import coap_gateway
-
     small = coap_gateway(max_payload_size=2000)
     context = await aiocoap.Context.create_client_context()
     try:
