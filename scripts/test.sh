@@ -14,7 +14,7 @@ set -euo pipefail
 
 # Debian packages of the real peers, and the commands that show each is installed.
 # Later issues extend this list (libcoap3-bin:coap-client-notls, chromium:chromium, ...).
-DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium openssl:openssl libcoap3-bin:coap-client-notls"
+DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium openssl:openssl libcoap3-bin:coap-client-notls nodejs:node npm:npm"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${ROSETTAMQ_VENV:-.venv}"
@@ -46,7 +46,17 @@ fi
 ensure_venv
 install_project "[test]"
 
-# 3. pytest; "no tests collected" (exit 5) is a failure too
+# 3. Node peers (amqplib) from tests/e2e/node's lock file, only when missing or older than the lock
+NODE_DIR=tests/e2e/node
+if [ -f "$NODE_DIR/node_modules/.package-lock.json" ] \
+        && [ ! "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" ]; then
+    say "npm: $NODE_DIR up to date"
+else
+    say "npm: ci in $NODE_DIR"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# 4. pytest; "no tests collected" (exit 5) is a failure too
 say "pytest: $VENV/bin/python -m pytest -q $*"
 status=0
 "$VENV/bin/python" -m pytest -q "$@" || status=$?

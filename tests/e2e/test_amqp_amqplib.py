@@ -1,0 +1,69 @@
+"""AMQP end to end with amqplib from node, a second client family (scripts/test.sh installs it with npm)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import RunningGateway
+from tests.e2e.amqp_support import TIMEOUT, amqp_gateway, amqp_port
+from tests.e2e.clients import PahoClient
+
+__all__ = ["amqp_gateway"]
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+SCRIPT = NODE_DIR / "amqp_client.js"
+
+
+def run_scenario(gateway: RunningGateway, scenario: str) -> dict[str, Any]:
+    done = subprocess.run(["node", str(SCRIPT), str(amqp_port(gateway)), scenario], cwd=NODE_DIR,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_amqplib_declares_binds_publishes_consumes_nacks_gets_and_prefetches(amqp_gateway: RunningGateway) -> None:
+    out = run_scenario(amqp_gateway, "basics")
+    assert out["declareOk"]["messageCount"] == 0
+    assert out["consumed"] == {"body": "hello", "contentType": "text/plain", "headers": {"h": "v"}, "routingKey": "k"}
+    assert out["redelivered"] is True
+    assert out["get"] == "got" and out["getEmpty"] is False
+    assert out["prefetched"] == ["0", "1"] and out["readyWhilePrefetched"] == 2
+
+
+def test_amqplib_confirm_channel_gets_acks_and_a_312_return(amqp_gateway: RunningGateway) -> None:
+    out = run_scenario(amqp_gateway, "confirms")
+    assert out == {"ack": True, "returned": {"code": 312, "text": "NO_ROUTE", "body": "lost"}}
+
+
+def test_amqplib_sees_ttl_and_max_length_dead_letters(amqp_gateway: RunningGateway) -> None:
+    out = run_scenario(amqp_gateway, "deadletters")
+    assert out == {"deaths": [["expired", "expired"], ["a", "maxlen"]], "kept": "b"}
+
+
+def test_amqplib_and_mqtt_exchange_messages_through_amq_topic(amqp_gateway: RunningGateway) -> None:
+    mqtt_client = PahoClient(amqp_gateway.mqtt_port, "node-peer", "5").connect()
+    mqtt_client.subscribe("node/from/+", qos=1)
+    node = subprocess.Popen(["node", str(SCRIPT), str(amqp_port(amqp_gateway)), "mqtt"], cwd=NODE_DIR,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        assert json.loads(node.stdout.readline()) == {"ready": True}
+        mqtt_client.publish("node/device/in", b"from mqtt", qos=1)
+        stdout, stderr = node.communicate(timeout=TIMEOUT * 3)
+        assert node.returncode == 0, stderr
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    seen = json.loads(stdout.strip().splitlines()[-1])
+    # A bare MQTT publish: no content type or headers (JSON drops amqplib's undefined), QoS 1 is persistent.
+    assert seen == {"routingKey": "node.device.in", "body": "from mqtt", "deliveryMode": 2}
+    received = mqtt_client.inbox.get()
+    assert (received.topic, received.payload) == ("node/from/amqplib", b"hi mqtt")
+    assert received.properties["ContentType"] == "text/plain"
+    assert received.properties["CorrelationData"] == b"n-1"
+    assert received.properties["UserProperty"] == [("via", "amqplib")]
+    mqtt_client.close()
