@@ -48,17 +48,22 @@ log = logging.getLogger("rosettamq.store")
 CallSoon = Callable[..., Any]
 
 # Operation codes, the first item of each queued tuple.
-PUT_SESSION, DEL_SESSION, PUT_SUB, DEL_SUB, PUT_DELIVERY, DEL_DELIVERY, PUT_QOS2, DEL_QOS2, PUT_RETAINED, DEL_RETAINED = range(10)
+(PUT_SESSION, DEL_SESSION, PUT_SUB, DEL_SUB, PUT_DELIVERY, DEL_DELIVERY,
+ PUT_QOS2, DEL_QOS2, PUT_RETAINED, DEL_RETAINED) = range(10)
 
+# Columns are named so that a later migration may add columns with defaults.
 _SQL = {
-    PUT_SESSION: "INSERT OR REPLACE INTO sessions VALUES (?,?,?,?,?,?,?,?)",
-    PUT_SUB: "INSERT OR REPLACE INTO subscriptions VALUES (?,?,?,?,?,?,?)",
+    PUT_SESSION: "INSERT OR REPLACE INTO sessions (client_id, protocol, expiry_interval, username, disconnected_at,"
+    " will, will_delay, will_expiry_interval) VALUES (?,?,?,?,?,?,?,?)",
+    PUT_SUB: "INSERT OR REPLACE INTO subscriptions (client_id, topic_filter, qos, no_local, retain_as_published,"
+    " retain_handling, subscription_id) VALUES (?,?,?,?,?,?,?)",
     DEL_SUB: "DELETE FROM subscriptions WHERE client_id=? AND topic_filter=?",
-    PUT_DELIVERY: "INSERT OR REPLACE INTO deliveries VALUES (?,?,?,?,?,?,?,?)",
+    PUT_DELIVERY: "INSERT OR REPLACE INTO deliveries (client_id, seq, qos, retain, subscription_ids, packet_id,"
+    " released, message) VALUES (?,?,?,?,?,?,?,?)",
     DEL_DELIVERY: "DELETE FROM deliveries WHERE client_id=? AND seq=?",
-    PUT_QOS2: "INSERT OR IGNORE INTO incoming_qos2 VALUES (?,?)",
+    PUT_QOS2: "INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?,?)",
     DEL_QOS2: "DELETE FROM incoming_qos2 WHERE client_id=? AND packet_id=?",
-    PUT_RETAINED: "INSERT OR REPLACE INTO retained VALUES (?,?)",
+    PUT_RETAINED: "INSERT OR REPLACE INTO retained (topic, message) VALUES (?,?)",
     DEL_RETAINED: "DELETE FROM retained WHERE topic=?",
 }
 _TABLE = {
@@ -66,8 +71,10 @@ _TABLE = {
     DEL_DELIVERY: "deliveries", PUT_QOS2: "incoming_qos2", DEL_QOS2: "incoming_qos2", PUT_RETAINED: "retained",
     DEL_RETAINED: "retained",
 }
-_KEY_END = {kind: 2 if table in ("sessions", "retained") else 3 for kind, table in _TABLE.items()}  # op[1:end] is the key
-_WIPE_SESSION = [f"DELETE FROM {table} WHERE client_id=?" for table in ("sessions", "subscriptions", "deliveries", "incoming_qos2")]
+# op[1:end] is the record's key: one column for sessions and retained messages, two for the rest.
+_KEY_END = {kind: 2 if table in ("sessions", "retained") else 3 for kind, table in _TABLE.items()}
+_SESSION_TABLES = ("sessions", "subscriptions", "deliveries", "incoming_qos2")
+_WIPE_SESSION = [f"DELETE FROM {table} WHERE client_id=?" for table in _SESSION_TABLES]
 RETRY_DELAY = 1.0  # seconds between attempts after a failed commit
 
 

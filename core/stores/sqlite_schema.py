@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 from core.stores.base import StoreError
 
 APPLICATION_ID = 0x524D5131  # "RMQ1"
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 BUSY_TIMEOUT = 0.5  # seconds to wait for another process's lock before calling the file in use
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -56,8 +57,12 @@ def _v1_initial(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
 
 
-def open_database(path: str, *, migrations: Sequence[Migration] = MIGRATIONS, synchronous: str = "FULL") -> sqlite3.Connection:
+def open_database(
+    path: str, *, migrations: Sequence[Migration] = MIGRATIONS, synchronous: str = "FULL"
+) -> sqlite3.Connection:
     """A connection to `path` at the newest schema, in WAL mode and locked for this process."""
+    if synchronous.upper() not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, not {synchronous!r}")
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
     except sqlite3.Error as exc:

@@ -64,7 +64,9 @@ def test_every_record_type_survives_close_and_reopen(path: str) -> None:
         "c1": StoredSession("c1", "mqtt", 3600, "alice", 1234.5, FULL_MESSAGE, 30, 60),
         "c2": StoredSession("c2", "mqtt", 10),
     }
-    assert state.subscriptions == {"c1": {"a/#": SubscriptionOptions(2, True, True, 1, 42), "b/+": SubscriptionOptions(1)}}
+    assert state.subscriptions == {
+        "c1": {"a/#": SubscriptionOptions(2, True, True, 1, 42), "b/+": SubscriptionOptions(1)}
+    }
     assert list(state.deliveries["c1"]) == [3, 7]  # in seq order
     assert state.deliveries["c1"][7] == StoredDelivery(7, FULL_MESSAGE, 1, True, (42, 43), packet_id=5, released=True)
     assert state.deliveries["c1"][3] == StoredDelivery(3, Message("q/1", b"queued", 1), 1, False)
@@ -272,6 +274,12 @@ def test_a_second_store_on_an_open_file_is_refused(path: str) -> None:
     SqliteStore(path).close()  # free again once the first is closed
 
 
+def test_an_unknown_synchronous_mode_is_refused_before_touching_the_file(path: str) -> None:
+    with pytest.raises(ValueError, match="synchronous must be one of"):
+        SqliteStore(path, synchronous="FULL; DROP TABLE retained")
+    assert not Path(path).exists()
+
+
 def test_a_path_in_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open store"):
         SqliteStore(str(tmp_path / "missing" / "store.db"))
@@ -291,13 +299,17 @@ def test_a_v1_database_is_migrated_to_v2_by_one_registered_function_and_keeps_it
     fill(store)
     store.close()
     store = SqliteStore(path, migrations=[*MIGRATIONS, _v2_add_stored_at])
+    store.put_retained(Message("after/v2", b"new", retain=True))  # writes still fit the new layout
     state = store.load()
     store.close()
-    assert state.retained == {"a/b": FULL_MESSAGE} and len(state.deliveries["c1"]) == 2
+    assert state.retained == {"a/b": FULL_MESSAGE, "after/v2": Message("after/v2", b"new", retain=True)}
+    assert len(state.deliveries["c1"]) == 2
     with raw_db(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone() == (2,)
         assert raw.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
-        assert raw.execute("SELECT stored_at FROM retained").fetchall() == [(1.5,)]
+        assert raw.execute("SELECT topic, stored_at FROM retained ORDER BY topic").fetchall() == [
+            ("a/b", 1.5), ("after/v2", None)
+        ]
     with pytest.raises(StoreError, match="schema v2, this build knows v1"):
         SqliteStore(path)  # and the v1 build now refuses it
 

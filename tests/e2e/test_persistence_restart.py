@@ -7,7 +7,15 @@ from pathlib import Path
 from adapters.mqtt.packets import Publish
 from core.stores.sqlite import SqliteStore
 from tests.conftest import RunningGateway, make_config
-from tests.e2e.test_mqtt_sessions import connect, is_offline, next_is_pingresp, persistent, publish, subscribe, wait_until
+from tests.e2e.test_mqtt_sessions import (
+    connect,
+    is_offline,
+    next_is_pingresp,
+    persistent,
+    publish,
+    subscribe,
+    wait_until,
+)
 
 
 def test_the_configured_store_path_opens_a_sqlite_store(tmp_path: Path) -> None:
