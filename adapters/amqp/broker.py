@@ -1,4 +1,4 @@
-"""The AMQP side of one gateway: its virtual hosts, sharing the core, and their timers."""
+"""The AMQP side of one gateway: its virtual hosts (recovered from a durable log), sharing the core."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Callable
 from core.broker import Broker
 
 from adapters.amqp.durable import DurableLog
+from adapters.amqp.recovery import restore_vhost
 from adapters.amqp.settings import AMQPSettings
 from adapters.amqp.vhost import VirtualHost
 
@@ -22,11 +23,14 @@ class AMQPBroker:
         self.clock = clock
         self.vhosts: dict[str, VirtualHost] = {}
         self._on_deadline_change: Callable[[], None] = lambda: None
+        records = log.records() if log is not None else None
         for name in settings.vhosts:
             vhost = VirtualHost(name, core=core if name == settings.shared_vhost else None, log=log,
                                 clock=clock, origin_header=settings.origin_header)
             vhost.on_deadline_change = self._deadline_changed
             self.vhosts[name] = vhost
+            if records is not None:
+                restore_vhost(vhost, records)
 
     @property
     def on_deadline_change(self) -> Callable[[], None]:

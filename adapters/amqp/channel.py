@@ -199,6 +199,7 @@ class Channel:
         by_queue: dict[Queue, list[Entry]] = {}
         for item in items:
             if item.queue.deleted:
+                item.queue.on_removed(item.queue, item.entry)
                 continue
             if outcome == "ack":
                 item.queue.settle(item.entry)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import enum
 import logging
-import struct
 import time
 from typing import Any, Callable
 
-from pamqp import base, commands as c, decode
+from pamqp import base, commands as c
 
 from core.auth import Credentials
 from core.message import Origin
@@ -39,6 +38,7 @@ from adapters.amqp.frames import (
     MethodFrame, encode_method,
 )
 from adapters.amqp.methods import HANDLERS
+from adapters.amqp.sasl import MECHANISMS, credentials
 from adapters.amqp.settings import PRODUCT, VERSION
 from adapters.amqp.vhost import VirtualHost
 
@@ -187,9 +187,9 @@ class AMQPConnection:
     def _protocol_header(self) -> bool:
         header = self.reader.take(8)
         if header is None:
-            buffered = bytes(self.reader._buf[self.reader._pos:])
-            if PROTOCOL_HEADER.startswith(buffered[:4]) or buffered[:4] == b"AMQP"[: len(buffered)]:
-                return False
+            buffered = self.reader.peek()
+            if PROTOCOL_HEADER.startswith(buffered[:4]):
+                return False  # so far it could be our header: wait for all 8 octets
             header = buffered
         if header != PROTOCOL_HEADER:
             log.info("amqp wrong protocol header peer=%s header=%r", self.peer, header[:8])
@@ -200,12 +200,12 @@ class AMQPConnection:
         self.send_method(0, c.Connection.Start(
             server_properties={"product": PRODUCT, "version": VERSION, "platform": "Python",
                                "capabilities": SERVER_CAPABILITIES, "cluster_name": "rosettamq"},
-            mechanisms="PLAIN AMQPLAIN", locales="en_US"))
+            mechanisms=MECHANISMS, locales="en_US"))
         return True
 
     def _start_ok(self, m: c.Connection.StartOk) -> None:
         self.client_properties = dict(m.client_properties or {})
-        username, password = _credentials(m.mechanism, m.response)
+        username, password = credentials(m.mechanism, m.response)
         client_id = str(self.client_properties.get("connection_name") or self.peer)
         authenticator = self.settings.authenticator
         if authenticator is not None and not authenticator.authenticate(
@@ -381,23 +381,3 @@ def _ids(method: base.Frame | None) -> tuple[int, int]:
     if method is None:
         return 0, 0
     return method.index >> 16, method.index & 0xFFFF
-
-
-def _credentials(mechanism: str, response: Any) -> tuple[str | None, bytes | None]:
-    """Username and password from a PLAIN or AMQPLAIN response (403 for other mechanisms)."""
-    raw = response.encode("utf-8") if isinstance(response, str) else bytes(response or b"")
-    if mechanism == "PLAIN":
-        parts = raw.split(b"\x00")
-        if len(parts) != 3:
-            raise errors.access_refused("malformed PLAIN response")
-        return parts[1].decode("utf-8", "replace"), parts[2]
-    if mechanism == "AMQPLAIN":
-        try:
-            _, table = decode.field_table(struct.pack(">I", len(raw)) + raw)
-        except (ValueError, struct.error) as exc:
-            raise errors.access_refused(f"malformed AMQPLAIN response: {exc}") from None
-        login, password = table.get("LOGIN"), table.get("PASSWORD")
-        login = login.decode("utf-8", "replace") if isinstance(login, bytes) else login
-        password = password.encode("utf-8") if isinstance(password, str) else password
-        return (None if login is None else str(login)), password
-    raise errors.access_refused(f"unsupported authentication mechanism '{mechanism}'")

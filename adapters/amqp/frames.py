@@ -81,6 +81,10 @@ class FrameReader:
             self._pos = 0
         self._buf += data
 
+    def peek(self) -> bytes:
+        """What is buffered, without consuming it."""
+        return bytes(self._buf[self._pos :])
+
     def take(self, count: int) -> bytes | None:
         """The next `count` raw bytes (the protocol header), or None until they are there."""
         if self.buffered < count:

@@ -14,6 +14,7 @@ from pamqp import base, commands as c
 
 from adapters.amqp import errors
 from adapters.amqp.channel import Channel, ChannelState
+from adapters.amqp.content import Content
 from adapters.amqp.frames import encode_method
 from adapters.amqp.queues import Consumer
 
@@ -155,8 +156,6 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
 def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes) -> None:
     routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin)
     if not routed and m.mandatory:
-        from adapters.amqp.content import Content
-
         ret = c.Basic.Return(reply_code=errors.ReplyCode.NO_ROUTE, reply_text="NO_ROUTE", exchange=m.exchange,
                              routing_key=m.routing_key)
         content = Content(m.exchange, m.routing_key, properties, body)

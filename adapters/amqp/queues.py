@@ -23,11 +23,19 @@ class Entry:
 
     __slots__ = ("content", "redelivered", "expires_at", "seq")
 
-    def __init__(self, content: Content, expires_at: float | None, redelivered: bool = False) -> None:
+    def __init__(self, content: Content, expires_at: float | None, redelivered: bool = False,
+                 seq: int | None = None) -> None:
         self.content = content
         self.redelivered = redelivered
         self.expires_at = expires_at
-        self.seq = next(_sequence)
+        self.seq = next(_sequence) if seq is None else seq
+
+
+def advance_sequence(past: int) -> None:
+    """After recovery: new entries must not reuse a recovered entry's number."""
+    global _sequence
+    current = next(_sequence)
+    _sequence = itertools.count(max(current, past + 1))
 
 
 class ConsumerSink(Protocol):

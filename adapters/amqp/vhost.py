@@ -184,7 +184,7 @@ class VirtualHost:
         for consumer in list(queue.consumers):
             queue.remove_consumer(consumer, self.clock())
             consumer.sink.cancelled_by_server(consumer)  # type: ignore[attr-defined]
-        queue.ready.clear()
+        queue.purge()
         if queue.durable and queue.exclusive_owner is None and self.log is not None:
             self.log.delete_queue(self.name, queue.name)
         return count
