@@ -270,3 +270,38 @@ async def test_bad_requests_get_the_mapped_error_code(
     response = await ask(client, method, gateway, path, payload=b"x" if method != Code.GET else b"")
     assert response.code == code, response.payload
     assert gateway.call(lambda: gateway.broker.router.published) == 0
+
+
+async def test_a_mounted_resource_tree_is_served_on_the_same_listener(client: aiocoap.Context) -> None:
+    """How the LwM2M server adds /rd: a mount function (Gateway.coap_mounts), no edit of the CoAP adapter."""
+    from aiocoap.resource import Resource
+
+    from adapters.coap.server import start_coap_server
+    from adapters.coap.settings import CoAPSettings
+    from core.broker import Broker
+
+    class Hello(Resource):
+        async def render_post(self, request: Message) -> Message:
+            return Message(code=Code.CREATED, payload=b"hello " + request.payload)
+
+    seen: list[Any] = []
+
+    def mount(listener: Any) -> list[tuple[tuple[str, ...], Resource]]:
+        seen.append(listener.context)
+        return [(("rd",), Hello())]
+
+    listener = await start_coap_server(Broker(), CoAPSettings(), "127.0.0.1", 0, mounts=[mount])
+    base = f"coap://127.0.0.1:{listener.port}"
+
+    async def call(code: Code, path: str, payload: bytes = b"") -> Message:
+        return await asyncio.wait_for(client.request(Message(code=code, uri=base + path, payload=payload)).response,
+                                      TIMEOUT)
+
+    try:
+        answer = await call(Code.POST, "/rd?ep=dev", b"device")
+        assert (answer.code, answer.payload) == (Code.CREATED, b"hello device")
+        assert seen == [listener.context]  # the mount got the listener's aiocoap context, usable as a client
+        assert (await call(Code.GET, "/ps/x")).code == Code.NOT_FOUND  # /ps is still served
+        assert "</rd>" in (await call(Code.GET, "/.well-known/core")).payload.decode()
+    finally:
+        await listener.stop()
