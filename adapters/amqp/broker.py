@@ -23,11 +23,15 @@ class AMQPBroker:
         self.clock = clock
         self.vhosts: dict[str, VirtualHost] = {}
         self._on_deadline_change: Callable[[], None] = lambda: None
+        self.held = 0  # messages in queues, ready or unacknowledged, in every vhost
+        self.blocked = False
+        self.alarm_listeners: set[Callable[[bool], None]] = set()
         records = log.records() if log is not None else None
         for name in settings.vhosts:
             vhost = VirtualHost(name, core=core if name == settings.shared_vhost else None, log=log,
                                 clock=clock, origin_header=settings.origin_header)
             vhost.on_deadline_change = self._deadline_changed
+            vhost.on_held_change = self._held_changed
             self.vhosts[name] = vhost
             if records is not None:
                 restore_vhost(vhost, records)
@@ -42,6 +46,21 @@ class AMQPBroker:
 
     def _deadline_changed(self) -> None:
         self._on_deadline_change()
+
+    def _held_changed(self, delta: int) -> None:
+        """Raise or clear the resource alarm (RabbitMQ's memory alarm, counted in messages)."""
+        self.held += delta
+        limit = self.settings.max_held_messages
+        if not limit:
+            return
+        if not self.blocked and self.held > limit:
+            self.blocked = True
+        elif self.blocked and self.held <= limit * 0.8:
+            self.blocked = False
+        else:
+            return
+        for listener in list(self.alarm_listeners):
+            listener(self.blocked)
 
     def next_deadline(self) -> float | None:
         """Wall-clock time of the next message expiry or x-expires check, in any vhost."""

@@ -46,7 +46,7 @@ log = logging.getLogger("rosettamq.amqp")
 
 SERVER_CAPABILITIES = {
     "publisher_confirms": True, "exchange_exchange_bindings": False, "basic.nack": True,
-    "consumer_cancel_notify": True, "connection.blocked": False, "consumer_priorities": False,
+    "consumer_cancel_notify": True, "connection.blocked": True, "consumer_priorities": False,
     "authentication_failure_close": True, "per_consumer_qos": True, "direct_reply_to": False,
 }
 
@@ -89,6 +89,8 @@ class AMQPConnection:
         self._in_receive = False
         self._last_rx = self._last_tx = clock()
         self._deadline = self._last_rx + self.settings.handshake_timeout  # handshake or close-ok wait
+        self.published = False  # publishers are the connections a resource alarm stops reading
+        self._told_blocked = False
 
     # -- the owner's interface ---------------------------------------------------------------
 
@@ -156,6 +158,19 @@ class AMQPConnection:
         if writable:
             for channel in list(self.channels.values()):
                 channel.pump()
+
+    @property
+    def reading_paused(self) -> bool:
+        """While the resource alarm is on, the owner stops reading from connections that publish."""
+        return self.broker.blocked and self.published and not self.closing
+
+    def _alarm(self, blocked: bool) -> None:
+        if self.capability("connection.blocked") and blocked != self._told_blocked:
+            self._told_blocked = blocked
+            self.send_method(0, c.Connection.Blocked(reason="low on resources") if blocked
+                             else c.Connection.Unblocked())
+        elif self.on_output is not None:
+            self.on_output()  # let the owner resume reading
 
     def connection_lost(self) -> None:
         self._finish()
@@ -238,6 +253,9 @@ class AMQPConnection:
             raise errors.not_allowed(f"vhost {m.virtual_host} not found")
         self.vhost = vhost
         self.state = State.OPEN
+        self.broker.alarm_listeners.add(self._alarm)
+        if self.broker.blocked:
+            self._alarm(True)
         self.send_method(0, c.Connection.OpenOk())
         log.info("amqp connected peer=%s user=%s vhost=%s heartbeat=%d frame_max=%d",
                  self.peer, self.username, vhost.name, self.heartbeat, self.frame_max)
@@ -361,6 +379,7 @@ class AMQPConnection:
             self._finish()
 
     def _release(self) -> None:
+        self.broker.alarm_listeners.discard(self._alarm)
         for channel in list(self.channels.values()):
             channel.teardown()
         self.channels.clear()

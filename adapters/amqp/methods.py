@@ -139,6 +139,7 @@ def basic_cancel(ch: Channel, m: c.Basic.Cancel) -> None:
 def basic_publish(ch: Channel, m: c.Basic.Publish) -> None:
     if m.immediate:
         raise errors.not_implemented("immediate=true")
+    ch.conn.published = True
     ch.start_content(m)
 
 

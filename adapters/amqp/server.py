@@ -89,10 +89,14 @@ class AMQPService:
 class ConnectionDriver:
     """Drives an `AMQPConnection` from a transport: feeding, coalesced flushing, deadlines, closing."""
 
-    def __init__(self, conn: AMQPConnection, write: Callable[[bytes], None], close: Callable[[], None]) -> None:
+    def __init__(self, conn: AMQPConnection, write: Callable[[bytes], None], close: Callable[[], None],
+                 pause_reading: Callable[[], None], resume_reading: Callable[[], None]) -> None:
         self.conn = conn
         self._write = write
         self._close_transport = close
+        self._pause_reading = pause_reading
+        self._resume_reading = resume_reading
+        self._read_blockers: set[str] = set()
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -117,7 +121,23 @@ class ConnectionDriver:
             self._cancel_timer()
             self._close_transport()
             return
+        if conn.reading_paused:
+            self.block_reading("alarm")  # a resource alarm: stop reading this publisher
+        else:
+            self.unblock_reading("alarm")
         self._arm_timer()
+
+    def block_reading(self, reason: str) -> None:
+        """Stop reading the transport for `reason` ("alarm", "writes"); reasons add up."""
+        if not self._read_blockers:
+            self._pause_reading()
+        self._read_blockers.add(reason)
+
+    def unblock_reading(self, reason: str) -> None:
+        if reason in self._read_blockers:
+            self._read_blockers.discard(reason)
+            if not self._read_blockers and not self._closed:
+                self._resume_reading()
 
     def lost(self) -> None:
         self._closed = True
@@ -173,7 +193,8 @@ class AMQPServerProtocol(asyncio.Protocol):
         peer = _format_peer(transport.get_extra_info("peername"))
         conn = AMQPConnection(self._service.broker, peer=peer, listener=self._listener,
                               clock=asyncio.get_running_loop().time)
-        self._driver = ConnectionDriver(conn, transport.write, transport.close)
+        self._driver = ConnectionDriver(conn, transport.write, transport.close,  # type: ignore[attr-defined]
+                                        transport.pause_reading, transport.resume_reading)  # type: ignore[attr-defined]
         self._on_data = self._driver.feed
         self._service.connections.add(conn)
         self._service.opened += 1
@@ -191,13 +212,13 @@ class AMQPServerProtocol(asyncio.Protocol):
             self._driver.lost()
 
     def pause_writing(self) -> None:
-        if self._driver is not None and self._transport is not None:
+        if self._driver is not None:
             self._driver.conn.set_writable(False)
-            self._transport.pause_reading()
+            self._driver.block_reading("writes")
 
     def resume_writing(self) -> None:
-        if self._driver is not None and self._transport is not None:
-            self._transport.resume_reading()
+        if self._driver is not None:
+            self._driver.unblock_reading("writes")
             self._driver.conn.set_writable(True)
             self._driver.flush()
 

@@ -25,4 +25,7 @@ class AMQPSettings:
     shared_vhost: str = "/"  # the vhost whose amq.topic is the core's topic space
     origin_header: bool = False  # add x-origin-client-id to messages from other protocols
     max_message_size: int = 128 * 1024 * 1024
+    # Messages held in queues (ready or unacknowledged) above which publishers are blocked
+    # (connection.blocked, and their sockets are no longer read) until 80% of it is reached; 0: no limit.
+    max_held_messages: int = 1_000_000
     authenticator: "Authenticator | None" = None

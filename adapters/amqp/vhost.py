@@ -56,6 +56,7 @@ class VirtualHost:
         self.queues: dict[str, Queue] = {}
         self.subscribers: dict[str, QueueSubscriber] = {}
         self.on_deadline_change: Callable[[], None] = lambda: None
+        self.on_held_change: Callable[[int], None] = lambda delta: None
         self._deadlines: list[tuple[float, int, Queue]] = []
         self._tie = itertools.count()
         self._dead_letter_depth = 0
@@ -325,10 +326,12 @@ class VirtualHost:
             self._dead_letter_depth -= 1
 
     def _message_removed(self, queue: Queue, entry: Entry) -> None:
+        self.on_held_change(-1)
         if self.log is not None and queue.durable and entry.content.persistent:
             self.log.delete_message(self.name, queue.name, entry.seq)
 
     def message_stored(self, queue: Queue, entry: Entry) -> None:
+        self.on_held_change(1)
         if self.log is not None and queue.durable and entry.content.persistent:
             content = entry.content
             self.log.put_message(MessageRecord(self.name, queue.name, entry.seq, content.exchange,

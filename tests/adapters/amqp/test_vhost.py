@@ -127,3 +127,26 @@ def test_a_consumer_is_told_when_its_queue_is_deleted_only_if_it_announced_the_c
         names = wire.names()
         assert ("Basic.Cancel" in names) is announced
         assert names[-1] == "Queue.DeleteOk"
+
+
+def test_publishers_are_blocked_above_the_held_message_limit_and_unblocked_below_80_percent() -> None:
+    wall = Clock(1_700_000_000.0)
+    broker = AMQPBroker(Broker(), AMQPSettings(max_held_messages=5), clock=wall)
+    publisher = Wire(broker=broker, wall=wall)
+    publisher.handshake(capabilities={"connection.blocked": True})
+    publisher.open_channel()
+    consumer = Wire(broker=broker, wall=wall)
+    consumer.handshake(capabilities={"connection.blocked": True})
+    consumer.open_channel()
+    publisher.send(1, c.Queue.Declare(queue="q"))
+    publisher.received()
+    for n in range(6):
+        publisher.publish(1, "", "q", b"%d" % n)
+    assert publisher.names() == ["Connection.Blocked"]
+    assert publisher.conn.reading_paused and not consumer.conn.reading_paused  # consumers keep draining
+    assert consumer.names() == ["Connection.Blocked"]
+    consumer.send(1, c.Basic.Get(queue="q", no_ack=True))
+    assert publisher.names() == []  # 5 held: still above 80% of 5
+    consumer.send(1, c.Basic.Get(queue="q", no_ack=True))
+    assert publisher.names() == ["Connection.Unblocked"]
+    assert not publisher.conn.reading_paused
