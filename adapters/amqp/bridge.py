@@ -15,6 +15,8 @@ from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 from core.topics import topic_matches
 
 from adapters.amqp.content import Content
+from adapters.amqp.errors import AMQPError
+from adapters.amqp.frames import decode_content_header
 from adapters.amqp.mapping import amqp_from_message, binding_key_to_filter, topic_key_matches, topic_to_routing_key
 from adapters.amqp.queues import Queue
 
@@ -27,16 +29,24 @@ def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_heade
     """The AMQP form of a delivery, built once per (QoS, retain) of a fan-out.
 
     A message first published over AMQP keeps its original properties (the core
-    carries them in `extra["amqp"]`), so AMQP-to-AMQP traffic through amq.topic is unchanged.
+    carries their encoded content header in `extra["amqp"]`, plain bytes a store can
+    keep), so AMQP-to-AMQP traffic through amq.topic is unchanged.
     """
     key = ("amqp", delivery.qos, delivery.retain, origin_header)
     content = cache.get(key)
     if content is None:
         message = delivery.message
         original = message.extra.get("amqp")
-        if isinstance(original, Content):
-            content = original
-        else:
+        content = None
+        if isinstance(original, bytes):
+            try:
+                properties = decode_content_header(0, original).properties
+            except AMQPError:
+                pass  # not ours after all: map the core fields instead
+            else:
+                content = Content(SHARED_EXCHANGE, topic_to_routing_key(message.topic), properties,
+                                  message.payload, header=original)
+        if content is None:
             routing_key, properties = amqp_from_message(
                 message, delivery.qos, delivery.retain, now=now, origin_header=origin_header
             )

@@ -16,12 +16,13 @@ class Content:
 
     __slots__ = ("exchange", "routing_key", "properties", "body", "_header", "_frames")
 
-    def __init__(self, exchange: str, routing_key: str, properties: Basic.Properties, body: bytes) -> None:
+    def __init__(self, exchange: str, routing_key: str, properties: Basic.Properties, body: bytes,
+                 header: bytes | None = None) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
         self.properties = properties
         self.body = body
-        self._header: bytes | None = None
+        self._header = header  # the encoded content header payload, when already known
         self._frames: dict[tuple[int, int], bytes] = {}
 
     @property

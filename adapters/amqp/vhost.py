@@ -275,7 +275,7 @@ class VirtualHost:
         now = self.clock()
         if exchange.name == SHARED_EXCHANGE and self.core is not None:
             message = message_from_amqp(routing_key, content.properties, content.body, origin=origin, now=now,
-                                        extra={"amqp": content})
+                                        extra={"amqp": content.header_payload()})
             return message is not None and self.core.publish(message) > 0
         if exchange.name == "":
             queue = self.queues.get(routing_key)

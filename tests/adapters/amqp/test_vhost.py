@@ -150,3 +150,23 @@ def test_publishers_are_blocked_above_the_held_message_limit_and_unblocked_below
     consumer.send(1, c.Basic.Get(queue="q", no_ack=True))
     assert publisher.names() == ["Connection.Unblocked"]
     assert not publisher.conn.reading_paused
+
+
+def test_a_retained_amqp_publish_is_storable_and_replays_with_its_original_properties() -> None:
+    from core.stores.codec import decode_message, encode_message
+
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    properties = c.Basic.Properties(headers={"x-retain": True, "n": 1}, message_id="m-1", app_id="billing",
+                                    delivery_mode=2)
+    wire.publish(1, "amq.topic", "meters.m1", b"42", properties)
+    (stored,) = wire.broker.core.router.retained.match("meters/m1")
+    assert decode_message(encode_message(stored)).extra == stored.extra  # plain bytes: any store keeps them
+    wire.send(1, c.Queue.Declare(queue="late"), c.Queue.Bind(queue="late", exchange="amq.topic",
+                                                             routing_key="meters.*"))
+    wire.received()
+    wire.send(1, c.Basic.Get(queue="late", no_ack=True))
+    _, header = wire.received()[1]
+    assert (header.properties.message_id, header.properties.app_id) == ("m-1", "billing")
+    assert header.properties.headers == {"x-retain": True, "n": 1}
