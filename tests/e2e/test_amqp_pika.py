@@ -274,3 +274,37 @@ def test_declaration_errors_close_the_channel_with_rabbitmq_codes(amqp_gateway: 
             conn.channel().queue_declare(queue, durable=False)
         assert inequivalent.value.reply_code == 406
         assert conn.is_open  # channel errors never cost the connection
+
+
+def test_purge_unbind_and_an_exclusive_consumer(amqp_gateway: RunningGateway) -> None:
+    with connect(amqp_gateway) as conn:
+        ch = conn.channel()
+        queue = unique("purged")
+        ch.queue_declare(queue)
+        ch.queue_bind(queue, "amq.direct", "k")
+        for _ in range(3):
+            ch.basic_publish("amq.direct", "k", b"x")
+        assert ch.queue_purge(queue).method.message_count == 3
+        ch.queue_unbind(queue, "amq.direct", "k")
+        ch.basic_publish("amq.direct", "k", b"unrouted")
+        assert ready_count(ch, queue) == 0
+        ch.basic_consume(queue, lambda *args: None, exclusive=True)
+        with pytest.raises(ChannelClosedByBroker) as refused:
+            conn.channel().basic_consume(queue, lambda *args: None)
+        assert refused.value.reply_code == 403
+
+
+def test_a_global_prefetch_limits_the_whole_channel(amqp_gateway: RunningGateway) -> None:
+    with connect(amqp_gateway) as conn:
+        ch, probe = conn.channel(), conn.channel()
+        first, second = unique("g1"), unique("g2")
+        for queue in (first, second):
+            ch.queue_declare(queue)
+            for n in range(2):
+                ch.basic_publish("", queue, b"%d" % n)
+        ch.basic_qos(prefetch_count=3, global_qos=True)
+        got: list = []
+        ch.basic_consume(first, lambda c, m, p, b: got.append(m))
+        ch.basic_consume(second, lambda c, m, p, b: got.append(m))
+        wait_until(lambda: len(got) == 3, conn)
+        assert ready_count(probe, first) + ready_count(probe, second) == 1
