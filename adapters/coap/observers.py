@@ -104,6 +104,8 @@ class Observer:
             self._count_drop()
             return
         self._queue.appendleft(notification)
+        if self.attachment is not None:
+            self.attachment.wake()
 
     def take(self, now: float) -> Notification | None:
         """The next notification to send, skipping expired ones; None when the queue is empty."""

@@ -95,6 +95,17 @@ class CoAPListener:
     def observers(self) -> ObserverRegistry:
         return self.state.registry
 
+    def metrics(self) -> dict[str, int]:
+        """Counters for the admin API: live observers and connections, dropped and expired notifications."""
+        registry = self.state.registry
+        return {
+            "observers": len(registry),
+            "connections": len(self.state.connections),
+            "notifications_dropped": registry.dropped,
+            "notifications_expired": registry.expired,
+            "publishes_waiting_for_store": self.state.pending_publishes,
+        }
+
     async def start(self, host: str, port: int, mounts: Iterable[Mount] = ()) -> int:
         """Bind the UDP socket, build the site; returns the bound port."""
         loop = asyncio.get_running_loop()

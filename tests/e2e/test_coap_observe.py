@@ -176,6 +176,7 @@ def test_a_slow_observer_keeps_the_newest_notifications_and_counts_the_dropped_o
     assert in_flight.payload == b"m0"
     gateway.call(lambda: [gateway.broker.publish(CoreMessage("slow/feed", b"m%d" % i, qos=1)) for i in range(1, 10)])
     assert gateway.call(lambda: (observers(gateway).dropped, observers(gateway).of_all()[0].dropped)) == (6, 6)
+    assert gateway.call(lambda: gateway.gateway.coap.metrics())["notifications_dropped"] == 6
     seen = {in_flight.mid}
     raw.ack(in_flight)
     payloads = []
@@ -234,3 +235,25 @@ def _critical_option() -> Any:
     from aiocoap.optiontypes import OpaqueOption
 
     return OpaqueOption(65001, b"?")  # odd: critical, and unknown to everyone
+
+
+def test_a_notification_unacknowledged_at_the_old_port_is_sent_again_to_the_new_one(
+    patient_gateway: RunningGateway,
+) -> None:
+    gateway = patient_gateway
+    old, new = RawCoAP(coap_port(gateway)), RawCoAP(coap_port(gateway))
+    try:
+        register(old, "/ps/nat/inflight", query=("c=dev2",))
+        publish(gateway, "nat/inflight", b"lost in the NAT")
+        assert old.receive().payload == b"lost in the NAT"  # never acknowledged: the port is gone
+        register(new, "/ps/nat/inflight", query=("c=dev2",))
+        resent = new.receive()
+        new.ack(resent)
+        assert (resent.payload, resent.mtype) == (b"lost in the NAT", Type.CON)  # at least once
+        publish(gateway, "nat/inflight", b"next")
+        following = new.receive()
+        new.ack(following)
+        assert following.payload == b"next" and following.opt.observe > resent.opt.observe
+    finally:
+        old.close()
+        new.close()

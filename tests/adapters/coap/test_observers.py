@@ -93,7 +93,10 @@ def test_a_requeued_notification_goes_first_unless_the_queue_is_full() -> None:
     unacked = observer.take(0.0)
     observers.router.publish(Message("q", b"newer", qos=1))
     assert unacked is not None
+    link = FakeLink()
+    observer.attach(link)
     observer.requeue(unacked)
+    assert link.wakes == 1  # whoever sends now learns there is something to send
     assert drain(observer) == [b"new", b"newer"]
     observers.router.publish(Message("q", b"a", qos=1))
     observers.router.publish(Message("q", b"b", qos=1))
