@@ -305,3 +305,24 @@ async def test_a_mounted_resource_tree_is_served_on_the_same_listener(client: ai
         assert "</rd>" in (await call(Code.GET, "/.well-known/core")).payload.decode()
     finally:
         await listener.stop()
+
+
+async def test_a_retained_con_publish_acknowledged_with_2_04_survives_a_restart(
+    client: aiocoap.Context, tmp_path: Any
+) -> None:
+    """The 2.04 goes out after the store's commit (SQLite here), so a restart keeps what was acknowledged."""
+    from tests.conftest import make_config
+
+    config = make_config(coap={"enabled": True, "listen": "127.0.0.1:0"}, store={"path": str(tmp_path / "r.db")})
+    first = RunningGateway(config)
+    try:
+        answer = await ask(client, Code.POST, first, "/ps/durable/t?retain=true", payload=b"kept", content_format=0)
+        assert answer.code == Code.CHANGED
+    finally:
+        first.stop()
+    second = RunningGateway(config)
+    try:
+        read = await ask(client, Code.GET, second, "/ps/durable/t")
+        assert (read.code, read.payload, read.opt.content_format) == (Code.CONTENT, b"kept", 0)
+    finally:
+        second.stop()

@@ -18,7 +18,8 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
 from core.message import Message as CoreMessage
-from tests.conftest import RunningGateway
+from core.stores.memory import MemoryStore
+from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_gateway, coap_port, parses, request
 
 TOKEN = b"\x0a\x0b\x0c"
@@ -257,3 +258,44 @@ def test_a_notification_unacknowledged_at_the_old_port_is_sent_again_to_the_new_
     finally:
         old.close()
         new.close()
+
+
+class HeldStore(MemoryStore):
+    """A store whose durability callbacks wait until the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[Any] = []
+        self.asked = threading.Event()
+
+    def sync(self, callback: Any) -> None:
+        self.held.append(callback)
+        self.asked.set()
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for callback in held:
+            callback()
+
+
+def test_the_2_04_of_a_con_publish_waits_for_the_store() -> None:
+    store = HeldStore()
+    gateway = RunningGateway(make_config(coap={"enabled": True, "listen": f"{LOOPBACK}:0"}), store=store)
+    raw = RawCoAP(coap_port(gateway))
+    try:
+        post = request(Code.POST, "/ps/held/t", query=("retain=true",), payload=b"v")
+        raw.send(post)
+        assert store.asked.wait(TIMEOUT)
+        early = [Message.decode(data) for data in raw.pending()]
+        assert all(m.code == Code.EMPTY for m in early)  # at most the empty ACK of the request, no 2.04
+        gateway.call(store.release)
+        while True:
+            answer = raw.receive()
+            if answer.code != Code.EMPTY:
+                break
+        if answer.mtype is Type.CON:
+            raw.ack(answer)
+        assert (answer.token, answer.code) == (post.token, Code.CHANGED)
+    finally:
+        raw.close()
+        gateway.stop()
