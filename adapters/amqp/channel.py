@@ -59,6 +59,7 @@ class Channel:
         self.last_queue = ""
         self._publish: commands.Basic.Publish | None = None
         self._properties: commands.Basic.Properties | None = None
+        self._header: bytes | None = None
         self._body_size = 0
         self._body: list[bytes] = []
         self._received = 0
@@ -81,6 +82,7 @@ class Channel:
                 f"message size {frame.body_size} is larger than configured max size "
                 f"{self.conn.settings.max_message_size}")
         self._properties = frame.properties
+        self._header = frame.raw or None
         self._body_size = frame.body_size
         self._body, self._received = [], 0
         if frame.body_size == 0:
@@ -104,7 +106,7 @@ class Channel:
         self._publish = self._properties = None
         self._body = []
         assert method is not None and properties is not None
-        complete_publish(self, method, properties, body)
+        complete_publish(self, method, properties, body, self._header)
 
     # -- output ---------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class HeaderFrame:
     channel: int
     body_size: int
     properties: commands.Basic.Properties
+    raw: bytes = b""  # the payload as received: reused when the message is delivered, not re-encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ def decode_content_header(channel: int, payload: bytes) -> HeaderFrame:
         raise frame_error(f"cannot decode content header: {exc}") from None
     if header.class_id != commands.Basic.frame_id:
         raise unexpected_frame(f"content header of class {header.class_id}")
-    return HeaderFrame(channel, header.body_size, header.properties)
+    return HeaderFrame(channel, header.body_size, header.properties, payload)
 
 
 # -- encoding -----------------------------------------------------------------------

@@ -143,19 +143,21 @@ def basic_publish(ch: Channel, m: c.Basic.Publish) -> None:
     ch.start_content(m)
 
 
-def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes) -> None:
+def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,
+                     header: bytes | None = None) -> None:
     """A whole message arrived: route it now, or keep it for tx.commit."""
     if ch.tx:
         ch.conn.vhost.exchange(m.exchange)  # a missing exchange fails now, as in RabbitMQ
-        ch.tx_actions.append(("publish", m, properties, body))
+        ch.tx_actions.append(("publish", m, properties, body, header))
         return
     if ch.confirm:
         ch.publish_seq += 1
-    route(ch, m, properties, body)
+    route(ch, m, properties, body, header)
 
 
-def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes) -> None:
-    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin)
+def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,
+          header: bytes | None = None) -> None:
+    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin, header)
     if not routed and m.mandatory:
         ret = c.Basic.Return(reply_code=errors.ReplyCode.NO_ROUTE, reply_text="NO_ROUTE", exchange=m.exchange,
                              routing_key=m.routing_key)
@@ -225,7 +227,7 @@ def tx_commit(ch: Channel, m: c.Tx.Commit) -> None:
     actions, ch.tx_actions = ch.tx_actions, []
     for action in actions:
         if action[0] == "publish":
-            route(ch, action[1], action[2], action[3])
+            route(ch, action[1], action[2], action[3], action[4])
         else:
             ch.settle(action[1], action[2])
     ch.send(c.Tx.CommitOk())

@@ -258,7 +258,7 @@ class VirtualHost:
     # -- publishing ---------------------------------------------------------------------
 
     def publish(self, exchange_name: str, routing_key: str, properties: Basic.Properties, body: bytes,
-                origin: Origin) -> bool:
+                origin: Origin, header: bytes | None = None) -> bool:
         """Route one basic.publish; True if it reached at least one queue (or core subscriber)."""
         exchange = self.exchange(exchange_name)
         if exchange.internal:
@@ -267,7 +267,7 @@ class VirtualHost:
             expiration = parse_expiration(properties.expiration)
         except ValueError as exc:
             raise errors.precondition_failed(str(exc)) from None
-        content = Content(exchange_name, routing_key, properties, body)
+        content = Content(exchange_name, routing_key, properties, body, header)
         return self._route(exchange, routing_key, content, expiration, origin)
 
     def _route(self, exchange: Exchange, routing_key: str, content: Content, expiration: float | None,
