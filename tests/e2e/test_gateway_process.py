@@ -17,6 +17,8 @@ from adapters.mqtt.packets import ConnAck, Disconnect, Publish, SubAck, Subscrib
 from tests.wire_client import WireClient
 
 ROOT = Path(__file__).resolve().parents[2]
+# Tests never take fixed ports: every listener the gateway starts by default asks the OS for one.
+EVERY_LISTENER_ON_PORT_0 = [f"--{name}=127.0.0.1:0" for name in ("mqtt", "ws", "amqp", "coap", "http")]
 
 
 class GatewayProcess:
@@ -25,7 +27,7 @@ class GatewayProcess:
     def __init__(self, tmp_path: Path, *args: str) -> None:
         self.ports_file = tmp_path / "ports.json"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--mqtt", "127.0.0.1:0", "--store", "memory",
+            [sys.executable, "-m", "gateway", "run", *EVERY_LISTENER_ON_PORT_0, "--store", "memory",
              "--ports-file", str(self.ports_file), *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         )
@@ -101,7 +103,7 @@ def test_a_config_error_exits_2_with_a_message_naming_the_key(tmp_path: Path) ->
 def test_a_port_already_in_use_exits_1_with_a_clear_error(process: GatewayProcess, tmp_path: Path) -> None:
     port = process.ports()["mqtt"]
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "run", "--mqtt", f"127.0.0.1:{port}", "--store", "memory"],
+        [sys.executable, "-m", "gateway", "run", *EVERY_LISTENER_ON_PORT_0, f"--mqtt=127.0.0.1:{port}", "--store", "memory"],
         cwd=ROOT, capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 1
