@@ -36,7 +36,7 @@ from .registrations import Registration
 
 __all__ = [
     "response_answer", "notify_answer", "ack_answer", "failure_answer",
-    "invalid_command_answer", "registration_data", "lifecycle_message",
+    "invalid_command_answer", "registration_data", "lifecycle_message", "plain_value",
 ]
 
 _VALUED = ("read", "observe", "cancel-observe", "notify")
@@ -145,3 +145,16 @@ def lifecycle_message(event: RdEvent) -> dict[str, Any]:
     if event.kind == "deregister":
         data["reason"] = event.reason or "deregister"
     return {"msgType": event.kind, "data": data}
+
+
+def plain_value(answer: Mapping[str, Any], path: str) -> bytes | None:
+    """The number at `path` in an answer's content as plain text (b"21.5"), for
+    republishing one sensor value where a dashboard can plot it; None otherwise."""
+    content = answer.get("data", {}).get("content")
+    for item in content if isinstance(content, list) else ():
+        if not isinstance(item, Mapping) or item.get("path") != path:
+            continue
+        value = item.get("value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return repr(value).encode("ascii")
+    return None
