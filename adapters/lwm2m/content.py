@@ -38,7 +38,7 @@ def content_items(content: Mapping[str, Value], base: Path = ()) -> list[tuple[P
             raise LocalError(str(exc)) from None
         if len(path) < 3:
             raise LocalError(f"{key}: values live on resources (depth 3 or 4)")
-        if not is_prefix(base, path) and not is_prefix(path, base):
+        if not is_prefix(base, path):
             raise LocalError(f"{key} is not under {format_path(base)}")
         items.append((path, value))
     items.sort(key=lambda item: item[0])

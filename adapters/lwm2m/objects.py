@@ -8,6 +8,7 @@ configured folder. A registry is immutable: build a new one to change it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Iterator, Mapping
@@ -93,9 +94,8 @@ class ObjectRegistry:
 
     @classmethod
     def builtin(cls) -> ObjectRegistry:
-        """OMA objects 0-7 and the IPSO objects listed in `builtin_objects`."""
-        from .builtin_objects import builtin_definitions
-        return cls(builtin_definitions())
+        """OMA objects 0-7 and the IPSO objects listed in `builtin_objects` (one shared copy)."""
+        return _builtin()
 
     def with_objects(self, objects: Iterable[ObjectDef]) -> ObjectRegistry:
         """A new registry where `objects` add to or replace these definitions."""
@@ -121,3 +121,9 @@ class ObjectRegistry:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+@functools.cache
+def _builtin() -> ObjectRegistry:
+    from .builtin_objects import builtin_definitions
+    return ObjectRegistry(builtin_definitions())

@@ -213,3 +213,10 @@ def test_arbitrary_bytes_decode_or_raise_a_content_error(payload: bytes) -> None
         tlv_to_content(payload, (66, 0), REGISTRY)
     except ContentError:
         pass
+
+
+def test_content_outside_the_request_path_is_a_local_error() -> None:
+    with pytest.raises(LocalError):
+        content_to_tlv({"/3/0/9": 1}, (3, 0, 10), REGISTRY)
+    with pytest.raises(LocalError):
+        content_to_tlv({"/3/0/22": ObjLink(1, 1)}, (3, 0, 22, 1), REGISTRY)
