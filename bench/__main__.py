@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.brokers import HOST, Broker, start_mosquitto, start_rosettamq
-from bench.scenarios import PERSISTENT, THROUGHPUT, Params, idle_connections
+from bench.scenarios import PERSISTENT, PROTOCOLS, THROUGHPUT, Params, idle_connections
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Starters = dict[str, Callable[[], Broker]]
@@ -37,6 +37,9 @@ GROUPS: dict[str, tuple[Starters, list[str]]] = {
         },
         list(PERSISTENT),
     ),
+    # Transports mosquitto is not run on here (its WebSocket listener binds every interface):
+    # absolute figures for the gateway, to set beside its MQTT/TCP ones.
+    "protocols": ({"rosettamq": start_rosettamq}, list(PROTOCOLS)),
 }
 
 
@@ -44,6 +47,8 @@ def run_scenario(name: str, broker: Broker, params: Params) -> dict[str, float]:
     async def go() -> dict[str, float]:
         if name == "idle_10k":
             return await idle_connections(HOST, broker.port, params, broker.rss)
+        if name in PROTOCOLS:
+            return await PROTOCOLS[name](HOST, broker.ports, params)
         return await {**THROUGHPUT, **PERSISTENT}[name](HOST, broker.port, params)
 
     try:
@@ -77,11 +82,12 @@ def summarize(raw: dict) -> list[dict]:
             if metric == "delivered":
                 continue
             ours = statistics.median(r[metric] for r in by_broker["rosettamq"])
-            theirs = statistics.median(r[metric] for r in by_broker["mosquitto"])
+            mosquitto_runs = by_broker.get("mosquitto")
+            theirs = statistics.median(r[metric] for r in mosquitto_runs) if mosquitto_runs else float("nan")
             delivered = statistics.median(r.get("delivered", 1.0) for r in by_broker["rosettamq"])
             row = {
                 "scenario": scenario, "metric": metric, "rosettamq": ours, "mosquitto": theirs,
-                "ratio": ours / theirs if theirs else float("nan"), "rosettamq_delivered": delivered,
+                "ratio": ours / theirs if mosquitto_runs and theirs else float("nan"), "rosettamq_delivered": delivered,
             }
             for other in by_broker.keys() - {"rosettamq", "mosquitto"}:  # further variants of ours
                 value = statistics.median(r[metric] for r in by_broker[other])

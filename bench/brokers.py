@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -51,6 +51,7 @@ class Broker:
     proc: subprocess.Popen
     port: int
     workdir: tempfile.TemporaryDirectory
+    ports: dict[str, int] = field(default_factory=dict)  # every listener by name ("mqtt", "ws", ...)
 
     def rss(self) -> int:
         """Resident memory in bytes."""
@@ -75,8 +76,10 @@ def start_rosettamq(extra_args: tuple[str, ...] = (), store: str = "memory") -> 
     workdir = tempfile.TemporaryDirectory(prefix="bench-rmq-")
     ports_file = Path(workdir.name) / "ports.json"
     store_path = "memory" if store == "memory" else str(Path(workdir.name) / "rosettamq.db")
-    config = Path(workdir.name) / "gateway.toml"  # MQTT only: the other listeners' default ports may be taken
-    config.write_text("".join(f"[{name}]\nenabled = false\n" for name in ("ws", "amqp", "coap", "http")))
+    config = Path(workdir.name) / "gateway.toml"  # every listener on loopback port 0; HTTP off
+    config.write_text(
+        "".join(f'[{name}]\nlisten = "{HOST}:0"\n' for name in ("ws", "amqp", "coap")) + "[http]\nenabled = false\n"
+    )
     cmd = [
         sys.executable, "-m", "gateway", "run", "--config", str(config), "--mqtt", f"{HOST}:0", "--store", store_path,
         "--ports-file", str(ports_file), "--log-level", "warning", *extra_args,
@@ -88,9 +91,9 @@ def start_rosettamq(extra_args: tuple[str, ...] = (), store: str = "memory") -> 
             proc.kill()
             raise RuntimeError("rosettamq did not start")
         time.sleep(0.05)
-    port = json.loads(ports_file.read_text())["mqtt"]
-    _wait_listening(port, proc)
-    return Broker("rosettamq", proc, port, workdir)
+    ports = json.loads(ports_file.read_text())
+    _wait_listening(ports["mqtt"], proc)
+    return Broker("rosettamq", proc, ports["mqtt"], workdir, ports)
 
 
 def mosquitto_binary() -> str:

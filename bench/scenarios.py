@@ -114,21 +114,7 @@ async def qos1_windowed(host: str, port: int, p: Params, persistent: bool = Fals
     """QoS 1 publisher keeping `window` messages unacknowledged; QoS 1 subscriber acking each."""
     (sub,) = await _subscribers(host, port, 1, "bench/x", 1, "q1s", clean_session=not persistent)
     pub = await open_client(host, port, "q1p")
-    done = sub.expect(p.qos1_messages)
-    start = time.perf_counter()
-    sent = 0
-    while sent < p.qos1_messages:
-        allowed = pub.acks_received + p.window - sent
-        if allowed <= 0:
-            await pub.expect(sent - p.window + min(p.window, p.window // 2 or 1))
-            continue
-        n = min(allowed, p.qos1_messages - sent)
-        await pub.write(publish_batch("bench/x", b"x" * PAYLOAD, 1, n, sent + 1))
-        sent += n
-    elapsed = await _timed([done, pub.expect(p.qos1_messages)], start, p.timeout)
-    for c in (sub, pub):
-        c.close()
-    return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / p.qos1_messages}
+    return await _windowed_qos1(pub, sub, p)
 
 
 async def qos1_persistent(host: str, port: int, p: Params) -> Result:
@@ -188,4 +174,59 @@ THROUGHPUT: dict[str, Scenario] = {
 # Run against brokers that persist sessions (`python -m bench compare --group persistent`).
 PERSISTENT: dict[str, Scenario] = {
     "qos1_persistent": qos1_persistent,
+}
+
+
+# -- other transports (the gateway only: mosquitto's WebSocket listener binds every interface) --
+
+
+async def ws_qos0_one_to_one(host: str, ports: dict[str, int], p: Params) -> Result:
+    """QoS 0 1->1 with both clients on MQTT over WebSocket."""
+    from bench.ws_clients import open_ws_client
+
+    size = publish_size("bench/x", PAYLOAD, 0)
+    sub = await open_ws_client(host, ports["ws"], "/mqtt", "wss0", message_size=size, payload_size=PAYLOAD)
+    await sub.subscribe("bench/x", 0)
+    pub = await open_ws_client(host, ports["ws"], "/mqtt", "wsp0")
+    done = sub.expect(p.messages)
+    start = time.perf_counter()
+    await _flood(pub, "bench/x", p.messages)
+    elapsed = await _timed([done], start, p.timeout)
+    for c in (sub, pub):
+        c.close()
+    return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / p.messages}
+
+
+async def tcp_to_ws_qos1(host: str, ports: dict[str, int], p: Params) -> Result:
+    """QoS 1 from a TCP publisher (window 100) to a WebSocket subscriber that acknowledges each."""
+    from bench.ws_clients import open_ws_client
+
+    size = publish_size("bench/x", PAYLOAD, 1)
+    sub = await open_ws_client(host, ports["ws"], "/mqtt", "xws1", message_size=size, payload_size=PAYLOAD, qos=1)
+    await sub.subscribe("bench/x", 1)
+    pub = await open_client(host, ports["mqtt"], "xtcp1")
+    return await _windowed_qos1(pub, sub, p)
+
+
+async def _windowed_qos1(pub: BenchClient, sub: BenchClient, p: Params) -> Result:
+    done = sub.expect(p.qos1_messages)
+    start = time.perf_counter()
+    sent = 0
+    while sent < p.qos1_messages:
+        allowed = pub.acks_received + p.window - sent
+        if allowed <= 0:
+            await pub.expect(sent - p.window // 2)
+            continue
+        n = min(allowed, p.qos1_messages - sent)
+        await pub.write(publish_batch("bench/x", b"x" * PAYLOAD, 1, n, sent + 1))
+        sent += n
+    elapsed = await _timed([done, pub.expect(p.qos1_messages)], start, p.timeout)
+    for c in (sub, pub):
+        c.close()
+    return {"msgs_per_s": sub.received / elapsed, "delivered": sub.received / p.qos1_messages}
+
+
+PROTOCOLS: dict[str, Callable[[str, dict[str, int], Params], Awaitable[Result]]] = {
+    "ws_qos0_1to1": ws_qos0_one_to_one,
+    "tcp_to_ws_qos1": tcp_to_ws_qos1,
 }
