@@ -27,7 +27,7 @@ from .coap import CoapResponse, code_name, is_success
 from .commands import Command
 from .content import content_to_json
 from .errors import CommandError, LwM2MError
-from .formats import ContentFormat, decode_content
+from .formats import decode_content
 from .link_format import split_links
 from .objects import ObjectRegistry
 from .rd import RdEvent
