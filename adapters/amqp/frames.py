@@ -121,10 +121,37 @@ class FrameReader:
         raise frame_error(f"unknown frame type {frame_type}")
 
 
+_PUBLISH_INDEX = commands.Basic.Publish.index
+_new_publish = object.__new__
+
+
+def _decode_publish(payload: bytes) -> commands.Basic.Publish:
+    """basic.publish, unpacked by hand: it is the one method of every message."""
+    try:
+        at = 6  # method id, then the reserved short "ticket"
+        size = payload[at]
+        exchange = payload[at + 1 : at + 1 + size].decode("utf-8")
+        at += 1 + size
+        size = payload[at]
+        routing_key = payload[at + 1 : at + 1 + size].decode("utf-8")
+        at += 1 + size
+        bits = payload[at]
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise frame_error(f"cannot decode Basic.Publish: {exc}") from None
+    if at + 1 != len(payload):
+        raise frame_error("cannot decode Basic.Publish: trailing octets")
+    method = _new_publish(commands.Basic.Publish)  # skips pamqp's per-call regex validation
+    method.ticket, method.exchange, method.routing_key = 0, exchange, routing_key
+    method.mandatory, method.immediate = bool(bits & 1), bool(bits & 2)
+    return method
+
+
 def decode_method(payload: bytes) -> base.Frame:
     if len(payload) < 4:
         raise frame_error("method frame shorter than its method id")
     (index,) = _METHOD_ID.unpack_from(payload)
+    if index == _PUBLISH_INDEX:
+        return _decode_publish(payload)
     cls = commands.INDEX_MAPPING.get(index)
     if cls is None:
         raise frame_error(f"unknown method {index >> 16}.{index & 0xFFFF}")

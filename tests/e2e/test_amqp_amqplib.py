@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import RunningGateway
 from tests.e2e.amqp_support import TIMEOUT, amqp_gateway, amqp_port
 from tests.e2e.clients import PahoClient
@@ -15,6 +17,15 @@ __all__ = ["amqp_gateway"]
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "amqp_client.js"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def amqplib_installed() -> None:
+    """scripts/test.sh installs amqplib; a bare `pytest` run installs it here from the lock file."""
+    if not (NODE_DIR / "node_modules" / "amqplib").is_dir():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
 
 
 def run_scenario(gateway: RunningGateway, scenario: str) -> dict[str, Any]:
