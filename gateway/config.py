@@ -116,6 +116,16 @@ class _Section:
             raise ConfigError(f"{self.name}.{key}: must be from {lo} to {hi}, got {value}")
         return value
 
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        """A float; an integer is accepted too (``rate = 5`` means 5.0)."""
+        self.known.append(key)
+        value = self.data.get(key, default)
+        if type(value) not in (int, float):
+            raise ConfigError(f"{self.name}.{key}: expected float, got {_toml_type(value)} {value!r}")
+        if not lo <= value <= hi:
+            raise ConfigError(f"{self.name}.{key}: must be from {lo} to {hi}, got {value}")
+        return float(value)
+
     def string(self, key: str, default: str | None) -> str | None:
         return self._get(key, str, default)
 
@@ -204,6 +214,7 @@ def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfi
     enabled, listen = sec.boolean("enabled", None), sec.listen(default.listen)
     files = {key: sec.path(key) for key in ("certfile", "keyfile", "cafile")}
     require = bool(sec.boolean("require_client_cert", False))
+    identity = bool(sec.boolean("use_identity_as_username", False))
     is_wss = isinstance(default, WSSListenerConfig)
     ws = _ws_options(sec, default) if is_wss else {}  # type: ignore[arg-type]
     sec.done()
@@ -218,7 +229,9 @@ def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfi
             sec.require_file(key, value)
         if require and files["cafile"] is None:
             raise ConfigError(f"{sec.name}.require_client_cert: needs {sec.name}.cafile")
-    args = (on, listen, files["certfile"], files["keyfile"], files["cafile"], require)
+        if identity and not require:
+            raise ConfigError(f"{sec.name}.use_identity_as_username: needs {sec.name}.require_client_cert = true")
+    args = (on, listen, files["certfile"], files["keyfile"], files["cafile"], require, identity)
     return WSSListenerConfig(*args, **ws) if is_wss else TLSListenerConfig(*args)  # type: ignore[arg-type]
 
 
@@ -233,6 +246,9 @@ def _mqtt(sec: _Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:
         max_qos=sec.integer("max_qos", d.max_qos, 0, 2),
         session_expiry_max=sec.integer("session_expiry_max", d.session_expiry_max, 0, 4_294_967_295),
         topic_alias_maximum=sec.integer("topic_alias_maximum", d.topic_alias_maximum, 0, 65535),
+        max_connections=sec.integer("max_connections", d.max_connections, 0, 10_000_000),
+        max_connection_rate=sec.number("max_connection_rate", d.max_connection_rate, 0.0, 1e9),
+        max_subscriptions=sec.integer("max_subscriptions", d.max_subscriptions, 0, 10_000_000),
     )
     return _listener(sec, default.mqtt), limits
 
@@ -248,10 +264,12 @@ def _store(sec: _Section) -> StoreConfig:
 def _auth(sec: _Section) -> AuthConfig:
     password_file, acl_file = sec.path("password_file"), sec.path("acl_file")
     allow = sec.boolean("allow_anonymous", password_file is None)
+    backoff_after = sec.integer("login_backoff_after", AuthConfig().login_backoff_after, 0, 1_000_000)
+    backoff_max = sec.number("login_backoff_max", AuthConfig().login_backoff_max, 0.0, 86400.0)
     sec.done()
     sec.require_file("password_file", password_file)
     sec.require_file("acl_file", acl_file)
-    return AuthConfig(password_file, acl_file, bool(allow))
+    return AuthConfig(password_file, acl_file, bool(allow), backoff_after, backoff_max)
 
 
 def _log(sec: _Section) -> LogConfig:

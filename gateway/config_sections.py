@@ -143,19 +143,23 @@ class TLSListenerConfig(ListenerConfig):
 
     `keyfile` may be omitted when `certfile` holds key and chain (combined
     PEM). `cafile` verifies client certificates; `require_client_cert` makes
-    one mandatory.
+    one mandatory. `use_identity_as_username` (Mosquitto's name; needs
+    `require_client_cert`) makes the certificate's CN the username: no
+    password is asked and ACLs apply to the CN. TLS 1.2 is the minimum.
     """
 
     certfile: str | None = None
     keyfile: str | None = None
     cafile: str | None = None
     require_client_cert: bool = False
+    use_identity_as_username: bool = False
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A server-side context: client certs required, optional (cafile) or off."""
+        """A server-side context: client certs required, optional (cafile) or off; TLS 1.2 at least."""
         if self.certfile is None:
             raise ConfigError("ssl_context() needs a certfile")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # explicit: never follow a looser system default
         ctx.load_cert_chain(self.certfile, self.keyfile)
         if self.cafile:
             ctx.load_verify_locations(cafile=self.cafile)
@@ -183,6 +187,9 @@ class MQTTLimits:
     max_qos: int = 2  # highest QoS granted (MQTT 5 Maximum QoS)
     session_expiry_max: int = 4_294_967_295  # seconds; 4294967295 = never expires
     topic_alias_maximum: int = 10  # aliases a client may use towards us; 0 = none
+    max_connections: int = 0  # per MQTT listener (TCP, TLS, WS, WSS); 0 = unlimited
+    max_connection_rate: float = 0.0  # new connections per second per source address; 0 = unlimited
+    max_subscriptions: int = 0  # per client; 0 = unlimited
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +204,17 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
-    """Authentication and ACL files; anonymous allowed by default without passwords."""
+    """Authentication and ACL files; anonymous allowed by default without passwords.
+
+    After `login_backoff_after` failed logins from one address, each refusal
+    (and each later login from there) is held back 1, 2, 4... seconds, up to
+    `login_backoff_max`.
+    """
     password_file: str | None = None
     acl_file: str | None = None
     allow_anonymous: bool = True
+    login_backoff_after: int = 5  # failed logins per address answered at once; 0 = no backoff
+    login_backoff_max: float = 30.0  # seconds: the longest a refusal or a login is held back
 
 
 @dataclass(frozen=True, slots=True)
