@@ -7,7 +7,8 @@ a deadline the machine exposes (`next_deadline`) and a call the owner makes
 arrive through the `SessionSink` methods at any time; `on_output` tells the
 owner that bytes are waiting outside of `receive_data`.
 
-States: AWAIT_CONNECT -> (AUTHENTICATING ->) CONNECTED -> CLOSED. Every
+States (states.py): AWAIT_CONNECT -> (AUTHENTICATING | VERIFYING ->) CONNECTED
+-> CLOSED; login.py owns the way from CONNECT to CONNACK. Every
 remote error ends here in one place, `_fail`, which picks the wire answer for
 the client's protocol level: a CONNACK refusal before CONNACK, a DISCONNECT
 with the reason code after it (MQTT 5), or a plain close (3.1.1).
@@ -19,6 +20,7 @@ import logging
 import time
 from typing import Callable
 
+from core.acl import ClientAccess
 from core.broker import Broker
 from core.flow import ProducerGate
 from core.message import Message, Origin, expiry_from_interval
@@ -90,6 +92,10 @@ class MQTTConnection:
         self._last_rx = clock()
         self._connect_deadline = self._last_rx + settings.connect_timeout
         self.login = Login(self)
+        self.access: ClientAccess | None = None  # this client's ACL view once connected (None: no ACL)
+        self.publishes_denied = 0  # counters for metrics: ACL refusals and subscription quota
+        self.subscriptions_denied = 0
+        self.subscriptions_over_quota = 0
         # Backpressure: input waits while sessions this client fed are congested (core/flow.py).
         self.input_gate = ProducerGate()
 
@@ -99,8 +105,8 @@ class MQTTConnection:
         """Process bytes from the peer; answers accumulate for `data_to_send`."""
         if self.closing:
             return
-        if self.input_gate.blocked:
-            self.decoder.feed(data)  # kept for when the gate opens; the owner stops reading
+        if self.input_gate.blocked or self.state is State.VERIFYING:
+            self.decoder.feed(data)  # kept for when the gate opens / the login is decided; the owner stops reading
             return
         now = self.clock()
         self._in_receive = True
@@ -109,7 +115,7 @@ class MQTTConnection:
                 # Not the start of a CONNECT: fail now rather than wait for a length it announces.
                 raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
             self.decoder.feed(data)
-            while not self.closing and not self.input_gate.blocked:
+            while not self.closing and not self.input_gate.blocked and self.state is not State.VERIFYING:
                 packet = self.decoder.next_packet()
                 if packet is None:
                     break
@@ -151,7 +157,8 @@ class MQTTConnection:
 
     def _liveness_deadline(self) -> float | None:
         if self.state is not State.CONNECTED:
-            return self._connect_deadline
+            held = self.login.deadline  # a login held back by the backoff
+            return self._connect_deadline if held is None else held
         if self.keep_alive:
             return self._last_rx + 1.5 * self.keep_alive  # [MQTT-3.1.2-22]
         return None
@@ -165,6 +172,8 @@ class MQTTConnection:
         if self.state is State.CONNECTED:
             log.info("mqtt keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)
             self._fail(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
+        elif self.login.deadline is not None:
+            self.login.handle_timeout(now)
         else:
             log.info("mqtt no CONNECT in time peer=%s", self.peer)
             self.close(publish_will=False)
@@ -327,7 +336,7 @@ class MQTTConnection:
         )
         if not self.closing:
             self.close_reason = ReasonCode(reason)
-        if self.state is State.AWAIT_CONNECT or self.state is State.AUTHENTICATING:
+        if self.state in (State.AWAIT_CONNECT, State.AUTHENTICATING, State.VERIFYING):
             # A v5 client (its CONNECT's level is known even when the rest was malformed) is
             # told why in a CONNACK [MQTT-3.1.4-1] (v5); 3.1.1 closes without one [MQTT-3.1.4-1].
             if self.state is State.AUTHENTICATING or self.decoder.protocol_level == 5:

@@ -8,6 +8,7 @@ into the wire answer in one place.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.message import Message
@@ -35,9 +36,15 @@ from adapters.mqtt.packets import (
 if TYPE_CHECKING:
     from adapters.mqtt.connection import MQTTConnection
 
+log = logging.getLogger("rosettamq.mqtt")
+
 
 def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     message = conn.to_message(packet)
+    access = conn.access
+    if access is not None and not access.can_publish(message.topic):
+        _publish_not_authorized(conn, packet, message.topic)
+        return
     qos = packet.qos
     broker = conn.broker
     if qos == 0:
@@ -62,6 +69,23 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
             ack = PubRec(packet_id, _publish_reason(conn, count))
     # Acknowledge only once what was accepted is durable.
     broker.store.sync(lambda: conn.send_packet(ack))
+
+
+def _publish_not_authorized(conn: "MQTTConnection", packet: Publish, topic: str) -> None:
+    """ACL refusal: never routed nor retained. QoS 0 is dropped; QoS 1/2 get 0x87 (v5), a plain ack (3.1.1)."""
+    conn.publishes_denied += 1
+    log.debug("mqtt publish denied client_id=%s username=%s topic=%s", conn.client_id, conn.username, topic)
+    packet_id = packet.packet_id
+    if packet.qos == 0 or packet_id is None:
+        return
+    if packet.qos == 1:
+        ack: PubAck | PubRec = PubAck(packet_id, ReasonCode.NOT_AUTHORIZED)
+    elif conn.level == 5:
+        ack = PubRec(packet_id, ReasonCode.NOT_AUTHORIZED)  # an error PUBREC ends the QoS 2 flow
+    else:
+        conn.session.add_incoming_qos2(packet_id)  # 3.1.1 cannot say no: the flow completes, nothing delivered
+        ack = PubRec(packet_id)
+    conn.broker.store.sync(lambda: conn.send_packet(ack))
 
 
 def _route(conn: "MQTTConnection", message: Message) -> int:
@@ -119,6 +143,10 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
             continue
         if group is not None and request.no_local:
             raise ProtocolViolation("no-local on a shared subscription")  # [MQTT-3.8.3-4]
+        refusal = _subscription_refusal(conn, request.topic_filter)
+        if refusal is not None:
+            codes.append(refusal)  # 3.1.1 SUBACK: 0x80
+            continue
         qos = min(request.qos, settings.max_qos)
         options = SubscriptionOptions(
             qos, request.no_local, request.retain_as_published, request.retain_handling, sub_id
@@ -132,6 +160,22 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
     conn.send_packet(SubAck(packet.packet_id, tuple(codes)))
     for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
         session.deliver(delivery)
+
+
+def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCode | None:
+    """0x87 when the ACL does not let the client read what the filter covers, 0x97 past its quota."""
+    access = conn.access
+    if access is not None and not access.can_subscribe(topic_filter):
+        conn.subscriptions_denied += 1
+        log.info("mqtt subscribe denied client_id=%s username=%s filter=%s", conn.client_id, conn.username, topic_filter)
+        return ReasonCode.NOT_AUTHORIZED
+    limit = conn.settings.max_subscriptions
+    subscriptions = conn.session.subscriptions
+    if limit and topic_filter not in subscriptions and len(subscriptions) >= limit:
+        conn.subscriptions_over_quota += 1
+        log.info("mqtt subscription quota exceeded client_id=%s limit=%d", conn.client_id, limit)
+        return ReasonCode.QUOTA_EXCEEDED
+    return None
 
 
 def on_unsubscribe(conn: "MQTTConnection", packet: Unsubscribe) -> None:

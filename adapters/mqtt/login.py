@@ -4,6 +4,21 @@ One `Login` per connection holds the login's own state (a running MQTT 5
 enhanced-auth exchange and the CONNECT waiting for it) and acts on its
 `MQTTConnection`: it sends the CONNACK, opens the session, or refuses and
 closes. Re-authentication of a connected client (AUTH 0x19) runs here too.
+
+The connection waits in VERIFYING, reading nothing more, while:
+
+- its address is held back by the login backoff (`settings.login_backoff`):
+  `deadline` says when the login is checked;
+- its credentials need a slow check (PBKDF2): `take_verification()` hands
+  them to the owner, which runs the authenticator off the event loop and
+  calls `verified(ok)`;
+- a failed login's refusal is held back by the backoff: `deadline` says when
+  the CONNACK refusal goes out.
+
+The owner calls the connection's `handle_timeout` at `deadline` (through
+`next_deadline`), never sleeps. With `use_certificate_identity` (a TLS
+listener's `use_identity_as_username`) the certificate's CN is the username
+and the CONNECT's username and password are ignored, as in Mosquitto.
 """
 
 from __future__ import annotations
@@ -13,7 +28,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from core.auth import Credentials
+from core.auth import Credentials, quick_answer
 from core.message import Origin
 
 from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
@@ -36,8 +51,14 @@ class Login:
     def __init__(self, conn: "MQTTConnection") -> None:
         self.conn = conn
         self.method: str | None = None  # the CONNECT's Authentication Method; re-auth must reuse it
+        self.deadline: float | None = None  # when a held login is checked, or its refusal sent
+        self.use_certificate_identity = False
+        self.certificate_identity: str | None = None  # the client certificate's CN, if any
         self._exchange: AuthMethod | None = None
         self._pending: tuple[Connect, ConnectTerms] | None = None
+        self._verification: Credentials | None = None  # handed to the owner by take_verification
+        self._checking: Credentials | None = None  # being verified by the owner
+        self._refusal: ReasonCode | None = None  # sent at `deadline`
 
     def on_connect(self, connect: Connect) -> None:
         conn = self.conn
@@ -47,26 +68,93 @@ class Login:
             self.refuse(terms)
             return
         method = connect.properties.authentication_method if conn.level == 5 else None
-        if method is not None:
-            factory = conn.settings.auth_methods.get(method)
-            if factory is None:
-                self.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
+        if method is not None and method not in conn.settings.auth_methods and not self.use_certificate_identity:
+            self.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
+            return
+        self._pending = (connect, terms)
+        self._attempt()
+
+    def _attempt(self) -> None:
+        """Check the pending CONNECT, unless its address must first wait out its backoff."""
+        conn = self.conn
+        assert self._pending is not None
+        connect, terms = self._pending
+        backoff = conn.settings.login_backoff
+        if backoff is not None:
+            now = conn.clock()
+            hold = backoff.hold(conn.peer, now)
+            if hold > 0:
+                log.info("mqtt login held peer=%s client_id=%s seconds=%.1f", conn.peer, terms.client_id, hold)
+                conn.state, self.deadline = State.VERIFYING, now + hold
                 return
-            self._exchange, self.method = factory(), method
-            self._pending = (connect, terms)
+        if self.use_certificate_identity:  # the certificate is the credential; nothing else counts
+            self._decided(self.certificate_identity is not None, self.certificate_identity)
+            return
+        method = connect.properties.authentication_method if conn.level == 5 else None
+        if method is not None:
+            self._exchange, self.method = conn.settings.auth_methods[method](), method
             conn.state = State.AUTHENTICATING
             self._answer(self._exchange.start(connect.properties.authentication_data))
             return
         authenticator = conn.settings.authenticator
-        if authenticator is not None and not authenticator.authenticate(
-            Credentials("mqtt", terms.client_id, connect.username, connect.password, conn.peer)
-        ):
-            log.warning("mqtt login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)
-            # As mosquitto: no credentials at all is "not authorized", wrong ones "bad user name or password".
-            anonymous = connect.username is None
-            self.refuse(ReasonCode.NOT_AUTHORIZED if anonymous else ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        if authenticator is None:
+            self._decided(True, connect.username)
             return
-        self.accept(connect, terms, connect.username, Properties())
+        credentials = Credentials("mqtt", terms.client_id, connect.username, connect.password, conn.peer)
+        answer = quick_answer(authenticator, credentials)
+        if answer is None:  # a slow check: the owner runs it off the event loop
+            conn.state, self._verification = State.VERIFYING, credentials
+            return
+        self._decided(answer, connect.username)
+
+    def take_verification(self) -> Credentials | None:
+        """Credentials the owner must check with `settings.authenticator` off the loop, then call `verified`."""
+        credentials, self._verification = self._verification, None
+        self._checking = credentials
+        return credentials
+
+    def verified(self, ok: bool) -> None:
+        """The owner's answer for the credentials `take_verification` gave it."""
+        credentials, self._checking = self._checking, None
+        if credentials is None or self.conn.closing:
+            return
+        self._decided(ok, credentials.username)
+
+    def handle_timeout(self, now: float) -> None:
+        """`deadline` has come: send the held refusal, or check the held login."""
+        if self.deadline is None or now < self.deadline:
+            return
+        self.deadline = None
+        if self._refusal is not None:
+            self.refuse(self._refusal)
+        elif self._pending is not None:
+            self._attempt()
+
+    def _decided(self, ok: bool, username: str | None) -> None:
+        conn = self.conn
+        assert self._pending is not None
+        connect, terms = self._pending
+        if ok:
+            self._pending = None
+            self.accept(connect, terms, username, Properties())
+            return
+        log.warning("mqtt login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)
+        if self.use_certificate_identity:
+            reason = ReasonCode.BAD_USER_NAME_OR_PASSWORD  # no usable certificate identity (as Mosquitto)
+        else:
+            # As mosquitto: no credentials at all is "not authorized", wrong ones "bad user name or password".
+            reason = ReasonCode.NOT_AUTHORIZED if connect.username is None else ReasonCode.BAD_USER_NAME_OR_PASSWORD
+        self._refuse_after_backoff(reason)
+
+    def _refuse_after_backoff(self, reason: ReasonCode) -> None:
+        """Refuse now, or at the deadline the login backoff sets for this address."""
+        conn = self.conn
+        backoff = conn.settings.login_backoff
+        delay = 0.0 if backoff is None else backoff.failed(conn.peer, conn.clock())
+        if delay <= 0:
+            self.refuse(reason)
+            return
+        conn.state, self._refusal, self.deadline = State.VERIFYING, reason, conn.clock() + delay
 
     def continue_authentication(self, packet: Auth) -> None:
         """AUTH 0x18 from the client: the next step of the running exchange."""
@@ -99,7 +187,7 @@ class Login:
             conn.send_packet(Auth(ReasonCode.SUCCESS, props))
         elif conn.state is State.AUTHENTICATING:
             log.warning("mqtt enhanced auth failed peer=%s method=%s", conn.peer, self.method)
-            self.refuse(ReasonCode.NOT_AUTHORIZED)
+            self._refuse_after_backoff(ReasonCode.NOT_AUTHORIZED)
         else:
             conn.disconnect(ReasonCode.NOT_AUTHORIZED, reason_string="re-authentication failed")
 
@@ -112,6 +200,7 @@ class Login:
             terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry, username=username
         )
         conn.session = session
+        conn.access = session.access  # the ACL view publishes and subscriptions are checked with
         props = connect.properties
         if conn.level == 5:
             conn.receive_maximum = props.receive_maximum or 65535

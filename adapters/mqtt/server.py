@@ -13,13 +13,16 @@ import asyncio
 import logging
 import socket
 import ssl
+from dataclasses import dataclass
 from typing import Callable
 
 from core.broker import Broker
+from core.limits import ConnectionGate
 
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
+from adapters.mqtt.states import State
 
 log = logging.getLogger("rosettamq.mqtt")
 
@@ -39,6 +42,50 @@ class ConnectionTracker:
     def shutdown(self, reason: ReasonCode = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
         for conn in list(self.connections):
             conn.disconnect(reason, reason_string="server shutting down")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerGuard:
+    """What one listener checks before and while a client logs in.
+
+    `gate` admits new connections (max open, rate per address): a refused one
+    is closed at once, before any MQTT byte, as Mosquitto does past
+    `max_connections`. `use_identity_as_username` (TLS with client
+    certificates) makes the certificate's CN the username, no password asked.
+    """
+
+    gate: ConnectionGate | None = None
+    use_identity_as_username: bool = False
+
+    def admit(self, peer: str, now: float, listener: str) -> bool:
+        if self.gate is None:
+            return True
+        refusal = self.gate.admit(peer, now)
+        if refusal is None:
+            return True
+        log.info("%s connection refused peer=%s reason=%s", listener, peer, refusal.value)
+        return False
+
+    def release(self) -> None:
+        if self.gate is not None:
+            self.gate.release()
+
+    def identify(self, conn: MQTTConnection, transport: asyncio.BaseTransport) -> None:
+        """Hand the certificate identity to the login, when this listener uses it."""
+        if self.use_identity_as_username:
+            conn.login.use_certificate_identity = True
+            conn.login.certificate_identity = certificate_cn(transport.get_extra_info("peercert"))
+
+
+def certificate_cn(peercert: object) -> str | None:
+    """The subject's commonName of a verified peer certificate (`ssl` dict form), or None."""
+    if not isinstance(peercert, dict):
+        return None
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName" and value:
+                return str(value)
+    return None
 
 
 class ConnectionDriver:
@@ -75,7 +122,41 @@ class ConnectionDriver:
         conn.receive_data(data)
         if conn.input_gate.blocked:
             self.block_reading("flow")  # subscribers it fed are congested: stop reading it
+        if conn.state is State.VERIFYING:
+            self._login_waits()
         self.flush()
+
+    def _login_waits(self) -> None:
+        """Stop reading while the login waits; run the credential check it asks for off the event loop."""
+        self.block_reading("login")
+        conn = self.conn
+        credentials = conn.login.take_verification()
+        if credentials is None or conn.settings.authenticator is None:
+            return
+        future = self._loop.run_in_executor(None, conn.settings.authenticator.authenticate, credentials)
+        future.add_done_callback(self._verified)
+
+    def _verified(self, future: "asyncio.Future[bool]") -> None:
+        if self._closed:
+            return
+        try:
+            ok = future.result()
+        except Exception:  # a broken authenticator refuses the login, never the process
+            log.exception("mqtt authenticator failed peer=%s", self.conn.peer)
+            ok = False
+        self.conn.login.verified(ok)
+        self._login_moved()
+
+    def _login_moved(self) -> None:
+        """After a login step outside `feed`: keep waiting, or read again (pipelined packets first)."""
+        if self.conn.state is State.VERIFYING:
+            self._login_waits()
+            self.flush()
+        elif "login" in self._read_blockers:
+            self.unblock_reading("login")
+            self.feed(b"")  # packets sent right behind the CONNECT waited in the decoder
+        else:
+            self.flush()
 
     def block_reading(self, reason: str) -> None:
         """Stop reading the transport for `reason` ("flow", "writes"); reasons add up."""
@@ -139,7 +220,10 @@ class ConnectionDriver:
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
         self.conn.handle_timeout(self._loop.time())
-        self.flush()
+        if "login" in self._read_blockers:
+            self._login_moved()
+        else:
+            self.flush()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -150,11 +234,20 @@ class ConnectionDriver:
 class MQTTServerProtocol(asyncio.Protocol):
     """asyncio protocol for MQTT over TCP/TLS."""
 
-    def __init__(self, broker: Broker, settings: MQTTSettings, tracker: ConnectionTracker, listener: str) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        settings: MQTTSettings,
+        tracker: ConnectionTracker,
+        listener: str,
+        guard: ListenerGuard = ListenerGuard(),
+    ) -> None:
         self._broker = broker
         self._settings = settings
         self._tracker = tracker
         self._listener = listener
+        self._guard = guard
+        self._admitted = False
         self._transport: asyncio.Transport | None = None
         self._driver: ConnectionDriver | None = None
         # uvloop binds data_received when the transport is made: dispatch through our own attribute.
@@ -170,7 +263,12 @@ class MQTTServerProtocol(asyncio.Protocol):
                 pass
         peer = _format_peer(transport.get_extra_info("peername"))
         loop = asyncio.get_running_loop()
+        if not self._guard.admit(peer, loop.time(), self._listener):
+            transport.abort()
+            return
+        self._admitted = True
         conn = MQTTConnection(self._broker, self._settings, peer=peer, listener=self._listener, clock=loop.time)
+        self._guard.identify(conn, transport)
         self._driver = ConnectionDriver(
             conn, transport.write, transport.close, transport.pause_reading, transport.resume_reading
         )
@@ -186,6 +284,9 @@ class MQTTServerProtocol(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted:
+            self._admitted = False
+            self._guard.release()
         if self._driver is not None:
             self._tracker.connections.discard(self._driver.conn)
             self._driver.lost()
@@ -211,12 +312,13 @@ async def start_mqtt_server(
     ssl_context: ssl.SSLContext | None = None,
     listener: str = "mqtt",
     tracker: ConnectionTracker | None = None,
+    guard: ListenerGuard = ListenerGuard(),
 ) -> tuple[asyncio.Server, ConnectionTracker]:
     """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets)."""
     tracker = tracker if tracker is not None else ConnectionTracker()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: MQTTServerProtocol(broker, settings, tracker, listener),
+        lambda: MQTTServerProtocol(broker, settings, tracker, listener, guard),
         host,
         port,
         ssl=ssl_context,

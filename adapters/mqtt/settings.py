@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from adapters.mqtt.enhanced_auth import AuthMethod
     from core.auth import Authenticator
+    from core.limits import LoginBackoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +26,5 @@ class MQTTSettings:
     assigned_id_prefix: str = "rmq-"
     auth_methods: dict[str, Callable[[], "AuthMethod"]] = field(default_factory=dict)
     authenticator: "Authenticator | None" = None
+    max_subscriptions: int = 0  # per client; 0: unlimited (SUBACK 0x97 / 0x80 past it)
+    login_backoff: "LoginBackoff | None" = None  # shared by every listener: failures count per address

@@ -1,7 +1,9 @@
 """The states of an MQTT connection, shared by the connection and its login flow.
 
-AWAIT_CONNECT -> (AUTHENTICATING ->) CONNECTED -> CLOSED; AUTHENTICATING is
-an MQTT 5 enhanced-auth exchange in progress.
+AWAIT_CONNECT -> (AUTHENTICATING | VERIFYING ->) CONNECTED -> CLOSED.
+AUTHENTICATING is an MQTT 5 enhanced-auth exchange in progress; VERIFYING a
+login waiting for its credential check or for its backoff deadline (no input
+is processed meanwhile; see login.py).
 """
 
 from __future__ import annotations
@@ -12,5 +14,6 @@ import enum
 class State(enum.Enum):
     AWAIT_CONNECT = "await-connect"
     AUTHENTICATING = "authenticating"
+    VERIFYING = "verifying"
     CONNECTED = "connected"
     CLOSED = "closed"

@@ -28,7 +28,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 
 from adapters.mqtt.connection import MQTTConnection
-from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker
+from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker, ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.protocol import client_address, close_code, format_peer, handshake_response, new_protocol
 from adapters.ws.settings import WSSettings
@@ -84,7 +84,10 @@ class WSServerProtocol(asyncio.Protocol):
         tracker: ConnectionTracker,
         listener: str,
         handshakes: Handshakes,
+        guard: ListenerGuard = ListenerGuard(),
     ) -> None:
+        self._guard = guard
+        self._admitted = False
         self._broker = broker
         self._mqtt_settings = mqtt_settings
         self._settings = settings
@@ -114,6 +117,10 @@ class WSServerProtocol(asyncio.Protocol):
             except OSError:
                 pass
         self._peer = format_peer(transport.get_extra_info("peername"))
+        if not self._guard.admit(self._peer, self._loop.time(), self._listener):
+            transport.abort()  # before the HTTP upgrade, as a TCP listener refuses before CONNECT
+            return
+        self._admitted = True
         self._arm(self._settings.handshake_timeout, self.abort)
         self._handshakes.add(self)  # aborts at once during shutdown
 
@@ -126,6 +133,9 @@ class WSServerProtocol(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted:
+            self._admitted = False
+            self._guard.release()
         self._cancel_timer()
         self._handshakes.discard(self)
         if self._driver is not None:
@@ -186,6 +196,8 @@ class WSServerProtocol(asyncio.Protocol):
             peer, self._peer, response.headers.get("Sec-WebSocket-Protocol"), request.headers.get("Origin"),
         )
         conn = MQTTConnection(self._broker, self._mqtt_settings, peer=peer, listener=self._listener, clock=self._loop.time)
+        assert self._transport is not None
+        self._guard.identify(conn, self._transport)
         transport = self._transport
         assert transport is not None
         self._driver = ConnectionDriver(
@@ -290,13 +302,14 @@ async def start_ws_server(
     ssl_context: ssl.SSLContext | None = None,
     listener: str = "ws",
     tracker: ConnectionTracker | None = None,
+    guard: ListenerGuard = ListenerGuard(),
 ) -> tuple[WSListener, ConnectionTracker]:
     """Listen for MQTT over WebSocket on host:port (port 0: the OS picks)."""
     tracker = tracker if tracker is not None else ConnectionTracker()
     handshakes = Handshakes()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: WSServerProtocol(broker, mqtt_settings, settings, tracker, listener, handshakes),
+        lambda: WSServerProtocol(broker, mqtt_settings, settings, tracker, listener, handshakes, guard),
         host,
         port,
         ssl=ssl_context,
