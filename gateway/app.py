@@ -29,9 +29,9 @@ from core.stores.base import Store
 from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
 
-from gateway.auth import build_authenticator, with_auth
 from gateway.config import Config, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
+from gateway.security import Security
 
 log = logging.getLogger("rosettamq.gateway")
 
@@ -39,7 +39,7 @@ SHUTDOWN_GRACE = 2.0  # seconds given to clients to receive their DISCONNECT
 
 
 def mqtt_settings(config: Config) -> MQTTSettings:
-    """MQTT limits from the config (authentication is added by `gateway.auth.with_auth`)."""
+    """MQTT limits from the config (authentication and quotas are added by `gateway.security`)."""
     limits = config.mqtt_limits
     return MQTTSettings(
         max_packet_size=limits.max_packet_size,
@@ -125,6 +125,7 @@ class Gateway:
     store: Store | None = None
     broker: Broker = field(init=False)
     authenticator: Authenticator | None = field(init=False)
+    security: Security = field(init=False)  # authenticator, ACL, login backoff, connection gates
     ports: dict[str, int] = field(default_factory=dict)
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
     _servers: list[asyncio.Server] = field(default_factory=list)
@@ -137,21 +138,28 @@ class Gateway:
     _stopped: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
-        self.authenticator = build_authenticator(self.config.auth)  # a bad password file fails here
+        self.security = Security.from_config(self.config)  # a bad password or ACL file fails here
+        self.authenticator = self.security.authenticator
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read the password file and the ACL file; connections stay (see gateway/security.py)."""
+        return self.security.reload()
 
     async def start(self) -> None:
         self._stopped = asyncio.Event()
         # The store is opened here, on the running loop its writer thread hands acknowledgements to.
         store = self.store if self.store is not None else open_store(self.config, asyncio.get_running_loop())
-        self.broker = Broker(store, limits=session_limits(self.config))
+        self.broker = Broker(store, limits=session_limits(self.config), authorizer=self.security.authorizer)
         self.broker.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()
-        settings = with_auth(mqtt_settings(self.config), self.authenticator)
+        settings = self.security.mqtt_settings(mqtt_settings(self.config), self.config)
+        guard = self.security.guard
         if self.config.mqtt.enabled:
             listen = self.config.mqtt.listen
             server, _ = await start_mqtt_server(
-                self.broker, settings, listen.host, listen.port, listener="mqtt", tracker=self.mqtt_connections
+                self.broker, settings, listen.host, listen.port, listener="mqtt", tracker=self.mqtt_connections,
+                guard=guard("mqtt"),
             )
             self._register("mqtt", server)
         if self.config.mqtt_tls.enabled:
@@ -159,6 +167,7 @@ class Gateway:
             server, _ = await start_mqtt_server(
                 self.broker, settings, listen.host, listen.port,
                 ssl_context=self.config.mqtt_tls.ssl_context(), listener="mqtt_tls", tracker=self.mqtt_connections,
+                guard=guard("mqtt_tls", self.config.mqtt_tls),
             )
             self._register("mqtt_tls", server)
         for name, section in (("ws", self.config.ws), ("wss", self.config.wss)):
@@ -166,7 +175,7 @@ class Gateway:
                 ssl_context = self.config.wss.ssl_context() if name == "wss" else None
                 ws, _ = await start_ws_server(
                     self.broker, settings, ws_settings(self.config, section), section.listen.host, section.listen.port,
-                    ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections,
+                    ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections, guard=guard(name, section),
                 )
                 self.ws_listeners.append(ws)
                 self._register(name, ws.server)

@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Sequence
 
+from core.acl import AclFileError
 from core.passwords import PasswordFileError
 from core.stores.base import StoreError
 
@@ -54,6 +55,8 @@ async def serve(config: Config, ports_file: str | None) -> None:
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    # SIGHUP: re-read the password and ACL files (as Mosquitto); connections stay open.
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
     log.info("ready ports=%s", gateway.ports)
     await stopping.wait()
     log.info("shutting down")
@@ -94,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_loop(serve(config, args.ports_file))
     except PasswordFileError as exc:
         log.error("cannot start: password file: %s", exc)
+        return 2
+    except AclFileError as exc:
+        log.error("cannot start: acl file: %s", exc)
         return 2
     except StoreError as exc:
         log.error("cannot start: store: %s", exc)
