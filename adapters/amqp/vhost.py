@@ -22,6 +22,7 @@ from pamqp.commands import Basic
 
 from core.broker import Broker
 from core.message import Origin
+from core.topics import InvalidTopic
 
 from adapters.amqp import errors
 from adapters.amqp.bridge import QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
@@ -214,7 +215,11 @@ class VirtualHost:
         if not exchange.bind(queue.name, key, arguments):
             return
         if exchange_name == SHARED_EXCHANGE and self.core is not None:
-            self._subscribe(queue, key)
+            try:
+                self._subscribe(queue, key)
+            except errors.AMQPError:
+                exchange.unbind(queue.name, key, arguments)
+                raise
         if queue.durable and exchange.durable and self.log is not None:
             self.log.put_binding(BindingRecord(self.name, exchange_name, queue.name, key, dict(arguments or {})))
 
@@ -249,7 +254,11 @@ class VirtualHost:
         if topic_filter is None:
             return
         router = self.core.router
-        router.subscribe(subscriber, topic_filter, QUEUE_OPTIONS)
+        try:
+            router.subscribe(subscriber, topic_filter, QUEUE_OPTIONS)
+        except InvalidTopic as exc:
+            subscriber.remove_binding(key)
+            raise errors.precondition_failed(f"binding key '{key}' has no MQTT form: {exc}") from None
         cache: dict = {}
         for message in router.retained_for(topic_filter):  # like an MQTT subscribe: the last known values
             if not message.is_expired():
