@@ -25,6 +25,20 @@ SHARED_EXCHANGE = "amq.topic"
 QUEUE_OPTIONS = SubscriptionOptions(qos=1, retain_as_published=True)
 
 
+class Publishing:
+    """The AMQP message being routed through the core right now (publishing is synchronous),
+    so AMQP subscribers of that very publish reuse it instead of decoding its header again."""
+
+    __slots__ = ("header", "content")
+
+    def __init__(self) -> None:
+        self.header: bytes | None = None
+        self.content: Content | None = None
+
+
+PUBLISHING = Publishing()
+
+
 def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_header: bool) -> Content:
     """The AMQP form of a delivery, built once per (QoS, retain) of a fan-out.
 
@@ -38,7 +52,9 @@ def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_heade
         message = delivery.message
         original = message.extra.get("amqp")
         content = None
-        if isinstance(original, bytes):
+        if original is not None and original is PUBLISHING.header:
+            content = PUBLISHING.content
+        elif isinstance(original, bytes):
             try:
                 properties = decode_content_header(0, original).properties
             except AMQPError:

@@ -142,7 +142,7 @@ class Channel:
         content = entry.content
         conn = self.conn
         conn.send_bytes(
-            encode_deliver(self.number, consumer.tag, tag, entry.redelivered, content.exchange, content.routing_key)
+            encode_deliver(self.number, consumer.tag_field, tag, entry.redelivered, content.address())
             + content.frames(self.number, conn.frame_max)
         )
 

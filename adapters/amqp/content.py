@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pamqp.commands import Basic
 
-from adapters.amqp.frames import encode_content, encode_properties
+from adapters.amqp.frames import encode_address, encode_content, encode_properties
 
 
 class Content:
     """Exchange, routing key, properties and body of one published message (treat as immutable)."""
 
-    __slots__ = ("exchange", "routing_key", "properties", "body", "_header", "_frames")
+    __slots__ = ("exchange", "routing_key", "properties", "body", "_header", "_frames", "_address")
 
     def __init__(self, exchange: str, routing_key: str, properties: Basic.Properties, body: bytes,
                  header: bytes | None = None) -> None:
@@ -24,6 +24,7 @@ class Content:
         self.body = body
         self._header = header  # the encoded content header payload, when already known
         self._frames: dict[tuple[int, int], bytes] = {}
+        self._address: bytes | None = None
 
     @property
     def persistent(self) -> bool:
@@ -37,6 +38,12 @@ class Content:
         if self._header is None:
             self._header = encode_properties(self.properties, len(self.body))
         return self._header
+
+    def address(self) -> bytes:
+        """Exchange and routing key as basic.deliver ends with them, encoded once."""
+        if self._address is None:
+            self._address = encode_address(self.exchange, self.routing_key)
+        return self._address
 
     def frames(self, channel: int, frame_max: int) -> bytes:
         """Content header and body frames for `channel`, encoded once per (channel, frame_max)."""

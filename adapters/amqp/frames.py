@@ -211,15 +211,25 @@ def _shortstr(text: str) -> bytes:
 _DELIVER = struct.Struct(">HH")
 
 
-def encode_deliver(
-    channel: int, consumer_tag: str, delivery_tag: int, redelivered: bool, exchange: str, routing_key: str
-) -> bytes:
-    """basic.deliver, packed by hand: it is built once per message per consumer."""
-    payload = b"".join((
-        b"\x00\x3c\x00\x3c", _shortstr(consumer_tag), struct.pack(">QB", delivery_tag, 1 if redelivered else 0),
-        _shortstr(exchange), _shortstr(routing_key),
-    ))
+def encode_address(exchange: str, routing_key: str) -> bytes:
+    """The exchange and routing-key fields that end basic.deliver (cached per message)."""
+    return _shortstr(exchange) + _shortstr(routing_key)
+
+
+_TAG_FLAG = struct.Struct(">QB")
+
+
+def encode_deliver(channel: int, consumer_tag: bytes, delivery_tag: int, redelivered: bool, address: bytes) -> bytes:
+    """basic.deliver, packed by hand from pre-encoded parts: it is built once per message per consumer.
+
+    `consumer_tag` is the tag as a shortstr (`encode_shortstr`), `address` from `encode_address`.
+    """
+    payload = b"".join((b"\x00\x3c\x00\x3c", consumer_tag, _TAG_FLAG.pack(delivery_tag, redelivered), address))
     return b"".join((_HEAD.pack(FRAME_METHOD, channel, len(payload)), payload, _END))
+
+
+def encode_shortstr(text: str) -> bytes:
+    return _shortstr(text)
 
 
 def encode_get_ok(

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 from adapters.amqp.content import Content
 from adapters.amqp.errors import precondition_failed
+from adapters.amqp.frames import encode_shortstr
 
 _sequence = itertools.count(1)
 
@@ -47,11 +48,12 @@ class ConsumerSink(Protocol):
 
 
 class Consumer:
-    __slots__ = ("tag", "queue", "sink", "no_ack", "exclusive", "prefetch", "unacked", "arguments")
+    __slots__ = ("tag", "tag_field", "queue", "sink", "no_ack", "exclusive", "prefetch", "unacked", "arguments")
 
     def __init__(self, tag: str, queue: "Queue", sink: ConsumerSink, *, no_ack: bool, exclusive: bool,
                  prefetch: int, arguments: dict[str, Any] | None = None) -> None:
         self.tag = tag
+        self.tag_field = encode_shortstr(tag)  # as basic.deliver carries it
         self.queue = queue
         self.sink = sink
         self.no_ack = no_ack

@@ -25,7 +25,7 @@ from core.message import Origin
 from core.topics import InvalidTopic
 
 from adapters.amqp import errors
-from adapters.amqp.bridge import QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
+from adapters.amqp.bridge import PUBLISHING, QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
 from adapters.amqp.content import Content
 from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
 from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
@@ -283,9 +283,16 @@ class VirtualHost:
                origin: Origin) -> bool:
         now = self.clock()
         if exchange.name == SHARED_EXCHANGE and self.core is not None:
+            header = content.header_payload()
             message = message_from_amqp(routing_key, content.properties, content.body, origin=origin, now=now,
-                                        extra={"amqp": content.header_payload()})
-            return message is not None and self.core.publish(message) > 0
+                                        extra={"amqp": header})
+            if message is None:
+                return False
+            PUBLISHING.header, PUBLISHING.content = header, content
+            try:
+                return self.core.publish(message) > 0
+            finally:
+                PUBLISHING.header = PUBLISHING.content = None
         if exchange.name == "":
             queue = self.queues.get(routing_key)
             names = () if queue is None else (routing_key,)
