@@ -14,10 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from adapters.mqtt.packets import ConnAck, Connect
 from adapters.mqtt.codec import MQTTDecoder, encode
+from adapters.mqtt.packets import ConnAck, Connect
 from gateway.config import config_from_dict
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.clients import TIMEOUT, PahoClient
@@ -200,3 +202,20 @@ def test_the_certificate_cn_is_the_username_so_acls_apply_by_cn(pki: Pki, start:
         assert device.subscribe("devices/#", 1) == [0x87]
     finally:
         device.close()
+
+
+def test_over_secure_websocket_the_certificate_cn_is_the_username_too(pki: Pki, start: Any) -> None:
+    running = start(wss=mutual(pki, use_identity_as_username=True))
+    client = PahoClient(running.gateway.ports["wss"], "wss-cn", "311")
+    tcp = client.client
+    client.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="wss-cn", protocol=client.protocol,
+                                transport="websockets")
+    for name in ("on_connect", "on_message", "on_subscribe", "on_unsubscribe", "on_log"):
+        setattr(client.client, name, getattr(tcp, name))
+    client.client.ws_set_options(path="/mqtt")
+    client.client.tls_set_context(client_context(pki, "alice"))
+    try:
+        client.connect()
+        assert running.call(lambda: running.broker.mqtt_sessions.get("wss-cn").username) == "alice"
+    finally:
+        client.close()
