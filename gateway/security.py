@@ -11,6 +11,21 @@
 `reload()` (SIGHUP) re-reads the password file and the ACL file; a broken
 file keeps the old rules and logs an error. Connections are never dropped:
 logins and checks made after the reload use the new rules.
+
+How another adapter (AMQP, CoAP, LwM2M) plugs in, with `security = gateway.security`:
+
+1. Accept: `security.gate(name).admit(peer, loop.time())` -> a `Refusal` means
+   close now; `gate.release()` when an admitted connection ends (CoAP: call
+   `security.rate_limiter.allow(host, loop.time())` for a new client instead).
+2. Login: `core.auth.quick_answer(authenticator, Credentials(...))`; None means
+   run `authenticator.authenticate` in `loop.run_in_executor`, the state
+   machine waiting. Before it, `security.login_backoff.hold(peer, now)`; on a
+   failure, `login_backoff.failed(peer, now)` gives the seconds to hold the
+   refusal (a deadline in the state machine; times are `loop.time()`).
+3. Topics (MQTT form): `access = broker.authorizer.for_client(client_id,
+   username)` once per login (None: no ACL), then `access.can_publish(topic)`,
+   `access.can_subscribe(filter)` and, per delivery to a subscriber that is not
+   a core `Session`, `access.can_read(topic)`.
 """
 
 from __future__ import annotations
