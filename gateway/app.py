@@ -73,6 +73,16 @@ def coap_settings(config: Config, authenticator: Authenticator | None) -> CoAPSe
     )
 
 
+def amqp_settings(config: Config, authenticator: Authenticator | None) -> AMQPSettings:
+    """AMQP broker settings from [amqp] (shared by the [amqps] listener)."""
+    section = config.amqp
+    return AMQPSettings(
+        heartbeat=section.heartbeat, frame_max=section.frame_max, channel_max=section.channel_max,
+        vhosts=section.vhosts, origin_header=section.origin_header,
+        max_held_messages=section.max_held_messages, authenticator=authenticator,
+    )
+
+
 def session_limits(config: Config) -> SessionLimits:
     limits = config.mqtt_limits
     return SessionLimits(max_queued=limits.max_queued_messages, max_inflight=limits.max_inflight)
@@ -182,7 +192,7 @@ class Gateway:
         for name, section in (("amqp", self.config.amqp), ("amqps", self.config.amqps)):
             if section.enabled:
                 if self.amqp is None:
-                    self.amqp = AMQPService(self.broker, AMQPSettings(authenticator=self.authenticator))
+                    self.amqp = AMQPService(self.broker, amqp_settings(self.config, self.authenticator))
                 ssl_context = self.config.amqps.ssl_context() if name == "amqps" else None
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
                                                 ssl_context=ssl_context, listener=name)

@@ -28,6 +28,7 @@ from gateway.config_sections import (
     ALL_INTERFACES,
     LOG_FORMATS,
     LOG_LEVELS,
+    AMQPListenerConfig,
     AuthConfig,
     CoAPListenerConfig,
     ConfigError,
@@ -45,7 +46,8 @@ from gateway.config_sections import (
 )
 
 __all__ = [
-    "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AuthConfig", "CoAPListenerConfig", "Config", "ConfigError",
+    "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
+    "Config", "ConfigError",
     "ListenAddress",
     "ListenerConfig", "LogConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
     "WSSListenerConfig", "apply_cli_overrides", "config_from_dict", "load_config", "parse_listen",
@@ -58,7 +60,7 @@ class Config:
     mqtt: ListenerConfig = ListenerConfig(True, _addr(1883))
     mqtt_limits: MQTTLimits = MQTTLimits()
     ws: WSListenerConfig = WSListenerConfig(True, _addr(8083))
-    amqp: ListenerConfig = ListenerConfig(True, _addr(5672))
+    amqp: AMQPListenerConfig = AMQPListenerConfig(True, _addr(5672))
     coap: CoAPListenerConfig = CoAPListenerConfig(True, _addr(5683))
     http: ListenerConfig = ListenerConfig(True, _addr(8080, "127.0.0.1"))
     mqtt_tls: TLSListenerConfig = TLSListenerConfig(False, _addr(8883))
@@ -210,6 +212,23 @@ def _coap(sec: _Section, default: CoAPListenerConfig) -> CoAPListenerConfig:
     return result
 
 
+def _amqp(sec: _Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
+    vhosts = sec._get("vhosts", list, list(default.vhosts))
+    if not vhosts or not all(isinstance(v, str) and 0 < len(v) <= 255 for v in vhosts):
+        raise ConfigError(f"{sec.name}.vhosts: expected a non-empty array of names, got {vhosts!r}")
+    result = AMQPListenerConfig(
+        bool(sec.boolean("enabled", True)), sec.listen(default.listen),
+        heartbeat=sec.integer("heartbeat", default.heartbeat, 0, 65535),
+        frame_max=sec.integer("frame_max", default.frame_max, 4096, 16_777_216),
+        channel_max=sec.integer("channel_max", default.channel_max, 1, 65535),
+        vhosts=tuple(vhosts),
+        origin_header=bool(sec.boolean("origin_header", default.origin_header)),
+        max_held_messages=sec.integer("max_held_messages", default.max_held_messages, 0, 2**40),
+    )
+    sec.done()
+    return result
+
+
 def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfig:
     enabled, listen = sec.boolean("enabled", None), sec.listen(default.listen)
     files = {key: sec.path(key) for key in ("certfile", "keyfile", "cafile")}
@@ -279,7 +298,7 @@ def _log(sec: _Section) -> LogConfig:
     return result
 
 
-_LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _listener, "coap": _coap,
+_LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
                               "http": _listener, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener}
 _SECTIONS = ("mqtt", *_LISTENERS, "store", "auth", "log")

@@ -102,6 +102,24 @@ class ListenerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AMQPListenerConfig(ListenerConfig):
+    """The AMQP 0-9-1 listener (``[amqp]``; ``[amqps]`` uses the same broker settings).
+
+    `heartbeat` (s), `frame_max` and `channel_max`: what connection.tune offers.
+    `vhosts`: the virtual hosts clients may open; "/" shares amq.topic with the
+    other protocols. `origin_header`: add x-origin-client-id to messages from
+    other protocols. `max_held_messages`: queued messages above which
+    publishers get connection.blocked (0: no limit).
+    """
+    heartbeat: int = 60
+    frame_max: int = 131072
+    channel_max: int = 2047
+    vhosts: tuple[str, ...] = ("/",)
+    origin_header: bool = False
+    max_held_messages: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class CoAPListenerConfig(ListenerConfig):
     """The CoAP listener (``[coap]``, UDP; LwM2M shares it).
 

@@ -22,7 +22,9 @@ def unique(prefix: str) -> str:
 
 
 def amqp_config(**sections: dict[str, Any]) -> Any:
-    return make_config(amqp={"enabled": True, "listen": f"{LOOPBACK}:0"}, **sections)
+    """make_config with the AMQP listener on (loopback, OS-chosen port); `sections` add keys."""
+    amqp = {"enabled": True, "listen": f"{LOOPBACK}:0", **sections.pop("amqp", {})}
+    return make_config(amqp=amqp, **sections)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.conftest import LOOPBACK, RunningGateway
-from tests.e2e.amqp_support import TIMEOUT, amqp_gateway, amqp_port, connect, next_message, unique, wait_until
+from tests.e2e.amqp_support import (
+    TIMEOUT, amqp_config, amqp_gateway, amqp_port, connect, next_message, unique, wait_until,
+)
 from tests.e2e.clients import PahoClient, mosquitto_pub
 
 __all__ = ["amqp_gateway"]
@@ -209,3 +211,26 @@ async def test_an_aio_pika_rpc_caller_gets_its_answer_from_an_mqtt5_responder(am
             assert reply.correlation_id == correlation_id
             assert reply.content_type == "text/plain"
     responder.close()
+
+
+def test_origin_header_names_the_mqtt_producer_and_other_vhosts_keep_their_own_amq_topic() -> None:
+    running = RunningGateway(amqp_config(amqp={"origin_header": True, "vhosts": ["/", "lab"]}))
+    try:
+        params = dict(host=LOOPBACK, port=amqp_port(running))
+        with pika.BlockingConnection(pika.ConnectionParameters(**params)) as shared, \
+                pika.BlockingConnection(pika.ConnectionParameters(virtual_host="lab", **params)) as lab:
+            ch, lab_ch = shared.channel(), lab.channel()
+            queue = ch.queue_declare("", exclusive=True).method.queue
+            lab_queue = lab_ch.queue_declare("", exclusive=True).method.queue
+            ch.queue_bind(queue, "amq.topic", "meter.#")
+            lab_ch.queue_bind(lab_queue, "amq.topic", "meter.#")
+            device = PahoClient(running.mqtt_port, "meter-9", "5").connect()
+            device.publish("meter/kwh", b"12", qos=1)
+            _, properties, body = next_message(ch, queue, auto_ack=True)
+            assert body == b"12" and properties.headers == {"x-origin-client-id": "meter-9"}
+            lab_ch.basic_publish("amq.topic", "meter.kwh", b"lab only")
+            assert lab_ch.basic_get(lab_queue, auto_ack=True)[2] == b"lab only"
+            assert ch.basic_get(queue, auto_ack=True)[2] is None  # "lab" is not the shared topic space
+            device.close()
+    finally:
+        running.stop()
