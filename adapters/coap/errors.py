@@ -10,6 +10,7 @@ response carries the error's text as a diagnostic payload (RFC 7252 5.5.2).
 | BadTopic, BadOption   | 4.00 Bad Request               |                     |
 | BadCriticalOption     | 4.02 Bad Option                |                     |
 | Unauthorized          | 4.01 Unauthorized              |                     |
+| Forbidden             | 4.03 Forbidden (topic ACL)     |                     |
 | NotFound              | 4.04 Not Found                 |                     |
 | MethodNotAllowed      | 4.05 Method Not Allowed        |                     |
 | TooLarge              | 4.13 Request Entity Too Large  | Size1 = the limit   |
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 __all__ = [
-    "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "MethodNotAllowed",
+    "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "Forbidden",
+    "MethodNotAllowed",
     "NotFound", "Overloaded", "TooLarge", "Unauthorized", "error_response",
 ]
 
@@ -38,6 +40,7 @@ class CoAPCode(IntEnum):
     BAD_REQUEST = 0x80  # 4.00
     UNAUTHORIZED = 0x81  # 4.01
     BAD_OPTION = 0x82  # 4.02
+    FORBIDDEN = 0x83  # 4.03
     NOT_FOUND = 0x84  # 4.04
     METHOD_NOT_ALLOWED = 0x85  # 4.05
     REQUEST_ENTITY_TOO_LARGE = 0x8D  # 4.13
@@ -70,6 +73,12 @@ class BadCriticalOption(CoAPError):
 
 class Unauthorized(CoAPError):
     code = CoAPCode.UNAUTHORIZED
+
+
+class Forbidden(CoAPError):
+    """The topic ACL does not let this client publish, read or subscribe there."""
+
+    code = CoAPCode.FORBIDDEN
 
 
 class NotFound(CoAPError):

@@ -11,7 +11,10 @@ can wake) to an `Observer`, drains the observer's queue and sends each
   subscription, the queue and the sequence numbers carry on, and the old
   exchange is told it was superseded. A registration under the same key for
   another filter replaces the old observer.
-- One router subscription per observer: a publish reaches it once.
+- One router subscription per observer: a publish reaches it once. With a
+  topic ACL, each delivery (and each retained message) is checked with the
+  observer's `access` (`core.acl.ClientAccess`): a ``#`` observer never gets
+  a topic its client may not read.
 - The queue holds at most `queue_limit` notifications; when full, the oldest
   is dropped and counted (`Observer.dropped`, `ObserverRegistry.dropped`).
   Expired messages are skipped when taken from the queue, and counted too.
@@ -23,7 +26,7 @@ can wake) to an `Observer`, drains the observer's queue and sends each
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Hashable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Hashable, Protocol, Sequence
 
 from core.message import Message
 from core.router import Router
@@ -31,6 +34,9 @@ from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 from core.topics import InvalidTopic, is_wildcard
 
 from adapters.coap.errors import BadTopic, Overloaded
+
+if TYPE_CHECKING:
+    from core.acl import ClientAccess
 from adapters.coap.pubsub import Notification, notification_for, notification_of_delivery
 
 __all__ = ["Attachment", "Observer", "ObserverKey", "ObserverRegistry", "identity_key"]
@@ -57,12 +63,13 @@ class Attachment(Protocol):
 class Observer:
     """One observe registration: a core subscriber with a bounded queue of notifications."""
 
-    __slots__ = ("key", "topic_filter", "qos", "client_id", "attachment", "dropped", "expired",
+    __slots__ = ("key", "topic_filter", "qos", "client_id", "access", "attachment", "dropped", "expired",
                  "closed", "_queue", "_limit", "_registry")
 
     def __init__(self, registry: "ObserverRegistry", key: ObserverKey, topic_filter: str, qos: int,
-                 client_id: str | None, limit: int) -> None:
+                 client_id: str | None, limit: int, access: "ClientAccess | None" = None) -> None:
         self.key = key
+        self.access = access
         self.topic_filter = topic_filter
         self.qos = qos
         self.client_id = client_id
@@ -85,6 +92,8 @@ class Observer:
         return bool(self.client_id) and origin.protocol == "coap" and origin.client_id == self.client_id
 
     def deliver(self, delivery: Delivery, cache: EncodeCache) -> None:
+        if self.access is not None and not self.access.can_read(delivery.message.topic):
+            return
         self.push(notification_of_delivery(delivery, self._registry.mount, cache))
 
     # -- the queue ---------------------------------------------------------------
@@ -162,11 +171,13 @@ class ObserverRegistry:
         self._sequence = (self._sequence + 1) & SEQUENCE_MASK
         return self._sequence
 
-    def register(self, key: ObserverKey, topic_filter: str, qos: int, client_id: str | None) -> tuple[Observer, bool]:
+    def register(self, key: ObserverKey, topic_filter: str, qos: int, client_id: str | None,
+                 access: "ClientAccess | None" = None) -> tuple[Observer, bool]:
         """The observer for `key` and `topic_filter`, and whether it is new (False: a re-registration)."""
         existing = self._observers.get(key)
         if existing is not None:
             if existing.topic_filter == topic_filter:
+                existing.access = access
                 if existing.qos != qos:
                     existing.qos = qos
                     self.router.subscribe(existing, topic_filter, SubscriptionOptions(qos=qos))
@@ -174,7 +185,7 @@ class ObserverRegistry:
             self.remove(existing)
         if len(self._observers) >= self.max_observers:
             raise Overloaded(f"observer limit of {self.max_observers} reached", retry_after=30)
-        observer = Observer(self, key, topic_filter, qos, client_id, self.queue_limit)
+        observer = Observer(self, key, topic_filter, qos, client_id, self.queue_limit, access)
         try:
             self.router.subscribe(observer, topic_filter, SubscriptionOptions(qos=qos))
         except InvalidTopic as exc:
@@ -196,8 +207,10 @@ class ObserverRegistry:
 
     def retained(self, observer: Observer) -> list[Notification]:
         """Notifications of the retained messages a new registration should get, at its QoS."""
+        access = observer.access
         return [notification_for(message, min(message.qos, observer.qos), self.mount)
-                for message in self.router.retained_for(observer.topic_filter)]
+                for message in self.router.retained_for(observer.topic_filter)
+                if access is None or access.can_read(message.topic)]
 
     @staticmethod
     def answers_with_retained(topic_filter: str) -> bool:

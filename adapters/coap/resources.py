@@ -22,8 +22,8 @@ from aiocoap.util.linkformat import Link, LinkFormat
 from core.message import Message
 
 from adapters.coap.access import Identity, authenticate
-from adapters.coap.errors import BadOption, CoAPError, MethodNotAllowed, NotFound, Overloaded, TooLarge, \
-    Unauthorized, error_response
+from adapters.coap.errors import BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, Overloaded, \
+    TooLarge, Unauthorized, error_response
 from adapters.coap.exchange import ListenerState, ObserveLink, end_observers_of, error_message, notification_message
 from adapters.coap.pubsub import Clear, Observe, Publish, Read, Unobserve, check_critical_options, notification_for, \
     plan_request
@@ -67,6 +67,9 @@ class PubSubResource(Resource, PathCapable):
             confirmable=request.mtype is Type.CON, observe=request.opt.observe, origin=identity.origin,
             max_payload=state.settings.max_payload_size, now=state.clock(),
         )
+        access = state.broker.authorizer.for_client(identity.client_id or "", identity.username)
+        if access is not None:
+            _check_access(access, plan)
         if isinstance(plan, Publish):
             response = await self._publish(plan.message, request.mtype is Type.CON)
             response.opt.block1 = request.opt.block1
@@ -77,7 +80,7 @@ class PubSubResource(Resource, PathCapable):
             return await self._clear(plan.topic, request.mtype is Type.CON)
         if isinstance(plan, Unobserve):
             return await self._unobserve(plan.topic_filter, identity, request)
-        await self._observe(pipe, request, plan, identity)
+        await self._observe(pipe, request, plan, identity, access)
         return None
 
     async def _publish(self, message: Message, confirmable: bool) -> CoAPMessage:
@@ -116,11 +119,11 @@ class PubSubResource(Resource, PathCapable):
             return await self._read(topic_filter)
         return CoAPMessage(code=Code.CONTENT)
 
-    async def _observe(self, pipe: Any, request: CoAPMessage, plan: Observe, identity: Identity) -> None:
+    async def _observe(self, pipe: Any, request: CoAPMessage, plan: Observe, identity: Identity, access: Any) -> None:
         state = self.state
         registry = state.registry
         observer, is_new = registry.register((identity.key, request.token), plan.topic_filter, plan.qos,
-                                             identity.client_id)
+                                             identity.client_id, access)
         link = ObserveLink(state, self._block2, pipe)
         previous = observer.attach(link)
         if isinstance(previous, ObserveLink):
@@ -159,6 +162,18 @@ class PubSubResource(Resource, PathCapable):
                 attributes["ct"] = str(content_format)
             links.append(Link(href_for_topic((), message.topic), **attributes))
         return LinkFormat(links)
+
+
+def _check_access(access: Any, plan: Any) -> None:
+    """The topic ACL (core.acl.ClientAccess): write to publish or clear, read to read, subscribe to observe."""
+    if isinstance(plan, Publish) and not access.can_publish(plan.message.topic):
+        raise Forbidden(f"not allowed to publish to {plan.message.topic!r}")
+    if isinstance(plan, Clear) and not access.can_publish(plan.topic):
+        raise Forbidden(f"not allowed to clear {plan.topic!r}")
+    if isinstance(plan, Read) and not access.can_read(plan.topic):
+        raise Forbidden(f"not allowed to read {plan.topic!r}")
+    if isinstance(plan, Observe) and not access.can_subscribe(plan.topic_filter):
+        raise Forbidden(f"not allowed to observe {plan.topic_filter!r}")
 
 
 class ConnectionResource(Resource):

@@ -14,6 +14,7 @@ from typing import Iterator
 import pytest
 from aiocoap.numbers.codes import Code
 
+from core.message import Message as CoreMessage
 from core.passwords import PasswordFile
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_port, request
@@ -128,6 +129,35 @@ def test_a_connection_without_heartbeats_expires_and_its_token_stops_working() -
         assert final.code == Code.UNAUTHORIZED
         assert expired.wait(TIMEOUT)
         assert raw.ask(request(Code.POST, "/ps/hb/t", query=session, payload=b"x")).code == Code.UNAUTHORIZED
+    finally:
+        raw.close()
+        running.stop()
+
+
+def test_the_topic_acl_applies_to_coap_publish_read_and_observe(tmp_path: Path) -> None:
+    users = PasswordFile()
+    users.set("sensor", "s3cret", iterations=FAST)
+    users.save(tmp_path / "passwd")
+    (tmp_path / "acl").write_text("user sensor\ntopic write sensors/#\ntopic read alerts/#\n"
+                                  "topic deny alerts/secret/#\n")
+    running = RunningGateway(make_config(
+        coap={"enabled": True, "listen": f"{LOOPBACK}:0"},
+        auth={"password_file": str(tmp_path / "passwd"), "acl_file": str(tmp_path / "acl")},
+    ))
+    raw = RawCoAP(coap_port(running))
+    login = ("u=sensor", "p=s3cret")
+    try:
+        assert raw.ask(request(Code.POST, "/ps/sensors/t1", query=login, payload=b"1")).code == Code.CHANGED
+        assert raw.ask(request(Code.POST, "/ps/alerts/x", query=login, payload=b"1")).code == Code.FORBIDDEN
+        assert raw.ask(request(Code.GET, "/ps/sensors/t1", query=login)).code == Code.FORBIDDEN
+        assert raw.ask(request(Code.GET, "/ps/sensors/%23", query=login, observe=0)).code == Code.FORBIDDEN
+        registered = raw.ask(request(Code.GET, "/ps/alerts/%23", query=login, observe=0, token=b"\x55"))
+        assert registered.code == Code.CONTENT and registered.opt.observe is not None
+        for topic, payload in (("alerts/secret/code", b"1234"), ("alerts/fire", b"hall")):
+            running.call(lambda t=topic, p=payload: running.broker.publish(CoreMessage(t, p, qos=1)))
+        notification = raw.receive()
+        raw.ack(notification)
+        assert (notification.opt.location_path, notification.payload) == (("ps", "alerts", "fire"), b"hall")
     finally:
         raw.close()
         running.stop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.coap.errors import (
-    BadCriticalOption, BadOption, BadTopic, CoAPCode, ErrorResponse, MethodNotAllowed, NotFound, Overloaded,
+    BadCriticalOption, BadOption, BadTopic, CoAPCode, ErrorResponse, Forbidden, MethodNotAllowed, NotFound,
+    Overloaded,
     TooLarge, Unauthorized, error_response,
 )
 
@@ -14,7 +15,7 @@ from adapters.coap.errors import (
     ("error", "code"),
     [
         (BadTopic("t"), "4.00"), (BadOption("o"), "4.00"), (BadCriticalOption("c"), "4.02"),
-        (Unauthorized("u"), "4.01"), (NotFound("n"), "4.04"), (MethodNotAllowed("m"), "4.05"),
+        (Unauthorized("u"), "4.01"), (Forbidden("f"), "4.03"), (NotFound("n"), "4.04"), (MethodNotAllowed("m"), "4.05"),
         (TooLarge(10), "4.13"), (Overloaded("busy"), "5.03"), (RuntimeError("bug"), "5.00"),
     ],
 )
