@@ -33,7 +33,7 @@ from aiocoap.numbers.constants import TransportTuning
 
 from core.broker import Broker
 
-from adapters.coap.access import AuthCache, Identity, authenticate
+from adapters.coap.access import AuthCache, Identity, begin_login, finish_login
 from adapters.coap.connections import ConnectionRegistry
 from adapters.coap.errors import CoAPCode, ErrorResponse
 from adapters.coap.observers import Observer, ObserverRegistry
@@ -94,9 +94,16 @@ class ListenerState:
         self.con = _Tuning(True, self.settings)
         self.non = _Tuning(False, self.settings)
 
-    def identify(self, request: CoAPMessage, query: Any) -> Identity:
-        return authenticate(query, request.remote.hostinfo, self.settings.authenticator, self.connections,
-                            self.clock(), self.auth_cache)
+    async def identify(self, request: CoAPMessage, query: Any) -> Identity:
+        """Who sent `request`; a password the authenticator must hash is checked off the event loop."""
+        address = request.remote.hostinfo
+        authenticator = self.settings.authenticator
+        step = begin_login(query, address, authenticator, self.connections, self.clock(), self.auth_cache)
+        if isinstance(step, Identity):
+            return step
+        assert authenticator is not None
+        accepted = await self.loop.run_in_executor(None, authenticator.authenticate, step)
+        return finish_login(query, address, accepted, self.clock(), self.auth_cache)
 
     async def durable(self) -> None:
         """Wait until the store has everything asked of it so far (what MQTT waits for before PUBACK)."""

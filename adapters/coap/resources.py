@@ -21,7 +21,7 @@ from aiocoap.util.linkformat import Link, LinkFormat
 
 from core.message import Message
 
-from adapters.coap.access import Identity, authenticate
+from adapters.coap.access import Identity
 from adapters.coap.errors import BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, Overloaded, \
     TooLarge, Unauthorized, error_response
 from adapters.coap.exchange import ListenerState, ObserveLink, end_observers_of, error_message, notification_message
@@ -57,10 +57,10 @@ class PubSubResource(Resource, PathCapable):
                 raise TooLarge(state.settings.max_payload_size)
             if block1.block_number == 0 and request.code in (Code.POST, Code.PUT):
                 plan_request(str(request.code), request.opt.uri_path, query, payload=b"", content_format=None,
-                             confirmable=True, observe=None, origin=state.identify(request, query).origin,
+                             confirmable=True, observe=None, origin=(await state.identify(request, query)).origin,
                              max_payload=state.settings.max_payload_size, now=state.clock())
             request = self._block1.feed_and_take(request)  # 2.31 Continue until the last block
-        identity = state.identify(request, query)
+        identity = await state.identify(request, query)
         plan = plan_request(
             str(request.code), request.opt.uri_path, query,
             payload=request.payload, content_format=request.opt.content_format,
@@ -200,8 +200,7 @@ class ConnectionResource(Resource):
         if not query.client_id:
             raise BadOption("clientid is required")
         if request.code == Code.POST:
-            identity = authenticate(dataclasses.replace(query, token=None), request.remote.hostinfo,
-                                    state.settings.authenticator, connections, now)
+            identity = await state.identify(request, dataclasses.replace(query, token=None))
             connection = connections.open(query.client_id, identity.username, now)
             state.on_connections_changed()
             return CoAPMessage(code=Code.CREATED, payload=connection.token.encode("ascii"), content_format=0)

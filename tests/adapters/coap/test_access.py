@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.coap.access import AuthCache, authenticate
+from adapters.coap.access import AuthCache, authenticate, begin_login, finish_login
 from adapters.coap.connections import ConnectionRegistry
 from adapters.coap.errors import Unauthorized
 from adapters.coap.query import Query
@@ -55,3 +55,23 @@ def test_accepted_credentials_are_not_hashed_again_within_the_cache_ttl() -> Non
     with pytest.raises(Unauthorized):  # another password is checked, and refused
         authenticate(Query(client_id="c", username="alice", password=b"guess"), "addr", checker,
                      ConnectionRegistry(60), 1, cache)
+
+
+class SlowAuthenticator(CountingAuthenticator):
+    """Says a password check is expensive: it must run off the event loop."""
+
+    def quick_check(self, credentials: Credentials) -> bool | None:
+        return None
+
+
+def test_an_expensive_check_is_handed_back_as_credentials_and_finished_later() -> None:
+    checker = SlowAuthenticator()
+    query = Query(client_id="c", username="alice", password=b"pw")
+    cache = AuthCache()
+    step = begin_login(query, "addr", checker, ConnectionRegistry(60), 0, cache)
+    assert step == Credentials("coap", "c", "alice", b"pw", "addr") and checker.seen == []
+    identity = finish_login(query, "addr", checker.authenticate(step), 0, cache)
+    assert identity.username == "alice"
+    assert begin_login(query, "addr", checker, ConnectionRegistry(60), 1, cache) == identity  # cached now
+    with pytest.raises(Unauthorized):
+        finish_login(query, "addr", False, 0)
