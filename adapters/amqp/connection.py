@@ -9,6 +9,8 @@ append output at any time and call `on_output`.
 States (every transition is in this file):
   AWAIT_HEADER  --protocol header-->  AWAIT_START_OK  --start-ok, login ok-->
   AWAIT_TUNE_OK --tune-ok-->  AWAIT_OPEN  --open-->  OPEN
+  AWAIT_START_OK --start-ok needing a slow password check--> VERIFYING (input held;
+  the owner runs `pending_login` off the loop and calls `login_decided`) --> AWAIT_TUNE_OK
   any --our connection.close--> CLOSING --close-ok or timeout--> CLOSED
   any --peer's connection.close, heartbeat timeout, frame error--> CLOSED
 Errors: `AMQPError` from a handler closes the channel or the connection as
@@ -19,7 +21,6 @@ connection.close. Any other exception is our bug: 541, logged.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from typing import Any, Callable
@@ -34,34 +35,16 @@ from adapters.amqp.broker import AMQPBroker
 from adapters.amqp.channel import Channel, ChannelState
 from adapters.amqp.errors import AMQPError, ReplyCode
 from adapters.amqp.frames import (
-    FRAME_MIN_SIZE, HEARTBEAT_FRAME, PROTOCOL_HEADER, BodyFrame, FrameReader, HeaderFrame, HeartbeatFrame,
+    HEARTBEAT_FRAME, BodyFrame, FrameReader, HeaderFrame, HeartbeatFrame,
     MethodFrame, encode_method,
 )
+from adapters.amqp.handshake import Handshake, State
 from adapters.amqp.methods import HANDLERS
-from adapters.amqp.sasl import MECHANISMS, credentials
-from adapters.amqp.settings import PRODUCT, VERSION
 from adapters.amqp.vhost import VirtualHost
 
 log = logging.getLogger("rosettamq.amqp")
 
-SERVER_CAPABILITIES = {
-    "publisher_confirms": True, "exchange_exchange_bindings": False, "basic.nack": True,
-    "consumer_cancel_notify": True, "connection.blocked": True, "consumer_priorities": False,
-    "authentication_failure_close": True, "per_consumer_qos": True, "direct_reply_to": False,
-}
-
-
-class State(enum.Enum):
-    AWAIT_HEADER = "await-header"
-    AWAIT_START_OK = "await-start-ok"
-    AWAIT_TUNE_OK = "await-tune-ok"
-    AWAIT_OPEN = "await-open"
-    OPEN = "open"
-    CLOSING = "closing"
-    CLOSED = "closed"
-
-
-class AMQPConnection:
+class AMQPConnection(Handshake):
     """The server side of one AMQP 0-9-1 connection."""
 
     def __init__(self, broker: AMQPBroker, *, peer: str = "", listener: str = "amqp",
@@ -90,6 +73,8 @@ class AMQPConnection:
         self._last_rx = self._last_tx = clock()
         self._deadline = self._last_rx + self.settings.handshake_timeout  # handshake or close-ok wait
         self.published = False  # publishers are the connections a resource alarm stops reading
+        self.pending_login: Credentials | None = None  # the owner checks it off the event loop
+        self._mechanism = ""
         self._told_blocked = False
 
     # -- the owner's interface ---------------------------------------------------------------
@@ -103,7 +88,7 @@ class AMQPConnection:
             self.reader.feed(data)
             if self.state is State.AWAIT_HEADER and not self._protocol_header():
                 return
-            while not self.closing:
+            while not self.closing and self.state is not State.VERIFYING:
                 frame = self.reader.next_frame()
                 if frame is None:
                     break
@@ -196,69 +181,6 @@ class AMQPConnection:
 
     def vhost_clock(self) -> float:
         return self.vhost.clock()
-
-    # -- handshake -----------------------------------------------------------------------------
-
-    def _protocol_header(self) -> bool:
-        header = self.reader.take(8)
-        if header is None:
-            buffered = self.reader.peek()
-            if PROTOCOL_HEADER.startswith(buffered[:4]):
-                return False  # so far it could be our header: wait for all 8 octets
-            header = buffered
-        if header != PROTOCOL_HEADER:
-            log.info("amqp wrong protocol header peer=%s header=%r", self.peer, header[:8])
-            self.send_bytes(PROTOCOL_HEADER)  # tell the client what we speak, then close
-            self._finish()
-            return False
-        self.state = State.AWAIT_START_OK
-        self.send_method(0, c.Connection.Start(
-            server_properties={"product": PRODUCT, "version": VERSION, "platform": "Python",
-                               "capabilities": SERVER_CAPABILITIES, "cluster_name": "rosettamq"},
-            mechanisms=MECHANISMS, locales="en_US"))
-        return True
-
-    def _start_ok(self, m: c.Connection.StartOk) -> None:
-        self.client_properties = dict(m.client_properties or {})
-        username, password = credentials(m.mechanism, m.response)
-        client_id = str(self.client_properties.get("connection_name") or self.peer)
-        authenticator = self.settings.authenticator
-        if authenticator is not None and not authenticator.authenticate(
-            Credentials("amqp", client_id, username, password, self.peer)
-        ):
-            log.warning("amqp login refused peer=%s username=%s", self.peer, username)
-            raise errors.access_refused(f"Login was refused using authentication mechanism {m.mechanism}")
-        self.username = username
-        self.origin = Origin("amqp", client_id, username)
-        self.state = State.AWAIT_TUNE_OK
-        self.send_method(0, c.Connection.Tune(channel_max=self.settings.channel_max,
-                                              frame_max=self.settings.frame_max,
-                                              heartbeat=self.settings.heartbeat))
-
-    def _tune_ok(self, m: c.Connection.TuneOk) -> None:
-        ours = self.settings
-        if m.frame_max and (m.frame_max < FRAME_MIN_SIZE or m.frame_max > ours.frame_max):
-            raise errors.not_allowed(f"frame_max={m.frame_max} outside [{FRAME_MIN_SIZE}, {ours.frame_max}]")
-        if m.channel_max > ours.channel_max:
-            raise errors.not_allowed(f"channel_max={m.channel_max} > {ours.channel_max}")
-        self.frame_max = m.frame_max or ours.frame_max
-        self.reader.frame_max = self.frame_max
-        self.channel_max = m.channel_max or ours.channel_max
-        self.heartbeat = m.heartbeat
-        self.state = State.AWAIT_OPEN
-
-    def _open(self, m: c.Connection.Open) -> None:
-        vhost = self.broker.vhosts.get(m.virtual_host)
-        if vhost is None:
-            raise errors.not_allowed(f"vhost {m.virtual_host} not found")
-        self.vhost = vhost
-        self.state = State.OPEN
-        self.broker.alarm_listeners.add(self._alarm)
-        if self.broker.blocked:
-            self._alarm(True)
-        self.send_method(0, c.Connection.OpenOk())
-        log.info("amqp connected peer=%s user=%s vhost=%s heartbeat=%d frame_max=%d",
-                 self.peer, self.username, vhost.name, self.heartbeat, self.frame_max)
 
     # -- frames ---------------------------------------------------------------------------------
 

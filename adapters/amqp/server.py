@@ -97,6 +97,7 @@ class ConnectionDriver:
         self._pause_reading = pause_reading
         self._resume_reading = resume_reading
         self._read_blockers: set[str] = set()
+        self._login_started = False
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -125,7 +126,27 @@ class ConnectionDriver:
             self.block_reading("alarm")  # a resource alarm: stop reading this publisher
         else:
             self.unblock_reading("alarm")
+        if conn.pending_login is not None and not self._login_started:
+            self._check_login()
         self._arm_timer()
+
+    def _check_login(self) -> None:
+        """Run the password check in the default executor; the connection holds its input meanwhile."""
+        login, authenticator = self.conn.pending_login, self.conn.settings.authenticator
+        assert login is not None and authenticator is not None
+        self._login_started = True
+        self.block_reading("login")
+        future = self._loop.run_in_executor(None, authenticator.authenticate, login)
+
+        def decided(done: asyncio.Future[bool]) -> None:
+            if self._closed:
+                return
+            accepted = not done.cancelled() and done.exception() is None and bool(done.result())
+            self.unblock_reading("login")
+            self.conn.login_decided(accepted)
+            self.flush()
+
+        future.add_done_callback(decided)
 
     def block_reading(self, reason: str) -> None:
         """Stop reading the transport for `reason` ("alarm", "writes"); reasons add up."""

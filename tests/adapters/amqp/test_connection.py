@@ -233,3 +233,37 @@ def test_a_message_larger_than_frame_max_is_delivered_in_several_body_frames() -
     assert frames[0].name == "Basic.GetOk"
     bodies = [f.value for f in frames[2:]]
     assert len(bodies) == 3 and b"".join(bodies) == body
+
+
+class SlowAuthenticator:
+    """A password check too slow for the event loop: `quick_check` defers every login."""
+
+    def quick_check(self, credentials: Credentials) -> bool | None:
+        return None
+
+    def authenticate(self, credentials: Credentials) -> bool:
+        return credentials.password == b"secret"
+
+
+def test_a_slow_login_holds_the_input_until_the_owner_decides() -> None:
+    wire = Wire(AMQPSettings(authenticator=SlowAuthenticator()))
+    wire.send_raw(PROTOCOL_HEADER)
+    wire.received()
+    wire.send(0, c.Connection.StartOk(client_properties={}, mechanism="PLAIN", response="\0alice\0secret"),
+              c.Connection.TuneOk(channel_max=0, frame_max=0, heartbeat=0), c.Connection.Open(virtual_host="/"))
+    assert wire.received() == []  # nothing answered while the check runs
+    login = wire.conn.pending_login
+    assert login is not None and (login.username, login.password) == ("alice", b"secret")
+    wire.conn.login_decided(SlowAuthenticator().authenticate(login))
+    assert wire.names() == ["Connection.Tune", "Connection.OpenOk"]  # the held frames then ran
+    assert wire.conn.username == "alice"
+
+
+def test_a_slow_login_that_fails_closes_with_403() -> None:
+    wire = Wire(AMQPSettings(authenticator=SlowAuthenticator()))
+    wire.send_raw(PROTOCOL_HEADER)
+    wire.send(0, c.Connection.StartOk(client_properties={}, mechanism="PLAIN", response="\0alice\0nope"))
+    wire.received()
+    wire.conn.login_decided(False)
+    close = closes_connection_with(wire, ReplyCode.ACCESS_REFUSED)
+    assert (close.class_id, close.method_id) == (10, 11)

@@ -1,0 +1,137 @@
+"""The connection handshake: protocol header, start/start-ok (login), tune/tune-ok, open.
+
+A mixin of `AMQPConnection` (connection.py), kept apart so each file holds one
+concern; the states it moves through are listed in connection.py's header.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands as c
+
+from core.auth import Credentials, quick_answer
+from core.message import Origin
+
+from adapters.amqp import errors
+from adapters.amqp.errors import AMQPError
+from adapters.amqp.frames import FRAME_MIN_SIZE, PROTOCOL_HEADER
+from adapters.amqp.sasl import MECHANISMS, credentials
+from adapters.amqp.settings import PRODUCT, VERSION
+
+log = logging.getLogger("rosettamq.amqp")
+
+SERVER_CAPABILITIES = {
+    "publisher_confirms": True, "exchange_exchange_bindings": False, "basic.nack": True,
+    "consumer_cancel_notify": True, "connection.blocked": True, "consumer_priorities": False,
+    "authentication_failure_close": True, "per_consumer_qos": True, "direct_reply_to": False,
+}
+
+
+class State(enum.Enum):
+    AWAIT_HEADER = "await-header"
+    AWAIT_START_OK = "await-start-ok"
+    VERIFYING = "verifying"
+    AWAIT_TUNE_OK = "await-tune-ok"
+    AWAIT_OPEN = "await-open"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+
+class Handshake:
+    """Connection-class methods of the handshake (mixed into AMQPConnection)."""
+
+    if TYPE_CHECKING:
+        state: State
+        pending_login: Credentials | None
+        _mechanism: str
+        def __getattr__(self, name: str) -> Any: ...
+
+    # -- handshake -----------------------------------------------------------------------------
+
+    def _protocol_header(self) -> bool:
+        header = self.reader.take(8)
+        if header is None:
+            buffered = self.reader.peek()
+            if PROTOCOL_HEADER.startswith(buffered[:4]):
+                return False  # so far it could be our header: wait for all 8 octets
+            header = buffered
+        if header != PROTOCOL_HEADER:
+            log.info("amqp wrong protocol header peer=%s header=%r", self.peer, header[:8])
+            self.send_bytes(PROTOCOL_HEADER)  # tell the client what we speak, then close
+            self._finish()
+            return False
+        self.state = State.AWAIT_START_OK
+        self.send_method(0, c.Connection.Start(
+            server_properties={"product": PRODUCT, "version": VERSION, "platform": "Python",
+                               "capabilities": SERVER_CAPABILITIES, "cluster_name": "rosettamq"},
+            mechanisms=MECHANISMS, locales="en_US"))
+        return True
+
+    def _start_ok(self, m: c.Connection.StartOk) -> None:
+        self.client_properties = dict(m.client_properties or {})
+        username, password = credentials(m.mechanism, m.response)
+        client_id = str(self.client_properties.get("connection_name") or self.peer)
+        login = Credentials("amqp", client_id, username, password, self.peer)
+        self._mechanism = m.mechanism
+        authenticator = self.settings.authenticator
+        answer = True if authenticator is None else quick_answer(authenticator, login)
+        if answer is None:  # a password hash to check: off the event loop, input held meanwhile
+            self.state = State.VERIFYING
+            self.pending_login = login
+            return
+        self._logged_in(login, answer)
+
+    def login_decided(self, accepted: bool) -> None:
+        """The owner's answer to `pending_login`; held input is processed after it."""
+        login = self.pending_login
+        if self.closing or self.state is not State.VERIFYING or login is None:
+            return
+        self.pending_login = None
+        try:
+            self._logged_in(login, accepted)
+        except AMQPError as exc:
+            self._close_connection(exc, 10, 11)
+        self.receive_data(b"")
+        if self.on_output is not None:
+            self.on_output()
+
+    def _logged_in(self, login: Credentials, accepted: bool) -> None:
+        if not accepted:
+            log.warning("amqp login refused peer=%s username=%s", self.peer, login.username)
+            raise errors.access_refused(f"Login was refused using authentication mechanism {self._mechanism}")
+        self.username = login.username
+        self.origin = Origin("amqp", login.client_id, login.username)
+        self.state = State.AWAIT_TUNE_OK
+        self.send_method(0, c.Connection.Tune(channel_max=self.settings.channel_max,
+                                              frame_max=self.settings.frame_max,
+                                              heartbeat=self.settings.heartbeat))
+
+    def _tune_ok(self, m: c.Connection.TuneOk) -> None:
+        ours = self.settings
+        if m.frame_max and (m.frame_max < FRAME_MIN_SIZE or m.frame_max > ours.frame_max):
+            raise errors.not_allowed(f"frame_max={m.frame_max} outside [{FRAME_MIN_SIZE}, {ours.frame_max}]")
+        if m.channel_max > ours.channel_max:
+            raise errors.not_allowed(f"channel_max={m.channel_max} > {ours.channel_max}")
+        self.frame_max = m.frame_max or ours.frame_max
+        self.reader.frame_max = self.frame_max
+        self.channel_max = m.channel_max or ours.channel_max
+        self.heartbeat = m.heartbeat
+        self.state = State.AWAIT_OPEN
+
+    def _open(self, m: c.Connection.Open) -> None:
+        vhost = self.broker.vhosts.get(m.virtual_host)
+        if vhost is None:
+            raise errors.not_allowed(f"vhost {m.virtual_host} not found")
+        self.vhost = vhost
+        self.state = State.OPEN
+        self.broker.alarm_listeners.add(self._alarm)
+        if self.broker.blocked:
+            self._alarm(True)
+        self.send_method(0, c.Connection.OpenOk())
+        log.info("amqp connected peer=%s user=%s vhost=%s heartbeat=%d frame_max=%d",
+                 self.peer, self.username, vhost.name, self.heartbeat, self.frame_max)
