@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from core.acl import ClientAccess
 from core.message import Message
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 from core.topics import topic_matches
@@ -74,13 +75,14 @@ def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_heade
 class QueueSubscriber:
     """A queue as the router sees it: always online, never the origin of a message."""
 
-    __slots__ = ("queue", "filters", "router_filters", "inexact", "_clock", "_origin_header")
+    __slots__ = ("queue", "filters", "router_filters", "inexact", "reader", "_clock", "_origin_header")
 
     def __init__(self, queue: Queue, clock: Callable[[], float], origin_header: bool) -> None:
         self.queue = queue
         self.filters: dict[str, int] = {}  # exact MQTT filter -> bindings using it
         self.inexact: dict[str, int] = {}  # binding keys MQTT cannot express -> bindings using it
         self.router_filters: dict[str, int] = {}  # filter registered in the router -> bindings using it
+        self.reader: ClientAccess | None = None  # the ACL whose read rules apply (None: no ACL)
         self._clock = clock
         self._origin_header = origin_header
 
@@ -127,6 +129,8 @@ class QueueSubscriber:
             return
         message = delivery.message
         if self.inexact and not self._matches(message.topic):
+            return
+        if self.reader is not None and not self.reader.can_read(message.topic):
             return
         now = self._clock()
         if message.expiry is not None:

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from pamqp import base, commands as c
 
+from core.acl import ClientAccess
 from core.auth import Credentials
 from core.message import Origin
 
@@ -74,6 +75,7 @@ class AMQPConnection(Handshake):
         self._deadline = self._last_rx + self.settings.handshake_timeout  # handshake or close-ok wait
         self.published = False  # publishers are the connections a resource alarm stops reading
         self.pending_login: Credentials | None = None  # the owner checks it off the event loop
+        self.access: ClientAccess | None = None  # topic ACL on the shared amq.topic (None: none)
         self._mechanism = ""
         self._told_blocked = False
 

@@ -128,6 +128,8 @@ class Handshake:
         if vhost is None:
             raise errors.not_allowed(f"vhost {m.virtual_host} not found")
         self.vhost = vhost
+        if vhost.core is not None:
+            self.access = vhost.core.authorizer.for_client(self.origin.client_id, self.username)
         self.state = State.OPEN
         self.broker.alarm_listeners.add(self._alarm)
         if self.broker.blocked:

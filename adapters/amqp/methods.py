@@ -78,7 +78,7 @@ def queue_declare(ch: Channel, m: c.Queue.Declare) -> None:
 def queue_bind(ch: Channel, m: c.Queue.Bind) -> None:
     name = _queue_name(ch, m.queue)
     key = m.routing_key if (m.routing_key or m.queue) else name
-    ch.conn.vhost.bind(name, m.exchange, key, m.arguments, ch.conn)
+    ch.conn.vhost.bind(name, m.exchange, key, m.arguments, ch.conn, ch.conn.access)
     if not m.nowait:
         ch.send(c.Queue.BindOk())
 
@@ -157,7 +157,8 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
 
 def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,
           header: bytes | None = None) -> None:
-    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin, header)
+    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin, header,
+                                   ch.conn.access)
     if not routed and m.mandatory:
         ret = c.Basic.Return(reply_code=errors.ReplyCode.NO_ROUTE, reply_text="NO_ROUTE", exchange=m.exchange,
                              routing_key=m.routing_key)

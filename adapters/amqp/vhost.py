@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from pamqp.commands import Basic
 
+from core.acl import ClientAccess
 from core.broker import Broker
 from core.message import Origin
 from core.topics import InvalidTopic
@@ -29,7 +30,7 @@ from adapters.amqp.bridge import PUBLISHING, QUEUE_OPTIONS, SHARED_EXCHANGE, Que
 from adapters.amqp.content import Content
 from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
 from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
-from adapters.amqp.mapping import message_from_amqp, parse_expiration
+from adapters.amqp.mapping import binding_key_to_filter, message_from_amqp, parse_expiration, routing_key_to_topic
 from adapters.amqp.queues import Entry, Queue
 from core.subscriptions import Delivery
 
@@ -207,14 +208,23 @@ class VirtualHost:
     # -- bindings -----------------------------------------------------------------------
 
     def bind(self, queue_name: str, exchange_name: str, key: str, arguments: dict[str, Any] | None,
-             owner: object) -> None:
+             owner: object, access: ClientAccess | None = None) -> None:
+        """Bind; on the shared amq.topic `access` (the ACL of the binder) must allow the filter."""
         queue = self.queue(queue_name, owner)
         exchange = self.exchange(exchange_name)
         if exchange_name == "":
             raise errors.access_refused("operation not permitted on the default exchange")
+        shared = exchange_name == SHARED_EXCHANGE and self.core is not None
+        if shared and access is not None:
+            found = binding_key_to_filter(key)
+            if found is not None and not access.can_subscribe(found.topic_filter):
+                raise errors.access_refused(f"access to topic '{found.topic_filter}' in exchange "
+                                            f"'{SHARED_EXCHANGE}' in vhost '{self.name}' refused")
+            if queue.name in self.subscribers or found is not None:
+                self._reader(queue).reader = access  # read rules of the latest binder apply per delivery
         if not exchange.bind(queue.name, key, arguments):
             return
-        if exchange_name == SHARED_EXCHANGE and self.core is not None:
+        if shared:
             try:
                 self._subscribe(queue, key)
             except errors.AMQPError:
@@ -245,11 +255,15 @@ class VirtualHost:
         if exchange.auto_delete and not exchange.bindings and self.exchanges.get(exchange.name) is exchange:
             self.delete_exchange(exchange.name)
 
-    def _subscribe(self, queue: Queue, key: str) -> None:
-        assert self.core is not None
+    def _reader(self, queue: Queue) -> QueueSubscriber:
         subscriber = self.subscribers.get(queue.name)
         if subscriber is None:
             subscriber = self.subscribers[queue.name] = QueueSubscriber(queue, self.clock, self.origin_header)
+        return subscriber
+
+    def _subscribe(self, queue: Queue, key: str) -> None:
+        assert self.core is not None
+        subscriber = self._reader(queue)
         topic_filter = subscriber.add_binding(key)
         if topic_filter is None:
             return
@@ -267,11 +281,19 @@ class VirtualHost:
     # -- publishing ---------------------------------------------------------------------
 
     def publish(self, exchange_name: str, routing_key: str, properties: Basic.Properties, body: bytes,
-                origin: Origin, header: bytes | None = None) -> bool:
-        """Route one basic.publish; True if it reached at least one queue (or core subscriber)."""
+                origin: Origin, header: bytes | None = None, access: ClientAccess | None = None) -> bool:
+        """Route one basic.publish; True if it reached at least one queue (or core subscriber).
+
+        To the shared amq.topic, `access` (the publisher's ACL) must allow writing the topic (403).
+        """
         exchange = self.exchange(exchange_name)
         if exchange.internal:
             raise errors.access_refused(f"cannot publish to internal exchange '{exchange_name}'")
+        if access is not None and exchange_name == SHARED_EXCHANGE and self.core is not None:
+            topic = routing_key_to_topic(routing_key)
+            if topic is not None and not access.can_publish(topic):
+                raise errors.access_refused(f"access to topic '{topic}' in exchange '{SHARED_EXCHANGE}' "
+                                            f"in vhost '{self.name}' refused")
         try:
             expiration = parse_expiration(properties.expiration)
         except ValueError as exc:

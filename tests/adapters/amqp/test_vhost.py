@@ -170,3 +170,36 @@ def test_a_retained_amqp_publish_is_storable_and_replays_with_its_original_prope
     _, header = wire.received()[1]
     assert (header.properties.message_id, header.properties.app_id) == ("m-1", "billing")
     assert header.properties.headers == {"x-retain": True, "n": 1}
+
+
+ACL = """
+user alice
+topic write sensors/alice/#
+topic read alerts/#
+topic deny alerts/private/#
+"""
+
+
+def test_the_topic_acl_guards_publishes_binds_and_deliveries_on_amq_topic() -> None:
+    from core.acl import Authorizer, parse_acl
+
+    wall = Clock(1_700_000_000.0)
+    core = Broker(authorizer=Authorizer(rules=parse_acl(ACL)))
+    wire = Wire(broker=AMQPBroker(core, AMQPSettings(), clock=wall), wall=wall)
+    wire.handshake(user="alice")
+    wire.open_channel()
+    wire.publish(1, "amq.topic", "sensors.alice.t", b"mine")
+    assert wire.names() == []
+    wire.publish(1, "amq.topic", "sensors.bob.t", b"not mine")
+    (close,) = wire.methods()
+    assert close.reply_code == 403 and "sensors/bob/t" in close.reply_text
+    wire.send(1, c.Channel.CloseOk())
+    wire.open_channel()
+    wire.send(1, c.Queue.Declare(queue="q"), c.Queue.Bind(queue="q", exchange="amq.topic", routing_key="alerts.#"))
+    assert wire.names() == ["Queue.DeclareOk", "Queue.BindOk"]
+    core.publish(Message("alerts/fire", b"public"))
+    core.publish(Message("alerts/private/x", b"denied on read"))
+    wire.send(1, c.Basic.Get(queue="q", no_ack=True), c.Basic.Get(queue="q", no_ack=True))
+    assert [f.value for _, f in wire.received() if hasattr(f, "value")] == [b"public"]
+    wire.send(1, c.Queue.Bind(queue="q", exchange="amq.topic", routing_key="sensors.#"))
+    assert [m.reply_code for m in wire.methods()] == [403]  # write-only: no subscribe
