@@ -11,7 +11,6 @@ Durable state changes are reported to a `DurableLog` (see durable.py).
 
 from __future__ import annotations
 
-import datetime
 import heapq
 import itertools
 import secrets
@@ -28,6 +27,7 @@ from core.topics import InvalidTopic
 from adapters.amqp import errors
 from adapters.amqp.bridge import PUBLISHING, QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
 from adapters.amqp.content import Content
+from adapters.amqp.deadletter import dead_letter
 from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
 from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
 from adapters.amqp.mapping import binding_key_to_filter, message_from_amqp, parse_expiration, routing_key_to_topic
@@ -35,15 +35,6 @@ from adapters.amqp.queues import Entry, Queue
 from core.subscriptions import Delivery
 
 MAX_DEAD_LETTER_DEPTH = 8
-_PROPERTY_NAMES = tuple(Basic.Properties.__slots__)
-
-
-def copy_properties(properties: Basic.Properties, **changes: Any) -> Basic.Properties:
-    values = {name: getattr(properties, name, None) for name in _PROPERTY_NAMES}
-    values.update(changes)
-    return Basic.Properties(**values)
-
-
 class VirtualHost:
     """The AMQP broker model of one vhost (no I/O; times are wall-clock seconds)."""
 
@@ -336,27 +327,8 @@ class VirtualHost:
         exchange = self.exchanges.get(queue.dead_letter_exchange)
         if exchange is None:
             return
-        content = entry.content
-        headers = dict(content.properties.headers or {})
-        deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
-        count = 1
-        for death in deaths:
-            if death.get("queue") == queue.name and death.get("reason") == reason:
-                count = int(death.get("count", 0)) + 1
-                deaths.remove(death)
-                break
-        death = {"count": count, "reason": reason, "queue": queue.name, "exchange": content.exchange,
-                 "routing-keys": [content.routing_key],
-                 "time": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)}
-        if content.properties.expiration is not None:
-            death["original-expiration"] = content.properties.expiration
-        headers["x-death"] = [death, *deaths]
-        headers.setdefault("x-first-death-reason", reason)
-        headers.setdefault("x-first-death-queue", queue.name)
-        headers.setdefault("x-first-death-exchange", content.exchange)
-        routing_key = queue.dead_letter_routing_key or content.routing_key
-        properties = copy_properties(content.properties, headers=headers, expiration=None)
-        dead = Content(exchange.name, routing_key, properties, content.body)
+        dead = dead_letter(queue, entry, reason, exchange.name)
+        routing_key = dead.routing_key
         self._dead_letter_depth += 1
         try:
             self._route(exchange, routing_key, dead, None, Origin("amqp", "", None))
