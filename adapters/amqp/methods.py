@@ -150,9 +150,9 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
         ch.conn.vhost.exchange(m.exchange)  # a missing exchange fails now, as in RabbitMQ
         ch.tx_actions.append(("publish", m, properties, body, header))
         return
-    if ch.confirm:
-        ch.publish_seq += 1
     route(ch, m, properties, body, header)
+    if ch.confirm:  # after routing: a publish that closes the channel (404, 403) is never confirmed
+        ch.publish_seq += 1
 
 
 def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,

@@ -203,3 +203,16 @@ def test_the_topic_acl_guards_publishes_binds_and_deliveries_on_amq_topic() -> N
     assert [f.value for _, f in wire.received() if hasattr(f, "value")] == [b"public"]
     wire.send(1, c.Queue.Bind(queue="q", exchange="amq.topic", routing_key="sensors.#"))
     assert [m.reply_code for m in wire.methods()] == [403]  # write-only: no subscribe
+
+
+def test_a_publish_to_a_missing_exchange_is_not_confirmed_before_the_channel_closes() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Confirm.Select())
+    wire.received()
+    wire.publish(1, "", "anything", b"ok")
+    wire.publish(1, "missing", "k", b"fails")
+    methods = wire.methods()
+    assert [type(m).__name__ for m in methods] == ["Ack", "Close"]
+    assert methods[0].delivery_tag == 1 and methods[1].reply_code == 404
