@@ -46,7 +46,7 @@ fi
 ensure_venv
 install_project "[test]"
 
-# 3. Node peers (amqplib) from tests/e2e/node's lock file, only when missing or older than the lock
+# 3. Node peers (amqplib, lwm2m-node-lib) from tests/e2e/node's lock file, only when missing or older than the lock
 NODE_DIR=tests/e2e/node
 if [ -f "$NODE_DIR/node_modules/.package-lock.json" ] \
         && [ ! "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" ]; then
