@@ -5,16 +5,29 @@ queued or in-flight message, a retained message). A store may buffer these
 and write them in batches; `sync` calls back once everything asked before it
 is durable, which is when an adapter may acknowledge (PUBACK, PUBREC, an AMQP
 confirm, a CoAP ACK). The in-memory store is durable at once.
+
+Adapters persist their own state (AMQP durable exchanges, queues, bindings and
+messages; LwM2M registrations) as opaque records: `put_record(kind, key,
+value)`. The core stores bytes under (kind, key) and knows nothing of what
+they mean; each adapter owns its kinds (named "<adapter>.<thing>"), keys and
+encoding. Records share the write path of the core's state: one commit holds
+both, and `sync` covers both.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Union
 
 from core.message import Message
 from core.subscriptions import SubscriptionOptions
+
+
+RecordValue = Union[bytes, Callable[[], bytes]]
+"""A record's bytes, or a function making them: a store may call it later, on another thread,
+and not at all if the record is replaced or deleted before it is written (so it must only read
+immutable data)."""
 
 
 class StoreError(Exception):
@@ -97,6 +110,17 @@ class Store(ABC):
 
     @abstractmethod
     def delete_retained(self, topic: str) -> None: ...
+
+    @abstractmethod
+    def put_record(self, kind: str, key: str, value: RecordValue) -> None:
+        """Add or replace an adapter's record (see the module docstring)."""
+
+    @abstractmethod
+    def delete_record(self, kind: str, key: str) -> None: ...
+
+    @abstractmethod
+    def load_records(self, kind: str) -> dict[str, bytes]:
+        """Every record of `kind`, including changes not yet committed; read at start."""
 
     @abstractmethod
     def sync(self, callback: Callable[[], None]) -> None:

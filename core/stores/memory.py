@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from core.message import Message
-from core.stores.base import StoredDelivery, StoredSession, StoredState, Store
+from core.stores.base import RecordValue, StoredDelivery, StoredSession, StoredState, Store
 from core.subscriptions import SubscriptionOptions
 
 
@@ -19,6 +19,7 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._state = StoredState()
+        self._records: dict[str, dict[str, bytes]] = {}
 
     def load(self) -> StoredState:
         # A snapshot of the containers only: the records (sessions, deliveries,
@@ -66,6 +67,15 @@ class MemoryStore(Store):
 
     def delete_retained(self, topic: str) -> None:
         self._state.retained.pop(topic, None)
+
+    def put_record(self, kind: str, key: str, value: RecordValue) -> None:
+        self._records.setdefault(kind, {})[key] = value if isinstance(value, bytes) else value()
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self._records.get(kind, {}).pop(key, None)
+
+    def load_records(self, kind: str) -> dict[str, bytes]:
+        return dict(self._records.get(kind, {}))
 
     def sync(self, callback: Callable[[], None]) -> None:
         callback()

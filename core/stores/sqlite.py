@@ -38,7 +38,8 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 from core.message import Message
-from core.stores.base import Store, StoredDelivery, StoredSession, StoredState, StoreError
+from core.metrics import LatencyHistogram
+from core.stores.base import RecordValue, Store, StoredDelivery, StoredSession, StoredState, StoreError
 from core.stores.codec import CodecError, decode_message, encode_message
 from core.stores.sqlite_schema import MIGRATIONS, Migration, open_database
 from core.subscriptions import SubscriptionOptions
@@ -49,7 +50,7 @@ CallSoon = Callable[..., Any]
 
 # Operation codes, the first item of each queued tuple.
 (PUT_SESSION, DEL_SESSION, PUT_SUB, DEL_SUB, PUT_DELIVERY, DEL_DELIVERY,
- PUT_QOS2, DEL_QOS2, PUT_RETAINED, DEL_RETAINED) = range(10)
+ PUT_QOS2, DEL_QOS2, PUT_RETAINED, DEL_RETAINED, PUT_RECORD, DEL_RECORD) = range(12)
 
 # Columns are named so that a later migration may add columns with defaults.
 _SQL = {
@@ -65,11 +66,13 @@ _SQL = {
     DEL_QOS2: "DELETE FROM incoming_qos2 WHERE client_id=? AND packet_id=?",
     PUT_RETAINED: "INSERT OR REPLACE INTO retained (topic, message) VALUES (?,?)",
     DEL_RETAINED: "DELETE FROM retained WHERE topic=?",
+    PUT_RECORD: "INSERT OR REPLACE INTO records (kind, key, value) VALUES (?,?,?)",
+    DEL_RECORD: "DELETE FROM records WHERE kind=? AND key=?",
 }
 _TABLE = {
     PUT_SESSION: "sessions", PUT_SUB: "subscriptions", DEL_SUB: "subscriptions", PUT_DELIVERY: "deliveries",
     DEL_DELIVERY: "deliveries", PUT_QOS2: "incoming_qos2", DEL_QOS2: "incoming_qos2", PUT_RETAINED: "retained",
-    DEL_RETAINED: "retained",
+    DEL_RETAINED: "retained", PUT_RECORD: "records", DEL_RECORD: "records",
 }
 # op[1:end] is the record's key: one column for sessions and retained messages, two for the rest.
 _KEY_END = {kind: 2 if table in ("sessions", "retained") else 3 for kind, table in _TABLE.items()}
@@ -97,6 +100,7 @@ class SqliteStore(Store):
         """
         self.path = path
         self.commits = 0  # transactions committed (group commit keeps this far below the write count)
+        self.commit_latency = LatencyHistogram()  # seconds per transaction (fed to metrics)
         self._db = open_database(path, migrations=migrations, synchronous=synchronous)
         self._call_soon = call_soon_threadsafe
         self._flush_interval = flush_interval
@@ -149,6 +153,12 @@ class SqliteStore(Store):
 
     def delete_retained(self, topic: str) -> None:
         self._push((DEL_RETAINED, topic))
+
+    def put_record(self, kind: str, key: str, value: RecordValue) -> None:
+        self._push((PUT_RECORD, kind, key, value))
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self._push((DEL_RECORD, kind, key))
 
     def sync(self, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -213,6 +223,16 @@ class SqliteStore(Store):
         except (sqlite3.DatabaseError, CodecError, ValueError) as exc:
             raise StoreError(f"{self.path}: cannot read {table}: {exc}") from exc
         return state
+
+    def load_records(self, kind: str) -> dict[str, bytes]:
+        """Every committed record of `kind`, after committing whatever is still queued."""
+        self.flush()
+        try:
+            with self._db_lock:
+                rows = self._db.execute("SELECT key, value FROM records WHERE kind=?", (kind,)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read records of {kind}: {exc}") from exc
+        return {key: bytes(value) for key, value in rows}
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything queued so far is committed; False on timeout."""
@@ -284,7 +304,9 @@ class SqliteStore(Store):
             last_start = time.monotonic()
             if not self._write(batch):
                 return  # closing with a failing disk: nothing of it was acknowledged
+            took = time.monotonic() - last_start
             with self._lock:
+                self.commit_latency.observe(took)
                 self.commits += 1
                 self._committed = upto
                 self._done.notify_all()
@@ -329,7 +351,7 @@ class SqliteStore(Store):
             kind = op[0]
             try:
                 row = _row(op)
-            except (TypeError, ValueError) as exc:  # an `extra` value that is not simple: a local bug
+            except Exception as exc:  # an `extra` value that is not simple, a failing record encoder: a local bug
                 log.error("store %s: cannot store %r: %s", self.path, op[:3], exc)
                 continue
             rows.setdefault(kind, []).append(row)
@@ -361,7 +383,8 @@ class SqliteStore(Store):
 def _compact(batch: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Sessions to wipe first, then the last operation per record, in one transaction.
 
-    A record's key is its table and primary key: (table, client_id[, ...]) or ("retained", topic).
+    A record's key is its table and primary key: (table, client_id[, ...]), ("retained", topic) or
+    ("records", kind, key); a session wipe drops only session tables' pending changes.
     """
     wipes: dict[str, None] = {}
     final: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -370,7 +393,7 @@ def _compact(batch: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, .
         if kind == DEL_SESSION:
             client_id = op[1]
             wipes[client_id] = None
-            final = {k: v for k, v in final.items() if k[0] == "retained" or k[1] != client_id}
+            final = {k: v for k, v in final.items() if k[1] != client_id or k[0] not in _SESSION_TABLES}
         else:
             final[(_TABLE[kind], *op[1:_KEY_END[kind]])] = op
     return list(wipes), list(final.values())
@@ -393,4 +416,7 @@ def _row(op: tuple[Any, ...]) -> tuple[Any, ...]:
                 o.subscription_id)
     if kind == PUT_RETAINED:
         return (op[1], encode_message(op[2]))
+    if kind == PUT_RECORD:
+        _, record_kind, key, value = op
+        return (record_kind, key, value if isinstance(value, bytes) else value())
     return op[1:]  # deletes and inbound QoS 2 ids: the key is the row

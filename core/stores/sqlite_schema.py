@@ -54,7 +54,17 @@ def _v1_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE retained (topic TEXT PRIMARY KEY, message BLOB NOT NULL)")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_records(db: sqlite3.Connection) -> None:
+    """Adapters' opaque records (AMQP durable state, LwM2M registrations): bytes under (kind, key).
+
+    A rowid table (values may be whole messages) with its primary key as a unique index.
+    """
+    db.execute(
+        "CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (kind, key))"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_records)
 
 
 def open_database(

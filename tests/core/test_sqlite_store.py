@@ -236,7 +236,7 @@ def test_a_database_from_a_newer_schema_is_refused_and_left_untouched(path: str)
     with raw_db(path) as raw:
         raw.execute("PRAGMA user_version=7")
     before = Path(path).read_bytes()
-    with pytest.raises(StoreError, match=r"written by a newer RosettaMQ \(schema v7, this build knows v1\)"):
+    with pytest.raises(StoreError, match=rf"written by a newer RosettaMQ \(schema v7, this build knows v{len(MIGRATIONS)}\)"):
         SqliteStore(path)
     assert Path(path).read_bytes() == before
 
@@ -288,30 +288,33 @@ def test_a_path_in_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
 # -- migrations --------------------------------------------------------------------------------
 
 
-def _v2_add_stored_at(db: sqlite3.Connection) -> None:
+def _next_add_stored_at(db: sqlite3.Connection) -> None:
     """A stand-in for a future schema change: a new column, filled in for existing rows."""
     db.execute("ALTER TABLE retained ADD COLUMN stored_at REAL")
     db.execute("UPDATE retained SET stored_at = 1.5")
 
 
-def test_a_v1_database_is_migrated_to_v2_by_one_registered_function_and_keeps_its_data(path: str) -> None:
+def test_a_database_is_migrated_to_the_next_version_by_one_registered_function_and_keeps_its_data(
+    path: str,
+) -> None:
+    current, after = len(MIGRATIONS), len(MIGRATIONS) + 1
     store = SqliteStore(path)
     fill(store)
     store.close()
-    store = SqliteStore(path, migrations=[*MIGRATIONS, _v2_add_stored_at])
+    store = SqliteStore(path, migrations=[*MIGRATIONS, _next_add_stored_at])
     store.put_retained(Message("after/v2", b"new", retain=True))  # writes still fit the new layout
     state = store.load()
     store.close()
     assert state.retained == {"a/b": FULL_MESSAGE, "after/v2": Message("after/v2", b"new", retain=True)}
     assert len(state.deliveries["c1"]) == 2
     with raw_db(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (after,)
         assert raw.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert raw.execute("SELECT topic, stored_at FROM retained ORDER BY topic").fetchall() == [
             ("a/b", 1.5), ("after/v2", None)
         ]
-    with pytest.raises(StoreError, match="schema v2, this build knows v1"):
-        SqliteStore(path)  # and the v1 build now refuses it
+    with pytest.raises(StoreError, match=f"schema v{after}, this build knows v{current}"):
+        SqliteStore(path)  # and the current build now refuses it
 
 
 def test_a_failing_migration_is_rolled_back_and_the_database_stays_at_its_version(path: str) -> None:
@@ -319,12 +322,12 @@ def test_a_failing_migration_is_rolled_back_and_the_database_stays_at_its_versio
     fill(store)
     store.close()
 
-    def broken_v2(db: sqlite3.Connection) -> None:
+    def broken_next(db: sqlite3.Connection) -> None:
         db.execute("DROP TABLE retained")
         raise RuntimeError("disk on fire")
 
-    with pytest.raises(StoreError, match=r"migration to schema v2 failed: disk on fire"):
-        SqliteStore(path, migrations=[*MIGRATIONS, broken_v2])
+    with pytest.raises(StoreError, match=rf"migration to schema v{len(MIGRATIONS) + 1} failed: disk on fire"):
+        SqliteStore(path, migrations=[*MIGRATIONS, broken_next])
     store = SqliteStore(path)
     assert store.load().retained == {"a/b": FULL_MESSAGE}
     store.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from adapters.mqtt.packets import PingReq, PingResp, PubAck, PubComp, Publish, PubRec, PubRel
+from core.stores.sqlite_schema import MIGRATIONS
 from tests.e2e.test_mqtt_sessions import connect, disconnect, persistent, publish, subscribe, wait_until
 from tests.wire_client import WireClient
 
@@ -217,7 +218,7 @@ def _newer_schema(path: Path) -> None:
     ("make", "reason"),
     [
         (lambda path: path.write_bytes(b"not a database at all\n" * 100), "not a readable RosettaMQ store"),
-        (_newer_schema, "written by a newer RosettaMQ (schema v7, this build knows v1)"),
+        (_newer_schema, f"written by a newer RosettaMQ (schema v7, this build knows v{len(MIGRATIONS)})"),
     ],
     ids=["garbage", "newer-schema"],
 )
