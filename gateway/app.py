@@ -18,6 +18,10 @@ from adapters.amqp.server import AMQPService
 from adapters.amqp.settings import AMQPSettings
 from adapters.coap.server import CoAPListener, Mount, start_coap_server
 from adapters.coap.settings import CoAPSettings
+from adapters.lwm2m.ddf import load_object_dir
+from adapters.lwm2m.objects import ObjectRegistry
+from adapters.lwm2m.server import LwM2MServer
+from adapters.lwm2m.settings import LwM2MSettings
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.server import WSListener, start_ws_server
@@ -70,6 +74,21 @@ def coap_settings(config: Config, authenticator: Authenticator | None) -> CoAPSe
         max_observers=section.max_observers, heartbeat=float(section.heartbeat),
         ack_timeout=section.ack_timeout_ms / 1000, max_retransmit=section.max_retransmit,
         authenticator=authenticator,
+    )
+
+
+def lwm2m_settings(config: Config) -> LwM2MSettings:
+    """The LwM2M server's settings from [lwm2m]; the object registry includes `object_dir`'s files."""
+    section = config.lwm2m
+    registry = ObjectRegistry.builtin()
+    if section.object_dir is not None:
+        registry = registry.with_objects(load_object_dir(section.object_dir))
+    return LwM2MSettings(
+        prefix=section.topic_prefix, registry=registry, lifetime_grace=section.lifetime_grace,
+        min_lifetime=section.min_lifetime, max_lifetime=section.max_lifetime,
+        command_timeout=section.command_timeout, queue_ttl=section.queue_ttl,
+        awake_window=section.awake_window, max_queued=section.max_queued,
+        auto_observe=section.auto_observe, republish=dict(section.republish), qos=section.qos,
     )
 
 
@@ -143,6 +162,7 @@ class Gateway:
     _http: HTTPServer | None = None
     coap: CoAPListener | None = None
     coap_mounts: list[Mount] = field(default_factory=list)  # more CoAP resource trees (LwM2M's /rd)
+    lwm2m: LwM2MServer | None = None
     amqp: AMQPService | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
@@ -199,8 +219,12 @@ class Gateway:
                 self._register(name, server)
         if self.config.coap.enabled:
             listen = self.config.coap.listen
+            mounts = list(self.coap_mounts)
+            if self.config.lwm2m.enabled:
+                self.lwm2m = LwM2MServer(self.broker, lwm2m_settings(self.config))
+                mounts.append(self.lwm2m.mount)
             self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.authenticator),
-                                                listen.host, listen.port, mounts=self.coap_mounts)
+                                                listen.host, listen.port, mounts=mounts)
             self.ports["coap"] = self.coap.port
             log.info("listening protocol=coap address=%s port=%d", listen.host, self.coap.port)
         if self.config.http.enabled:
@@ -232,6 +256,8 @@ class Gateway:
         # 1. Stop accepting new connections; finish HTTP requests in progress.
         for server in self._servers:
             server.close()
+        if self.lwm2m is not None:
+            self.lwm2m.close()  # its requests to devices end before the CoAP socket closes
         if self.coap is not None:
             await self.coap.stop()  # UDP: no connection to close, observations just end
         if self._http is not None:

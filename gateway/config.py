@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from adapters.lwm2m.ddf import DdfError, load_object_dir
+from adapters.lwm2m.paths import format_path, parse_path
 from gateway.config_sections import (
     _ORIGIN,
     _TOML_TYPES,
@@ -35,6 +37,7 @@ from gateway.config_sections import (
     ListenAddress,
     ListenerConfig,
     LogConfig,
+    LwM2MConfig,
     MQTTLimits,
     StoreConfig,
     TLSListenerConfig,
@@ -49,7 +52,7 @@ __all__ = [
     "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
     "Config", "ConfigError",
     "ListenAddress",
-    "ListenerConfig", "LogConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
+    "ListenerConfig", "LogConfig", "LwM2MConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
     "WSSListenerConfig", "apply_cli_overrides", "config_from_dict", "load_config", "parse_listen",
 ]
 
@@ -62,6 +65,7 @@ class Config:
     ws: WSListenerConfig = WSListenerConfig(True, _addr(8083))
     amqp: AMQPListenerConfig = AMQPListenerConfig(True, _addr(5672))
     coap: CoAPListenerConfig = CoAPListenerConfig(True, _addr(5683))
+    lwm2m: LwM2MConfig = LwM2MConfig()  # rides on the CoAP listener
     http: ListenerConfig = ListenerConfig(True, _addr(8080, "127.0.0.1"))
     mqtt_tls: TLSListenerConfig = TLSListenerConfig(False, _addr(8883))
     wss: WSSListenerConfig = WSSListenerConfig(False, _addr(8084))
@@ -229,6 +233,60 @@ def _amqp(sec: _Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
     return result
 
 
+def _lwm2m(sec: _Section) -> LwM2MConfig:
+    d = LwM2MConfig()
+    prefix: str = sec.string("topic_prefix", d.topic_prefix)  # type: ignore[assignment]
+    if not prefix or not _valid_topic(prefix):
+        raise ConfigError(f"{sec.name}.topic_prefix: must be topic levels without wildcards, got {prefix!r}")
+    object_dir = sec.path("object_dir")
+    if object_dir is not None:
+        try:
+            load_object_dir(object_dir)
+        except DdfError as exc:
+            raise ConfigError(f"{sec.name}.object_dir: {exc}") from None
+    paths = sec._get("auto_observe", list, [])
+    for path in paths:
+        if not isinstance(path, str) or not _valid_lwm2m_path(path):
+            raise ConfigError(f'{sec.name}.auto_observe: expected paths like "/3303/0/5700", got {path!r}')
+    republish: dict[str, str] = {}
+    for path, topic in sec._get("republish", dict, {}).items():
+        if not _valid_lwm2m_path(path) or len(parse_path(path)) != 3:
+            raise ConfigError(f'{sec.name}.republish: keys are resource paths like "/3303/0/5700", got {path!r}')
+        if not isinstance(topic, str) or not _valid_topic(topic.replace("{ep}", "ep")):
+            raise ConfigError(f"{sec.name}.republish.{path}: expected a topic without wildcards, got {topic!r}")
+        republish[format_path(parse_path(path))] = topic
+    result = LwM2MConfig(
+        enabled=bool(sec.boolean("enabled", d.enabled)),
+        topic_prefix=prefix,
+        object_dir=object_dir,
+        lifetime_grace=sec.number("lifetime_grace", d.lifetime_grace, 0.0, 86400.0),
+        min_lifetime=sec.integer("min_lifetime", d.min_lifetime, 1, 2**31 - 1),
+        max_lifetime=sec.integer("max_lifetime", d.max_lifetime, 1, 2**31 - 1),
+        command_timeout=sec.number("command_timeout", d.command_timeout, 0.001, 86400.0),
+        queue_ttl=sec.number("queue_ttl", d.queue_ttl, 0.001, 31_536_000.0),
+        awake_window=sec.number("awake_window", d.awake_window, 0.0, 86400.0),
+        max_queued=sec.integer("max_queued", d.max_queued, 1, 1_000_000),
+        auto_observe=tuple(paths),
+        republish=tuple(republish.items()),
+        qos=sec.integer("qos", d.qos, 0, 2),
+    )
+    sec.done()
+    if result.min_lifetime > result.max_lifetime:
+        raise ConfigError(f"{sec.name}.min_lifetime: {result.min_lifetime} is above max_lifetime {result.max_lifetime}")
+    return result
+
+
+def _valid_topic(topic: str) -> bool:
+    return bool(topic) and not any(c in topic for c in "+#\0") and all(topic.split("/"))
+
+
+def _valid_lwm2m_path(text: str) -> bool:
+    try:
+        return 1 <= len(parse_path(text)) <= 4
+    except ValueError:
+        return False
+
+
 def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfig:
     enabled, listen = sec.boolean("enabled", None), sec.listen(default.listen)
     files = {key: sec.path(key) for key in ("certfile", "keyfile", "cafile")}
@@ -301,7 +359,7 @@ def _log(sec: _Section) -> LogConfig:
 _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
                               "http": _listener, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener}
-_SECTIONS = ("mqtt", *_LISTENERS, "store", "auth", "log")
+_SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Config:
@@ -321,7 +379,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
                               for name, build in _LISTENERS.items()}
     values["mqtt"], values["mqtt_limits"] = _mqtt(section("mqtt"), default)
     return Config(store=_store(section("store")), auth=_auth(section("auth")),
-                  log=_log(section("log")), **values)
+                  log=_log(section("log")), lwm2m=_lwm2m(section("lwm2m")), **values)
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:

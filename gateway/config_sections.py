@@ -140,6 +140,36 @@ class CoAPListenerConfig(ListenerConfig):
 
 
 @dataclass(frozen=True, slots=True)
+class LwM2MConfig:
+    """The LwM2M server (``[lwm2m]``), served on the CoAP listener's ``/rd``; on with ``[coap]``.
+
+    Topics are ``{topic_prefix}/{ep}/dn`` (commands) and ``.../up/resp|notify|register|update|deregister``.
+    `object_dir`: a folder of OMA object XML (DDF) files added to the built-in objects.
+    A registration lives its lifetime plus `lifetime_grace` seconds; requested lifetimes are
+    clamped to `min_lifetime`..`max_lifetime`. `command_timeout`: seconds a device has to answer
+    before the command gets a coap_timeout answer. Queue mode: a device counts as awake for
+    `awake_window` seconds after it last spoke; commands wait at most `queue_ttl` seconds (a
+    command's "ttl" wins), `max_queued` per device. `auto_observe`: paths observed on every
+    registration that announces their object. `republish`: path -> topic (``{ep}`` is the
+    endpoint) where each observed value of that resource is also published as a plain number.
+    `qos`: QoS of everything the server publishes.
+    """
+    enabled: bool = True
+    topic_prefix: str = "lwm2m"
+    object_dir: str | None = None
+    lifetime_grace: float = 30.0
+    min_lifetime: int = 15
+    max_lifetime: int = 86400
+    command_timeout: float = 30.0
+    queue_ttl: float = 86400.0
+    awake_window: float = 93.0
+    max_queued: int = 100
+    auto_observe: tuple[str, ...] = ()
+    republish: tuple[tuple[str, str], ...] = ()
+    qos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class WSListenerConfig(ListenerConfig):
     """MQTT over WebSocket (``[ws]``); `path` is the HTTP upgrade path.
 

@@ -1,0 +1,221 @@
+"""The LwM2M server on the CoAP listener: the ``/rd`` resource, the devices, one timer.
+
+Mounted through the CoAP listener's hook (adapters/coap/server.py)::
+
+    lwm2m = LwM2MServer(broker, LwM2MSettings(...))
+    await start_coap_server(broker, settings, host, port, mounts=[lwm2m.mount])
+    ...
+    lwm2m.close()          # before the listener stops
+
+``/rd`` requests run through `rd.handle_rd`; each event opens, updates or
+closes a `device.DeviceLink` and is published as lifecycle JSON on
+``{prefix}/{ep}/up/register|update|deregister``. Time-driven work
+(registration expiry, queued commands running out of time) is found through
+the pure tables' ``next_deadline()`` and run by one ``call_later`` timer,
+re-armed after every change; the clock is the loop's monotonic time.
+
+Everything the server publishes carries the endpoint as origin client id, and
+goes through the topic ACL (`can_publish` for ``{ep}`` as client id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Coroutine, Iterable, Mapping, Sequence
+
+from aiocoap import Message as CoAPMessage
+from aiocoap.numbers.codes import Code
+from aiocoap.resource import PathCapable, Resource
+
+from core.broker import Broker
+from core.message import Message, Origin
+
+from .answers import lifecycle_message
+from .coap import CoapResponse, code_number
+from .device import DeviceLink
+from .rd import RdEvent, expire_events, handle_rd
+from .registrations import RegistrationTable
+from .settings import LwM2MSettings
+from .topics import lifecycle_topic
+
+log = logging.getLogger("rosettamq.lwm2m")
+
+__all__ = ["LwM2MServer", "RegistrationResource", "LocationResource", "RD_MOUNT"]
+
+RD_MOUNT = ("rd",)
+JSON = "application/json"
+
+
+class LwM2MServer:
+    """Registrations, the devices behind them, and what they publish."""
+
+    def __init__(self, broker: Broker, settings: LwM2MSettings | None = None) -> None:
+        self.broker = broker
+        self.settings = settings or LwM2MSettings()
+        self.table = RegistrationTable(grace=self.settings.lifetime_grace,
+                                       min_lifetime=self.settings.min_lifetime,
+                                       max_lifetime=self.settings.max_lifetime)
+        self.devices: dict[str, DeviceLink] = {}
+        self.context: Any = None  # the listener's aiocoap Context, a client towards devices
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+
+    def mount(self, listener: Any) -> list[tuple[Sequence[str], Any]]:
+        """The CoAP listener's mount hook: serve ``/rd`` and send with its context."""
+        self.context = listener.context
+        self._loop = asyncio.get_running_loop()
+        return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self))]
+
+    def now(self) -> float:
+        assert self._loop is not None, "mount() first"
+        return self._loop.time()
+
+    # --- I/O for the devices (device.py holds no asyncio) ------------------------------
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        assert self._loop is not None, "mount() first"
+        return self._loop.create_task(coroutine, name=name)
+
+    async def exchange(self, message: CoAPMessage, timeout: float) -> tuple[Any, CoAPMessage]:
+        """Send a request to a device; its aiocoap request (for observations) and first answer.
+
+        TimeoutError after `timeout` seconds (the request is cancelled); aiocoap's errors as they come.
+        """
+        request = self.context.request(message)
+        return request, await asyncio.wait_for(request.response, timeout)
+
+    # --- registration interface -------------------------------------------------------
+
+    def registration_request(self, method: str, subpath: Sequence[str], query: Sequence[str],
+                             payload: bytes, content_format: int | None, remote: Any) -> CoapResponse:
+        """One ``/rd`` request from `remote` (the device's current address)."""
+        now = self.now()
+        response, events = handle_rd(self.table, method, subpath, query, payload, content_format, now)
+        for event in events:
+            self._on_event(event, remote, now)
+        self.rearm()
+        return response
+
+    def _on_event(self, event: RdEvent, remote: Any, now: float) -> None:
+        registration = event.registration
+        endpoint = registration.endpoint
+        link = self.devices.get(endpoint)
+        if event.kind == "deregister":
+            if link is not None and link.registration.id == registration.id:
+                del self.devices[endpoint]
+                link.close()
+            log.info("lwm2m deregister endpoint=%s reason=%s", endpoint, event.reason)
+        elif event.kind == "register":
+            link = self.devices[endpoint] = DeviceLink(self, registration, remote)
+            log.info("lwm2m register endpoint=%s location=%s lifetime=%d binding=%s", endpoint,
+                     registration.location, registration.lifetime, registration.binding)
+        elif link is not None:
+            link.updated(registration, remote, now)
+        self.publish(endpoint, lifecycle_topic(endpoint, event.kind, self.settings.prefix),
+                     lifecycle_message(event))
+        if event.kind == "register":
+            link.open(now)  # after up/register: its auto-observe answers follow it
+
+    # --- deadlines ----------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.table.next_deadline(),
+                                 *(link.queue.next_deadline() for link in self.devices.values()))
+                     if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def rearm(self) -> None:
+        """Point the timer at the next deadline (cheap when it has not moved)."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        deadline = self.next_deadline()
+        if deadline == self._deadline and (self._timer is not None or deadline is None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._deadline = None, deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = self._deadline = None
+        try:
+            self.run_due(self.now())
+        finally:
+            self.rearm()
+
+    def run_due(self, now: float) -> None:
+        """Expire registrations and queued commands whose time has come."""
+        for event in expire_events(self.table, now):
+            self._on_event(event, None, now)
+        for link in list(self.devices.values()):
+            link.expire(now)
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def publish(self, endpoint: str, topic: str, document: Mapping[str, Any]) -> None:
+        self._publish(endpoint, topic, json.dumps(document, separators=(",", ":")).encode("utf-8"), JSON)
+
+    def publish_raw(self, endpoint: str, topic: str, payload: bytes) -> None:
+        self._publish(endpoint, topic, payload, "text/plain")
+
+    def _publish(self, endpoint: str, topic: str, payload: bytes, content_type: str) -> None:
+        access = self.broker.authorizer.for_client(endpoint, None)
+        if access is not None and not access.can_publish(topic):
+            log.info("lwm2m endpoint=%s may not publish %s: dropped", endpoint, topic)
+            return
+        self.broker.publish(Message(topic, payload, qos=self.settings.qos, content_type=content_type,  # type: ignore[arg-type]
+                                    payload_format_utf8=True, origin=Origin("lwm2m", endpoint)))
+
+    # --- stop ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the timer and every device's exchanges (registrations are not published as ended)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for link in list(self.devices.values()):
+            link.close(answer=False)
+        self.devices.clear()
+
+    def metrics(self) -> dict[str, int]:
+        return {"registrations": len(self.table),
+                "observations": sum(len(link.observations) for link in self.devices.values()),
+                "queued_commands": sum(len(link.queue) for link in self.devices.values())}
+
+    def describe(self) -> Iterable[dict[str, Any]]:
+        return [link.describe() for link in self.devices.values()]
+
+
+class RegistrationResource(Resource):
+    """``/rd``: Register (the site serves ``/rd`` itself and ``/rd/...`` through `LocationResource`)."""
+
+    rt = "core.rd"
+
+    def __init__(self, server: LwM2MServer, prefix: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.server = server
+        self.prefix = prefix
+
+    async def render(self, request: CoAPMessage) -> CoAPMessage:
+        content_format = request.opt.content_format
+        response = self.server.registration_request(
+            request.code.name, self.prefix + tuple(request.opt.uri_path), tuple(request.opt.uri_query),
+            bytes(request.payload), None if content_format is None else int(content_format),
+            request.remote)
+        message = CoAPMessage(code=Code(code_number(response.code)), payload=response.payload)
+        if response.content_format is not None:
+            message.opt.content_format = response.content_format
+        if response.location_path:
+            message.opt.location_path = response.location_path
+        return message
+
+
+class LocationResource(RegistrationResource, PathCapable):
+    """``/rd/{id}``: Update and De-register."""
+
+    def get_link_description(self) -> None:
+        return None  # registrations are not listed in /.well-known/core
