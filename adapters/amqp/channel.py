@@ -54,6 +54,9 @@ class Channel:
         self.confirm = False
         self.publish_seq = 0
         self.confirmed_to = 0  # highest publish seq acknowledged on the wire
+        self.confirm_asked = 0  # highest publish seq acknowledged or waiting for the store
+        self.durable_seq = 0  # highest publish seq of a persistent message (its ack waits for the store)
+        self.syncing = 0  # acks waiting for the store's `sync`
         self.tx = False
         self.tx_actions: list[tuple[Any, ...]] = []
         self.last_queue = ""
@@ -114,11 +117,33 @@ class Channel:
         self.conn.send_method(self.number, method)
 
     def flush_confirms(self) -> None:
-        """Acknowledge every publish so far in one basic.ack (multiple) per receive batch."""
-        if self.confirm and self.publish_seq > self.confirmed_to:
-            multiple = self.publish_seq - self.confirmed_to > 1
-            self.confirmed_to = self.publish_seq
-            self.send(commands.Basic.Ack(delivery_tag=self.publish_seq, multiple=multiple))
+        """Acknowledge every publish so far in one basic.ack (multiple) per receive batch.
+
+        Nothing acknowledged is lost: a batch holding a persistent message (delivery_mode 2,
+        wherever it went: a durable queue, an MQTT persistent session through amq.topic) is
+        acknowledged from the store's `sync` callback, once the store has committed everything
+        written so far; with nothing to commit that is at once. Later batches queue behind it, so
+        acks stay in order. Transient messages alone never wait. An ack still waiting when the
+        channel or connection closes is never sent: the publisher knows them unconfirmed.
+        """
+        if not self.confirm or self.publish_seq <= self.confirm_asked:
+            return
+        earlier, upto = self.confirm_asked, self.publish_seq
+        self.confirm_asked = upto
+        if self.durable_seq > earlier or self.syncing:
+            self.syncing += 1
+            self.conn.broker.core.store.sync(lambda: self._confirm(upto, synced=True))
+        else:
+            self._confirm(upto)
+
+    def _confirm(self, upto: int, synced: bool = False) -> None:
+        if synced:
+            self.syncing -= 1
+        if upto <= self.confirmed_to or self.state is not ChannelState.OPEN or self.conn.closing:
+            return
+        multiple = upto - self.confirmed_to > 1
+        self.confirmed_to = upto
+        self.send(commands.Basic.Ack(delivery_tag=upto, multiple=multiple))
 
     # -- ConsumerSink -----------------------------------------------------------------------
 
@@ -139,6 +164,8 @@ class Channel:
         else:
             self.unacked[tag] = Unacked(tag, consumer, queue, entry)
             consumer.unacked += 1
+            if not entry.redelivered:
+                self.conn.vhost.message_delivered(queue, entry)
         content = entry.content
         conn = self.conn
         conn.send_bytes(
@@ -153,6 +180,8 @@ class Channel:
             queue.settle(entry)
         else:
             self.unacked[tag] = Unacked(tag, None, queue, entry)
+            if not entry.redelivered:
+                self.conn.vhost.message_delivered(queue, entry)
         content = entry.content
         self.conn.send_bytes(
             encode_get_ok(self.number, tag, entry.redelivered, content.exchange, content.routing_key,

@@ -4,14 +4,14 @@ The vhost calls a `DurableLog` once per change of durable state: a durable
 exchange or queue declared or deleted, a binding between durable ends added
 or removed, a persistent message entering or leaving a durable queue. The
 records are plain values, ready for a store table each; `MemoryLog` keeps
-them in dicts (a vhost rebuilt from its `records()` is a restarted vhost),
-and the SQLite store can implement the same protocol.
+them in dicts (a vhost rebuilt from its `records()` is a restarted vhost);
+store_log.py's `StoreLog` writes them to the gateway's store (SQLite).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,10 @@ class BindingRecord:
 
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
-    """A persistent message in a durable queue; `header` is the encoded content header payload."""
+    """A persistent message in a durable queue; `header` is the encoded content header payload.
+
+    `redelivered`: it was handed to a consumer before (`mark_delivered`), so it comes back marked so.
+    """
 
     vhost: str
     queue: str
@@ -57,6 +60,7 @@ class MessageRecord:
     header: bytes
     body: bytes
     expires_at: float | None = None
+    redelivered: bool = False
 
 
 @dataclass(slots=True)
@@ -76,6 +80,10 @@ class DurableLog(Protocol):
     def delete_binding(self, record: BindingRecord) -> None: ...
     def put_message(self, record: MessageRecord) -> None: ...
     def delete_message(self, vhost: str, queue: str, seq: int) -> None: ...
+    def mark_delivered(self, vhost: str, queue: str, seq: int) -> None:
+        """A stored message was handed to a consumer that must acknowledge it."""
+    def sync(self, callback: Callable[[], None]) -> None:
+        """Call back once every change so far is durable (publisher confirms wait for it)."""
     def records(self) -> DurableRecords: ...
 
 
@@ -114,6 +122,14 @@ class MemoryLog:
 
     def delete_message(self, vhost: str, queue: str, seq: int) -> None:
         self.state.messages.pop((vhost, queue, seq), None)
+
+    def mark_delivered(self, vhost: str, queue: str, seq: int) -> None:
+        record = self.state.messages.get((vhost, queue, seq))
+        if record is not None:
+            self.state.messages[(vhost, queue, seq)] = replace(record, redelivered=True)
+
+    def sync(self, callback: Callable[[], None]) -> None:
+        callback()
 
     def records(self) -> DurableRecords:
         state = self.state

@@ -153,6 +153,8 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
     route(ch, m, properties, body, header)
     if ch.confirm:  # after routing: a publish that closes the channel (404, 403) is never confirmed
         ch.publish_seq += 1
+        if properties.delivery_mode == 2:
+            ch.durable_seq = ch.publish_seq  # its ack waits for the store (Channel.flush_confirms)
 
 
 def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,

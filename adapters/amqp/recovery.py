@@ -2,7 +2,8 @@
 
 The inverse of the `DurableLog` calls the vhost makes: run once at start,
 before any client connects. Recovered entries keep their record numbers, so
-acknowledging one deletes the right record.
+acknowledging one deletes the right record; one handed to a consumer before
+the restart (and not acknowledged) comes back with redelivered=True.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def restore_vhost(vhost: VirtualHost, records: DurableRecords) -> None:
                 continue
             properties = decode_content_header(0, record.header).properties
             content = Content(record.exchange, record.routing_key, properties, record.body)
-            queue.ready.append(Entry(content, record.expires_at, seq=record.seq))
+            queue.ready.append(Entry(content, record.expires_at, record.redelivered, seq=record.seq))
+            vhost.on_held_change(1)  # counted as held, as its removal will be
             highest = max(highest, record.seq)
         advance_sequence(highest)
     finally:

@@ -348,6 +348,11 @@ class VirtualHost:
                                                content.routing_key, content.header_payload(), content.body,
                                                entry.expires_at))
 
+    def message_delivered(self, queue: Queue, entry: Entry) -> None:
+        """First handed to a consumer that must acknowledge it: after a restart it is redelivered."""
+        if self.log is not None and queue.durable and entry.content.persistent:
+            self.log.mark_delivered(self.name, queue.name, entry.seq)
+
     # -- time ------------------------------------------------------------------------------
 
     def _schedule(self, queue: Queue, deadline: float) -> None:
