@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from adapters.amqp.server import AMQPService
 from adapters.amqp.settings import AMQPSettings
+from adapters.amqp.store_log import StoreLog
 from adapters.coap.server import CoAPListener, Mount, start_coap_server
 from adapters.coap.settings import CoAPSettings
 from adapters.lwm2m.ddf import load_object_dir
@@ -117,6 +118,11 @@ def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
     return SqliteStore(config.store.path, call_soon_threadsafe=loop.call_soon_threadsafe)
 
 
+def amqp_durable_log(store: Store) -> StoreLog | None:
+    """AMQP durable state goes to the store's records, unless the store is memory (nothing to survive)."""
+    return None if isinstance(store, MemoryStore) else StoreLog(store)
+
+
 class DeadlineTimer:
     """Runs the core's time-driven work (delayed wills, session expiry) at its deadlines."""
 
@@ -212,7 +218,8 @@ class Gateway:
         for name, section in (("amqp", self.config.amqp), ("amqps", self.config.amqps)):
             if section.enabled:
                 if self.amqp is None:
-                    self.amqp = AMQPService(self.broker, amqp_settings(self.config, self.authenticator))
+                    self.amqp = AMQPService(self.broker, amqp_settings(self.config, self.authenticator),
+                                            log_=amqp_durable_log(self.broker.store))
                 ssl_context = self.config.amqps.ssl_context() if name == "amqps" else None
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
                                                 ssl_context=ssl_context, listener=name)
