@@ -21,9 +21,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Mapping
 
 from aiocoap import Message as CoAPMessage
+from aiocoap import Reliable, Unreliable
 from aiocoap import error as coap_error
 from aiocoap.numbers.codes import Code
-from aiocoap.numbers.types import Type
 
 from core.message import Message
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
@@ -50,7 +50,7 @@ __all__ = ["DeviceLink", "coap_message", "coap_response"]
 def coap_message(request: CoapRequest, remote: Any) -> CoAPMessage:
     """The aiocoap request for a `CoapRequest`, addressed to `remote`."""
     message = CoAPMessage(code=Code[request.method], uri_path=request.path, uri_query=request.query,
-                          payload=request.payload, mtype=Type.CON if request.confirmable else Type.NON)
+                          payload=request.payload, transport_tuning=Reliable if request.confirmable else Unreliable)
     if request.content_format is not None:
         message.opt.content_format = request.content_format
     if request.accept is not None:
