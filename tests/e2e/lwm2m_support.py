@@ -104,8 +104,11 @@ class MqttApp:
 
     _ids = itertools.count(1)
 
-    def __init__(self, gateway: RunningGateway, *filters: str) -> None:
-        self.client = PahoClient(gateway.mqtt_port, f"lwm2m-app-{next(self._ids)}", "5").connect()
+    def __init__(self, gateway: RunningGateway, *filters: str, username: str | None = None) -> None:
+        self.client = PahoClient(gateway.mqtt_port, f"lwm2m-app-{next(self._ids)}", "5")
+        if username is not None:
+            self.client.client.username_pw_set(username)
+        self.client.connect()
         for topic_filter in filters or ("lwm2m/+/up/#",):
             self.client.subscribe(topic_filter, qos=1)
         self._req_ids = itertools.count(100)
