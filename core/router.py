@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 
 from core.flow import FlowControl
 from core.message import Message
+from core.metrics import Traffic
 from core.retained import RetainedStore
 from core.subscriptions import Delivery, EncodeCache, Subscriber, SubscriptionOptions
 from core.topics import parse_shared_filter
@@ -34,6 +35,9 @@ class Router:
         self.published = 0
         self.delivered = 0
         self.dropped_no_subscribers = 0
+        # Messages and payload bytes by origin protocol, and deliveries to each subscriber protocol
+        # (core/metrics.py reads them at scrape time; a dict lookup per publish and per delivery).
+        self.traffic: dict[str, Traffic] = {}
 
     # -- subscriptions -------------------------------------------------------
 
@@ -65,6 +69,12 @@ class Router:
     def publish(self, message: Message) -> int:
         """Store it if retained, deliver it to every matching subscriber; returns deliveries made."""
         self.published += 1
+        traffic = self.traffic.get(message.origin.protocol)
+        if traffic is None:
+            traffic = self.traffic[message.origin.protocol] = Traffic()
+        size = len(message.payload)
+        traffic.messages_in += 1
+        traffic.bytes_in += size
         if self.flow.hits:
             self.flow.hits.clear()  # hits of an earlier publish nobody collected
         if message.retain:
@@ -75,12 +85,13 @@ class Router:
         if matched:
             if len(matched) > 1 and len({subscriber for subscriber, _ in matched}) != len(matched):
                 matched = _merge_overlapping(message, matched)
-            count = self._deliver_each(message, matched, cache)
+            count = self._deliver_each(message, matched, cache, traffic, size)
         for share, members in shared:
             chosen = self._pick_share_member(share, members, message)
             if chosen is not None:
                 subscriber, options = chosen
                 subscriber.deliver(_delivery(message, options), cache)
+                traffic.count(getattr(subscriber, "protocol", "internal"), size)
                 count += 1
         if count == 0:
             self.dropped_no_subscribers += 1
@@ -89,16 +100,26 @@ class Router:
 
     @staticmethod
     def _deliver_each(
-        message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]], cache: EncodeCache
+        message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]], cache: EncodeCache,
+        traffic: Traffic, size: int,
     ) -> int:
-        """Hand the message to each subscriber; subscribers with equal options share one Delivery."""
+        """Hand the message to each subscriber; subscribers with equal options share one Delivery.
+
+        `traffic` counts deliveries and their payload bytes by the subscriber's protocol
+        (a subscriber without a `protocol` attribute counts as "internal").
+        """
         if len(matched) == 1:
             subscriber, options = matched[0]
             if options.no_local and subscriber.is_origin_of(message):
                 return 0
             subscriber.deliver(_delivery(message, options), cache)
+            protocol = getattr(subscriber, "protocol", "internal")  # inlined Traffic.count: hot path
+            to, sizes = traffic.to, traffic.bytes_to
+            to[protocol] = to.get(protocol, 0) + 1
+            sizes[protocol] = sizes.get(protocol, 0) + size
             return 1
         deliveries: dict[SubscriptionOptions, Delivery] = {}
+        to, sizes = traffic.to, traffic.bytes_to
         count = 0
         for subscriber, options in matched:
             if options.no_local and subscriber.is_origin_of(message):
@@ -107,6 +128,9 @@ class Router:
             if delivery is None:
                 delivery = deliveries[options] = _delivery(message, options)
             subscriber.deliver(delivery, cache)
+            protocol = getattr(subscriber, "protocol", "internal")
+            to[protocol] = to.get(protocol, 0) + 1
+            sizes[protocol] = sizes.get(protocol, 0) + size
             count += 1
         return count
 

@@ -15,7 +15,7 @@ from typing import Callable
 from core.acl import Authorizer
 from core.message import Message, expiry_from_interval
 from core.router import Router
-from core.sessions import NEVER_EXPIRES, Session, SessionLimits
+from core.sessions import NEVER_EXPIRES, Session, SessionCounters, SessionLimits
 from core.stores.base import Store, StoredState
 
 
@@ -43,6 +43,8 @@ class SessionRegistry:
         self.on_deadline_change: Callable[[], None] | None = None
         self.wills_published = 0
         self.sessions_expired = 0
+        # Drops (SessionCounters fields) of sessions that have ended, so metrics never go backwards.
+        self.ended_counters: dict[str, int] = {name: 0 for name in SessionCounters.__slots__}
         self._timers: list[tuple[float, int, str]] = []
         self._timer_seq = 0
 
@@ -230,6 +232,9 @@ class SessionRegistry:
         session.inflight.clear()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+        ended = self.ended_counters
+        for name in ended:
+            ended[name] += getattr(session.counters, name)
         self.store.delete_session(session.client_id)
 
     def _schedule(self, when: float, client_id: str, notify: bool = True) -> None:

@@ -75,6 +75,7 @@ def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_heade
 class QueueSubscriber:
     """A queue as the router sees it: always online, never the origin of a message."""
 
+    protocol = "amqp"  # the router counts deliveries by subscriber protocol
     __slots__ = ("queue", "filters", "router_filters", "inexact", "reader", "_clock", "_origin_header")
 
     def __init__(self, queue: Queue, clock: Callable[[], float], origin_header: bool) -> None:

@@ -63,6 +63,7 @@ class Attachment(Protocol):
 class Observer:
     """One observe registration: a core subscriber with a bounded queue of notifications."""
 
+    protocol = "coap"  # the router counts deliveries by subscriber protocol
     __slots__ = ("key", "topic_filter", "qos", "client_id", "access", "attachment", "dropped", "expired",
                  "closed", "_queue", "_limit", "_registry")
 
