@@ -83,6 +83,7 @@ class MQTTConnection:
         # Why the server ended the connection (None: the client or the transport did);
         # transports with their own close codes (WebSocket) translate it.
         self.close_reason: ReasonCode | None = None
+        self.refused: ReasonCode | None = None  # the CONNACK refusal, if the login was refused (metrics)
         self.inbound_aliases: dict[int, str] = {}
         self.outbound_aliases: TopicAliases | None = None
         self._out: list[bytes] = []

@@ -233,6 +233,7 @@ class Login:
         """Answer a CONNECT with a refusal CONNACK and close [MQTT-3.2.2-7]."""
         conn = self.conn
         log.info("mqtt connect refused peer=%s reason=%s", conn.peer, reason.name)
+        conn.refused = reason
         conn.send_packet(ConnAck(False, reason))
         conn.close(publish_will=False)
 
@@ -240,5 +241,6 @@ class Login:
         conn = self.conn
         log.info("mqtt unsupported protocol peer=%s name=%r level=%s", conn.peer, exc.protocol_name, exc.protocol_level)
         conn.level = 5 if exc.protocol_level == 5 else 4
+        conn.refused = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
         conn.send_packet(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION))
         conn.close(publish_will=False)

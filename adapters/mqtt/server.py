@@ -27,17 +27,42 @@ from adapters.mqtt.states import State
 log = logging.getLogger("rosettamq.mqtt")
 
 LISTEN_BACKLOG = 4096
+# Per-connection counters of MQTTConnection that metrics sum over live and ended connections.
+CONNECTION_COUNTERS = ("dropped_too_large", "publishes_denied", "subscriptions_denied", "subscriptions_over_quota")
 
 
 class ConnectionTracker:
-    """The live connections of a listener (for shutdown and the admin API)."""
+    """The live connections of a listener (for shutdown, metrics and the admin API).
+
+    `forget` folds an ending connection's counters into per-listener totals, so
+    metrics of closed connections survive them (read at scrape time).
+    """
 
     def __init__(self) -> None:
         self.connections: set[MQTTConnection] = set()
         self.opened = 0
+        self.closed: dict[tuple[str, str], int] = {}  # (listener, reason) -> connections ended
+        self.refused: dict[tuple[str, str], int] = {}  # (listener, CONNACK reason) -> logins refused
+        self.totals: dict[tuple[str, str], int] = {}  # (listener, counter) -> sum over ended connections
 
     def __len__(self) -> int:
         return len(self.connections)
+
+    def forget(self, conn: MQTTConnection) -> None:
+        """The connection's transport is gone: drop it, keep its counts."""
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        listener = conn.listener
+        if conn.refused is not None:
+            key = (listener, conn.refused.name.lower())
+            self.refused[key] = self.refused.get(key, 0) + 1
+        reason = "client" if conn.close_reason is None else conn.close_reason.name.lower()
+        key = (listener, reason)
+        self.closed[key] = self.closed.get(key, 0) + 1
+        for name in CONNECTION_COUNTERS:
+            key = (listener, name)
+            self.totals[key] = self.totals.get(key, 0) + getattr(conn, name)
 
     def shutdown(self, reason: ReasonCode = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
         for conn in list(self.connections):
@@ -288,8 +313,8 @@ class MQTTServerProtocol(asyncio.Protocol):
             self._admitted = False
             self._guard.release()
         if self._driver is not None:
-            self._tracker.connections.discard(self._driver.conn)
             self._driver.lost()
+            self._tracker.forget(self._driver.conn)
 
     def pause_writing(self) -> None:
         if self._driver is not None:

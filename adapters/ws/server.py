@@ -139,7 +139,7 @@ class WSServerProtocol(asyncio.Protocol):
         self._cancel_timer()
         self._handshakes.discard(self)
         if self._driver is not None:
-            self._tracker.connections.discard(self._driver.conn)
+            self._tracker.forget(self._driver.conn)
         self._end_mqtt()
 
     def pause_writing(self) -> None:
