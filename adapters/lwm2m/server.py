@@ -12,7 +12,8 @@ closes a `device.DeviceLink` and is published as lifecycle JSON on
 ``{prefix}/{ep}/up/register|update|deregister``. Time-driven work
 (registration expiry, queued commands running out of time) is found through
 the pure tables' ``next_deadline()`` and run by one ``call_later`` timer,
-re-armed after every change; the clock is the loop's monotonic time.
+re-armed after every change; the clock is the loop's monotonic time unless
+one is given (tests drive it and call `run_due(now)` themselves).
 
 Everything the server publishes carries the endpoint as origin client id, and
 goes through the topic ACL (`can_publish` for ``{ep}`` as client id).
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Callable, Coroutine, Iterable, Mapping, Sequence
 
 from aiocoap import Message as CoAPMessage
 from aiocoap.numbers.codes import Code
@@ -51,8 +52,10 @@ JSON = "application/json"
 class LwM2MServer:
     """Registrations, the devices behind them, and what they publish."""
 
-    def __init__(self, broker: Broker, settings: LwM2MSettings | None = None) -> None:
+    def __init__(self, broker: Broker, settings: LwM2MSettings | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.broker = broker
+        self._clock = clock  # None: the loop's monotonic time
         self.settings = settings or LwM2MSettings()
         self.table = RegistrationTable(grace=self.settings.lifetime_grace,
                                        min_lifetime=self.settings.min_lifetime,
@@ -70,6 +73,8 @@ class LwM2MServer:
         return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self))]
 
     def now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
         assert self._loop is not None, "mount() first"
         return self._loop.time()
 
@@ -138,7 +143,7 @@ class LwM2MServer:
             self._timer.cancel()
         self._timer, self._deadline = None, deadline
         if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._fire)
+            self._timer = self._loop.call_later(max(0.0, deadline - self.now()), self._fire)
 
     def _fire(self) -> None:
         self._timer = self._deadline = None
