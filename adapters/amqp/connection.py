@@ -55,6 +55,7 @@ class AMQPConnection(Handshake):
         self.peer = peer
         self.listener = listener
         self.clock = clock
+        self.connected_at = time.time()  # wall clock, for the admin API
         self.state = State.AWAIT_HEADER
         self.reader = FrameReader(self.settings.frame_max)
         self.frame_max = self.settings.frame_max

@@ -22,11 +22,13 @@ from core.broker import Broker
 from adapters.amqp.broker import AMQPBroker
 from adapters.amqp.connection import AMQPConnection
 from adapters.amqp.durable import DurableLog
+from adapters.amqp.errors import ReplyCode
 from adapters.amqp.settings import AMQPSettings
 
 log = logging.getLogger("rosettamq.amqp")
 
 LISTEN_BACKLOG = 4096
+_CODES = {int(code) for code in ReplyCode}
 
 
 class AMQPService:
@@ -36,6 +38,8 @@ class AMQPService:
         self.broker = AMQPBroker(core, settings, log=log_)
         self.connections: set[AMQPConnection] = set()
         self.opened = 0
+        self.closed: dict[str, int] = {}  # why ended connections ended (metrics): "client" or a reply code name
+        self.login_failures = 0
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -51,6 +55,15 @@ class AMQPService:
             lambda: AMQPServerProtocol(self, listener), host, port, ssl=ssl_context,
             backlog=LISTEN_BACKLOG, reuse_address=True,
         )
+
+    def ended(self, conn: AMQPConnection) -> None:
+        """A connection's transport is gone: forget it, count how it ended."""
+        self.connections.discard(conn)
+        code = None if conn.close_reason is None else conn.close_reason[0]
+        reason = "client" if code is None else ReplyCode(code).name.lower() if code in _CODES else str(code)
+        self.closed[reason] = self.closed.get(reason, 0) + 1
+        if code == ReplyCode.ACCESS_REFUSED and conn.username is None:
+            self.login_failures += 1
 
     def shutdown(self) -> None:
         """Tell every client 320 CONNECTION_FORCED and close."""
@@ -229,7 +242,7 @@ class AMQPServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._driver is not None:
-            self._service.connections.discard(self._driver.conn)
+            self._service.ended(self._driver.conn)
             self._driver.lost()
 
     def pause_writing(self) -> None:

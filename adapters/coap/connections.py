@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 __all__ = ["Connection", "ConnectionRegistry"]
 
@@ -70,6 +70,13 @@ class ConnectionRegistry:
             return False
         del self._connections[connection.client_id]
         return True
+
+    def drop(self, client_id: str) -> bool:
+        """End a connection now (admin action); False if there is none."""
+        return self._connections.pop(client_id, None) is not None
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self._connections.values()))
 
     def next_deadline(self) -> float | None:
         return min((c.expires_at for c in self._connections.values()), default=None)
