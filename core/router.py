@@ -38,6 +38,8 @@ class Router:
         # Messages and payload bytes by origin protocol, and deliveries to each subscriber protocol
         # (core/metrics.py reads them at scrape time; a dict lookup per publish and per delivery).
         self.traffic: dict[str, Traffic] = {}
+        # Called with every published message (the admin console's topic counter); empty normally.
+        self.taps: list[Callable[[Message], None]] = []
 
     # -- subscriptions -------------------------------------------------------
 
@@ -75,6 +77,9 @@ class Router:
         size = len(message.payload)
         traffic.messages_in += 1
         traffic.bytes_in += size
+        if self.taps:
+            for tap in self.taps:
+                tap(message)
         if self.flow.hits:
             self.flow.hits.clear()  # hits of an earlier publish nobody collected
         if message.retain:

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from adapters.amqp.server import AMQPService
 from adapters.amqp.settings import AMQPSettings
@@ -29,6 +30,7 @@ from adapters.ws.server import WSListener, start_ws_server
 from adapters.ws.settings import WSSettings
 from core.auth import Authenticator
 from core.broker import Broker
+from core.metrics import Registry
 from core.sessions import SessionLimits
 from core.stores.base import Store
 from core.stores.memory import MemoryStore
@@ -36,6 +38,8 @@ from core.stores.sqlite import SqliteStore
 
 from gateway.config import Config, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
+from gateway.metrics import build_registry
+from gateway.sys_topics import SysPublisher
 from gateway.security import Security
 
 log = logging.getLogger("rosettamq.gateway")
@@ -172,6 +176,10 @@ class Gateway:
     amqp: AMQPService | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
+    _stopping: bool = False
+    metrics: Registry = field(init=False)  # every collector (gateway/metrics.py), read at scrape time
+    sys_publisher: SysPublisher | None = None
+    topic_watcher: Any = None  # the console's topic counter while an event stream is open (gateway/events.py)
 
     def __post_init__(self) -> None:
         self.security = Security.from_config(self.config)  # a bad password or ACL file fails here
@@ -189,6 +197,7 @@ class Gateway:
         self.broker.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()
+        self.metrics = build_registry(self)
         settings = self.security.mqtt_settings(mqtt_settings(self.config), self.config)
         guard = self.security.guard
         if self.config.mqtt.enabled:
@@ -239,6 +248,23 @@ class Gateway:
             self._http = HTTPServer(self)
             self.ports["http"] = await self._http.start(listen.host, listen.port)
             log.info("listening protocol=http address=%s port=%d", listen.host, self.ports["http"])
+        if self.config.sys.interval > 0:
+            self.sys_publisher = SysPublisher(self, self.config.sys.interval)
+            self.sys_publisher.start()
+
+    def listener_states(self) -> dict[str, str]:
+        """Each started listener: "listening", or "closed" once stopping."""
+        states = {name: "listening" for name in self.ports}
+        if self._stopped is not None and self._stopped.is_set() or self._stopping:
+            states = {name: "closed" for name in states}
+        return states
+
+    def connection_count(self) -> int:
+        """Connected clients of every protocol (MQTT sessions online, AMQP connections, CoAP connections)."""
+        mqtt = sum(1 for s in self.broker.mqtt_sessions.sessions.values() if s.sink is not None)
+        amqp = len(self.amqp) if self.amqp is not None else 0
+        coap = len(self.coap.state.connections) if self.coap is not None else 0
+        return mqtt + amqp + coap
 
     def _open_connections(self) -> int:
         """MQTT connections of every transport, plus WebSocket connections not yet upgraded."""
@@ -260,7 +286,10 @@ class Gateway:
 
     async def stop(self) -> None:
         """Graceful shutdown."""
-        # 1. Stop accepting new connections; finish HTTP requests in progress.
+        # 1. Stop accepting new connections and publishing $SYS; finish HTTP requests in progress.
+        self._stopping = True
+        if self.sys_publisher is not None:
+            self.sys_publisher.stop()
         for server in self._servers:
             server.close()
         if self.lwm2m is not None:

@@ -34,12 +34,14 @@ from gateway.config_sections import (
     AuthConfig,
     CoAPListenerConfig,
     ConfigError,
+    HTTPListenerConfig,
     ListenAddress,
     ListenerConfig,
     LogConfig,
     LwM2MConfig,
     MQTTLimits,
     StoreConfig,
+    SysConfig,
     TLSListenerConfig,
     WSListenerConfig,
     WSSListenerConfig,
@@ -50,7 +52,7 @@ from gateway.config_sections import (
 
 __all__ = [
     "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
-    "Config", "ConfigError",
+    "Config", "ConfigError", "HTTPListenerConfig", "SysConfig",
     "ListenAddress",
     "ListenerConfig", "LogConfig", "LwM2MConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
     "WSSListenerConfig", "apply_cli_overrides", "config_from_dict", "load_config", "parse_listen",
@@ -66,13 +68,14 @@ class Config:
     amqp: AMQPListenerConfig = AMQPListenerConfig(True, _addr(5672))
     coap: CoAPListenerConfig = CoAPListenerConfig(True, _addr(5683))
     lwm2m: LwM2MConfig = LwM2MConfig()  # rides on the CoAP listener
-    http: ListenerConfig = ListenerConfig(True, _addr(8080, "127.0.0.1"))
+    http: HTTPListenerConfig = HTTPListenerConfig(True, _addr(8080, "127.0.0.1"))
     mqtt_tls: TLSListenerConfig = TLSListenerConfig(False, _addr(8883))
     wss: WSSListenerConfig = WSSListenerConfig(False, _addr(8084))
     amqps: TLSListenerConfig = TLSListenerConfig(False, _addr(5671))
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
     log: LogConfig = LogConfig()
+    sys: SysConfig = SysConfig()
 
     def enabled_listeners(self) -> dict[str, ListenerConfig]:
         """Enabled listeners by section name, in declaration order."""
@@ -350,16 +353,33 @@ def _auth(sec: _Section) -> AuthConfig:
 
 
 def _log(sec: _Section) -> LogConfig:
+    levels = sec._get("levels", dict, {})
+    for logger, level in levels.items():
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"log.levels.{logger}: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
     result = LogConfig(sec.choice("level", "info", LOG_LEVELS),
-                       sec.choice("format", "text", LOG_FORMATS))
+                       sec.choice("format", "text", LOG_FORMATS), tuple(sorted(levels.items())))
+    sec.done()
+    return result
+
+
+def _http(sec: _Section, default: HTTPListenerConfig) -> HTTPListenerConfig:
+    token = sec.string("api_token", None)
+    base = _listener(sec, default)
+    return HTTPListenerConfig(base.enabled, base.listen, token or None)
+
+
+def _sys(sec: _Section) -> SysConfig:
+    result = SysConfig(sec.integer("interval", SysConfig().interval, 0, 86400))
     sec.done()
     return result
 
 
 _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
-                              "http": _listener, "mqtt_tls": _tls_listener,
+                              "http": _http, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener}
 _SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
+_SECTIONS += ("sys",)
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Config:
@@ -378,6 +398,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
     values: dict[str, Any] = {name: build(section(name), getattr(default, name))
                               for name, build in _LISTENERS.items()}
     values["mqtt"], values["mqtt_limits"] = _mqtt(section("mqtt"), default)
+    values["sys"] = _sys(section("sys"))
     return Config(store=_store(section("store")), auth=_auth(section("auth")),
                   log=_log(section("log")), lwm2m=_lwm2m(section("lwm2m")), **values)
 

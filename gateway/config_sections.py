@@ -267,6 +267,20 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    """Logging: `level` is one of LOG_LEVELS, `format` "text" or "json"."""
+    """Logging: `level` is one of LOG_LEVELS, `format` "text" or "json";
+    `levels` sets a level per logger, e.g. ``{"rosettamq.mqtt" = "debug"}``."""
     level: str = "info"
     format: str = "text"
+    levels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPListenerConfig(ListenerConfig):
+    """``[http]``: the admin API and console; `api_token` is the bearer token the API accepts."""
+    api_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SysConfig:
+    """``[sys]``: `$SYS/broker/...` topics are published every `interval` seconds (0 = off)."""
+    interval: int = 10

@@ -1,13 +1,16 @@
-"""The gateway's HTTP listener (aiohttp): health check and the browser dashboard.
+"""The gateway's HTTP listener (aiohttp): admin API, metrics, console and the browser dashboard.
 
 Routes:
 
-- ``GET /api/v1/health``: ``{"status": "ok", "listeners": {name: port}}``.
+- ``/api/v1/...`` and ``/metrics``: the admin API (gateway/admin.py, its
+  OpenAPI document in gateway/openapi.py) and the live event stream
+  (gateway/events.py).
+- ``GET /``: the live web console (static files in gateway/console/).
 - ``GET /dashboard``: the MQTT-over-WebSocket dashboard (examples/dashboard),
   with ``/dashboard/config.json`` telling the page where the WebSocket
   listeners are (their real ports, even when the config asked for port 0).
 
-`build_app` is the one place routes are added; the admin API extends it.
+`build_app` is the one place routes are added.
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway import admin, events, openapi
+from gateway.admin import GATEWAY
+
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger("rosettamq.http")
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "examples" / "dashboard"
-GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 SHUTDOWN_TIMEOUT = 2.0  # seconds requests in progress get at shutdown
 
 
-async def health(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    return web.json_response({"status": "ok", "listeners": dict(gateway.ports)})
+async def console_index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(CONSOLE_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
 
 async def dashboard_redirect(request: web.Request) -> web.Response:
@@ -54,7 +59,11 @@ async def dashboard_config(request: web.Request) -> web.Response:
 def build_app(gateway: "Gateway") -> web.Application:
     app = web.Application()
     app[GATEWAY] = gateway
-    app.router.add_get("/api/v1/health", health)
+    admin.add_routes(app)
+    events.add_routes(app)
+    openapi.add_routes(app)
+    app.router.add_get("/", console_index)
+    app.router.add_static("/console/", CONSOLE_DIR)
     if DASHBOARD_DIR.is_dir():
         app.router.add_get("/dashboard", dashboard_redirect)
         app.router.add_get("/dashboard/", dashboard_index)

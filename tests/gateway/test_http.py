@@ -44,7 +44,10 @@ def test_health_reports_ok_and_the_real_port_of_every_listener(gateway: RunningG
     ports = gateway.gateway.ports
     status, headers, body = get(ports["http"], "/api/v1/health")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
-    assert json.loads(body) == {"status": "ok", "listeners": {"mqtt": ports["mqtt"], "ws": ports["ws"], "http": ports["http"]}}
+    answer = json.loads(body)
+    assert answer["status"] == "ok" and answer["alive"] is True and answer["ready"] is True
+    assert answer["listeners"] == {"mqtt": ports["mqtt"], "ws": ports["ws"], "http": ports["http"]}
+    assert answer["listener_states"] == {"mqtt": "listening", "ws": "listening", "http": "listening"}
     assert all(port > 0 for port in ports.values())
 
 

@@ -1,0 +1,332 @@
+"""The admin API (``/api/v1``) and ``/metrics`` on the HTTP listener.
+
+Who may call it: ``/api/v1/health``, ``/api/v1/openapi.json`` and ``/metrics``
+are open (load balancers and Prometheus scrape them). Every other route needs,
+when ``[http] api_token`` is set, ``Authorization: Bearer <token>``; when
+``[auth] password_file`` is set, HTTP basic credentials of that file are
+accepted too. With neither the API is open: the listener's default address is
+127.0.0.1. Browsers' EventSource cannot send headers: ``?access_token=`` works
+as a bearer token as well.
+
+Errors are JSON ``{"error": {"status": N, "message": "..."}}`` with the HTTP
+status (400 bad input, 401 credentials, 403 ACL, 404 unknown, 405 method).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from aiohttp import web
+
+from core.auth import Credentials, PasswordAuthenticator
+from core.message import Message, Origin, expiry_from_interval
+from core.topics import InvalidTopic, validate_topic_filter, validate_topic_name
+
+from gateway.clients import PROTOCOLS, kick, list_clients
+from gateway.metrics import stats
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("rosettamq.http")
+
+GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
+OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/metrics"})
+USER = "rosettamq.user"  # request key: the basic-auth username (None with a token)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"status": status, "message": message}}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error under /api as JSON; unexpected exceptions are a logged 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        return error(exc.status, exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text)
+    except Exception:
+        log.exception("admin api internal error path=%s", request.path)
+        return error(500, "internal error")
+
+
+@web.middleware
+async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/") or request.path in OPEN_PATHS:
+        return await handler(request)
+    gateway = request.app[GATEWAY]
+    token = gateway.config.http.api_token
+    passwords = gateway.authenticator if isinstance(gateway.authenticator, PasswordAuthenticator) else None
+    if token is None and passwords is None:
+        request[USER] = None
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    offered = value.strip() if scheme.lower() == "bearer" else request.query.get("access_token")
+    if token is not None and offered is not None and hmac.compare_digest(offered.encode(), token.encode()):
+        request[USER] = None
+        return await handler(request)
+    if passwords is not None and scheme.lower() == "basic":
+        username, password = _basic(value)
+        if username is not None:
+            credentials = Credentials("http", f"http:{username}", username, password, request.remote or "")
+            loop = asyncio.get_running_loop()
+            if await loop.run_in_executor(None, passwords.authenticate, credentials):
+                request[USER] = username
+                return await handler(request)
+    response = error(401, "credentials required: a bearer token or HTTP basic credentials")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="rosettamq", Basic realm="rosettamq"'
+    return response
+
+
+def _basic(value: str) -> tuple[str | None, bytes | None]:
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None, None
+    username, sep, password = decoded.partition(b":")
+    if not sep:
+        return None, None
+    return username.decode("utf-8", "replace"), password
+
+
+# -- metrics and status ------------------------------------------------------------------
+
+
+async def metrics(request: web.Request) -> web.Response:
+    text = request.app[GATEWAY].metrics.render()
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Alive while the process answers; ready once every configured listener is listening."""
+    gateway = request.app[GATEWAY]
+    states = gateway.listener_states()
+    ready = bool(states) and all(state == "listening" for state in states.values())
+    body = {"status": "ok" if ready else "starting", "alive": True, "ready": ready,
+            "listeners": dict(gateway.ports), "listener_states": states}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    return web.json_response(stats(request.app[GATEWAY]))
+
+
+# -- clients and subscriptions -------------------------------------------------------------
+
+
+def _protocol_param(request: web.Request) -> str | None:
+    protocol = request.query.get("protocol") or None
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise web.HTTPBadRequest(text=f"protocol must be one of {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+async def get_clients(request: web.Request) -> web.Response:
+    clients = list_clients(request.app[GATEWAY], _protocol_param(request))
+    return web.json_response({"clients": clients, "count": len(clients)})
+
+
+async def delete_client(request: web.Request) -> web.Response:
+    client_id = request.match_info["client_id"]
+    kicked = kick(request.app[GATEWAY], client_id, _protocol_param(request))
+    if not kicked:
+        raise web.HTTPNotFound(text=f"no connected client {client_id!r}")
+    log.info("admin kicked client_id=%s protocols=%s user=%s", client_id, ",".join(kicked), request.get(USER))
+    return web.json_response({"kicked": client_id, "protocols": kicked})
+
+
+async def get_subscriptions(request: web.Request) -> web.Response:
+    protocol = _protocol_param(request)
+    out = []
+    for topic_filter, group, subscriber, options in request.app[GATEWAY].broker.router.subscriptions():
+        sub_protocol = getattr(subscriber, "protocol", "internal")
+        if protocol is not None and sub_protocol != protocol:
+            continue
+        out.append({
+            "topic": topic_filter if group is None else f"$share/{group}/{topic_filter}",
+            "protocol": sub_protocol, "client_id": _subscriber_name(subscriber), "qos": options.qos,
+            "shared_group": group, "no_local": options.no_local,
+        })
+    out.sort(key=lambda s: (s["topic"], s["protocol"], s["client_id"]))
+    return web.json_response({"subscriptions": out, "count": len(out)})
+
+
+def _subscriber_name(subscriber: Any) -> str:
+    for attr in ("client_id",):
+        value = getattr(subscriber, attr, None)
+        if value:
+            return str(value)
+    queue = getattr(subscriber, "queue", None)
+    if queue is not None:
+        return f"queue:{queue.name}"
+    return repr(subscriber)
+
+
+# -- retained messages ---------------------------------------------------------------------
+
+
+def _filter_param(request: web.Request) -> str:
+    topic_filter = request.query.get("topic", "#")
+    try:
+        validate_topic_filter(topic_filter)
+    except InvalidTopic as exc:
+        raise web.HTTPBadRequest(text=f"invalid topic filter: {exc}") from None
+    return topic_filter
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    try:
+        payload, encoding = message.payload.decode("utf-8"), "text"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(message.payload).decode(), "base64"
+    return {"topic": message.topic, "payload": payload, "payload_encoding": encoding, "qos": message.qos,
+            "content_type": message.content_type, "origin": message.origin.protocol, "expiry": message.expiry}
+
+
+async def get_retained(request: web.Request) -> web.Response:
+    messages = request.app[GATEWAY].broker.router.retained.match(_filter_param(request))
+    messages.sort(key=lambda m: m.topic)
+    return web.json_response({"retained": [message_json(m) for m in messages], "count": len(messages)})
+
+
+async def delete_retained(request: web.Request) -> web.Response:
+    router = request.app[GATEWAY].broker.router
+    topics = [m.topic for m in router.retained.match(_filter_param(request))]
+    for topic in topics:
+        router.set_retained(Message(topic, b"", retain=True, origin=Origin("http", "admin-api")))
+    return web.json_response({"deleted": sorted(topics), "count": len(topics)})
+
+
+# -- publishing ----------------------------------------------------------------------------
+
+
+async def publish(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be a JSON object") from None
+    message = parse_publish(body, request.get(USER))
+    user = request.get(USER)
+    if user is not None and not gateway.broker.authorizer.can_publish(f"http:{user}", user, message.topic):
+        raise web.HTTPForbidden(text=f"not authorized to publish to {message.topic!r}")
+    deliveries = gateway.broker.publish(message)
+    if message.qos > 0:  # acknowledged once what it changed is durable, like a PUBACK
+        done = asyncio.get_running_loop().create_future()
+        gateway.broker.store.sync(lambda: done.done() or done.set_result(None))
+        await asyncio.wait_for(done, 10)
+    return web.json_response({"topic": message.topic, "deliveries": deliveries})
+
+
+def parse_publish(body: Any, user: str | None) -> Message:
+    """A core message from the JSON body of POST /api/v1/publish; raises HTTPBadRequest."""
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    topic = body.get("topic")
+    if not isinstance(topic, str):
+        raise web.HTTPBadRequest(text="topic (string) is required")
+    try:
+        validate_topic_name(topic)
+    except InvalidTopic as exc:
+        raise web.HTTPBadRequest(text=f"invalid topic: {exc}") from None
+    payload = body.get("payload", "")
+    encoding = body.get("payload_encoding", "text")
+    if not isinstance(payload, str) or encoding not in ("text", "base64"):
+        raise web.HTTPBadRequest(text='payload must be a string; payload_encoding "text" or "base64"')
+    try:
+        data = base64.b64decode(payload, validate=True) if encoding == "base64" else payload.encode()
+    except (binascii.Error, ValueError):
+        raise web.HTTPBadRequest(text="payload is not valid base64") from None
+    qos, retain = body.get("qos", 0), body.get("retain", False)
+    if qos not in (0, 1, 2) or isinstance(qos, bool) or not isinstance(retain, bool):
+        raise web.HTTPBadRequest(text="qos must be 0, 1 or 2; retain a boolean")
+    props = body.get("properties") or {}
+    if not isinstance(props, dict):
+        raise web.HTTPBadRequest(text="properties must be an object")
+    return Message(
+        topic, data, qos, retain,
+        content_type=_opt_str(props, "content_type"),
+        correlation_data=_opt_str(props, "correlation_data", "").encode() or None,
+        response_topic=_opt_str(props, "response_topic"),
+        user_properties=_user_properties(props.get("user_properties")),
+        expiry=expiry_from_interval(_opt_int(props, "message_expiry_interval")),
+        payload_format_utf8=encoding == "text",
+        origin=Origin("http", "admin-api" if user is None else f"http:{user}", user),
+    )
+
+
+def _opt_str(props: dict[str, Any], key: str, default: str | None = None) -> Any:
+    value = props.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise web.HTTPBadRequest(text=f"properties.{key} must be a string")
+    return value
+
+
+def _opt_int(props: dict[str, Any], key: str) -> int | None:
+    value = props.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise web.HTTPBadRequest(text=f"properties.{key} must be a non-negative integer")
+    return value
+
+
+def _user_properties(value: Any) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        out = tuple((str(k), str(v)) for k, v in pairs)
+    except (TypeError, ValueError):
+        raise web.HTTPBadRequest(text="properties.user_properties: an object or a list of [name, value]") from None
+    return out
+
+
+# -- AMQP ----------------------------------------------------------------------------------
+
+
+async def get_amqp(request: web.Request) -> web.Response:
+    amqp = request.app[GATEWAY].amqp
+    if amqp is None:
+        raise web.HTTPNotFound(text="the AMQP listener is not enabled")
+    kind = request.match_info["kind"]
+    out: list[dict[str, Any]] = []
+    for vhost in amqp.broker.vhosts.values():
+        if kind == "exchanges":
+            out.extend({"vhost": vhost.name, "name": e.name, "type": e.kind, "durable": e.durable,
+                        "auto_delete": e.auto_delete, "internal": e.internal} for e in vhost.exchanges.values())
+        elif kind == "queues":
+            out.extend({"vhost": vhost.name, "name": q.name, "durable": q.durable, "auto_delete": q.auto_delete,
+                        "exclusive": q.exclusive_owner is not None, "messages": len(q.ready),
+                        "consumers": len(q.consumers),
+                        "unacked": sum(c.unacked for c in q.consumers)} for q in vhost.queues.values())
+        else:
+            for exchange in vhost.exchanges.values():
+                out.extend({"vhost": vhost.name, "source": exchange.name, "destination": queue,
+                            "routing_key": key, "arguments": dict(args)}
+                           for (queue, key, _), args in exchange.bindings.items())
+    return web.json_response({kind: out, "count": len(out)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.middlewares.extend([json_errors, require_credentials])
+    router = app.router
+    router.add_get("/metrics", metrics)
+    router.add_get("/api/v1/health", health)
+    router.add_get("/api/v1/stats", get_stats)
+    router.add_get("/api/v1/clients", get_clients)
+    router.add_delete("/api/v1/clients/{client_id}", delete_client)
+    router.add_get("/api/v1/subscriptions", get_subscriptions)
+    router.add_get("/api/v1/retained", get_retained)
+    router.add_delete("/api/v1/retained", delete_retained)
+    router.add_post("/api/v1/publish", publish)
+    router.add_get("/api/v1/amqp/{kind:exchanges|queues|bindings}", get_amqp)
