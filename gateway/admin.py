@@ -37,7 +37,7 @@ log = logging.getLogger("rosettamq.http")
 
 GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
 OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/metrics"})
-USER = "rosettamq.user"  # request key: the basic-auth username (None with a token)
+USER: web.RequestKey[str | None] = web.RequestKey("user", str)  # the basic-auth username (None: a token)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
