@@ -78,6 +78,8 @@ class SysPublisher:
                     key = f"{name}/{window}"
                     decay = math.exp(-elapsed / seconds)
                     self._load[key] = self._load.get(key, per_minute) * decay + per_minute * (1 - decay)
+        else:  # the first round: no rate yet
+            self._load = {f"{name}/{window}": 0.0 for name in ("received", "sent") for window, _ in WINDOWS}
         self._last = (now, received, sent)
         sessions = broker.mqtt_sessions
         connected = gateway.connection_count()
