@@ -13,7 +13,8 @@ from core.acl import AclFileError
 from core.passwords import PasswordFileError
 from core.stores.base import StoreError
 
-from gateway import passwd
+from gateway import admin_cli, passwd
+from gateway.logs import configure_logging
 from gateway.app import Gateway
 from gateway.config import Config, ConfigError, apply_cli_overrides, load_config
 
@@ -33,17 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", metavar="PATH", help='store path, or "memory"')
     run.add_argument("--ports-file", metavar="PATH", help="write the listening ports as JSON once ready")
     run.add_argument("--log-level", help="debug, info, warning, error")
+    run.add_argument("--log-format", choices=("text", "json"), help="key=value text (default) or one JSON object a line")
     passwd.add_parser(commands)
+    admin_cli.add_parsers(commands)
     return parser
-
-
-def configure_logging(config: Config, level_override: str | None) -> None:
-    level = (level_override or config.log.level).upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
 
 
 async def serve(config: Config, ports_file: str | None) -> None:
@@ -78,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "passwd":
         return passwd.run(args)
+    if args.command in ("status", "clients"):
+        return admin_cli.run(args)
     try:
         config = load_config(args.config)
         config = apply_cli_overrides(
@@ -92,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rosettamq: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config, args.log_level)
+    configure_logging(config, args.log_level, args.log_format)
     try:
         run_loop(serve(config, args.ports_file))
     except PasswordFileError as exc:

@@ -62,6 +62,8 @@ class AMQPService:
         code = None if conn.close_reason is None else conn.close_reason[0]
         reason = "client" if code is None else ReplyCode(code).name.lower() if code in _CODES else str(code)
         self.closed[reason] = self.closed.get(reason, 0) + 1
+        log.info("amqp connection closed listener=%s peer=%s client_id=%s username=%s reason=%s",
+                 conn.listener, conn.peer, conn.origin.client_id, conn.username, reason)
         if code == ReplyCode.ACCESS_REFUSED and conn.username is None:
             self.login_failures += 1
 

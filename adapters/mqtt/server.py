@@ -58,6 +58,8 @@ class ConnectionTracker:
             key = (listener, conn.refused.name.lower())
             self.refused[key] = self.refused.get(key, 0) + 1
         reason = "client" if conn.close_reason is None else conn.close_reason.name.lower()
+        log.info("mqtt connection closed listener=%s peer=%s client_id=%s reason=%s",
+                 listener, conn.peer, conn.client_id, reason)
         key = (listener, reason)
         self.closed[key] = self.closed.get(key, 0) + 1
         for name in CONNECTION_COUNTERS:

@@ -1,0 +1,93 @@
+"""`rosettamq status` and `rosettamq clients`: the admin API from a terminal, printed as tables."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import urllib.error
+import urllib.request
+from typing import Any, Sequence
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def add_parsers(commands: Any) -> None:
+    for name, help_text in (("status", "show the gateway's health and traffic"),
+                            ("clients", "list connected clients of every protocol")):
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("--url", default=DEFAULT_URL, help=f"admin API base URL (default {DEFAULT_URL})")
+        parser.add_argument("--token", help="bearer token ([http] api_token)")
+        parser.add_argument("--user", help="USER:PASSWORD for HTTP basic auth (password file)")
+        if name == "clients":
+            parser.add_argument("--protocol", choices=("mqtt", "amqp", "coap"), help="only this protocol")
+            parser.add_argument("--kick", metavar="CLIENT_ID", help="disconnect this client instead of listing")
+
+
+def call(args: argparse.Namespace, method: str, path: str) -> Any:
+    request = urllib.request.Request(args.url.rstrip("/") + path, method=method)
+    if args.token:
+        request.add_header("Authorization", f"Bearer {args.token}")
+    elif args.user:
+        request.add_header("Authorization", "Basic " + base64.b64encode(args.user.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise SystemExit(f"rosettamq: {method} {path}: {exc.code} {message}") from None
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"rosettamq: cannot reach {args.url}: {exc.reason}") from None
+
+
+def table(headers: Sequence[str], rows: list[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def status(args: argparse.Namespace) -> int:
+    health = call(args, "GET", "/api/v1/health")
+    stats = call(args, "GET", "/api/v1/stats")
+    print(f"rosettamq {stats['version']}  {'ready' if health['ready'] else 'not ready'}  up {stats['uptime']:.0f} s")
+    print()
+    print(table(("listener", "port", "state"),
+                [(name, port, health["listener_states"].get(name, "")) for name, port in health["listeners"].items()]))
+    print()
+    protocols = sorted(set(stats["connections"]) | set(stats["messages_received"]) | set(stats["messages_sent"]))
+    print(table(("protocol", "connections", "msgs in", "msgs out", "bytes in", "bytes out"), [
+        (p, stats["connections"].get(p, ""), stats["messages_received"].get(p, 0), stats["messages_sent"].get(p, 0),
+         stats["bytes_received"].get(p, 0), stats["bytes_sent"].get(p, 0)) for p in protocols]))
+    if stats["deliveries"]:
+        print()
+        print(table(("from -> to", "deliveries"), sorted(stats["deliveries"].items())))
+    print()
+    print(f"subscriptions {stats['subscriptions']:.0f}  retained {stats['retained']:.0f}  "
+          f"dropped {sum(stats['dropped'].values()):.0f}  auth failures {sum(stats['auth_failures'].values()):.0f}")
+    return 0
+
+
+def clients(args: argparse.Namespace) -> int:
+    if args.kick:
+        answer = call(args, "DELETE", f"/api/v1/clients/{urllib.request.quote(args.kick, safe='')}"
+                      + (f"?protocol={args.protocol}" if args.protocol else ""))
+        print(f"kicked {answer['kicked']} ({', '.join(answer['protocols'])})")
+        return 0
+    answer = call(args, "GET", "/api/v1/clients" + (f"?protocol={args.protocol}" if args.protocol else ""))
+    rows = [(c["protocol"], c["id"], c.get("address"), c.get("username"), c.get("listener"),
+             len(c.get("subscriptions", [])), c.get("queue_depth", 0)) for c in answer["clients"]]
+    print(table(("protocol", "client id", "address", "username", "listener", "subs", "queued"), rows))
+    print(f"{answer['count']} client(s)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return status(args) if args.command == "status" else clients(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(1)
