@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import sys
 import urllib.error
 import urllib.request
 from typing import Any, Sequence
@@ -87,7 +86,3 @@ def clients(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     return status(args) if args.command == "status" else clients(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(1)
