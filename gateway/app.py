@@ -30,6 +30,7 @@ from adapters.ws.server import WSListener, start_ws_server
 from adapters.ws.settings import WSSettings
 from core.auth import Authenticator
 from core.broker import Broker
+from core.limits import LoginBackoff
 from core.metrics import Registry
 from core.sessions import SessionLimits
 from core.stores.base import Store
@@ -97,13 +98,14 @@ def lwm2m_settings(config: Config) -> LwM2MSettings:
     )
 
 
-def amqp_settings(config: Config, authenticator: Authenticator | None) -> AMQPSettings:
+def amqp_settings(config: Config, authenticator: Authenticator | None,
+                  login_backoff: LoginBackoff | None = None) -> AMQPSettings:
     """AMQP broker settings from [amqp] (shared by the [amqps] listener)."""
     section = config.amqp
     return AMQPSettings(
         heartbeat=section.heartbeat, frame_max=section.frame_max, channel_max=section.channel_max,
         vhosts=section.vhosts, origin_header=section.origin_header,
-        max_held_messages=section.max_held_messages, authenticator=authenticator,
+        max_held_messages=section.max_held_messages, authenticator=authenticator, login_backoff=login_backoff,
     )
 
 
@@ -227,11 +229,12 @@ class Gateway:
         for name, section in (("amqp", self.config.amqp), ("amqps", self.config.amqps)):
             if section.enabled:
                 if self.amqp is None:
-                    self.amqp = AMQPService(self.broker, amqp_settings(self.config, self.authenticator),
+                    amqp = amqp_settings(self.config, self.authenticator, self.security.login_backoff)
+                    self.amqp = AMQPService(self.broker, amqp,
                                             log_=amqp_durable_log(self.broker.store))
                 ssl_context = self.config.amqps.ssl_context() if name == "amqps" else None
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
-                                                ssl_context=ssl_context, listener=name)
+                                                ssl_context=ssl_context, listener=name, gate=self.security.gate(name))
                 self._register(name, server)
         if self.config.coap.enabled:
             listen = self.config.coap.listen

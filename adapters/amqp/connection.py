@@ -119,7 +119,7 @@ class AMQPConnection(Handshake):
         if self.closing:
             return None
         if self.state is not State.OPEN:
-            return self._deadline
+            return self._deadline if self.hold_until is None else min(self._deadline, self.hold_until)
         if self.heartbeat:
             return min(self._last_rx + 2 * self.heartbeat, self._last_tx + self.heartbeat / 2)
         return None
@@ -127,6 +127,9 @@ class AMQPConnection(Handshake):
     def handle_timeout(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         if self.closing:
+            return
+        if self.hold_until is not None and now >= self.hold_until:
+            self._hold_ended()
             return
         if self.state is not State.OPEN:
             if now >= self._deadline:

@@ -43,7 +43,15 @@ class State(enum.Enum):
 
 
 class Handshake:
-    """Connection-class methods of the handshake (mixed into AMQPConnection)."""
+    """Connection-class methods of the handshake (mixed into AMQPConnection).
+
+    Login backoff (`settings.login_backoff`, shared with the other listeners): a login from an
+    address that failed too often waits in VERIFYING until `hold_until` before it is checked, and
+    a failed one past the free failures holds its refusal (403) until `hold_until`.
+    """
+
+    hold_until: float | None = None  # a login backoff deadline (the owner's clock), while VERIFYING
+    _held_login: Credentials | None = None  # checked at `hold_until`; None: refused then
 
     if TYPE_CHECKING:
         state: State
@@ -78,6 +86,14 @@ class Handshake:
         client_id = str(self.client_properties.get("connection_name") or self.peer)
         login = Credentials("amqp", client_id, username, password, self.peer)
         self._mechanism = m.mechanism
+        backoff = self.settings.login_backoff
+        wait = 0.0 if backoff is None else backoff.hold(self.peer, self.clock())
+        if wait > 0:  # this address failed too often: not even checked before the deadline
+            self._hold(login, wait)
+            return
+        self._check_login(login)
+
+    def _check_login(self, login: Credentials) -> None:
         authenticator = self.settings.authenticator
         answer = True if authenticator is None else quick_answer(authenticator, login)
         if answer is None:  # a password hash to check: off the event loop, input held meanwhile
@@ -103,6 +119,11 @@ class Handshake:
     def _logged_in(self, login: Credentials, accepted: bool) -> None:
         if not accepted:
             log.warning("amqp login refused peer=%s username=%s", self.peer, login.username)
+            backoff = self.settings.login_backoff
+            delay = 0.0 if backoff is None else backoff.failed(self.peer, self.clock())
+            if delay > 0:
+                self._hold(None, delay)  # the refusal waits
+                return
             raise errors.access_refused(f"Login was refused using authentication mechanism {self._mechanism}")
         self.username = login.username
         self.origin = Origin("amqp", login.client_id, login.username)
@@ -110,6 +131,23 @@ class Handshake:
         self.send_method(0, c.Connection.Tune(channel_max=self.settings.channel_max,
                                               frame_max=self.settings.frame_max,
                                               heartbeat=self.settings.heartbeat))
+
+    def _hold(self, login: Credentials | None, seconds: float) -> None:
+        self.state = State.VERIFYING
+        self._held_login = login
+        self.hold_until = self.clock() + seconds
+        self._deadline = max(self._deadline, self.hold_until + self.settings.handshake_timeout)
+
+    def _hold_ended(self) -> None:
+        """`hold_until` passed: check the held login, or send the held refusal; then the held input."""
+        login, self._held_login, self.hold_until = self._held_login, None, None
+        try:
+            if login is None:
+                raise errors.access_refused(f"Login was refused using authentication mechanism {self._mechanism}")
+            self._check_login(login)
+        except AMQPError as exc:
+            self._close_connection(exc, 10, 11)
+        self.receive_data(b"")
 
     def _tune_ok(self, m: c.Connection.TuneOk) -> None:
         ours = self.settings

@@ -18,6 +18,7 @@ import time
 from typing import Callable
 
 from core.broker import Broker
+from core.limits import ConnectionGate
 
 from adapters.amqp.broker import AMQPBroker
 from adapters.amqp.connection import AMQPConnection
@@ -49,10 +50,13 @@ class AMQPService:
         return len(self.connections)
 
     async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
-                     listener: str = "amqp") -> asyncio.Server:
-        """Listen on host:port (port 0: the OS picks; read it from the server's sockets)."""
+                     listener: str = "amqp", gate: ConnectionGate | None = None) -> asyncio.Server:
+        """Listen on host:port (port 0: the OS picks; read it from the server's sockets).
+
+        `gate` (gateway.security) admits connections: a refused one is closed before any AMQP byte.
+        """
         return await self._loop.create_server(
-            lambda: AMQPServerProtocol(self, listener), host, port, ssl=ssl_context,
+            lambda: AMQPServerProtocol(self, listener, gate), host, port, ssl=ssl_context,
             backlog=LISTEN_BACKLOG, reuse_address=True,
         )
 
@@ -210,9 +214,11 @@ class ConnectionDriver:
 class AMQPServerProtocol(asyncio.Protocol):
     """asyncio protocol for AMQP 0-9-1 over TCP/TLS."""
 
-    def __init__(self, service: AMQPService, listener: str) -> None:
+    def __init__(self, service: AMQPService, listener: str, gate: ConnectionGate | None = None) -> None:
         self._service = service
         self._listener = listener
+        self._gate = gate
+        self._admitted = False
         self._transport: asyncio.Transport | None = None
         self._driver: ConnectionDriver | None = None
         # uvloop binds data_received when the transport is made: dispatch through our own attribute.
@@ -227,6 +233,13 @@ class AMQPServerProtocol(asyncio.Protocol):
             except OSError:
                 pass
         peer = _format_peer(transport.get_extra_info("peername"))
+        if self._gate is not None:
+            refusal = self._gate.admit(peer, asyncio.get_running_loop().time())
+            if refusal is not None:
+                log.info("%s connection refused peer=%s reason=%s", self._listener, peer, refusal.value)
+                transport.abort()  # type: ignore[attr-defined]
+                return
+            self._admitted = True
         conn = AMQPConnection(self._service.broker, peer=peer, listener=self._listener,
                               clock=asyncio.get_running_loop().time)
         self._driver = ConnectionDriver(conn, transport.write, transport.close,  # type: ignore[attr-defined]
@@ -243,6 +256,9 @@ class AMQPServerProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted and self._gate is not None:
+            self._admitted = False
+            self._gate.release()
         if self._driver is not None:
             self._service.ended(self._driver.conn)
             self._driver.lost()

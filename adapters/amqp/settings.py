@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.auth import Authenticator
+    from core.limits import LoginBackoff
 
 PRODUCT = "RosettaMQ"
 VERSION = "0.1.0"
@@ -29,3 +30,4 @@ class AMQPSettings:
     # (connection.blocked, and their sockets are no longer read) until 80% of it is reached; 0: no limit.
     max_held_messages: int = 1_000_000
     authenticator: "Authenticator | None" = None
+    login_backoff: "LoginBackoff | None" = None  # failed logins per address slow down later ones
