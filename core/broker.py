@@ -68,6 +68,8 @@ class Broker:
         self.store.close()
 
     def _persist_retained(self, message: Message, cleared: bool) -> None:
+        if message.topic.startswith("$SYS/"):
+            return  # the gateway's own status, republished while it runs: never worth a store write
         if cleared:
             self.store.delete_retained(message.topic)
         else:

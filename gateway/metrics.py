@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 MQTT_LISTENERS = ("mqtt", "mqtt_tls", "ws", "wss")
+LISTENER_PROTOCOLS = {"amqp": "amqp", "amqps": "amqp", "coap": "coap"}  # every other listener speaks MQTT
 AUTH_REFUSALS = ("bad_user_name_or_password", "not_authorized")
 
 
@@ -47,9 +48,11 @@ def listener_families(gateway: "Gateway") -> list[Family]:
         if name in gateway.ports:
             current.add(live.get(name, 0), protocol="mqtt", listener=name)
     for name, gate in sorted(gateway.security.gates.items()):
-        opened.add(gate.accepted, protocol="mqtt", listener=name)
-        refused.add(gate.refused_max_connections, protocol="mqtt", listener=name, reason="max_connections")
-        refused.add(gate.refused_rate, protocol="mqtt", listener=name, reason="max_connection_rate")
+        protocol = LISTENER_PROTOCOLS.get(name, "mqtt")
+        if protocol != "amqp":  # AMQP's opened count is the service's own, below
+            opened.add(gate.accepted, protocol=protocol, listener=name)
+        refused.add(gate.refused_max_connections, protocol=protocol, listener=name, reason="max_connections")
+        refused.add(gate.refused_rate, protocol=protocol, listener=name, reason="max_connection_rate")
     for (listener, reason), n in sorted(tracker.closed.items()):
         closed.add(n, protocol="mqtt", listener=listener, reason=reason)
     failures = 0

@@ -18,7 +18,7 @@ LOOPBACK = "127.0.0.1"
 
 
 def make_config(**sections: dict[str, Any]) -> Config:
-    """Every listener off except MQTT on 127.0.0.1:0, memory store; `sections` override."""
+    """Every listener off except MQTT on 127.0.0.1:0, memory store, no $SYS; `sections` override."""
     data: dict[str, Any] = {
         "mqtt": {"listen": f"{LOOPBACK}:0"},
         "ws": {"enabled": False},
@@ -26,6 +26,7 @@ def make_config(**sections: dict[str, Any]) -> Config:
         "coap": {"enabled": False},
         "http": {"enabled": False},
         "store": {"path": "memory"},
+        "sys": {"interval": 0},  # no $SYS publishing unless a test asks for it
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
