@@ -1,6 +1,6 @@
 """Structured logs: one line per event, key=value text (default) or one JSON object a line.
 
-Text: ``ts=... level=info logger=rosettamq.mqtt protocol=mqtt mqtt connected peer=... client_id=...``.
+Text: ``ts=... level=INFO logger=rosettamq.mqtt protocol=mqtt mqtt connected peer=... client_id=...``.
 
 Log calls keep their usual form, an event then ``key=value`` fields
 (``"mqtt connected peer=%s client_id=%s"``); the formatters split the
@@ -69,6 +69,7 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         event = _event(record)
         prefix = {key: event[key] for key in ("ts", "level", "logger", "protocol") if key in event}
+        prefix["level"] = record.levelname  # upper case, as grep-minded operators (and Mosquitto) write it
         line = " ".join(f"{key}={_quote(str(value))}" for key, value in prefix.items()) + " " + record.getMessage()
         return line if "exc" not in event else f"{line}\n{event['exc']}"
 

@@ -82,5 +82,5 @@ def test_text_logs_are_key_value_lines(restore_logging: None, capsys: pytest.Cap
     configure_logging(config_from_dict({}))
     logging.getLogger("rosettamq.amqp").info("amqp connection closed peer=%s client_id=%s", "127.0.0.1:1", "app")
     line = capsys.readouterr().err.strip()
-    assert " level=info logger=rosettamq.amqp protocol=amqp amqp connection closed peer=127.0.0.1:1 client_id=app" in line
+    assert " level=INFO logger=rosettamq.amqp protocol=amqp amqp connection closed peer=127.0.0.1:1 client_id=app" in line
     assert line.startswith("ts=")
