@@ -73,13 +73,15 @@ def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig) -
     )
 
 
-def coap_settings(config: Config, authenticator: Authenticator | None) -> CoAPSettings:
+def coap_settings(config: Config, security: Security) -> CoAPSettings:
+    """[coap] plus the shared protection: authenticator, per-address rate, login backoff, max connections."""
     section = config.coap
     return CoAPSettings(
         max_payload_size=section.max_payload_size, observer_queue=section.observer_queue,
         max_observers=section.max_observers, heartbeat=float(section.heartbeat),
         ack_timeout=section.ack_timeout_ms / 1000, max_retransmit=section.max_retransmit,
-        authenticator=authenticator,
+        authenticator=security.authenticator, rate_limiter=security.rate_limiter,
+        login_backoff=security.login_backoff, max_connections=security.max_connections,
     )
 
 
@@ -240,9 +242,10 @@ class Gateway:
             listen = self.config.coap.listen
             mounts = list(self.coap_mounts)
             if self.config.lwm2m.enabled:
-                self.lwm2m = LwM2MServer(self.broker, lwm2m_settings(self.config))
+                self.lwm2m = LwM2MServer(self.broker, lwm2m_settings(self.config),
+                                         rate_limiter=self.security.rate_limiter)
                 mounts.append(self.lwm2m.mount)
-            self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.authenticator),
+            self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.security),
                                                 listen.host, listen.port, mounts=mounts)
             self.ports["coap"] = self.coap.port
             log.info("listening protocol=coap address=%s port=%d", listen.host, self.coap.port)

@@ -95,6 +95,12 @@ def listener_families(gateway: "Gateway") -> list[Family]:
         families.append(Family("coap_observers", "gauge", "CoAP observe registrations").add(metrics["observers"]))
         dropped.add(metrics["notifications_dropped"], reason="queue_full", protocol="coap")
         dropped.add(metrics["notifications_expired"], reason="expired", protocol="coap")
+        for reason in ("max_connections", "max_observers", "login_backoff"):
+            refused.add(metrics[f"refused_{reason}"], protocol="coap", listener="coap", reason=reason)
+        refused.add(metrics["refused_rate"], protocol="coap", listener="coap", reason="max_connection_rate")
+        auth.add(metrics["login_failures"], protocol="coap")
+    if gateway.lwm2m is not None:
+        refused.add(gateway.lwm2m.refused_rate, protocol="lwm2m", listener="coap", reason="max_connection_rate")
     families.append(Family("uptime_seconds", "gauge", "Seconds since the gateway started").add(
         round(time.time() - gateway.broker.started_at, 3)))
     return families

@@ -11,6 +11,8 @@ The connection authenticates once; later requests name it with
 request). A connection that sees no heartbeat for `heartbeat` seconds expires.
 The observers a client registered end with its connection: the connection owns
 them. Opening a connection for a clientid that has one replaces it (new token).
+At most `max_connections` are open (0: no limit); opening one more raises
+`Overloaded` (5.03, Max-Age = `RETRY_AFTER`) and counts it in `refused`.
 
 No I/O and no timers: `next_deadline()` says when `expire(now)` must run.
 """
@@ -21,7 +23,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from adapters.coap.errors import Overloaded
+
 __all__ = ["Connection", "ConnectionRegistry"]
+
+RETRY_AFTER = 30  # seconds (Max-Age) a client refused at the connection limit is told to wait
 
 
 @dataclass(slots=True)
@@ -35,8 +41,11 @@ class Connection:
 class ConnectionRegistry:
     """Open connections by clientid."""
 
-    def __init__(self, heartbeat: float, *, new_token: Callable[[], str] = lambda: secrets.token_hex(8)) -> None:
+    def __init__(self, heartbeat: float, *, new_token: Callable[[], str] = lambda: secrets.token_hex(8),
+                 max_connections: int = 0) -> None:
         self.heartbeat = heartbeat
+        self.max_connections = max_connections
+        self.refused = 0
         self._new_token = new_token
         self._connections: dict[str, Connection] = {}
 
@@ -44,6 +53,11 @@ class ConnectionRegistry:
         return len(self._connections)
 
     def open(self, client_id: str, username: str | None, now: float) -> Connection:
+        """A new connection (replacing `client_id`'s); raises Overloaded past `max_connections`."""
+        if self.max_connections and client_id not in self._connections \
+                and len(self._connections) >= self.max_connections:
+            self.refused += 1
+            raise Overloaded(f"connection limit of {self.max_connections} reached", retry_after=RETRY_AFTER)
         connection = Connection(client_id, username, self._new_token(), now + self.heartbeat)
         self._connections[client_id] = connection
         return connection

@@ -14,6 +14,7 @@ response carries the error's text as a diagnostic payload (RFC 7252 5.5.2).
 | NotFound              | 4.04 Not Found                 |                     |
 | MethodNotAllowed      | 4.05 Method Not Allowed        |                     |
 | TooLarge              | 4.13 Request Entity Too Large  | Size1 = the limit   |
+| TooManyRequests       | 4.29 Too Many Requests (8516)  | Max-Age = retry in  |
 | Overloaded            | 5.03 Service Unavailable       | Max-Age = retry in  |
 | anything else         | 5.00 Internal Server Error     |                     |
 """
@@ -26,7 +27,7 @@ from enum import IntEnum
 __all__ = [
     "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "Forbidden",
     "MethodNotAllowed",
-    "NotFound", "Overloaded", "TooLarge", "Unauthorized", "error_response",
+    "NotFound", "Overloaded", "TooLarge", "TooManyRequests", "Unauthorized", "error_response",
 ]
 
 
@@ -44,6 +45,7 @@ class CoAPCode(IntEnum):
     NOT_FOUND = 0x84  # 4.04
     METHOD_NOT_ALLOWED = 0x85  # 4.05
     REQUEST_ENTITY_TOO_LARGE = 0x8D  # 4.13
+    TOO_MANY_REQUESTS = 0x9D  # 4.29 (RFC 8516)
     INTERNAL_SERVER_ERROR = 0xA0  # 5.00
     SERVICE_UNAVAILABLE = 0xA3  # 5.03
 
@@ -109,6 +111,16 @@ class Overloaded(CoAPError):
         self.retry_after = retry_after
 
 
+class TooManyRequests(CoAPError):
+    """This source address must slow down (rate limit, login backoff); `retry_after` seconds go out as Max-Age."""
+
+    code = CoAPCode.TOO_MANY_REQUESTS
+
+    def __init__(self, why: str, retry_after: int = 1) -> None:
+        super().__init__(why)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorResponse:
     """What to answer for an error: code, diagnostic text, and Size1 / Max-Age when they apply."""
@@ -123,7 +135,7 @@ def error_response(exc: BaseException) -> ErrorResponse:
     """The response for any exception raised while handling a request."""
     if isinstance(exc, TooLarge):
         return ErrorResponse(exc.code, str(exc), size1=exc.limit)
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, (Overloaded, TooManyRequests)):
         return ErrorResponse(exc.code, str(exc), max_age=exc.retry_after)
     if isinstance(exc, CoAPError):
         return ErrorResponse(exc.code, str(exc))

@@ -35,8 +35,9 @@ from core.broker import Broker
 
 from adapters.coap.access import AuthCache, Identity, begin_login, finish_login
 from adapters.coap.connections import ConnectionRegistry
-from adapters.coap.errors import CoAPCode, ErrorResponse
-from adapters.coap.observers import Observer, ObserverRegistry
+from adapters.coap.errors import CoAPCode, ErrorResponse, Unauthorized
+from adapters.coap.limits import CoAPLimits
+from adapters.coap.observers import Observer, ObserverRegistry, identity_key
 from adapters.coap.pubsub import Notification
 from adapters.coap.settings import CoAPSettings
 
@@ -86,6 +87,7 @@ class ListenerState:
     connections: ConnectionRegistry
     watch: AckWatch = field(default_factory=AckWatch)
     auth_cache: AuthCache = field(default_factory=AuthCache)
+    limits: CoAPLimits = field(default_factory=CoAPLimits)
     on_connections_changed: Callable[[], None] = lambda: None
     pending_publishes: int = 0
     links: set["ObserveLink"] = field(default_factory=set)
@@ -95,15 +97,28 @@ class ListenerState:
         self.non = _Tuning(False, self.settings)
 
     async def identify(self, request: CoAPMessage, query: Any) -> Identity:
-        """Who sent `request`; a password the authenticator must hash is checked off the event loop."""
+        """Who sent `request`; a password the authenticator must hash is checked off the event loop.
+
+        Raises TooManyRequests (a new identity over its address's rate, or a login held by the
+        backoff) and Unauthorized (counted as a failed login of the address).
+        """
         address = request.remote.hostinfo
         authenticator = self.settings.authenticator
-        step = begin_login(query, address, authenticator, self.connections, self.clock(), self.auth_cache)
-        if isinstance(step, Identity):
-            return step
-        assert authenticator is not None
-        accepted = await self.loop.run_in_executor(None, authenticator.authenticate, step)
-        return finish_login(query, address, accepted, self.clock(), self.auth_cache)
+        limits, now = self.limits, self.loop.time()
+        if query.token is None:  # a connection's requests: admitted when it was opened
+            limits.admit(identity_key(query.client_id, query.username, address), address, now)
+        if query.token is None and authenticator is not None and not self.auth_cache.accepted(query, self.clock()):
+            limits.check_login(address, now)
+        try:
+            step = begin_login(query, address, authenticator, self.connections, self.clock(), self.auth_cache)
+            if isinstance(step, Identity):
+                return step
+            assert authenticator is not None
+            accepted = await self.loop.run_in_executor(None, authenticator.authenticate, step)
+            return finish_login(query, address, accepted, self.clock(), self.auth_cache)
+        except Unauthorized:
+            limits.login_failed(address, self.loop.time())
+            raise
 
     async def durable(self) -> None:
         """Wait until the store has everything asked of it so far (what MQTT waits for before PUBACK)."""

@@ -152,6 +152,7 @@ class ObserverRegistry:
         self.max_observers = max_observers
         self.dropped = 0
         self.expired = 0
+        self.refused = 0  # registrations refused at `max_observers` (5.03)
         self._observers: dict[ObserverKey, Observer] = {}
         self._sequence = 0
         self.on_remove: list[Callable[[Observer], None]] = []  # metrics, tests
@@ -185,6 +186,7 @@ class ObserverRegistry:
                 return existing, False
             self.remove(existing)
         if len(self._observers) >= self.max_observers:
+            self.refused += 1
             raise Overloaded(f"observer limit of {self.max_observers} reached", retry_after=30)
         observer = Observer(self, key, topic_filter, qos, client_id, self.queue_limit, access)
         try:

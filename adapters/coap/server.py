@@ -36,6 +36,7 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from core.broker import Broker
 
 from adapters.coap.connections import ConnectionRegistry
+from adapters.coap.limits import CoAPLimits
 from adapters.coap.observers import ObserverRegistry
 from adapters.coap.exchange import AckWatch, ListenerState, end_observers_of
 from adapters.coap.resources import ConnectionResource, PubSubResource
@@ -87,8 +88,9 @@ class CoAPListener:
             clock=clock,
             registry=ObserverRegistry(broker.router, PS_MOUNT, queue_limit=settings.observer_queue,
                                       max_observers=settings.max_observers),
-            connections=ConnectionRegistry(settings.heartbeat),
+            connections=ConnectionRegistry(settings.heartbeat, max_connections=settings.max_connections),
             on_connections_changed=self._rearm,
+            limits=CoAPLimits(settings.rate_limiter, settings.login_backoff),
         )
 
     @property
@@ -96,14 +98,21 @@ class CoAPListener:
         return self.state.registry
 
     def metrics(self) -> dict[str, int]:
-        """Counters for the admin API: live observers and connections, dropped and expired notifications."""
-        registry = self.state.registry
+        """Counters for the admin API: live observers and connections, dropped and expired notifications,
+        and requests refused by a limit (max observers / connections: 5.03; new identities over the
+        per-address rate and logins held by the backoff: 4.29; failed logins: 4.01)."""
+        registry, limits = self.state.registry, self.state.limits
         return {
             "observers": len(registry),
             "connections": len(self.state.connections),
             "notifications_dropped": registry.dropped,
             "notifications_expired": registry.expired,
             "publishes_waiting_for_store": self.state.pending_publishes,
+            "refused_max_observers": registry.refused,
+            "refused_max_connections": self.state.connections.refused,
+            "refused_rate": limits.refused_rate,
+            "refused_login_backoff": limits.refused_login_backoff,
+            "login_failures": limits.login_failures,
         }
 
     async def start(self, host: str, port: int, mounts: Iterable[Mount] = ()) -> int:

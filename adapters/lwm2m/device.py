@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from aiocoap import Message as CoAPMessage
 from aiocoap import Reliable, Unreliable
 from aiocoap import error as coap_error
+from aiocoap.message import UndecidedRemote
 from aiocoap.numbers.codes import Code
 
 from core.message import Message
@@ -44,7 +45,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rosettamq.lwm2m")
 
-__all__ = ["DeviceLink", "coap_message", "coap_response"]
+__all__ = ["DeviceLink", "coap_message", "coap_response", "remote_address", "remote_from_address"]
+
+
+def remote_address(remote: Any) -> str | None:
+    """A device's address as CoAP hostinfo (``"127.0.0.1:56830"``), to keep in the store."""
+    if isinstance(remote, str):
+        return remote
+    hostinfo = getattr(remote, "hostinfo", None)
+    return hostinfo if isinstance(hostinfo, str) else None
+
+
+def remote_from_address(address: str | None) -> Any:
+    """A remote for a stored address: the listener's context resolves it when a request is
+    sent, and the request goes out of the listener's socket like any other."""
+    return None if address is None else UndecidedRemote("coap", address)
 
 
 def coap_message(request: CoapRequest, remote: Any) -> CoAPMessage:
@@ -107,13 +122,18 @@ class DeviceLink:
 
     # --- lifecycle ----------------------------------------------------------------
 
-    def open(self, now: float) -> None:
-        """Subscribe the command topic and start the configured observations."""
+    def open(self, now: float, *, restored: bool = False) -> None:
+        """Subscribe the command topic and start the configured observations.
+
+        `restored`: the registration comes from the store after a restart; the device has
+        not spoken (a queue-mode device is not taken as awake), and its observations of the
+        previous run are gone, so the configured ones are made again."""
         if self.access is not None and not self.access.can_subscribe(self.filter):
             log.warning("lwm2m endpoint=%s may not subscribe %s: commands are refused", self.endpoint, self.filter)
         else:
             self.server.broker.router.subscribe(self, self.filter, SubscriptionOptions(qos=1))
-        self._apply(self.queue.seen(now))
+        if not restored:
+            self._apply(self.queue.seen(now))
         try:
             commands = auto_observe_commands(self.registration, self.server.settings.auto_observe,
                                              self.server.settings.registry)
@@ -214,6 +234,9 @@ class DeviceLink:
             return
         if self.closed:
             return
+        if isinstance(self.remote, UndecidedRemote) and reply.remote is not None \
+                and not isinstance(reply.remote, UndecidedRemote):
+            self.remote = reply.remote  # restored from an address: resolved once
         response = coap_response(reply)
         answer = response_answer(command, response, settings.registry)
         self._answer(response_topic, answer)

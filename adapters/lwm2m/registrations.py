@@ -180,6 +180,18 @@ class RegistrationTable:
         self._schedule(new)
         return new
 
+    def restore(self, registration: Registration) -> None:
+        """Put back a registration read from the store, under its own location id, so the
+        device's next Update of ``/rd/{id}`` finds it after a restart."""
+        if registration.id in self._by_id:
+            raise ValueError(f"location /rd/{registration.id} is taken")
+        replaced = self.by_endpoint(registration.endpoint)
+        if replaced is not None:
+            del self._by_id[replaced.id]
+        self._by_id[registration.id] = registration
+        self._by_endpoint[registration.endpoint] = registration.id
+        self._schedule(registration)
+
     def deregister(self, reg_id: str) -> Registration:
         """Remove a registration (De-register); 4.04 for an unknown location."""
         registration = self._by_id.pop(reg_id, None)

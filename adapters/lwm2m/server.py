@@ -15,6 +15,14 @@ the pure tables' ``next_deadline()`` and run by one ``call_later`` timer,
 re-armed after every change; the clock is the loop's monotonic time unless
 one is given (tests drive it and call `run_due(now)` themselves).
 
+Registrations are kept in the broker's store (`registration_records`): written
+on Register and Update, deleted on De-register and expiry, and the answer to a
+Register or Update goes out once that write is durable. At mount (start), the
+stored ones still within their lifetime come back under their location ids,
+with their command topics subscribed and commands sent to the address they
+last spoke from; the others are published as ``up/deregister`` (reason
+``expired``) and forgotten.
+
 Everything the server publishes carries the endpoint as origin client id, and
 goes through the topic ACL (`can_publish` for ``{ep}`` as client id).
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, Callable, Coroutine, Iterable, Mapping, Sequence
 
 from aiocoap import Message as CoAPMessage
@@ -32,11 +41,13 @@ from aiocoap.resource import PathCapable, Resource
 
 from core.broker import Broker
 from core.message import Message, Origin
+from core.stores.base import StoreError
 
 from .answers import lifecycle_message
 from .coap import CoapResponse, code_number
-from .device import DeviceLink
+from .device import DeviceLink, remote_address, remote_from_address
 from .rd import RdEvent, expire_events, handle_rd
+from .registration_records import KIND, decode_registration, encode_registration
 from .registrations import RegistrationTable
 from .settings import LwM2MSettings
 from .topics import lifecycle_topic
@@ -46,6 +57,7 @@ log = logging.getLogger("rosettamq.lwm2m")
 __all__ = ["LwM2MServer", "RegistrationResource", "LocationResource", "RD_MOUNT"]
 
 RD_MOUNT = ("rd",)
+wall_clock = time.time  # stored registrations' clock unless one is given (a restart test moves it)
 JSON = "application/json"
 
 
@@ -53,9 +65,12 @@ class LwM2MServer:
     """Registrations, the devices behind them, and what they publish."""
 
     def __init__(self, broker: Broker, settings: LwM2MSettings | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 wall: Callable[[], float] | None = None) -> None:
         self.broker = broker
+        self.store = broker.store
         self._clock = clock  # None: the loop's monotonic time
+        self._wall = wall or wall_clock  # the clock stored registrations are timed by
         self.settings = settings or LwM2MSettings()
         self.table = RegistrationTable(grace=self.settings.lifetime_grace,
                                        min_lifetime=self.settings.min_lifetime,
@@ -70,6 +85,7 @@ class LwM2MServer:
         """The CoAP listener's mount hook: serve ``/rd`` and send with its context."""
         self.context = listener.context
         self._loop = asyncio.get_running_loop()
+        self.restore()
         return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self))]
 
     def now(self) -> float:
@@ -77,6 +93,46 @@ class LwM2MServer:
             return self._clock()
         assert self._loop is not None, "mount() first"
         return self._loop.time()
+
+    # --- persistence -------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Take back the stored registrations: live ones as devices, ended ones as expired.
+
+        StoreError for a record this version cannot read (never a silent wipe)."""
+        now, wall = self.now(), self._wall()
+        for endpoint, value in sorted(self.store.load_records(KIND).items()):
+            try:
+                stored = decode_registration(value, now=now, wall=wall)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"unreadable LwM2M registration of {endpoint!r} in the store: {exc!r}") from exc
+            registration = stored.registration
+            if stored.expired:
+                self.store.delete_record(KIND, endpoint)
+                log.info("lwm2m deregister endpoint=%s reason=expired (while stopped)", endpoint)
+                self._announce(RdEvent("deregister", registration, "expired"))
+                continue
+            self.table.restore(registration)
+            link = self.devices[endpoint] = DeviceLink(self, registration, remote_from_address(stored.address))
+            log.info("lwm2m restored endpoint=%s location=%s address=%s", endpoint,
+                     registration.location, stored.address)
+            link.open(now, restored=True)
+        self.rearm()
+
+    def _save(self, event: RdEvent, remote: Any, now: float) -> None:
+        endpoint = event.registration.endpoint
+        if event.kind != "deregister":
+            self.store.put_record(KIND, endpoint, encode_registration(
+                event.registration, remote_address(remote), now=now, wall=self._wall()))
+        elif self.table.by_endpoint(endpoint) is None:  # not replaced by a new Register
+            self.store.delete_record(KIND, endpoint)
+
+    async def durable(self) -> None:
+        """Return once every registration change so far is committed (before a CoAP answer)."""
+        assert self._loop is not None, "mount() first"
+        done = self._loop.create_future()
+        self.store.sync(lambda: done.done() or done.set_result(None))
+        await done
 
     # --- I/O for the devices (device.py holds no asyncio) ------------------------------
 
@@ -108,6 +164,7 @@ class LwM2MServer:
         registration = event.registration
         endpoint = registration.endpoint
         link = self.devices.get(endpoint)
+        self._save(event, remote, now)
         if event.kind == "deregister":
             if link is not None and link.registration.id == registration.id:
                 del self.devices[endpoint]
@@ -119,10 +176,14 @@ class LwM2MServer:
                      registration.location, registration.lifetime, registration.binding)
         elif link is not None:
             link.updated(registration, remote, now)
-        self.publish(endpoint, lifecycle_topic(endpoint, event.kind, self.settings.prefix),
-                     lifecycle_message(event))
+        self._announce(event)
         if event.kind == "register":
             link.open(now)  # after up/register: its auto-observe answers follow it
+
+    def _announce(self, event: RdEvent) -> None:
+        endpoint = event.registration.endpoint
+        self.publish(endpoint, lifecycle_topic(endpoint, event.kind, self.settings.prefix),
+                     lifecycle_message(event))
 
     # --- deadlines ----------------------------------------------------------------------
 
@@ -211,6 +272,7 @@ class RegistrationResource(Resource):
             request.code.name, self.prefix + tuple(request.opt.uri_path), tuple(request.opt.uri_query),
             bytes(request.payload), None if content_format is None else int(content_format),
             request.remote)
+        await self.server.durable()  # a registration is acknowledged once it is stored
         message = CoAPMessage(code=Code(code_number(response.code)), payload=response.payload)
         if response.content_format is not None:
             message.opt.content_format = response.content_format
