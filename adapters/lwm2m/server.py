@@ -25,6 +25,11 @@ last spoke from; the others are published as ``up/deregister`` (reason
 
 Everything the server publishes carries the endpoint as origin client id, and
 goes through the topic ACL (`can_publish` for ``{ep}`` as client id).
+
+Registrations (POST ``/rd``) take one token per source address from the
+gateway's shared `RateLimiter` (`rate_limiter`, the one connections of every
+protocol take theirs from); past it the answer is 4.29 Too Many Requests
+with Max-Age (RFC 8516), counted in `refused_rate`. Updates are not counted.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from typing import Any, Callable, Coroutine, Iterable, Mapping, Sequence
 
@@ -40,6 +46,7 @@ from aiocoap.numbers.codes import Code
 from aiocoap.resource import PathCapable, Resource
 
 from core.broker import Broker
+from core.limits import RateLimiter, address_key
 from core.message import Message, Origin
 from core.stores.base import StoreError
 
@@ -66,8 +73,10 @@ class LwM2MServer:
 
     def __init__(self, broker: Broker, settings: LwM2MSettings | None = None,
                  clock: Callable[[], float] | None = None,
-                 wall: Callable[[], float] | None = None) -> None:
+                 wall: Callable[[], float] | None = None, rate_limiter: RateLimiter | None = None) -> None:
         self.broker = broker
+        self.rate_limiter = rate_limiter  # registrations per source address (shared with every listener)
+        self.refused_rate = 0
         self.store = broker.store
         self._clock = clock  # None: the loop's monotonic time
         self._wall = wall or wall_clock  # the clock stored registrations are timed by
@@ -149,6 +158,16 @@ class LwM2MServer:
         return request, await asyncio.wait_for(request.response, timeout)
 
     # --- registration interface -------------------------------------------------------
+
+    def admit_registration(self, address: str) -> int | None:
+        """None: a Register from `address` ("host:port") may go on; else the seconds to answer 4.29 with."""
+        limiter = self.rate_limiter
+        if limiter is None or self._loop is None:
+            return None
+        if limiter.allow(address_key(address), self._loop.time()):  # the shared limiters' clock
+            return None
+        self.refused_rate += 1
+        return max(1, math.ceil(1.0 / limiter.rate))
 
     def registration_request(self, method: str, subpath: Sequence[str], query: Sequence[str],
                              payload: bytes, content_format: int | None, remote: Any) -> CoapResponse:
@@ -248,7 +267,7 @@ class LwM2MServer:
         self.devices.clear()
 
     def metrics(self) -> dict[str, int]:
-        return {"registrations": len(self.table),
+        return {"registrations": len(self.table), "refused_rate": self.refused_rate,
                 "observations": sum(len(link.observations) for link in self.devices.values()),
                 "queued_commands": sum(len(link.queue) for link in self.devices.values())}
 
@@ -267,6 +286,12 @@ class RegistrationResource(Resource):
         self.prefix = prefix
 
     async def render(self, request: CoAPMessage) -> CoAPMessage:
+        if request.code == Code.POST and not self.prefix and not request.opt.uri_path:  # Register
+            retry = self.server.admit_registration(request.remote.hostinfo)
+            if retry is not None:
+                refusal = CoAPMessage(code=Code.TOO_MANY_REQUESTS, payload=b"too many registrations from this address")
+                refusal.opt.max_age = retry
+                return refusal
         content_format = request.opt.content_format
         response = self.server.registration_request(
             request.code.name, self.prefix + tuple(request.opt.uri_path), tuple(request.opt.uri_query),
