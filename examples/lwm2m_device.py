@@ -284,7 +284,8 @@ class Device:
     async def start(self, host: str, port: int, *, register: bool = True) -> None:
         """Open the device's CoAP endpoint and register with the server at host:port."""
         self.server = (host, port)
-        self.context = await Context.create_server_context(self.site, bind=(self.bind_host, 0))
+        # plain UDP only: with DTLSSocket installed, aiocoap would also open a tinydtls client interface
+        self.context = await Context.create_server_context(self.site, bind=(self.bind_host, 0), transports=["udp6"])
         if register:
             await self.register()
 
@@ -331,7 +332,7 @@ class Device:
         """Move to a new UDP port, as a NAT rebinding does; the new port."""
         assert self.context is not None
         old = self.context
-        self.context = await Context.create_server_context(self.site, bind=(self.bind_host, 0))
+        self.context = await Context.create_server_context(self.site, bind=(self.bind_host, 0), transports=["udp6"])
         await old.shutdown()
         return self.port
 
