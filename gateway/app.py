@@ -13,11 +13,13 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from adapters.amqp.server import AMQPService
 from adapters.amqp.settings import AMQPSettings
 from adapters.amqp.store_log import StoreLog
+from adapters.coap.dtls import PSKError, parse_psk_lines
 from adapters.coap.server import CoAPListener, Mount, start_coap_server
 from adapters.coap.settings import CoAPSettings
 from adapters.lwm2m.ddf import load_object_dir
@@ -37,7 +39,7 @@ from core.stores.base import Store
 from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
 
-from gateway.config import Config, WSListenerConfig, WSSListenerConfig
+from gateway.config import Config, ConfigError, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
 from gateway.metrics import build_registry
 from gateway.sys_topics import SysPublisher
@@ -189,6 +191,18 @@ class Gateway:
         self.security = Security.from_config(self.config)  # a bad password or ACL file fails here
         self.authenticator = self.security.authenticator
 
+    async def _start_coaps(self, coap: CoAPListener) -> None:
+        """[coaps]: the CoAP listener's site over DTLS with the PSK file's keys (adapters/coap/dtls.py)."""
+        section = self.config.coaps
+        assert section.psk_file is not None
+        try:
+            psks = parse_psk_lines(Path(section.psk_file).read_text(encoding="utf-8"))
+        except PSKError as exc:
+            raise ConfigError(f"coaps.psk_file: {section.psk_file}: {exc}") from None
+        port = await coap.start_dtls(section.listen.host, section.listen.port, psks)
+        self.ports["coaps"] = port
+        log.info("listening protocol=coaps address=%s port=%d identities=%d", section.listen.host, port, len(psks))
+
     def reload(self) -> bool:
         """SIGHUP: re-read the password file and the ACL file; connections stay (see gateway/security.py)."""
         return self.security.reload()
@@ -249,6 +263,8 @@ class Gateway:
                                                 listen.host, listen.port, mounts=mounts)
             self.ports["coap"] = self.coap.port
             log.info("listening protocol=coap address=%s port=%d", listen.host, self.coap.port)
+            if self.config.coaps.enabled:
+                await self._start_coaps(self.coap)
         if self.config.http.enabled:
             listen = self.config.http.listen
             self._http = HTTPServer(self)

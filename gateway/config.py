@@ -33,6 +33,7 @@ from gateway.config_sections import (
     AMQPListenerConfig,
     AuthConfig,
     CoAPListenerConfig,
+    CoAPSListenerConfig,
     ConfigError,
     HTTPListenerConfig,
     ListenAddress,
@@ -52,7 +53,7 @@ from gateway.config_sections import (
 
 __all__ = [
     "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
-    "Config", "ConfigError", "HTTPListenerConfig", "SysConfig",
+    "CoAPSListenerConfig", "Config", "ConfigError", "HTTPListenerConfig", "SysConfig",
     "ListenAddress",
     "ListenerConfig", "LogConfig", "LwM2MConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
     "WSSListenerConfig", "apply_cli_overrides", "config_from_dict", "load_config", "parse_listen",
@@ -72,6 +73,7 @@ class Config:
     mqtt_tls: TLSListenerConfig = TLSListenerConfig(False, _addr(8883))
     wss: WSSListenerConfig = WSSListenerConfig(False, _addr(8084))
     amqps: TLSListenerConfig = TLSListenerConfig(False, _addr(5671))
+    coaps: CoAPSListenerConfig = CoAPSListenerConfig(False, _addr(5684))
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
     log: LogConfig = LogConfig()
@@ -217,6 +219,17 @@ def _coap(sec: _Section, default: CoAPListenerConfig) -> CoAPListenerConfig:
     )
     sec.done()
     return result
+
+
+def _coaps(sec: _Section, default: CoAPSListenerConfig) -> CoAPSListenerConfig:
+    enabled, listen, psk_file = sec.boolean("enabled", None), sec.listen(default.listen), sec.path("psk_file")
+    sec.done()
+    if psk_file is None and enabled:
+        raise ConfigError(f"{sec.name}.psk_file: required to enable CoAP over DTLS")
+    on = psk_file is not None and enabled is not False
+    if on:
+        sec.require_file("psk_file", psk_file)
+    return CoAPSListenerConfig(on, listen, psk_file)
 
 
 def _amqp(sec: _Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
@@ -377,7 +390,7 @@ def _sys(sec: _Section) -> SysConfig:
 
 _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
                               "http": _http, "mqtt_tls": _tls_listener,
-                              "wss": _tls_listener, "amqps": _tls_listener}
+                              "wss": _tls_listener, "amqps": _tls_listener, "coaps": _coaps}
 _SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
 _SECTIONS += ("sys",)
 

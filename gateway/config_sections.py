@@ -140,6 +140,18 @@ class CoAPListenerConfig(ListenerConfig):
 
 
 @dataclass(frozen=True, slots=True)
+class CoAPSListenerConfig(ListenerConfig):
+    """CoAP over DTLS (``[coaps]``, default port 5684): the ``[coap]`` listener's resources, limits and
+    credentials rules, on a second UDP socket; on only with a `psk_file` (and ``[coap]`` on).
+
+    `psk_file`: one ``identity:key`` a line (``hex:...`` for a binary key); a client that does
+    not know one of these pairs never completes the DTLS handshake. Needs the ``DTLSSocket``
+    package (pip extra ``dtls``).
+    """
+    psk_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LwM2MConfig:
     """The LwM2M server (``[lwm2m]``), served on the CoAP listener's ``/rd``; on with ``[coap]``.
 

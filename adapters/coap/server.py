@@ -36,6 +36,7 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from core.broker import Broker
 
 from adapters.coap.connections import ConnectionRegistry
+from adapters.coap.dtls import start_dtls_transport
 from adapters.coap.limits import CoAPLimits
 from adapters.coap.observers import ObserverRegistry
 from adapters.coap.exchange import AckWatch, ListenerState, end_observers_of
@@ -80,6 +81,7 @@ class CoAPListener:
         self.settings = settings
         self.context: Context | None = None
         self.port = 0
+        self.dtls_port = 0  # coaps://, when start_dtls ran
         self._timer: asyncio.TimerHandle | None = None
         self.state = ListenerState(
             broker=broker,
@@ -137,6 +139,14 @@ class CoAPListener:
         context.serversite = build_site(contributions)
         self.port = transport.transport.get_extra_info("socket").getsockname()[1]
         return self.port
+
+    async def start_dtls(self, host: str, port: int, psks: dict[bytes, bytes]) -> int:
+        """Serve the same site over DTLS with these PSKs (adapters.coap.dtls), after `start`; the bound port."""
+        assert self.context is not None, "start() first"
+        self.dtls_port = await start_dtls_transport(
+            self.context, lambda tokens: _WatchedMessageManager(tokens, self.state.watch), host, port, psks,
+            asyncio.get_running_loop())
+        return self.dtls_port
 
     def _rearm(self) -> None:
         if self._timer is not None:
