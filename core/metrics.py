@@ -195,7 +195,7 @@ def core_collector(broker: "Broker") -> Collector:
         drops = sessions.ended_counters.copy()
         for session in sessions.sessions.values():
             inflight += len(session.inflight)
-            queued += len(session.queue)
+            queued += session.queued
             online += session.sink is not None
             counters = session.counters
             for reason in drops:

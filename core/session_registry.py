@@ -72,6 +72,7 @@ class SessionRegistry:
             self._end(existing, publish_will=True)
             existing = None
         if existing is not None:
+            existing.reload()  # its queue, from the store, before a new expiry may drop it there
             was_persistent = existing.persistent
             existing.will_at = None  # a new connection cancels a delayed will [MQTT-3.1.3-9]
             existing.will = None
@@ -229,6 +230,7 @@ class SessionRegistry:
             self._publish_will(session)
         session.unsubscribe_all()
         session.queue.clear()
+        session.offline_queued = 0
         session.inflight.clear()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]

@@ -5,6 +5,11 @@ While a connection is attached (its `SessionSink`), messages go out at once
 within the client's receive maximum; the rest wait in a bounded queue, in
 order. Unacknowledged messages are resent with DUP when the client comes back.
 Every change of a persistent session is written to the store.
+
+While a persistent session is offline its queue lives only in the store (only
+`offline_queued`, their count, is in memory, for the `max_queued` limit), so
+many offline sessions with full queues cost disk, not memory; `reload()` reads
+them back in order when a connection takes the session again.
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ class Session:
         self.subscriptions: dict[str, SubscriptionOptions] = {}
         self.inflight: dict[int, InFlight] = {}
         self.queue: deque[tuple[int, Delivery]] = deque()
+        self.offline_queued = 0  # queued messages kept only in the store while offline (persistent)
         self.incoming_qos2: set[int] = set()
         # In-flight packet ids still to be resent on this connection, in the order first sent.
         self.resend: deque[int] = deque()
@@ -157,13 +163,16 @@ class Session:
         if sink is not None and not self.queue and not self.resend and self._window_open(sink):
             self._send_new(self._next_seq(), delivery, cache)
             return
-        if len(self.queue) >= self.limits.max_queued:
+        if self.queued >= self.limits.max_queued:
             self.counters.queue_full += 1
             return
         seq = self._next_seq()
-        self.queue.append((seq, delivery))
         if self.persistent:
             self._store.put_delivery(self.client_id, _stored(seq, delivery))
+            if sink is None:
+                self.offline_queued += 1
+                return
+        self.queue.append((seq, delivery))
         if sink is not None and len(self.queue) >= self.limits.high_water:
             self._router.flow.hits.append(self)  # the producer should pause (core/flow.py)
 
@@ -233,6 +242,21 @@ class Session:
 
     # -- attachment ------------------------------------------------------------
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be sent, in memory or (offline) in the store."""
+        return len(self.queue) + self.offline_queued
+
+    def reload(self) -> None:
+        """Read the messages queued while offline back from the store, in order (before a
+        connection takes the session, and before its store state may change)."""
+        if not self.offline_queued:
+            return
+        self.offline_queued = 0
+        for stored in self._store.load_deliveries(self.client_id):
+            if stored.packet_id is None:  # in-flight ones never left memory
+                self.queue.append((stored.seq, _delivery(stored)))
+
     def attach(self, sink: SessionSink, resume: bool) -> None:
         """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue.
 
@@ -240,6 +264,7 @@ class Session:
         connection's receive maximum bounds the resent PUBLISHes too
         [MQTT-3.3.4-9]: the rest wait in `resend`, ahead of the queue.
         """
+        self.reload()
         self.sink = sink
         self.disconnected_at = None
         self.resend.clear()
@@ -251,6 +276,9 @@ class Session:
         self.sink = None
         self.resend.clear()  # everything still in flight is resent on the next connection
         self.disconnected_at = now
+        if self.persistent:  # every queued message is in the store already: memory lets go
+            self.offline_queued += len(self.queue)
+            self.queue.clear()
         self._release_producers()  # an offline session blocks no one
 
     # -- backpressure (core/flow.py) -----------------------------------------
@@ -315,13 +343,13 @@ class Session:
         )
 
     def restore_delivery(self, stored: StoredDelivery) -> None:
-        """Put back a queued or in-flight message loaded from the store."""
-        delivery = Delivery(stored.message, stored.qos, stored.retain, stored.subscription_ids)
+        """Put back an in-flight message loaded from the store (at start, the session offline);
+        a queued one stays in the store until `reload`."""
         self._seq = max(self._seq, stored.seq)
         if stored.packet_id is not None:
-            self.inflight[stored.packet_id] = InFlight(stored.seq, delivery, stored.released)
+            self.inflight[stored.packet_id] = InFlight(stored.seq, _delivery(stored), stored.released)
         else:
-            self.queue.append((stored.seq, delivery))
+            self.offline_queued += 1
 
     # -- internals ---------------------------------------------------------------
 
@@ -359,6 +387,10 @@ class Session:
         if self.persistent:
             self._store.delete_delivery(self.client_id, entry.seq)
         return True
+
+
+def _delivery(stored: StoredDelivery) -> Delivery:
+    return Delivery(stored.message, stored.qos, stored.retain, stored.subscription_ids)
 
 
 def _stored(seq: int, delivery: Delivery, packet_id: int | None = None, released: bool = False) -> StoredDelivery:

@@ -42,7 +42,7 @@ def _mqtt_clients(gateway: "Gateway") -> list[dict[str, Any]]:
         out.append({
             "id": conn.client_id, "protocol": "mqtt", "listener": conn.listener, "address": conn.peer,
             "username": conn.username, "connected_since": conn.connected_at, "protocol_level": conn.level,
-            "subscriptions": sorted(session.subscriptions), "queue_depth": len(session.queue),
+            "subscriptions": sorted(session.subscriptions), "queue_depth": session.queued,
             "inflight": len(session.inflight), "keep_alive": conn.keep_alive,
         })
     return out

@@ -100,6 +100,12 @@ class Store(ABC):
     def delete_delivery(self, client_id: str, seq: int) -> None: ...
 
     @abstractmethod
+    def load_deliveries(self, client_id: str) -> list[StoredDelivery]:
+        """One session's messages in `seq` order, including changes not yet committed.
+
+        Read when an offline session comes back: its queue lives only in the store meanwhile."""
+
+    @abstractmethod
     def put_incoming_qos2(self, client_id: str, packet_id: int) -> None: ...
 
     @abstractmethod

@@ -56,6 +56,10 @@ class MemoryStore(Store):
     def delete_delivery(self, client_id: str, seq: int) -> None:
         self._state.deliveries.get(client_id, {}).pop(seq, None)
 
+    def load_deliveries(self, client_id: str) -> list[StoredDelivery]:
+        deliveries = self._state.deliveries.get(client_id, {})
+        return [deliveries[seq] for seq in sorted(deliveries)]
+
     def put_incoming_qos2(self, client_id: str, packet_id: int) -> None:
         self._state.incoming_qos2.setdefault(client_id, set()).add(packet_id)
 

@@ -224,6 +224,20 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path}: cannot read {table}: {exc}") from exc
         return state
 
+    def load_deliveries(self, client_id: str) -> list[StoredDelivery]:
+        """One session's committed messages in `seq` order, after committing whatever is still queued."""
+        self.flush()
+        try:
+            with self._db_lock:
+                rows = self._db.execute(
+                    "SELECT seq, qos, retain, subscription_ids, packet_id, released, message FROM deliveries"
+                    " WHERE client_id=? ORDER BY seq", (client_id,)).fetchall()
+            return [StoredDelivery(seq, decode_message(message), qos, bool(retain),
+                                   tuple(int(i) for i in ids.split(",") if i), packet_id, bool(released))
+                    for seq, qos, retain, ids, packet_id, released, message in rows]
+        except (sqlite3.DatabaseError, CodecError, ValueError) as exc:
+            raise StoreError(f"{self.path}: cannot read the messages of {client_id!r}: {exc}") from exc
+
     def load_records(self, kind: str) -> dict[str, bytes]:
         """Every committed record of `kind`, after committing whatever is still queued."""
         self.flush()

@@ -320,7 +320,7 @@ def test_an_expired_message_queued_for_an_offline_session_is_not_delivered(
     gateway.call(lambda: gateway.broker.publish(Message("exp/q", b"expired", 1, expiry=now - 0.1)))
     publisher = connected(gateway.mqtt_port, "offline-pub")
     publish_qos1(publisher, "exp/q", b"fresh", 1, message_expiry_interval=60)
-    queued = gateway.call(lambda: len(gateway.broker.mqtt_sessions.get("offline-sub").queue))
+    queued = gateway.call(lambda: gateway.broker.mqtt_sessions.get("offline-sub").queued)
     assert queued == 2
 
     back = connected(gateway.mqtt_port, "offline-sub", clean_start=False, session_expiry_interval=300)

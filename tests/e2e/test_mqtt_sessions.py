@@ -277,7 +277,7 @@ def test_messages_queued_while_offline_go_out_on_reconnect_in_publish_order_with
     sent = [(b"a", 2), (b"b", 1), (b"zero", 0), (b"c", 2), (b"d", 1), (b"e", 2)]
     for n, (payload, qos) in enumerate(sent):
         publish(port, f"offw/{n}", payload, qos=qos)
-    assert len(session_of(gateway, client_id).queue) == 5
+    assert session_of(gateway, client_id).queued == 5  # waiting in the store
     sub, connack = connect(port, client_id, level, **persistent(level))
     assert connack.session_present is True
     packets = [sub.recv() for _ in range(5)]
