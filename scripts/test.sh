@@ -15,6 +15,9 @@ set -euo pipefail
 # Debian packages of the real peers, and the commands that show each is installed.
 # Later issues extend this list (libcoap3-bin:coap-client-notls, chromium:chromium, ...).
 DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium openssl:openssl libcoap3-bin:coap-client-notls nodejs:node npm:npm"
+# The test extra builds DTLSSocket (tinydtls, for the [coaps] tests) from source: it needs a C
+# toolchain, autotools and the Python headers.
+DEBIAN_PEERS="$DEBIAN_PEERS build-essential:gcc,make autoconf:autoconf automake:automake libtool:libtoolize python3-dev:python3-config"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${ROSETTAMQ_VENV:-.venv}"
