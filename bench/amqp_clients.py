@@ -13,6 +13,8 @@ import socket
 
 from pamqp import commands, frame, header
 
+from bench.clients import Progress
+
 _FRAME_HEADER = 7  # type (1) + channel (2) + size (4); then the payload and 0xCE
 
 
@@ -110,7 +112,9 @@ class AMQPCounter(asyncio.Protocol):
                 bodies += 1
             pos = end
         del buf[:pos]
-        self.received += bodies
+        if bodies:
+            self.received += bodies
+            Progress.touch()
         self._check()
 
     def _check(self) -> None:

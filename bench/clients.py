@@ -19,6 +19,21 @@ from adapters.mqtt.packets import Connect, Subscribe, SubscriptionRequest
 STAMP = struct.Struct("!d")
 
 
+class Progress:
+    """When any receiving client last got messages (perf_counter), shared by a scenario's clients.
+
+    Touched once per received chunk, not per message. A scenario whose deliveries
+    stop short (QoS 0 dropped for a slow consumer) is timed up to its last delivery,
+    not up to its timeout.
+    """
+
+    last = 0.0
+
+    @classmethod
+    def touch(cls) -> None:
+        cls.last = time.perf_counter()
+
+
 def publish_size(topic: str, payload_size: int, qos: int) -> int:
     head, tail = encode_publish_parts(topic, b"\0" * payload_size, qos, False, False, b"", 4)
     return len(head) + len(tail) + (2 if qos else 0)
@@ -142,6 +157,7 @@ class BenchClient(asyncio.Protocol):
             self._per_message(buf, n, size)
         del buf[: n * size]
         self.received += n
+        Progress.touch()
         self._check_target()
 
     def _per_message(self, buf: bytearray, n: int, size: int) -> None:

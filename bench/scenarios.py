@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bench.clients import STAMP, BenchClient, open_client, publish_batch, publish_size
+from bench.clients import STAMP, BenchClient, Progress, open_client, publish_batch, publish_size
 
 Result = dict[str, float]
 Scenario = Callable[[str, int, "Params"], Awaitable[Result]]
@@ -64,11 +64,20 @@ async def _subscribers(
     return subs
 
 
+STALL = 3.0  # seconds without any delivery that end a scenario early (its messages were dropped)
+
+
 async def _timed(futures: list[asyncio.Future[None]], start: float, timeout: float) -> float:
-    try:
-        await asyncio.wait_for(asyncio.gather(*futures), timeout)
-    except asyncio.TimeoutError:
-        pass
+    """Seconds from `start` until every future is done, or until the last delivery if they stall."""
+    everything = asyncio.ensure_future(asyncio.gather(*futures))
+    deadline = start + timeout
+    Progress.last = max(Progress.last, start)
+    while not everything.done():
+        now = time.perf_counter()
+        if now >= deadline or now - Progress.last >= STALL:
+            everything.cancel()
+            return Progress.last - start
+        await asyncio.wait([everything], timeout=min(0.5, deadline - now))
     return time.perf_counter() - start
 
 
