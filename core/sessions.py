@@ -157,8 +157,14 @@ class Session:
                 self.counters.offline_qos0 += 1
             elif sink.can_send():
                 sink.send_publish(None, delivery, False, cache)
+            elif len(self.queue) >= self.limits.max_queued:
+                self.counters.slow_consumer_qos0 += 1  # the bound is reached: QoS 0 is what goes
             else:
-                self.counters.slow_consumer_qos0 += 1
+                # The transport is paused (a burst ahead of the reader): wait in the bounded
+                # queue, never stored (seq 0), and slow the producer once it fills.
+                self.queue.append((0, delivery))
+                if len(self.queue) >= self.limits.high_water:
+                    self._router.flow.hits.append(self)
             return
         if sink is not None and not self.queue and not self.resend and self._window_open(sink):
             self._send_new(self._next_seq(), delivery, cache)
@@ -276,6 +282,10 @@ class Session:
         self.sink = None
         self.resend.clear()  # everything still in flight is resent on the next connection
         self.disconnected_at = now
+        qos0_held = sum(1 for _, delivery in self.queue if delivery.qos == 0)
+        if qos0_held:  # QoS 0 is not kept for offline clients
+            self.counters.offline_qos0 += qos0_held
+            self.queue = deque((seq, d) for seq, d in self.queue if d.qos)
         if self.persistent:  # every queued message is in the store already: memory lets go
             self.offline_queued += len(self.queue)
             self.queue.clear()
@@ -319,8 +329,18 @@ class Session:
                 continue
             resend.popleft()
         queue = self.queue
-        while queue and self._window_open(sink):
-            seq, delivery = queue.popleft()
+        while queue:
+            seq, delivery = queue[0]
+            if delivery.qos == 0:  # held while the transport was paused; no window applies
+                if not sink.can_send():
+                    break
+                queue.popleft()
+                if not delivery.message.is_expired():
+                    sink.send_publish(None, delivery, False, None)
+                continue
+            if not self._window_open(sink):
+                break
+            queue.popleft()
             if delivery.message.is_expired():
                 self.counters.expired += 1
                 if self.persistent:

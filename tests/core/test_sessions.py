@@ -133,16 +133,38 @@ def test_qos0_for_an_offline_session_is_dropped_and_counted() -> None:
     assert attached(session).payloads() == [b"q1"]
 
 
-def test_a_paused_transport_queues_qos1_and_drops_qos0_with_a_count() -> None:
+def test_a_paused_transport_holds_qos0_and_qos1_in_order_until_it_drains() -> None:
     session = make_session()
     sink = attached(session, writable=False)
     session.deliver(delivery(b"q0", qos=0))
     session.deliver(delivery(b"q1", qos=1))
     assert sink.sent == []
-    assert session.counters.slow_consumer_qos0 == 1
+    assert session.counters.slow_consumer_qos0 == 0
     sink.writable = True
     session.pump()
-    assert sink.payloads() == [b"q1"]
+    assert sink.payloads() == [b"q0", b"q1"]
+    assert [packet_id is None for packet_id, _, _ in sink.sent] == [True, False]
+
+
+def test_qos0_is_dropped_and_counted_only_once_the_queue_bound_is_reached() -> None:
+    session = make_session(max_queued=3)
+    sink = attached(session, writable=False)
+    for n in range(5):
+        session.deliver(delivery(b"%d" % n, qos=0))
+    assert session.counters.slow_consumer_qos0 == 2
+    sink.writable = True
+    session.pump()
+    assert sink.payloads() == [b"0", b"1", b"2"]
+
+
+def test_held_qos0_messages_are_not_kept_for_an_offline_persistent_session() -> None:
+    session = make_session(expiry=60)
+    attached(session, writable=False)
+    session.deliver(delivery(b"q0", qos=0))
+    session.deliver(delivery(b"q1", qos=1))
+    session.detach(0.0)
+    assert session.counters.offline_qos0 == 1
+    assert session.queued == 1
 
 
 def test_a_message_the_connection_discards_counts_as_done() -> None:

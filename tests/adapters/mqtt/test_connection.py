@@ -460,7 +460,7 @@ def test_on_output_fires_for_output_caused_by_another_connection_never_inside_re
     assert subscriber.received() == [PingResp()]
 
 
-def test_an_unwritable_connection_queues_qos1_drops_qos0_and_releases_the_queue_in_order(
+def test_an_unwritable_connection_holds_qos1_and_qos0_and_releases_them_in_order(
     broker: Broker, clock: FakeClock
 ) -> None:
     subscriber = peer(broker, clock, level=4)
@@ -472,16 +472,16 @@ def test_an_unwritable_connection_queues_qos1_drops_qos0_and_releases_the_queue_
 
     subscriber.conn.set_writable(False)
     publisher.send(Publish("feed", b"m1", qos=1, packet_id=1))
-    publisher.send(Publish("feed", b"dropped", qos=0))
+    publisher.send(Publish("feed", b"held", qos=0))
     publisher.send(Publish("feed", b"m2", qos=1, packet_id=2))
     assert subscriber.conn.data_to_send() == b""
     assert subscriber.output_signals == 0
-    assert [d.message.payload for _, d in session.queue] == [b"m1", b"m2"]
-    assert session.counters.slow_consumer_qos0 == 1
+    assert [d.message.payload for _, d in session.queue] == [b"m1", b"held", b"m2"]
+    assert session.counters.slow_consumer_qos0 == 0
 
     subscriber.conn.set_writable(True)
     released = subscriber.received()
-    assert [(p.payload, p.qos) for p in released] == [(b"m1", 1), (b"m2", 1)]
+    assert [(p.payload, p.qos) for p in released] == [(b"m1", 1), (b"held", 0), (b"m2", 1)]
     assert subscriber.output_signals >= 1
     assert not session.queue and len(session.inflight) == 2
 
