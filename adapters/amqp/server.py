@@ -20,6 +20,7 @@ from typing import Callable
 from core.broker import Broker
 from core.limits import ConnectionGate
 
+from adapters.driver import TransportDriver
 from adapters.amqp.broker import AMQPBroker
 from adapters.amqp.connection import AMQPConnection
 from adapters.amqp.durable import DurableLog
@@ -105,49 +106,23 @@ class AMQPService:
             self._rearm()
 
 
-class ConnectionDriver:
-    """Drives an `AMQPConnection` from a transport: feeding, coalesced flushing, deadlines, closing."""
+class ConnectionDriver(TransportDriver):
+    """Drives an `AMQPConnection` from a transport (adapters/driver.py), with AMQP's hooks:
+    the resource alarm pauses reading, and password checks run off the loop."""
 
     def __init__(self, conn: AMQPConnection, write: Callable[[bytes], None], close: Callable[[], None],
                  pause_reading: Callable[[], None], resume_reading: Callable[[], None]) -> None:
-        self.conn = conn
-        self._write = write
-        self._close_transport = close
-        self._pause_reading = pause_reading
-        self._resume_reading = resume_reading
-        self._read_blockers: set[str] = set()
+        super().__init__(conn, write, close, pause_reading, resume_reading)
         self._login_started = False
-        self._loop = asyncio.get_running_loop()
-        self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._closed = False
-        conn.on_output = self._schedule_flush
 
-    def feed(self, data: bytes) -> None:
-        self.conn.receive_data(data)
-        self.flush()
-
-    def flush(self) -> None:
-        self._flush_scheduled = False
-        if self._closed:
-            return
+    def _after_output(self) -> None:
         conn = self.conn
-        data = conn.data_to_send()
-        if data:
-            self._write(data)
-        if conn.closing:
-            self._closed = True
-            self._cancel_timer()
-            self._close_transport()
-            return
         if conn.reading_paused:
             self.block_reading("alarm")  # a resource alarm: stop reading this publisher
         else:
             self.unblock_reading("alarm")
         if conn.pending_login is not None and not self._login_started:
             self._check_login()
-        self._arm_timer()
 
     def _check_login(self) -> None:
         """Run the password check in the default executor; the connection holds its input meanwhile."""
@@ -166,49 +141,6 @@ class ConnectionDriver:
             self.flush()
 
         future.add_done_callback(decided)
-
-    def block_reading(self, reason: str) -> None:
-        """Stop reading the transport for `reason` ("alarm", "writes"); reasons add up."""
-        if not self._read_blockers:
-            self._pause_reading()
-        self._read_blockers.add(reason)
-
-    def unblock_reading(self, reason: str) -> None:
-        if reason in self._read_blockers:
-            self._read_blockers.discard(reason)
-            if not self._read_blockers and not self._closed:
-                self._resume_reading()
-
-    def lost(self) -> None:
-        self._closed = True
-        self._cancel_timer()
-        self.conn.connection_lost()
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled and not self._closed:
-            self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
-
-    def _arm_timer(self) -> None:
-        deadline = self.conn.next_deadline()
-        if deadline is None:
-            self._cancel_timer()
-            return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return  # an earlier timer re-arms at the current deadline when it fires
-        self._cancel_timer()
-        self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        self.conn.handle_timeout(self._loop.time())
-        self.flush()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
 
 
 class AMQPServerProtocol(asyncio.Protocol):

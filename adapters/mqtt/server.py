@@ -19,6 +19,7 @@ from typing import Callable
 from core.broker import Broker
 from core.limits import ConnectionGate
 
+from adapters.driver import TransportDriver
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
@@ -115,8 +116,9 @@ def certificate_cn(peercert: object) -> str | None:
     return None
 
 
-class ConnectionDriver:
-    """Drives an `MQTTConnection` from an asyncio transport: flushing, deadlines, closing.
+class ConnectionDriver(TransportDriver):
+    """Drives an `MQTTConnection` from an asyncio transport (adapters/driver.py), with MQTT's hooks:
+    producer backpressure through the connection's input gate, and password checks off the loop.
 
     Shared by the TCP protocol here and the WebSocket adapter, whose transport
     writes WebSocket frames instead of raw bytes.
@@ -130,18 +132,7 @@ class ConnectionDriver:
         pause_reading: Callable[[], None] | None = None,
         resume_reading: Callable[[], None] | None = None,
     ) -> None:
-        self.conn = conn
-        self._write = write
-        self._close_transport = close
-        self._pause_reading = pause_reading
-        self._resume_reading = resume_reading
-        self._read_blockers: set[str] = set()
-        self._loop = asyncio.get_running_loop()
-        self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._closed = False
-        conn.on_output = self._schedule_flush
+        super().__init__(conn, write, close, pause_reading, resume_reading)
         conn.input_gate.on_open = self._schedule_input
 
     def feed(self, data: bytes) -> None:
@@ -185,18 +176,6 @@ class ConnectionDriver:
         else:
             self.flush()
 
-    def block_reading(self, reason: str) -> None:
-        """Stop reading the transport for `reason` ("flow", "writes"); reasons add up."""
-        if not self._read_blockers and self._pause_reading is not None:
-            self._pause_reading()
-        self._read_blockers.add(reason)
-
-    def unblock_reading(self, reason: str) -> None:
-        if reason in self._read_blockers:
-            self._read_blockers.discard(reason)
-            if not self._read_blockers and self._resume_reading is not None and not self._closed:
-                self._resume_reading()
-
     def _schedule_input(self) -> None:
         # Called while another connection is being processed: resume on the next loop turn.
         self._loop.call_soon(self._resume_input)
@@ -207,55 +186,11 @@ class ConnectionDriver:
         self.unblock_reading("flow")
         self.feed(b"")  # the packets that waited in the decoder
 
-    def flush(self) -> None:
-        self._flush_scheduled = False
-        if self._closed:
-            return
-        conn = self.conn
-        data = conn.data_to_send()
-        if data:
-            self._write(data)
-        if conn.closing:
-            self._closed = True
-            self._cancel_timer()
-            self._close_transport()
-            return
-        self._arm_timer()
-
-    def lost(self) -> None:
-        self._closed = True
-        self._cancel_timer()
-        self.conn.connection_lost()
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled and not self._closed:
-            self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
-
-    def _arm_timer(self) -> None:
-        deadline = self.conn.next_deadline()
-        if deadline is None:
-            self._cancel_timer()
-            return
-        # Keep an earlier timer: when it fires it re-arms at the current deadline.
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return
-        self._cancel_timer()
-        self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        self.conn.handle_timeout(self._loop.time())
+    def _after_timeout(self) -> None:
         if "login" in self._read_blockers:
             self._login_moved()
         else:
             self.flush()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
 
 
 class MQTTServerProtocol(asyncio.Protocol):

@@ -294,7 +294,6 @@ def test_requiring_client_certificates_needs_a_cafile(tmp_path: Path) -> None:
         load_config(write(tmp_path, '[amqps]\ncertfile = "server.pem"\nrequire_client_cert = true\n'))
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_a_tls_listener_builds_a_server_ssl_context(tmp_path: Path) -> None:
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",

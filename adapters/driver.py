@@ -1,0 +1,110 @@
+"""Driving a no-I/O connection state machine from an asyncio transport, for every TCP-like adapter.
+
+A connection (MQTT, AMQP) exposes `receive_data`, `data_to_send`, `closing`,
+`next_deadline`, `handle_timeout`, `connection_lost` and an `on_output`
+callback. `TransportDriver` feeds it, writes its output once per event-loop
+turn (coalesced), closes the transport when it is done, keeps one timer at its
+next deadline, and gates reading for reasons that add up ("writes", "login",
+"flow", "alarm"). Protocol adapters subclass it for their own hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+
+class TransportDriver:
+    """Feeding, coalesced flushing, deadlines, a reading gate and closing for one connection."""
+
+    def __init__(
+        self,
+        conn: Any,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+        pause_reading: Callable[[], None] | None = None,
+        resume_reading: Callable[[], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self._write = write
+        self._close_transport = close
+        self._pause_reading = pause_reading
+        self._resume_reading = resume_reading
+        self._read_blockers: set[str] = set()
+        self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        conn.on_output = self._schedule_flush
+
+    def feed(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        conn = self.conn
+        data = conn.data_to_send()
+        if data:
+            self._write(data)
+        if conn.closing:
+            self._closed = True
+            self._cancel_timer()
+            self._close_transport()
+            return
+        self._after_output()
+        self._arm_timer()
+
+    def _after_output(self) -> None:
+        """Protocol hook, run after each flush of a connection that stays open."""
+
+    def block_reading(self, reason: str) -> None:
+        """Stop reading the transport for `reason`; reasons add up."""
+        if not self._read_blockers and self._pause_reading is not None:
+            self._pause_reading()
+        self._read_blockers.add(reason)
+
+    def unblock_reading(self, reason: str) -> None:
+        if reason in self._read_blockers:
+            self._read_blockers.discard(reason)
+            if not self._read_blockers and self._resume_reading is not None and not self._closed:
+                self._resume_reading()
+
+    def lost(self) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.conn.connection_lost()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.next_deadline()
+        if deadline is None:
+            self._cancel_timer()
+            return
+        # Keep an earlier timer: when it fires it re-arms at the current deadline.
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        self._cancel_timer()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.conn.handle_timeout(self._loop.time())
+        self._after_timeout()
+
+    def _after_timeout(self) -> None:
+        """Protocol hook after `handle_timeout`; by default, write what it produced."""
+        self.flush()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
