@@ -30,6 +30,7 @@ from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.server import WSListener, start_ws_server
 from adapters.ws.settings import WSSettings
+from core.tokens import TokenFile
 from core.auth import Authenticator
 from core.broker import Broker
 from core.limits import LoginBackoff
@@ -72,6 +73,7 @@ def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig) -
         trust_proxy=section.trust_proxy,
         max_frame_size=config.mqtt_limits.max_packet_size,
         ping_interval=float(section.ping_interval),
+        token_user=TokenFile.load(section.tokens_file).user_for if section.tokens_file else None,
     )
 
 

@@ -13,7 +13,7 @@ from core.acl import AclFileError
 from core.passwords import PasswordFileError
 from core.stores.base import StoreError
 
-from gateway import admin_cli, passwd
+from gateway import admin_cli, passwd, token_cli
 from gateway.logs import configure_logging
 from gateway.app import Gateway
 from gateway.config import Config, ConfigError, apply_cli_overrides, load_config
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", help="debug, info, warning, error")
     run.add_argument("--log-format", choices=("text", "json"), help="key=value text (default) or one JSON object a line")
     passwd.add_parser(commands)
+    token_cli.add_parser(commands)
     admin_cli.add_parsers(commands)
     return parser
 
@@ -72,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "passwd":
         return passwd.run(args)
+    if args.command == "token":
+        return token_cli.run(args)
     if args.command in ("status", "clients"):
         return admin_cli.run(args)
     try:

@@ -194,7 +194,14 @@ def _ws_options(sec: _Section, default: WSListenerConfig | WSSListenerConfig) ->
         "allowed_origins": sec.origins("allowed_origins"),
         "trust_proxy": bool(sec.boolean("trust_proxy", default.trust_proxy)),
         "ping_interval": sec.integer("ping_interval", default.ping_interval, 0, 86400),
+        "tokens_file": _tokens_file(sec),
     }
+
+
+def _tokens_file(sec: _Section) -> str | None:
+    path = sec.path("tokens_file")
+    sec.require_file("tokens_file", path)
+    return path
 
 
 def _listener(sec: _Section, default: ListenerConfig) -> ListenerConfig:

@@ -190,11 +190,15 @@ class WSListenerConfig(ListenerConfig):
     (non-browser clients) are always allowed. `trust_proxy`: take the client
     address from X-Forwarded-For. `ping_interval`: seconds between WebSocket
     pings (0: none); a peer that misses a pong for as long is closed.
+    `tokens_file`: bearer tokens (``rosettamq token FILE USER``) accepted on the
+    upgrade as ``Authorization: Bearer TOKEN`` or ``?access_token=TOKEN``; the
+    token's user is the MQTT username and CONNECT credentials are not asked.
     """
     path: str = "/mqtt"
     allowed_origins: tuple[str, ...] = ()
     trust_proxy: bool = False
     ping_interval: int = 20
+    tokens_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +238,7 @@ class WSSListenerConfig(TLSListenerConfig):
     allowed_origins: tuple[str, ...] = ()
     trust_proxy: bool = False
     ping_interval: int = 20
+    tokens_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ The connection waits in VERIFYING, reading nothing more, while:
   the CONNACK refusal goes out.
 
 The owner calls the connection's `handle_timeout` at `deadline` (through
-`next_deadline`), never sleeps. With `use_certificate_identity` (a TLS
-listener's `use_identity_as_username`) the certificate's CN is the username
-and the CONNECT's username and password are ignored, as in Mosquitto.
+`next_deadline`), never sleeps. With `use_transport_identity` the transport
+has already proven who the client is: a TLS listener's `use_identity_as_username`
+(the certificate's CN, as in Mosquitto) or a WebSocket bearer token; that
+identity is the username and the CONNECT's username and password are ignored.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class Login:
         self.conn = conn
         self.method: str | None = None  # the CONNECT's Authentication Method; re-auth must reuse it
         self.deadline: float | None = None  # when a held login is checked, or its refusal sent
-        self.use_certificate_identity = False
-        self.certificate_identity: str | None = None  # the client certificate's CN, if any
+        self.use_transport_identity = False
+        self.transport_identity: str | None = None  # certificate CN or bearer token user, if any
         self._exchange: AuthMethod | None = None
         self._pending: tuple[Connect, ConnectTerms] | None = None
         self._verification: Credentials | None = None  # handed to the owner by take_verification
@@ -68,7 +69,7 @@ class Login:
             self.refuse(terms)
             return
         method = connect.properties.authentication_method if conn.level == 5 else None
-        if method is not None and method not in conn.settings.auth_methods and not self.use_certificate_identity:
+        if method is not None and method not in conn.settings.auth_methods and not self.use_transport_identity:
             self.refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
             return
         self._pending = (connect, terms)
@@ -87,8 +88,8 @@ class Login:
                 log.info("mqtt login held peer=%s client_id=%s seconds=%.1f", conn.peer, terms.client_id, hold)
                 conn.state, self.deadline = State.VERIFYING, now + hold
                 return
-        if self.use_certificate_identity:  # the certificate is the credential; nothing else counts
-            self._decided(self.certificate_identity is not None, self.certificate_identity)
+        if self.use_transport_identity:  # the certificate or token is the credential; nothing else counts
+            self._decided(self.transport_identity is not None, self.transport_identity)
             return
         method = connect.properties.authentication_method if conn.level == 5 else None
         if method is not None:
@@ -139,7 +140,7 @@ class Login:
             self.accept(connect, terms, username, Properties())
             return
         log.warning("mqtt login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)
-        if self.use_certificate_identity:
+        if self.use_transport_identity:
             reason = ReasonCode.BAD_USER_NAME_OR_PASSWORD  # no usable certificate identity (as Mosquitto)
         else:
             # As mosquitto: no credentials at all is "not authorized", wrong ones "bad user name or password".

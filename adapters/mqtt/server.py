@@ -101,8 +101,8 @@ class ListenerGuard:
     def identify(self, conn: MQTTConnection, transport: asyncio.BaseTransport) -> None:
         """Hand the certificate identity to the login, when this listener uses it."""
         if self.use_identity_as_username:
-            conn.login.use_certificate_identity = True
-            conn.login.certificate_identity = certificate_cn(transport.get_extra_info("peercert"))
+            conn.login.use_transport_identity = True
+            conn.login.transport_identity = certificate_cn(transport.get_extra_info("peercert"))
 
 
 def certificate_cn(peercert: object) -> str | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import http
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode
@@ -66,10 +66,37 @@ def new_protocol(settings: WSSettings) -> ServerProtocol:
 
 
 def handshake_response(protocol: ServerProtocol, request: Request, settings: WSSettings) -> Response:
-    """The answer to an upgrade request: 101, or 404 / 400 / 403 / 426 with a short text."""
+    """The answer to an upgrade request: 101, or 404 / 401 / 400 / 403 / 426 with a short text."""
     if urlsplit(request.path).path != settings.path:
         return protocol.reject(http.HTTPStatus.NOT_FOUND, f"Not Found: MQTT over WebSocket is at {settings.path}\n")
+    if settings.token_user is not None:
+        token = bearer_token(request)
+        if token is not None and settings.token_user(token) is None:
+            response = protocol.reject(http.HTTPStatus.UNAUTHORIZED, "Unauthorized: unknown bearer token\n")
+            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return response
     return protocol.accept(request)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer TOKEN``, or of ``?access_token=TOKEN`` (browsers cannot
+    set headers on a WebSocket upgrade); None when the request carries neither."""
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    for name, value in parse_qsl(urlsplit(request.path).query):
+        if name == "access_token" and value:
+            return value
+    return None
+
+
+def token_identity(request: Request, settings: WSSettings) -> str | None:
+    """The user a valid bearer token names (the upgrade already refused an invalid one)."""
+    if settings.token_user is None:
+        return None
+    token = bearer_token(request)
+    return None if token is None else settings.token_user(token)
 
 
 def format_peer(peername: object) -> str:

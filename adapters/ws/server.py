@@ -30,7 +30,9 @@ from websockets.protocol import State
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker, ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
-from adapters.ws.protocol import client_address, close_code, format_peer, handshake_response, new_protocol
+from adapters.ws.protocol import (
+    client_address, close_code, format_peer, handshake_response, new_protocol, token_identity,
+)
 from adapters.ws.settings import WSSettings
 from core.broker import Broker
 
@@ -198,6 +200,10 @@ class WSServerProtocol(asyncio.Protocol):
         conn = MQTTConnection(self._broker, self._mqtt_settings, peer=peer, listener=self._listener, clock=self._loop.time)
         assert self._transport is not None
         self._guard.identify(conn, self._transport)
+        token_user = token_identity(request, self._settings)
+        if token_user is not None:  # the bearer token is the credential: CONNECT's are not asked
+            conn.login.use_transport_identity = True
+            conn.login.transport_identity = token_user
         transport = self._transport
         assert transport is not None
         self._driver = ConnectionDriver(

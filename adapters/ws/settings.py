@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +23,5 @@ class WSSettings:
     ping_interval: float = 20.0
     handshake_timeout: float = 10.0
     close_timeout: float = 5.0
+    # Bearer tokens on the upgrade: token -> user, or None for an unknown token. None: not used.
+    token_user: Callable[[str], str | None] | None = None

@@ -272,8 +272,8 @@ def test_the_certificate_cn_is_the_username_and_the_connect_credentials_are_igno
     broker: Broker, clock: FakeClock, passwords: PasswordAuthenticator
 ) -> None:
     peer = Peer(broker, clock, 5, MQTTSettings(authenticator=passwords))
-    peer.conn.login.use_certificate_identity = True
-    peer.conn.login.certificate_identity = "bob"
+    peer.conn.login.use_transport_identity = True
+    peer.conn.login.transport_identity = "bob"
     assert peer.connect("b1", username="alice", password=b"wrong").reason_code == ReasonCode.SUCCESS
     assert peer.conn.username == "bob"
     assert subscribe(peer, "secret/#") == (1,)  # bob's ACL, not alice's
@@ -283,7 +283,7 @@ def test_a_listener_using_certificate_identity_refuses_a_client_without_one(
     broker: Broker, clock: FakeClock, passwords: PasswordAuthenticator
 ) -> None:
     peer = Peer(broker, clock, 4, MQTTSettings(authenticator=passwords))
-    peer.conn.login.use_certificate_identity = True
+    peer.conn.login.use_transport_identity = True
     assert peer.connect("b1", username="alice", password=b"wonderland").reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
 
 
