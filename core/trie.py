@@ -188,51 +188,7 @@ class SubscriptionTrie(Generic[K, V]):
         A key appears once per matching filter; merging overlapping
         subscriptions of one session is the router's job.
         """
-        normal: list[tuple[K, V]] = []
-        node = self._dollar_root if topic[:1] == "$" else self._root
-        current: list[_Node] | None = None
-        for level in topic.split("/"):
-            if current is None:
-                # `#` just below this node matches the rest of the topic.
-                if node.hash_subscribers:
-                    normal.extend(node.hash_subscribers.items())
-                children = node.children
-                child = children.get(level) if children is not None else None
-                plus = node.plus_child
-                if plus is None:
-                    if child is None:
-                        return normal
-                    node = child
-                elif child is None:
-                    node = plus
-                else:
-                    current = [child, plus]
-                continue
-            following: list[_Node] = []
-            for branch in current:
-                if branch.hash_subscribers:
-                    normal.extend(branch.hash_subscribers.items())
-                children = branch.children
-                if children is not None:
-                    child = children.get(level)
-                    if child is not None:
-                        following.append(child)
-                if branch.plus_child is not None:
-                    following.append(branch.plus_child)
-            if not following:
-                return normal
-            if len(following) == 1:
-                node = following[0]
-                current = None
-            else:
-                current = following
-        for branch in (node,) if current is None else current:
-            if branch.subscribers:
-                normal.extend(branch.subscribers.items())
-            # `#` also matches its parent level: `a/#` matches `a`.
-            if branch.hash_subscribers:
-                normal.extend(branch.hash_subscribers.items())
-        return normal
+        return self.match_all(topic)[0]
 
     def match_all(self, topic: str) -> tuple[list[tuple[K, V]], list[tuple[ShareKey, dict[K, V]]]]:
         """`match` and `match_shared` in one walk of the trie.
