@@ -34,8 +34,6 @@ from adapters.mqtt.packets import (
     Will,
 )
 from adapters.mqtt.properties import Properties
-from core.stores.memory import MemoryStore
-from tests.conftest import RunningGateway, make_config
 from tests.wire_client import WireClient
 
 _ids = itertools.count(1)
@@ -462,41 +460,3 @@ def test_a_client_that_pings_every_half_second_stays_connected_past_three_second
 
 
 # -- restart ----------------------------------------------------------------------------------------
-
-
-def test_a_restarted_gateway_on_the_same_store_resumes_sessions_and_retained_messages() -> None:
-    store = MemoryStore()
-    first = RunningGateway(make_config(), store=store)
-    try:
-        port = first.mqtt_port
-        sub, _ = connect(port, "survivor", 5, **persistent(5, expiry=3600))
-        subscribe(sub, "boot/#", 2)
-        publish(port, "boot/inflight", b"unacked", qos=1)
-        unacked = sub.recv()
-        assert isinstance(unacked, Publish) and unacked.payload == b"unacked"
-        sub.close()  # never acknowledged
-        assert wait_until(lambda: is_offline(first, "survivor"))
-        publish(port, "boot/queued", b"queued", qos=2)
-        publish(port, "boot/retained", b"kept", qos=1, retain=True)
-    finally:
-        first.stop()
-    second = RunningGateway(make_config(), store=store)
-    try:
-        port = second.mqtt_port
-        sub, connack = connect(port, "survivor", 5, **persistent(5, expiry=3600))
-        assert connack.session_present is True
-        resent = sub.recv()
-        assert isinstance(resent, Publish)
-        assert (resent.packet_id, resent.payload, resent.dup) == (unacked.packet_id, b"unacked", True)
-        queued = [sub.recv() for _ in range(2)]
-        assert [(p.payload, p.qos, p.dup) for p in queued] == [(b"queued", 2, False), (b"kept", 1, False)]
-        publish(port, "boot/after", b"live", qos=0)
-        assert sub.recv().payload == b"live"  # the subscription is live in the new router
-        later, _ = connect(port, "late-reader", 5)
-        subscribe(later, "boot/retained", 1)
-        retained = later.recv()
-        assert (retained.payload, retained.retain) == (b"kept", True)
-        sub.close()
-        later.close()
-    finally:
-        second.stop()

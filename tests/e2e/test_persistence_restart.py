@@ -1,10 +1,14 @@
-"""A gateway stopped and started again on the same SQLite file resumes sessions and retained messages."""
+"""A gateway stopped and started again on the same store (memory or SQLite) resumes sessions and retained messages."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
+
+import pytest
 
 from adapters.mqtt.packets import Publish
+from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
 from tests.conftest import RunningGateway, make_config
 from tests.e2e.test_mqtt_sessions import (
@@ -26,9 +30,21 @@ def test_the_configured_store_path_opens_a_sqlite_store(tmp_path: Path) -> None:
         running.stop()
 
 
-def test_a_restarted_gateway_on_the_same_sqlite_file_resumes_sessions_and_retained_messages(tmp_path: Path) -> None:
+def gateway_factory(kind: str, tmp_path: Path) -> Callable[[], RunningGateway]:
+    """Gateways that share one store: a MemoryStore object, or an SQLite file."""
+    if kind == "memory":
+        store = MemoryStore()
+        return lambda: RunningGateway(make_config(), store=store)
     config = make_config(store={"path": str(tmp_path / "gw.db")})
-    first = RunningGateway(config)
+    return lambda: RunningGateway(config)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_restarted_gateway_on_the_same_store_resumes_sessions_and_retained_messages(
+    kind: str, tmp_path: Path
+) -> None:
+    start = gateway_factory(kind, tmp_path)
+    first = start()
     try:
         port = first.mqtt_port
         sub, _ = connect(port, "survivor", 5, **persistent(5, expiry=3600))
@@ -44,7 +60,7 @@ def test_a_restarted_gateway_on_the_same_sqlite_file_resumes_sessions_and_retain
         publish(port, "boot/cleared", b"", qos=0, retain=True)
     finally:
         first.stop()
-    second = RunningGateway(config)
+    second = start()
     try:
         port = second.mqtt_port
         sub, connack = connect(port, "survivor", 5, **persistent(5, expiry=3600))
