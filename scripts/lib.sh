@@ -5,15 +5,49 @@ have() {  # a command on PATH, or in an sbin folder a non-root PATH may lack
     command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
 }
 
-apt_install() {
-    local sudo=()
+missing_packages() {  # the packages of "$@" ("pkg:cmd1,cmd2" entries) with a command not on PATH
+    local entry pkg cmd commands
+    for entry in "$@"; do
+        pkg="${entry%%:*}"
+        IFS=, read -r -a commands <<<"${entry#*:}"
+        for cmd in "${commands[@]}"; do
+            if ! have "$cmd"; then printf '%s\n' "$pkg"; break; fi
+        done
+    done
+}
+
+apt_install() {  # apt-get install "$@"; on failure, one line naming the package that failed
+    local sudo=() pkg reason
     if [ "$(id -u)" -ne 0 ]; then
         command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install $* by hand, or set ROSETTAMQ_SKIP_APT=1"
         sudo=(sudo)
     fi
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    "${sudo[@]}" apt-get update -qq || die "apt-get update failed: check the network and /etc/apt/sources.list, then run again"
+    if "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>"${TMPDIR:-/tmp}/rosettamq-apt.err"; then
+        return 0
+    fi
+    # Find the package apt refused: simulate each one alone (no changes are made).
+    for pkg in "$@"; do
+        if ! reason="$(LC_ALL=C apt-get install -s -qq --no-install-recommends "$pkg" 2>&1 >/dev/null)"; then
+            reason="$(printf '%s\n' "$reason" | grep -m1 -E 'Conflicts|Depends|Unable to locate|E:' || true)"
+            die "apt-get cannot install $pkg (${reason:-see apt-get install $pkg}); install it by hand (or put its command on PATH), then run again"
+        fi
+    done
+    die "apt-get install $* failed ($(grep -m1 'E:' "${TMPDIR:-/tmp}/rosettamq-apt.err" || echo 'no reason given')); run it by hand to see why"
+}
+
+install_missing_peers() {  # apt-get install the packages of "$@" whose commands are missing, only those
+    local missing
+    mapfile -t missing < <(missing_packages "$@")
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say "peers: present"
+    elif [ "${ROSETTAMQ_SKIP_APT:-0}" = 1 ]; then
+        say "peers: missing ${missing[*]}; ROSETTAMQ_SKIP_APT=1, not installing"
+    else
+        say "peers: apt-get install ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
 }
 
 ensure_venv() {  # a working virtualenv at $VENV made by $PYTHON (>= 3.11)

@@ -12,13 +12,6 @@
 # Paths given to pytest are relative to the repo root.
 set -euo pipefail
 
-# Debian packages of the real peers, and the commands that show each is installed.
-# Later issues extend this list (libcoap3-bin:coap-client-notls, chromium:chromium, ...).
-DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium openssl:openssl libcoap3-bin:coap-client-notls nodejs:node npm:npm"
-# The test extra builds DTLSSocket (tinydtls, for the [coaps] tests) from source: it needs a C
-# toolchain, autotools and the Python headers.
-DEBIAN_PEERS="$DEBIAN_PEERS build-essential:gcc,make autoconf:autoconf automake:automake libtool:libtoolize python3-dev:python3-config"
-
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${ROSETTAMQ_VENV:-.venv}"
 PYTHON="${ROSETTAMQ_PYTHON:-python3}"
@@ -28,22 +21,11 @@ say() { printf 'test.sh: %s\n' "$*"; }
 die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
 
 . scripts/lib.sh
+. scripts/peers.sh
 
-# 1. Debian peers
-packages=() missing=()
-for entry in $DEBIAN_PEERS; do
-    packages+=("${entry%%:*}")
-    IFS=, read -r -a commands <<<"${entry#*:}"
-    for cmd in "${commands[@]}"; do have "$cmd" || missing+=("$cmd"); done
-done
-if [ "${#missing[@]}" -eq 0 ]; then
-    say "peers: present (${packages[*]})"
-elif [ "${ROSETTAMQ_SKIP_APT:-0}" = 1 ]; then
-    say "peers: missing ${missing[*]}; ROSETTAMQ_SKIP_APT=1, not installing"
-else
-    say "peers: missing ${missing[*]}; apt-get install ${packages[*]}"
-    apt_install "${packages[@]}"
-fi
+# 1. Debian peers: only the packages whose commands are missing (a node/npm from elsewhere stays)
+# shellcheck disable=SC2086
+install_missing_peers $DEBIAN_PEERS
 
 # 2. Python virtualenv with the project and its test extra
 ensure_venv
