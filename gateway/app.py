@@ -277,10 +277,13 @@ class Gateway:
             self.sys_publisher.start()
 
     def listener_states(self) -> dict[str, str]:
-        """Each started listener: "listening", or "closed" once stopping."""
+        """Each started listener: "listening", "closed" once stopping, or "stalled" when the CoAP
+        socket has datagrams waiting that it has not read (health then says not ready)."""
         states = {name: "listening" for name in self.ports}
         if self._stopped is not None and self._stopped.is_set() or self._stopping:
             states = {name: "closed" for name in states}
+        elif self.coap is not None and "coap" in states and not self.coap.reading():
+            states["coap"] = "stalled"
         return states
 
     def connection_count(self) -> int:

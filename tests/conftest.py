@@ -36,8 +36,14 @@ def make_config(**sections: dict[str, Any]) -> Config:
 class RunningGateway:
     """A `Gateway` running on its own event loop in a thread; tests talk to it over loopback."""
 
-    def __init__(self, config: Config, store: Any = None) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, config: Config, store: Any = None, loop: str = "asyncio") -> None:
+        """`loop`: "asyncio" (the standard loop) or "uvloop" (what `rosettamq run` uses when installed)."""
+        if loop == "uvloop":
+            import uvloop
+
+            self.loop = uvloop.new_event_loop()
+        else:
+            self.loop = asyncio.new_event_loop()
         self.gateway = Gateway(config, store=store)
         self._thread = threading.Thread(target=self.loop.run_forever, name="gateway", daemon=True)
         self._thread.start()

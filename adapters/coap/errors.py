@@ -17,6 +17,16 @@ response carries the error's text as a diagnostic payload (RFC 7252 5.5.2).
 | TooManyRequests       | 4.29 Too Many Requests (8516)  | Max-Age = retry in  |
 | Overloaded            | 5.03 Service Unavailable       | Max-Age = retry in  |
 | anything else         | 5.00 Internal Server Error     |                     |
+
+A datagram that does not decode at all never reaches a resource; `reject_datagram`
+says what to send back (RFC 7252 4.2, 4.3, 5.4.1, 5.4.3), from its fixed header alone:
+
+| the undecodable datagram                                 | answer                      |
+|----------------------------------------------------------|-----------------------------|
+| not version 1, shorter than 4 bytes, or an ACK/RST        | nothing (silently ignored)  |
+| CON request whose option values are malformed             | ACK 4.02 Bad Option, token  |
+| any other CON (bad header, token, options or a response)  | RST with its message id     |
+| NON                                                       | nothing                     |
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ __all__ = [
     "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "Forbidden",
     "MethodNotAllowed",
     "NotFound", "Overloaded", "TooLarge", "TooManyRequests", "Unauthorized", "error_response",
+    "reject_datagram",
 ]
 
 
@@ -140,3 +151,26 @@ def error_response(exc: BaseException) -> ErrorResponse:
     if isinstance(exc, CoAPError):
         return ErrorResponse(exc.code, str(exc))
     return ErrorResponse(CoAPCode.INTERNAL_SERVER_ERROR, "internal error")
+
+
+_CON, _NON, _ACK, _RST = 0, 1, 2, 3
+
+
+def reject_datagram(data: bytes, bad_option_value: bool) -> bytes | None:
+    """The datagram to answer an undecodable one with, or None to ignore it.
+
+    `bad_option_value`: the header and token parsed, but an option value was malformed
+    (invalid UTF-8 in a string option, say), which RFC 7252 5.4.3 treats as an unrecognized
+    option: in a CON request (code 0.01-0.31) every such option here is critical enough to
+    refuse with 4.02; anything else unreadable in a CON message is rejected with RST.
+    """
+    if len(data) < 4 or data[0] >> 6 != 1:
+        return None
+    mtype, tkl, code = (data[0] >> 4) & 0x3, data[0] & 0xF, data[1]
+    if mtype != _CON:
+        return None
+    mid = data[2:4]
+    token = data[4:4 + tkl]
+    if bad_option_value and 1 <= code <= 31 and tkl <= 8 and len(token) == tkl:
+        return bytes([0x40 | (_ACK << 4) | tkl, CoAPCode.BAD_OPTION]) + mid + token
+    return bytes([0x40 | (_RST << 4), 0]) + mid

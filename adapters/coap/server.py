@@ -16,7 +16,10 @@ The message manager is aiocoap's own, plus one hook: every ACK and RST it
 receives is first shown to the listener's `AckWatch`, which is how an observe
 exchange learns that its CON notification arrived (aiocoap has no API for
 that) and that a NON one was answered with RST (aiocoap ignores those).
-A datagram that does not parse is dropped by aiocoap and affects nobody else.
+The UDP socket is read by `udp.ResilientDatagramTransport`, not aiocoap's reader: no
+datagram, decode failure or ICMP error stops it (under uvloop, aiocoap's stopped for good
+after one ICMP error), and a watchdog run every second re-arms a reader that has data
+waiting unread. `reading()` tells health whether the listener still reads.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from aiocoap.numbers.types import Type
 from aiocoap.protocol import Context
 from aiocoap.resource import Site, WKCResource
 from aiocoap.tokenmanager import TokenManager
-from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from core.broker import Broker
 
@@ -42,6 +44,7 @@ from adapters.coap.observers import ObserverRegistry
 from adapters.coap.exchange import AckWatch, ListenerState, end_observers_of
 from adapters.coap.resources import ConnectionResource, PubSubResource
 from adapters.coap.settings import CoAPSettings
+from adapters.coap.udp import DatagramFaults, GatewayUDPInterface
 
 log = logging.getLogger("rosettamq.coap")
 
@@ -83,6 +86,9 @@ class CoAPListener:
         self.port = 0
         self.dtls_port = 0  # coaps://, when start_dtls ran
         self._timer: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._interface: GatewayUDPInterface | None = None
+        self.faults = DatagramFaults()
         self.state = ListenerState(
             broker=broker,
             settings=settings,
@@ -115,7 +121,12 @@ class CoAPListener:
             "refused_rate": limits.refused_rate,
             "refused_login_backoff": limits.refused_login_backoff,
             "login_failures": limits.login_failures,
+            **{f"datagrams_{reason}": count for reason, count in self.faults.counts.items()},
         }
+
+    def reading(self) -> bool:
+        """False when datagrams have waited unread past the grace period (the receive path stopped)."""
+        return self._interface is None or not self._interface.transport.stalled()
 
     async def start(self, host: str, port: int, mounts: Iterable[Mount] = ()) -> int:
         """Bind the UDP socket, build the site; returns the bound port."""
@@ -123,9 +134,8 @@ class CoAPListener:
         context = Context(loop=loop, serversite=None, loggername="rosettamq.coap.aiocoap")
         tokens = TokenManager(context)
         messages = _WatchedMessageManager(tokens, self.state.watch)
-        transport = await MessageInterfaceUDP6.create_server_transport_endpoint(
-            messages, log=context.log, loop=loop, bind=(host, port), multicast=[]
-        )
+        transport = await GatewayUDPInterface.create_server(messages, context.log, loop, host, port, self.faults)
+        self._interface = transport
         messages.message_interface = transport
         tokens.token_interface = messages
         context.request_interfaces.append(tokens)
@@ -138,6 +148,7 @@ class CoAPListener:
             contributions.extend(mount(self))
         context.serversite = build_site(contributions)
         self.port = transport.transport.get_extra_info("socket").getsockname()[1]
+        self._watch_reader()
         return self.port
 
     async def start_dtls(self, host: str, port: int, psks: dict[bytes, bytes]) -> int:
@@ -164,8 +175,18 @@ class CoAPListener:
             end_observers_of(self.state, client_id, "connection expired")
         self._rearm()
 
+    def _watch_reader(self) -> None:
+        self._watchdog = None
+        if self._interface is not None:
+            self._interface.transport.watchdog()
+            self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch_reader)
+
     async def stop(self) -> None:
         """Close the socket and end every exchange (observers are unsubscribed as their tasks end)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._interface = None
         if self._timer is not None:
             self._timer.cancel()
         if self.context is not None:

@@ -26,10 +26,10 @@ TIMEOUT = 10.0
 _mids = itertools.count(1000)
 
 
-def coap_gateway(**coap: Any) -> RunningGateway:
+def coap_gateway(loop: str = "asyncio", **coap: Any) -> RunningGateway:
     """A gateway with MQTT and CoAP on loopback, OS-chosen ports; `coap` adds [coap] keys."""
     sections: dict[str, Any] = {"coap": {"enabled": True, "listen": f"{LOOPBACK}:0", **coap}}
-    return RunningGateway(make_config(**sections))
+    return RunningGateway(make_config(**sections), loop=loop)
 
 
 def coap_port(gateway: RunningGateway) -> int:
