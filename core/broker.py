@@ -1,9 +1,10 @@
 """The core as adapters see it: one router, the retained store, sessions and the store.
 
-Adapters hold a `Broker` and call `publish`, open sessions through
-`mqtt_sessions`, and read `next_deadline()` / `run_due()` for time-driven work.
-`authorizer` is the topic ACL every adapter asks before a publish or subscribe
-(sessions check reads per delivery themselves).
+Adapters hold a `Broker` and publish through its door, `publish(principal,
+message)` (core/door.py: validation, the principal's ACL, routing, the memory
+budget), open sessions through `mqtt_sessions`, and read `next_deadline()` /
+`run_due()` for time-driven work. `authorizer` makes each principal's ACL view
+at login (sessions check reads per delivery themselves).
 `start()` loads what the store kept (retained messages, persistent sessions).
 """
 
@@ -13,13 +14,17 @@ import time
 from typing import Callable
 
 from core.acl import Authorizer
+from core.budget import MemoryBudget
+from core.door import DEFAULT_MAX_MESSAGE_BYTES, Door, PublishResult
 from core.message import Message
+from core.principal import Principal
 from core.retained import RetainedStore
 from core.router import Router
 from core.session_registry import SessionRegistry
 from core.sessions import SessionLimits
 from core.stores.base import Store
 from core.stores.memory import MemoryStore
+from core.subscriptions import EncodeCache
 
 
 class Broker:
@@ -32,6 +37,8 @@ class Broker:
         limits: SessionLimits | None = None,
         clock: Callable[[], float] = time.time,
         authorizer: Authorizer | None = None,
+        max_memory: int = 0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.clock = clock
@@ -39,8 +46,10 @@ class Broker:
         self.authorizer = authorizer if authorizer is not None else Authorizer()
         self.router = Router(RetainedStore())
         self.router.retained_listeners.append(self._persist_retained)
+        self.budget = MemoryBudget(max_memory)
+        self.door = Door(self.router, self.budget, max_message_bytes)
         self.mqtt_sessions = SessionRegistry(
-            self.router, self.store, protocol="mqtt", limits=limits, clock=clock, authorizer=self.authorizer
+            self.door, self.store, protocol="mqtt", limits=limits, clock=clock, authorizer=self.authorizer
         )
         self.started_at = clock()
 
@@ -53,9 +62,18 @@ class Broker:
                 self.router.retained.set(message)
         self.mqtt_sessions.restore(state)
 
-    def publish(self, message: Message) -> int:
-        """Route one message to every subscriber of every protocol; returns deliveries made."""
-        return self.router.publish(message)
+    def publish(self, principal: Principal, message: Message, encoded: EncodeCache | None = None) -> PublishResult:
+        """The door: validate, check `principal`'s ACL, route to every subscriber of every protocol."""
+        return self.door.publish(principal, message, encoded)
+
+    def clear_retained(self, principal: Principal, message: Message) -> PublishResult:
+        """The door for removing `message.topic`'s retained message without delivering anything."""
+        return self.door.clear_retained(principal, message.topic, message)
+
+    def principal(self, protocol: str, client_id: str, username: str | None,
+                  address: str | None = None) -> Principal:
+        """The principal of a client that has logged in, with its ACL view."""
+        return Principal.login(self.authorizer, protocol, client_id, username, address)
 
     def next_deadline(self) -> float | None:
         """Wall-clock time at which `run_due` must next run (delayed wills, session expiry)."""

@@ -1,12 +1,10 @@
-"""Backpressure from congested subscribers to the producers that feed them.
+"""Pausing a producer while something it would feed is congested: the gateway's memory budget.
 
-A subscriber whose queue passes its high-water mark while online reports itself
-in `FlowControl.hits` during the publish that pushed it there. The producing
-adapter reads the hits after `Router.publish` and stops reading that producer
-(TCP backpressure) until every session it hit has drained, or until a deadline:
-two producers that feed each other's congested sessions would otherwise wait
-for each other forever. Offline sessions never block anyone; they drop at their
-queue bound instead, as Mosquitto does.
+A slow subscriber never pauses anyone (its own outbox bound and policy deal with it,
+core/outbox.py). When the gateway as a whole passes its memory budget (core/budget.py),
+the door says `hold`, and the producing adapter stops reading that producer (TCP
+backpressure) until the budget drains, or until a deadline: a producer must never wait
+for ever on memory only its own reading could free.
 """
 
 from __future__ import annotations
@@ -21,19 +19,6 @@ class Drainable(Protocol):
     def congested(self) -> bool: ...
 
     def when_drained(self, callback: Callable[[], None]) -> None: ...
-
-
-class FlowControl:
-    """The congested receivers hit by the publish in progress."""
-
-    __slots__ = ("hits",)
-
-    def __init__(self) -> None:
-        self.hits: list[Drainable] = []
-
-    def take_hits(self) -> list[Drainable]:
-        hits, self.hits = self.hits, []
-        return hits
 
 
 class ProducerGate:

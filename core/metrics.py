@@ -202,6 +202,7 @@ def core_collector(broker: "Broker") -> Collector:
                 drops[reason] += getattr(counters, reason)
         dropped = Family("messages_dropped", "counter", "Messages dropped, by reason")
         dropped.add(router.dropped_no_subscribers, reason="no_subscribers", protocol="any")
+        dropped.add(router.delivery_errors, reason="delivery_error", protocol="any")
         for reason, n in drops.items():
             dropped.add(n, reason=reason, protocol="mqtt")
         authorizer = broker.authorizer
@@ -221,6 +222,14 @@ def core_collector(broker: "Broker") -> Collector:
                 inflight, protocol="mqtt"),
             Family("queued_messages", "gauge", "Messages waiting in session queues").add(queued, protocol="mqtt"),
             dropped, acl,
+            Family("publishes_refused", "counter", "Publishes the core's door refused, by reason").add(
+                broker.door.denied, reason="denied").add(broker.door.invalid, reason="invalid"),
+            Family("outbox_bytes", "gauge", "Bytes waiting in subscribers' outboxes (the memory budget's use)").add(
+                broker.budget.used),
+            Family("memory_budget_bytes", "gauge", "The memory budget ([limits] max_memory; 0: none)").add(
+                broker.budget.limit),
+            Family("memory_budget_congestions", "counter", "Times the memory budget was passed").add(
+                broker.budget.congestions),
             Family("wills_published", "counter", "Will messages published").add(sessions.wills_published),
             Family("sessions_expired", "counter", "Sessions ended by their expiry interval").add(
                 sessions.sessions_expired),

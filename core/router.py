@@ -4,15 +4,23 @@
 subscriber into one delivery (highest QoS, every subscription identifier:
 MQTT 5 section 3.3.4 allows this), picks one member per shared-subscription
 group, and hands each subscriber a `Delivery` plus an encode cache shared by
-the whole fan-out.
+the whole fan-out. Only the door (`core.door`) calls `publish`: it has already
+validated and authorized the message.
+
+A subscriber that raises while taking a delivery (a message its protocol cannot
+encode, a bug) loses that one delivery: the error is counted in
+`delivery_errors`, logged once per subscriber protocol per minute, and the
+fan-out and the publisher carry on.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from core.flow import FlowControl
+from core.log_throttle import LogThrottle
 from core.message import Message
 from core.metrics import Traffic
 from core.retained import RetainedStore
@@ -21,6 +29,7 @@ from core.topics import parse_shared_filter
 from core.trie import SubscriptionTrie
 
 RetainedListener = Callable[[Message, bool], None]
+log = logging.getLogger("rosettamq.core")
 
 
 class Router:
@@ -31,10 +40,11 @@ class Router:
         self._trie: SubscriptionTrie[Subscriber, SubscriptionOptions] = SubscriptionTrie()
         self._share_cursor: dict[tuple[str, str], int] = {}
         self.retained_listeners: list[RetainedListener] = []
-        self.flow = FlowControl()
         self.published = 0
         self.delivered = 0
         self.dropped_no_subscribers = 0
+        self.delivery_errors = 0  # deliveries lost because a subscriber raised (see the module docstring)
+        self._error_log = LogThrottle(60.0)
         # Messages and payload bytes by origin protocol, and deliveries to each subscriber protocol
         # (core/metrics.py reads them at scrape time; a dict lookup per publish and per delivery).
         self.traffic: dict[str, Traffic] = {}
@@ -68,8 +78,10 @@ class Router:
 
     # -- publishing ----------------------------------------------------------
 
-    def publish(self, message: Message) -> int:
-        """Store it if retained, deliver it to every matching subscriber; returns deliveries made."""
+    def publish(self, message: Message, encoded: EncodeCache | None = None) -> int:
+        """Store it if retained, deliver it to every matching subscriber; returns deliveries made.
+
+        `encoded` seeds the fan-out's encode cache with forms the publisher already has."""
         self.published += 1
         traffic = self.traffic.get(message.origin.protocol)
         if traffic is None:
@@ -80,12 +92,10 @@ class Router:
         if self.taps:
             for tap in self.taps:
                 tap(message)
-        if self.flow.hits:
-            self.flow.hits.clear()  # hits of an earlier publish nobody collected
         if message.retain:
             self.set_retained(message)
         matched, shared = self._trie.match_all(message.topic)  # one walk of the trie
-        cache: EncodeCache = {}
+        cache: EncodeCache = {} if encoded is None else encoded
         count = 0
         if matched:
             if len(matched) > 1 and len({subscriber for subscriber, _ in matched}) != len(matched):
@@ -95,7 +105,11 @@ class Router:
             chosen = self._pick_share_member(share, members, message)
             if chosen is not None:
                 subscriber, options = chosen
-                subscriber.deliver(_delivery(message, options), cache)
+                try:
+                    subscriber.deliver(_delivery(message, options), cache)
+                except Exception as exc:
+                    self.delivery_failed(subscriber, message, exc)
+                    continue
                 traffic.count(getattr(subscriber, "protocol", "internal"), size)
                 count += 1
         if count == 0:
@@ -103,9 +117,17 @@ class Router:
         self.delivered += count
         return count
 
-    @staticmethod
+    def delivery_failed(self, subscriber: Subscriber, message: Message, exc: Exception) -> None:
+        """Count and (throttled) log a delivery a subscriber could not take; the fan-out goes on."""
+        self.delivery_errors += 1
+        protocol = getattr(subscriber, "protocol", "internal")
+        suppressed = self._error_log.allow(protocol, time.monotonic())
+        if suppressed is not None:
+            log.error("delivery failed subscriber=%r topic=%s error=%r (+%d more since the last line)",
+                      subscriber, message.topic, exc, suppressed)
+
     def _deliver_each(
-        message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]], cache: EncodeCache,
+        self, message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]], cache: EncodeCache,
         traffic: Traffic, size: int,
     ) -> int:
         """Hand the message to each subscriber; subscribers with equal options share one Delivery.
@@ -117,7 +139,11 @@ class Router:
             subscriber, options = matched[0]
             if options.no_local and subscriber.is_origin_of(message):
                 return 0
-            subscriber.deliver(_delivery(message, options), cache)
+            try:
+                subscriber.deliver(_delivery(message, options), cache)
+            except Exception as exc:
+                self.delivery_failed(subscriber, message, exc)
+                return 0
             protocol = getattr(subscriber, "protocol", "internal")  # inlined Traffic.count: hot path
             to, sizes = traffic.to, traffic.bytes_to
             to[protocol] = to.get(protocol, 0) + 1
@@ -132,7 +158,11 @@ class Router:
             delivery = deliveries.get(options)
             if delivery is None:
                 delivery = deliveries[options] = _delivery(message, options)
-            subscriber.deliver(delivery, cache)
+            try:
+                subscriber.deliver(delivery, cache)
+            except Exception as exc:
+                self.delivery_failed(subscriber, message, exc)
+                continue
             protocol = getattr(subscriber, "protocol", "internal")
             to[protocol] = to.get(protocol, 0) + 1
             sizes[protocol] = sizes.get(protocol, 0) + size

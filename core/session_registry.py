@@ -13,8 +13,9 @@ import time
 from typing import Callable
 
 from core.acl import Authorizer
+from core.door import Door, PublishStatus
 from core.message import Message, expiry_from_interval
-from core.router import Router
+from core.principal import Principal
 from core.sessions import NEVER_EXPIRES, Session, SessionCounters, SessionLimits
 from core.stores.base import Store, StoredState
 
@@ -24,7 +25,7 @@ class SessionRegistry:
 
     def __init__(
         self,
-        router: Router,
+        door: Door,
         store: Store,
         *,
         protocol: str = "mqtt",
@@ -32,7 +33,8 @@ class SessionRegistry:
         clock: Callable[[], float] = time.time,
         authorizer: Authorizer | None = None,
     ) -> None:
-        self.router = router
+        self.door = door
+        self.router = door.router
         self.authorizer = authorizer if authorizer is not None else Authorizer()
         self.wills_denied = 0
         self.store = store
@@ -93,7 +95,7 @@ class SessionRegistry:
             store=self.store,
             expiry_interval=expiry_interval,
             username=username,
-            limits=self.limits,
+            limits=self.limits, budget=self.door.budget,
         )
         session.access = self.authorizer.for_client(client_id, username)
         self.sessions[client_id] = session
@@ -182,7 +184,7 @@ class SessionRegistry:
                 store=self.store,
                 expiry_interval=stored.expiry_interval,
                 username=stored.username,
-                limits=self.limits,
+                limits=self.limits, budget=self.door.budget,
             )
             session.access = self.authorizer.for_client(client_id, stored.username)
             self.sessions[client_id] = session
@@ -212,15 +214,17 @@ class SessionRegistry:
         will, session.will, session.will_at = session.will, None, None
         if will is None:
             return
-        if not self.authorizer.can_publish(session.client_id, session.username, will.topic):
-            self.wills_denied += 1  # checked when sent, against the rules of that moment (as Mosquitto)
-            return
-        self.wills_published += 1
         if session.persistent and not session.ended:
             self.store.put_session(session.stored())
         if session.will_expiry_interval is not None:
             will = will.with_changes(expiry=expiry_from_interval(session.will_expiry_interval, self.clock()))
-        self.router.publish(will)
+        # Through the door on the session owner's behalf, against the rules of that moment (as Mosquitto).
+        principal = Principal.login(self.authorizer, session.protocol, session.client_id, session.username)
+        result = self.door.publish(principal, will)
+        if result.status is PublishStatus.DENIED:
+            self.wills_denied += 1
+        elif result.accepted:
+            self.wills_published += 1
 
     def _end(self, session: Session, *, publish_will: bool) -> None:
         if session.ended:

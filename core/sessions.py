@@ -10,16 +10,23 @@ While a persistent session is offline its queue lives only in the store (only
 `offline_queued`, their count, is in memory, for the `max_queued` limit), so
 many offline sessions with full queues cost disk, not memory; `reload()` reads
 them back in order when a connection takes the session again.
+
+The queue is the session's `Outbox` (core/outbox.py): bounded by messages and
+bytes, with its own overflow policy. A slow client never slows its publishers;
+only the gateway-wide memory budget does (core/budget.py). While offline, a full
+queue refuses new messages (the oldest are in the store, not in memory).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from core.acl import ClientAccess
+from core.budget import MemoryBudget
 from core.message import Message
+from core.outbox import Outbox, OutboxLimits
 from core.router import Router
 from core.stores.base import Store, StoredDelivery, StoredSession
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
@@ -46,6 +53,10 @@ class SessionSink(Protocol):
         """Another connection opened this session: close this one."""
         ...
 
+    def quota_exceeded(self) -> None:
+        """The session's outbox overflowed under the "disconnect" policy: close this one (0x97)."""
+        ...
+
 
 @dataclass(slots=True)
 class SessionLimits:
@@ -53,16 +64,12 @@ class SessionLimits:
 
     max_queued: int = 1000
     max_inflight: int = 65535
+    max_queued_bytes: int = 0  # 0: bounded by messages only
+    overflow: str = "drop_oldest"  # QoS 1/2 past the bound: drop_oldest, drop_new or disconnect
 
     @property
-    def high_water(self) -> int:
-        """Queue length at which an online session asks its producers to pause."""
-        return max(1, self.max_queued // 2)
-
-    @property
-    def low_water(self) -> int:
-        """Queue length at which paused producers may go on."""
-        return self.max_queued // 4
+    def outbox(self) -> OutboxLimits:
+        return OutboxLimits(self.max_queued, self.max_queued_bytes, self.overflow)
 
 
 @dataclass(slots=True)
@@ -78,7 +85,9 @@ class InFlight:
 class SessionCounters:
     """Drops a session made, by reason (fed to metrics)."""
 
-    queue_full: int = 0
+    queue_full: int = 0  # QoS 1/2 refused at the bound (drop_new, or offline)
+    dropped_oldest: int = 0  # QoS 1/2 dropped from the head to make room (drop_oldest)
+    overflow_disconnects: int = 0  # clients disconnected because their outbox overflowed
     expired: int = 0
     offline_qos0: int = 0
     slow_consumer_qos0: int = 0
@@ -98,6 +107,7 @@ class Session:
         expiry_interval: int = 0,
         username: str | None = None,
         limits: SessionLimits | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.client_id = client_id
         self.protocol = protocol
@@ -106,7 +116,7 @@ class Session:
         self.limits = limits or SessionLimits()
         self.subscriptions: dict[str, SubscriptionOptions] = {}
         self.inflight: dict[int, InFlight] = {}
-        self.queue: deque[tuple[int, Delivery]] = deque()
+        self.queue = Outbox(self.limits.outbox, budget)
         self.offline_queued = 0  # queued messages kept only in the store while offline (persistent)
         self.incoming_qos2: set[int] = set()
         # In-flight packet ids still to be resent on this connection, in the order first sent.
@@ -126,7 +136,6 @@ class Session:
         self._store = store
         self._seq = 0
         self._next_packet_id = 1
-        self._drain_waiters: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"<Session {self.protocol}:{self.client_id!r} online={self.is_online}>"
@@ -152,25 +161,21 @@ class Session:
             self.counters.acl_denied += 1  # a wildcard subscription matched a topic it may not read
             return
         sink = self.sink
+        queue = self.queue
         if delivery.qos == 0:
             if sink is None:
                 self.counters.offline_qos0 += 1
             elif sink.can_send():
                 sink.send_publish(None, delivery, False, cache)
-            elif len(self.queue) >= self.limits.max_queued:
+            elif queue.full_for(delivery):
                 self.counters.slow_consumer_qos0 += 1  # the bound is reached: QoS 0 is what goes
             else:
-                # The transport is paused (a burst ahead of the reader): wait in the bounded
-                # queue, never stored (seq 0), and slow the producer once it fills.
-                self.queue.append((0, delivery))
-                if len(self.queue) >= self.limits.high_water:
-                    self._router.flow.hits.append(self)
+                queue.append(0, delivery)  # the transport is paused: wait in the outbox, never stored (seq 0)
             return
-        if sink is not None and not self.queue and not self.resend and self._window_open(sink):
+        if sink is not None and not queue and not self.resend and self._window_open(sink):
             self._send_new(self._next_seq(), delivery, cache)
             return
-        if self.queued >= self.limits.max_queued:
-            self.counters.queue_full += 1
+        if queue.full_for(delivery, self.offline_queued) and not self._make_room(delivery):
             return
         seq = self._next_seq()
         if self.persistent:
@@ -178,9 +183,30 @@ class Session:
             if sink is None:
                 self.offline_queued += 1
                 return
-        self.queue.append((seq, delivery))
-        if sink is not None and len(self.queue) >= self.limits.high_water:
-            self._router.flow.hits.append(self)  # the producer should pause (core/flow.py)
+        queue.append(seq, delivery)
+
+    def _make_room(self, delivery: Delivery) -> bool:
+        """The outbox is full for a QoS 1/2 `delivery`: apply the overflow policy; True if it may go in."""
+        policy = self.limits.overflow
+        queue = self.queue
+        if policy == "disconnect" and self.sink is not None:
+            self.counters.overflow_disconnects += 1
+            self.counters.queue_full += 1
+            self.sink.quota_exceeded()
+            return False
+        if policy == "drop_oldest" and self.sink is not None:
+            while queue and queue.full_for(delivery):
+                seq, dropped = queue.popleft()
+                if dropped.qos == 0:
+                    self.counters.slow_consumer_qos0 += 1
+                    continue
+                self.counters.dropped_oldest += 1
+                if self.persistent:
+                    self._store.delete_delivery(self.client_id, seq)
+            if not queue.full_for(delivery):
+                return True
+        self.counters.queue_full += 1  # drop_new, offline, or one message larger than the whole bound
+        return False
 
     # -- subscriptions -------------------------------------------------------
 
@@ -261,7 +287,7 @@ class Session:
         self.offline_queued = 0
         for stored in self._store.load_deliveries(self.client_id):
             if stored.packet_id is None:  # in-flight ones never left memory
-                self.queue.append((stored.seq, _delivery(stored)))
+                self.queue.append(stored.seq, _delivery(stored))
 
     def attach(self, sink: SessionSink, resume: bool) -> None:
         """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue.
@@ -285,29 +311,10 @@ class Session:
         qos0_held = sum(1 for _, delivery in self.queue if delivery.qos == 0)
         if qos0_held:  # QoS 0 is not kept for offline clients
             self.counters.offline_qos0 += qos0_held
-            self.queue = deque((seq, d) for seq, d in self.queue if d.qos)
+            self.queue.keep([(seq, d) for seq, d in self.queue if d.qos])
         if self.persistent:  # every queued message is in the store already: memory lets go
             self.offline_queued += len(self.queue)
             self.queue.clear()
-        self._release_producers()  # an offline session blocks no one
-
-    # -- backpressure (core/flow.py) -----------------------------------------
-
-    @property
-    def congested(self) -> bool:
-        return self.sink is not None and len(self.queue) > self.limits.low_water
-
-    def when_drained(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once this session is no longer congested (at once if it is not)."""
-        if self.congested:
-            self._drain_waiters.append(callback)
-        else:
-            callback()
-
-    def _release_producers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for callback in waiters:
-            callback()
 
     def pump(self) -> None:
         """Send queued messages while the window is open, in order; expired ones are dropped."""
@@ -347,8 +354,6 @@ class Session:
                     self._store.delete_delivery(self.client_id, seq)
                 continue
             self._send_new(seq, delivery, None)
-        if self._drain_waiters and not self.congested:
-            self._release_producers()
 
     def stored(self) -> StoredSession:
         return StoredSession(

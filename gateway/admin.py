@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import web
 
 from core.auth import Credentials, PasswordAuthenticator
-from core.message import Message, Origin, expiry_from_interval
+from core.door import PublishStatus
+from core.message import Message, expiry_from_interval
+from core.principal import Principal
 from core.topics import InvalidTopic, validate_topic_filter, validate_topic_name
 
 from gateway.clients import PROTOCOLS, kick, list_clients
@@ -37,6 +39,8 @@ log = logging.getLogger("rosettamq.http")
 
 GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
 OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/metrics"})
+# The administrator (API token, or an API without protection): no topic ACL applies.
+ADMIN = Principal("http", "admin-api", None, trusted=True)
 USER: web.RequestKey[str | None] = web.RequestKey("user", str)  # the basic-auth username (None: a token)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -201,11 +205,27 @@ async def get_retained(request: web.Request) -> web.Response:
 
 
 async def delete_retained(request: web.Request) -> web.Response:
-    router = request.app[GATEWAY].broker.router
-    topics = [m.topic for m in router.retained.match(_filter_param(request))]
+    broker = request.app[GATEWAY].broker
+    principal = request_principal(request)
+    topics = [m.topic for m in broker.router.retained.match(_filter_param(request))]
+    deleted = []
     for topic in topics:
-        router.set_retained(Message(topic, b"", retain=True, origin=Origin("http", "admin-api")))
-    return web.json_response({"deleted": sorted(topics), "count": len(topics)})
+        result = broker.clear_retained(principal, Message(topic, b"", retain=True, origin=principal.origin))
+        if result.accepted:
+            deleted.append(topic)
+    if topics and not deleted:
+        raise web.HTTPForbidden(text="not authorized to clear these retained messages")
+    return web.json_response({"deleted": sorted(deleted), "count": len(deleted)})
+
+
+def request_principal(request: web.Request) -> Principal:
+    """Who an API request acts as: the basic-auth user (their topic ACL applies), or, signed in
+    with the API token (or on an API without protection), the administrator."""
+    user = request.get(USER)
+    broker = request.app[GATEWAY].broker
+    if user is None:
+        return ADMIN
+    return broker.principal("http", f"http:{user}", user, request.remote)
 
 
 # -- publishing ----------------------------------------------------------------------------
@@ -217,11 +237,14 @@ async def publish(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         raise web.HTTPBadRequest(text="body must be a JSON object") from None
-    message = parse_publish(body, request.get(USER))
-    user = request.get(USER)
-    if user is not None and not gateway.broker.authorizer.can_publish(f"http:{user}", user, message.topic):
+    principal = request_principal(request)
+    message = parse_publish(body, principal)
+    result = gateway.broker.publish(principal, message)  # the door: validation, the user's ACL, routing
+    if result.status is PublishStatus.DENIED:
         raise web.HTTPForbidden(text=f"not authorized to publish to {message.topic!r}")
-    deliveries = gateway.broker.publish(message)
+    if result.status is PublishStatus.INVALID:
+        raise web.HTTPBadRequest(text=f"message refused: {result.reason}")
+    deliveries = result.deliveries
     if message.qos > 0:  # acknowledged once what it changed is durable, like a PUBACK
         done = asyncio.get_running_loop().create_future()
         gateway.broker.store.sync(lambda: done.done() or done.set_result(None))
@@ -229,7 +252,7 @@ async def publish(request: web.Request) -> web.Response:
     return web.json_response({"topic": message.topic, "deliveries": deliveries})
 
 
-def parse_publish(body: Any, user: str | None) -> Message:
+def parse_publish(body: Any, principal: Principal) -> Message:
     """A core message from the JSON body of POST /api/v1/publish; raises HTTPBadRequest."""
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object")
@@ -262,7 +285,7 @@ def parse_publish(body: Any, user: str | None) -> Message:
         user_properties=_user_properties(props.get("user_properties")),
         expiry=expiry_from_interval(_opt_int(props, "message_expiry_interval")),
         payload_format_utf8=encoding == "text",
-        origin=Origin("http", "admin-api" if user is None else f"http:{user}", user),
+        origin=principal.origin,
     )
 
 

@@ -117,7 +117,8 @@ def amqp_settings(config: Config, authenticator: Authenticator | None,
 
 def session_limits(config: Config) -> SessionLimits:
     limits = config.mqtt_limits
-    return SessionLimits(max_queued=limits.max_queued_messages, max_inflight=limits.max_inflight)
+    return SessionLimits(max_queued=limits.max_queued_messages, max_inflight=limits.max_inflight,
+                         max_queued_bytes=limits.max_queued_bytes, overflow=limits.overflow)
 
 
 def open_store(config: Config, loop: asyncio.AbstractEventLoop) -> Store:
@@ -213,7 +214,9 @@ class Gateway:
         self._stopped = asyncio.Event()
         # The store is opened here, on the running loop its writer thread hands acknowledgements to.
         store = self.store if self.store is not None else open_store(self.config, asyncio.get_running_loop())
-        self.broker = Broker(store, limits=session_limits(self.config), authorizer=self.security.authorizer)
+        self.broker = Broker(store, limits=session_limits(self.config), authorizer=self.security.authorizer,
+                             max_memory=self.config.limits.max_memory,
+                             max_message_bytes=self.config.limits.max_message_size)
         self.broker.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()

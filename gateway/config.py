@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from adapters.lwm2m.ddf import DdfError, load_object_dir
 from adapters.lwm2m.paths import format_path, parse_path
+from core.outbox import OVERFLOW_POLICIES
 from gateway.config_sections import (
     _ORIGIN,
     _TOML_TYPES,
@@ -39,6 +40,7 @@ from gateway.config_sections import (
     ListenAddress,
     ListenerConfig,
     LogConfig,
+    LimitsConfig,
     LwM2MConfig,
     MQTTLimits,
     StoreConfig,
@@ -53,7 +55,7 @@ from gateway.config_sections import (
 
 __all__ = [
     "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
-    "CoAPSListenerConfig", "Config", "ConfigError", "HTTPListenerConfig", "SysConfig",
+    "CoAPSListenerConfig", "Config", "ConfigError", "HTTPListenerConfig", "LimitsConfig", "SysConfig",
     "ListenAddress",
     "ListenerConfig", "LogConfig", "LwM2MConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
     "WSSListenerConfig", "apply_cli_overrides", "config_from_dict", "load_config", "parse_listen",
@@ -78,6 +80,7 @@ class Config:
     auth: AuthConfig = AuthConfig()
     log: LogConfig = LogConfig()
     sys: SysConfig = SysConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     def enabled_listeners(self) -> dict[str, ListenerConfig]:
         """Enabled listeners by section name, in declaration order."""
@@ -341,6 +344,8 @@ def _mqtt(sec: _Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:
         max_packet_size=sec.integer("max_packet_size", d.max_packet_size, 16, 268_435_460),
         max_inflight=sec.integer("max_inflight", d.max_inflight, 1, 65535),
         max_queued_messages=sec.integer("max_queued_messages", d.max_queued_messages, 1, 2**31 - 1),
+        max_queued_bytes=sec.integer("max_queued_bytes", d.max_queued_bytes, 0, 2**62),
+        overflow=sec.choice("overflow", d.overflow, OVERFLOW_POLICIES),
         max_keepalive=sec.integer("max_keepalive", d.max_keepalive, 1, 65535),
         retain_available=bool(sec.boolean("retain_available", d.retain_available)),
         max_qos=sec.integer("max_qos", d.max_qos, 0, 2),
@@ -351,6 +356,14 @@ def _mqtt(sec: _Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:
         max_subscriptions=sec.integer("max_subscriptions", d.max_subscriptions, 0, 10_000_000),
     )
     return _listener(sec, default.mqtt), limits
+
+
+def _limits(sec: _Section) -> LimitsConfig:
+    d = LimitsConfig()
+    limits = LimitsConfig(max_memory=sec.integer("max_memory", d.max_memory, 0, 2**62),
+                          max_message_size=sec.integer("max_message_size", d.max_message_size, 1, 2**62))
+    sec.done()
+    return limits
 
 
 def _store(sec: _Section) -> StoreConfig:
@@ -399,7 +412,7 @@ _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
                               "http": _http, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener, "coaps": _coaps}
 _SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
-_SECTIONS += ("sys",)
+_SECTIONS += ("sys", "limits")
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Config:
@@ -419,6 +432,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
                               for name, build in _LISTENERS.items()}
     values["mqtt"], values["mqtt_limits"] = _mqtt(section("mqtt"), default)
     values["sys"] = _sys(section("sys"))
+    values["limits"] = _limits(section("limits"))
     return Config(store=_store(section("store")), auth=_auth(section("auth")),
                   log=_log(section("log")), lwm2m=_lwm2m(section("lwm2m")), **values)
 

@@ -246,7 +246,7 @@ class MQTTLimits:
     """Broker-wide MQTT limits (keys of ``[mqtt]``); apply to TCP, TLS, WS, WSS."""
     max_packet_size: int = 1_048_576  # bytes, whole packet; MQTT 5 Maximum Packet Size
     max_inflight: int = 20  # our Receive Maximum and the outgoing QoS 1/2 window
-    max_queued_messages: int = 1000  # per session, beyond the in-flight window
+    max_queued_messages: int = 1000  # per session outbox, beyond the in-flight window
     max_keepalive: int = 65535  # seconds; the longest keep-alive a client may ask for
     retain_available: bool = True  # false: retained publishes are refused
     max_qos: int = 2  # highest QoS granted (MQTT 5 Maximum QoS)
@@ -255,6 +255,15 @@ class MQTTLimits:
     max_connections: int = 0  # per MQTT listener (TCP, TLS, WS, WSS); 0 = unlimited
     max_connection_rate: float = 0.0  # new connections per second per source address; 0 = unlimited
     max_subscriptions: int = 0  # per client; 0 = unlimited
+    max_queued_bytes: int = 0  # per session outbox, bytes; 0 = bounded by messages only
+    overflow: str = "drop_oldest"  # QoS 1/2 past the bound: drop_oldest, drop_new or disconnect (0x97)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Gateway-wide limits (``[limits]``): the memory budget of every outbox, the largest message."""
+    max_memory: int = 1024 * 1024 * 1024  # bytes queued for subscribers before publishers are paused; 0 = none
+    max_message_size: int = 256 * 1024 * 1024  # bytes of one message's payload, any protocol
 
 
 @dataclass(frozen=True, slots=True)

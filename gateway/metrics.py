@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from adapters.mqtt.server import CONNECTION_COUNTERS
 from core.metrics import Family, Registry, core_collector
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def listener_families(gateway: "Gateway") -> list[Family]:
     sums: dict[tuple[str, str], int] = dict(tracker.totals)
     for conn in tracker.connections:
         live[conn.listener] = live.get(conn.listener, 0) + 1
-        for name in ("dropped_too_large", "publishes_denied", "subscriptions_denied", "subscriptions_over_quota"):
+        for name in CONNECTION_COUNTERS:
             key = (conn.listener, name)
             sums[key] = sums.get(key, 0) + getattr(conn, name)
     for name in MQTT_LISTENERS:

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from core.message import Message, Origin
+from core.principal import SYSTEM
 
 from gateway.metrics import gateway_version
 
@@ -108,4 +109,4 @@ class SysPublisher:
     def publish_all(self) -> None:
         self.rounds += 1
         for name, value in self.values().items():
-            self.gateway.broker.publish(Message(f"$SYS/broker/{name}", value.encode(), 0, True, origin=ORIGIN))
+            self.gateway.broker.publish(SYSTEM, Message(f"$SYS/broker/{name}", value.encode(), 0, True, origin=ORIGIN))

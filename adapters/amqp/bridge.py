@@ -26,18 +26,9 @@ SHARED_EXCHANGE = "amq.topic"
 QUEUE_OPTIONS = SubscriptionOptions(qos=1, retain_as_published=True)
 
 
-class Publishing:
-    """The AMQP message being routed through the core right now (publishing is synchronous),
-    so AMQP subscribers of that very publish reuse it instead of decoding its header again."""
-
-    __slots__ = ("header", "content")
-
-    def __init__(self) -> None:
-        self.header: bytes | None = None
-        self.content: Content | None = None
-
-
-PUBLISHING = Publishing()
+# The key under which a publish through amq.topic seeds the fan-out's encode cache with its
+# own `Content`, so AMQP subscribers of that very publish reuse it (no header decoded again).
+ORIGINAL_CONTENT = ("amqp", "original")
 
 
 def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_header: bool) -> Content:
@@ -53,8 +44,9 @@ def content_for(delivery: Delivery, cache: EncodeCache, now: float, origin_heade
         message = delivery.message
         original = message.extra.get("amqp")
         content = None
-        if original is not None and original is PUBLISHING.header:
-            content = PUBLISHING.content
+        seeded = cache.get(ORIGINAL_CONTENT) if original is not None else None
+        if seeded is not None and seeded.header_payload() is original:
+            content = seeded
         elif isinstance(original, bytes):
             try:
                 properties = decode_content_header(0, original).properties

@@ -30,6 +30,7 @@ from pamqp import base, commands as c
 from core.acl import ClientAccess
 from core.auth import Credentials
 from core.message import Origin
+from core.principal import Principal
 
 from adapters.amqp import errors
 from adapters.amqp.broker import AMQPBroker
@@ -76,6 +77,7 @@ class AMQPConnection(Handshake):
         self._deadline = self._last_rx + self.settings.handshake_timeout  # handshake or close-ok wait
         self.published = False  # publishers are the connections a resource alarm stops reading
         self.pending_login: Credentials | None = None  # the owner checks it off the event loop
+        self.principal = Principal("amqp", peer)  # who publishes through this connection, once open
         self.access: ClientAccess | None = None  # topic ACL on the shared amq.topic (None: none)
         self._mechanism = ""
         self._told_blocked = False

@@ -99,3 +99,11 @@ def not_allowed(text: str) -> AMQPError:
 
 def not_implemented(text: str) -> AMQPError:
     return AMQPError(ReplyCode.NOT_IMPLEMENTED, text)
+
+
+def publish_refused(status: int, topic: str, vhost: str, why: str) -> AMQPError:
+    """The channel error for a publish to amq.topic the core's door refused (core.door.PublishStatus:
+    2 denied by the topic ACL: 403, as RabbitMQ's MQTT topic permissions; 3 invalid: 406)."""
+    if status == 2:
+        return access_refused(f"access to topic '{topic}' in exchange 'amq.topic' in vhost '{vhost}' refused")
+    return precondition_failed(f"message refused: {why}")

@@ -14,6 +14,7 @@ from pamqp import commands as c
 
 from core.auth import Credentials, quick_answer
 from core.message import Origin
+from core.principal import Principal
 
 from adapters.amqp import errors
 from adapters.amqp.errors import AMQPError
@@ -168,6 +169,8 @@ class Handshake:
         self.vhost = vhost
         if vhost.core is not None:
             self.access = vhost.core.authorizer.for_client(self.origin.client_id, self.username)
+        self.principal = Principal("amqp", self.origin.client_id, self.username, access=self.access,
+                                   address=str(self.peer))
         self.state = State.OPEN
         self.broker.alarm_listeners.add(self._alarm)
         if self.broker.blocked:

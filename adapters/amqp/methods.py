@@ -68,7 +68,8 @@ def _queue_name(ch: Channel, name: str) -> str:
 
 def queue_declare(ch: Channel, m: c.Queue.Declare) -> None:
     queue = ch.conn.vhost.declare_queue(m.queue, ch.conn, passive=m.passive, durable=m.durable,
-                                        exclusive=m.exclusive, auto_delete=m.auto_delete, arguments=m.arguments)
+                                        exclusive=m.exclusive, auto_delete=m.auto_delete, arguments=m.arguments,
+                                        principal=ch.conn.principal)
     ch.last_queue = queue.name
     if not m.nowait:
         ch.send(c.Queue.DeclareOk(queue=queue.name, message_count=queue.message_count,
@@ -159,8 +160,7 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
 
 def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,
           header: bytes | None = None) -> None:
-    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.origin, header,
-                                   ch.conn.access)
+    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.principal, header)
     if not routed and m.mandatory:
         ret = c.Basic.Return(reply_code=errors.ReplyCode.NO_ROUTE, reply_text="NO_ROUTE", exchange=m.exchange,
                              routing_key=m.routing_key)

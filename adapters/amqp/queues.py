@@ -116,6 +116,7 @@ class Queue:
         self._dispatching = False
         self._again = False
         self.scheduled_at: float | None = None
+        self.owner: object = None  # the Principal that declared it (dead letters pass the door as it)
         # Set by the vhost:
         self.on_dead_letter: Callable[[Queue, Entry, str], None] = lambda queue, entry, reason: None
         self.on_deadline: Callable[[Queue, float], None] = lambda queue, deadline: None

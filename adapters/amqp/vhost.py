@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import secrets
 import time
 from typing import Any, Callable
@@ -21,18 +22,20 @@ from pamqp.commands import Basic
 
 from core.acl import ClientAccess
 from core.broker import Broker
-from core.message import Origin
+from core.principal import Principal
+from core.subscriptions import Delivery
 from core.topics import InvalidTopic
 
 from adapters.amqp import errors
-from adapters.amqp.bridge import PUBLISHING, QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
+from adapters.amqp.bridge import ORIGINAL_CONTENT, QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
 from adapters.amqp.content import Content
 from adapters.amqp.deadletter import dead_letter
 from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
 from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
 from adapters.amqp.mapping import binding_key_to_filter, message_from_amqp, parse_expiration, routing_key_to_topic
 from adapters.amqp.queues import Entry, Queue
-from core.subscriptions import Delivery
+
+logger = logging.getLogger("rosettamq.amqp")
 
 MAX_DEAD_LETTER_DEPTH = 8
 class VirtualHost:
@@ -53,6 +56,7 @@ class VirtualHost:
         self._deadlines: list[tuple[float, int, Queue]] = []
         self._tie = itertools.count()
         self._dead_letter_depth = 0
+        self.dead_letters_refused = 0  # dead letters the door refused (the queue owner's ACL, invalid)
         for exchange_name, kind in BUILTINS:
             self.exchanges[exchange_name] = KINDS[kind](exchange_name, durable=True, builtin=True)
 
@@ -118,7 +122,7 @@ class VirtualHost:
 
     def declare_queue(self, name: str, owner: object, *, passive: bool = False, durable: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
-                      arguments: dict[str, Any] | None = None) -> Queue:
+                      arguments: dict[str, Any] | None = None, principal: Principal | None = None) -> Queue:
         now = self.clock()
         arguments = dict(arguments or {})
         if passive:
@@ -139,6 +143,7 @@ class VirtualHost:
             return queue
         queue = Queue(name, durable=durable, exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments, now=now)
+        queue.owner = principal
         self._adopt(queue)
         if durable and not exclusive and self.log is not None:
             self.log.put_queue(QueueRecord(self.name, name, auto_delete, arguments))
@@ -272,40 +277,34 @@ class VirtualHost:
     # -- publishing ---------------------------------------------------------------------
 
     def publish(self, exchange_name: str, routing_key: str, properties: Basic.Properties, body: bytes,
-                origin: Origin, header: bytes | None = None, access: ClientAccess | None = None) -> bool:
+                principal: Principal, header: bytes | None = None) -> bool:
         """Route one basic.publish; True if it reached at least one queue (or core subscriber).
 
-        To the shared amq.topic, `access` (the publisher's ACL) must allow writing the topic (403).
-        """
+        To the shared amq.topic it goes through the core's door as `principal` (403 when its
+        topic ACL refuses)."""
         exchange = self.exchange(exchange_name)
         if exchange.internal:
             raise errors.access_refused(f"cannot publish to internal exchange '{exchange_name}'")
-        if access is not None and exchange_name == SHARED_EXCHANGE and self.core is not None:
-            topic = routing_key_to_topic(routing_key)
-            if topic is not None and not access.can_publish(topic):
-                raise errors.access_refused(f"access to topic '{topic}' in exchange '{SHARED_EXCHANGE}' "
-                                            f"in vhost '{self.name}' refused")
         try:
             expiration = parse_expiration(properties.expiration)
         except ValueError as exc:
             raise errors.precondition_failed(str(exc)) from None
         content = Content(exchange_name, routing_key, properties, body, header)
-        return self._route(exchange, routing_key, content, expiration, origin)
+        return self._route(exchange, routing_key, content, expiration, principal)
 
     def _route(self, exchange: Exchange, routing_key: str, content: Content, expiration: float | None,
-               origin: Origin) -> bool:
+               principal: Principal) -> bool:
         now = self.clock()
         if exchange.name == SHARED_EXCHANGE and self.core is not None:
             header = content.header_payload()
-            message = message_from_amqp(routing_key, content.properties, content.body, origin=origin, now=now,
-                                        extra={"amqp": header})
+            message = message_from_amqp(routing_key, content.properties, content.body, origin=principal.origin,
+                                        now=now, extra={"amqp": header})
             if message is None:
                 return False
-            PUBLISHING.header, PUBLISHING.content = header, content
-            try:
-                return self.core.publish(message) > 0
-            finally:
-                PUBLISHING.header = PUBLISHING.content = None
+            result = self.core.publish(principal, message, {ORIGINAL_CONTENT: content})
+            if not result.accepted:
+                raise errors.publish_refused(result.status, message.topic, self.name, result.reason)
+            return result.deliveries > 0
         if exchange.name == "":
             queue = self.queues.get(routing_key)
             names = () if queue is None else (routing_key,)
@@ -330,10 +329,22 @@ class VirtualHost:
         dead = dead_letter(queue, entry, reason, exchange.name)
         routing_key = dead.routing_key
         self._dead_letter_depth += 1
-        try:
-            self._route(exchange, routing_key, dead, None, Origin("amqp", "", None))
+        try:  # on behalf of the queue's owner: into amq.topic it passes the door and that owner's ACL
+            self._route(exchange, routing_key, dead, None, self._owner_of(queue))
+        except errors.AMQPError as exc:
+            self.dead_letters_refused += 1
+            logger.info("amqp dead letter dropped vhost=%s queue=%s reason=%s", self.name, queue.name, exc.text)
         finally:
             self._dead_letter_depth -= 1
+
+    def _owner_of(self, queue: Queue) -> Principal:
+        """Who acts for `queue`: the principal that declared it; for one restored from the store
+        without an owner, an anonymous principal (the ACL's anonymous rules apply)."""
+        if isinstance(queue.owner, Principal):
+            return queue.owner
+        if self.core is None:
+            return Principal("amqp")
+        return self.core.principal("amqp", "", None)
 
     def _message_removed(self, queue: Queue, entry: Entry) -> None:
         self.on_held_change(-1)

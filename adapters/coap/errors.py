@@ -38,7 +38,7 @@ __all__ = [
     "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "Forbidden",
     "MethodNotAllowed",
     "NotFound", "Overloaded", "TooLarge", "TooManyRequests", "Unauthorized", "error_response",
-    "reject_datagram",
+    "publish_refusal", "reject_datagram",
 ]
 
 
@@ -140,6 +140,14 @@ class ErrorResponse:
     diagnostic: str
     size1: int | None = None
     max_age: int | None = None
+
+
+def publish_refusal(status: int, topic: str, why: str) -> CoAPError:
+    """The error for a publish or clear the core's door refused (core.door.PublishStatus: 2 denied
+    by the topic ACL: 4.03; 3 invalid for the core: 4.00)."""
+    if status == 2:
+        return Forbidden(f"not allowed to publish to {topic!r}")
+    return BadTopic(f"message refused: {why}")
 
 
 def error_response(exc: BaseException) -> ErrorResponse:

@@ -20,10 +20,11 @@ from aiocoap.resource import PathCapable, Resource
 from aiocoap.util.linkformat import Link, LinkFormat
 
 from core.message import Message
+from core.principal import Principal
 
 from adapters.coap.access import Identity
 from adapters.coap.errors import BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, Overloaded, \
-    TooLarge, Unauthorized, error_response
+    TooLarge, Unauthorized, error_response, publish_refusal
 from adapters.coap.exchange import ListenerState, ObserveLink, end_observers_of, error_message, notification_message
 from adapters.coap.pubsub import Clear, Observe, Publish, Read, Unobserve, check_critical_options, notification_for, \
     plan_request
@@ -67,27 +68,30 @@ class PubSubResource(Resource, PathCapable):
             confirmable=request.mtype is Type.CON, observe=request.opt.observe, origin=identity.origin,
             max_payload=state.settings.max_payload_size, now=state.clock(),
         )
-        access = state.broker.authorizer.for_client(identity.client_id or "", identity.username)
+        principal = state.broker.principal("coap", identity.client_id or "", identity.username, identity.address)
+        access = principal.access
         if access is not None:
             _check_access(access, plan)
         if isinstance(plan, Publish):
-            response = await self._publish(plan.message, request.mtype is Type.CON)
+            response = await self._publish(principal, plan.message, request.mtype is Type.CON)
             response.opt.block1 = request.opt.block1
             return response
         if isinstance(plan, Read):
             return await self._block2.extract_or_insert(request, lambda: self._read(plan.topic))
         if isinstance(plan, Clear):
-            return await self._clear(plan.topic, request.mtype is Type.CON)
+            return await self._clear(principal, plan.topic, request.mtype is Type.CON)
         if isinstance(plan, Unobserve):
             return await self._unobserve(plan.topic_filter, identity, request)
         await self._observe(pipe, request, plan, identity, access)
         return None
 
-    async def _publish(self, message: Message, confirmable: bool) -> CoAPMessage:
+    async def _publish(self, principal: Principal, message: Message, confirmable: bool) -> CoAPMessage:
         state = self.state
         if state.pending_publishes >= state.settings.max_pending_publishes:
             raise Overloaded("too many publishes waiting for the store")
-        state.broker.publish(message)
+        result = state.broker.publish(principal, message)  # the door: validation, ACL, routing
+        if not result.accepted:
+            raise publish_refusal(result.status, message.topic, result.reason)
         if confirmable or message.qos > 0:
             await state.durable()  # the 2.04 means the core has it
         return CoAPMessage(code=Code.CHANGED)
@@ -98,11 +102,14 @@ class PubSubResource(Resource, PathCapable):
             raise NotFound(f"no retained message on {topic!r}")
         return notification_message(notification_for(message, message.qos, self.mount), self.state.clock())
 
-    async def _clear(self, topic: str, confirmable: bool) -> CoAPMessage:
-        router = self.state.broker.router
-        if router.retained.get(topic) is None:
+    async def _clear(self, principal: Principal, topic: str, confirmable: bool) -> CoAPMessage:
+        broker = self.state.broker
+        if broker.router.retained.get(topic) is None:
             raise NotFound(f"no retained message on {topic!r}")
-        router.set_retained(Message(topic=topic, payload=b"", retain=True))
+        result = broker.clear_retained(principal, Message(topic=topic, payload=b"", retain=True,
+                                                          origin=principal.origin))
+        if not result.accepted:
+            raise publish_refusal(result.status, topic, result.reason)
         if confirmable:
             await self.state.durable()
         return CoAPMessage(code=Code.DELETED)
@@ -165,11 +172,8 @@ class PubSubResource(Resource, PathCapable):
 
 
 def _check_access(access: Any, plan: Any) -> None:
-    """The topic ACL (core.acl.ClientAccess): write to publish or clear, read to read, subscribe to observe."""
-    if isinstance(plan, Publish) and not access.can_publish(plan.message.topic):
-        raise Forbidden(f"not allowed to publish to {plan.message.topic!r}")
-    if isinstance(plan, Clear) and not access.can_publish(plan.topic):
-        raise Forbidden(f"not allowed to clear {plan.topic!r}")
+    """The topic ACL (core.acl.ClientAccess): read to read, subscribe to observe (publish and clear
+    are checked by the core's door)."""
     if isinstance(plan, Read) and not access.can_read(plan.topic):
         raise Forbidden(f"not allowed to read {plan.topic!r}")
     if isinstance(plan, Observe) and not access.can_subscribe(plan.topic_filter):

@@ -16,7 +16,7 @@ The message manager is aiocoap's own, plus one hook: every ACK and RST it
 receives is first shown to the listener's `AckWatch`, which is how an observe
 exchange learns that its CON notification arrived (aiocoap has no API for
 that) and that a NON one was answered with RST (aiocoap ignores those).
-The UDP socket is read by `udp.ResilientDatagramTransport`, not aiocoap's reader: no
+The UDP socket is read by `driver.ResilientDatagramTransport`, not aiocoap's reader: no
 datagram, decode failure or ICMP error stops it (under uvloop, aiocoap's stopped for good
 after one ICMP error), and a watchdog run every second re-arms a reader that has data
 waiting unread. `reading()` tells health whether the listener still reads.
@@ -44,7 +44,7 @@ from adapters.coap.observers import ObserverRegistry
 from adapters.coap.exchange import AckWatch, ListenerState, end_observers_of
 from adapters.coap.resources import ConnectionResource, PubSubResource
 from adapters.coap.settings import CoAPSettings
-from adapters.coap.udp import DatagramFaults, GatewayUDPInterface
+from adapters.coap.driver import DatagramFaults, GatewayUDPInterface
 
 log = logging.getLogger("rosettamq.coap")
 

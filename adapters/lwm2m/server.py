@@ -47,7 +47,7 @@ from aiocoap.resource import PathCapable, Resource
 
 from core.broker import Broker
 from core.limits import RateLimiter, address_key
-from core.message import Message, Origin
+from core.message import Message
 from core.stores.base import StoreError
 
 from .answers import lifecycle_message
@@ -248,12 +248,12 @@ class LwM2MServer:
         self._publish(endpoint, topic, payload, "text/plain")
 
     def _publish(self, endpoint: str, topic: str, payload: bytes, content_type: str) -> None:
-        access = self.broker.authorizer.for_client(endpoint, None)
-        if access is not None and not access.can_publish(topic):
-            log.info("lwm2m endpoint=%s may not publish %s: dropped", endpoint, topic)
-            return
-        self.broker.publish(Message(topic, payload, qos=self.settings.qos, content_type=content_type,  # type: ignore[arg-type]
-                                    payload_format_utf8=True, origin=Origin("lwm2m", endpoint)))
+        principal = self.broker.principal("lwm2m", endpoint, None)
+        result = self.broker.publish(principal, Message(  # the door: the endpoint's topic ACL applies
+            topic, payload, qos=self.settings.qos, content_type=content_type,  # type: ignore[arg-type]
+            payload_format_utf8=True, origin=principal.origin))
+        if not result.accepted:
+            log.info("lwm2m endpoint=%s may not publish %s: dropped (%s)", endpoint, topic, result.reason)
 
     # --- stop ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from core.acl import ClientAccess
 from core.broker import Broker
 from core.flow import ProducerGate
 from core.message import Message, Origin, expiry_from_interval
+from core.principal import Principal
 from core.subscriptions import Delivery, EncodeCache
 
 from adapters.mqtt import handlers
@@ -94,7 +95,9 @@ class MQTTConnection:
         self._connect_deadline = self._last_rx + settings.connect_timeout
         self.login = Login(self)
         self.access: ClientAccess | None = None  # this client's ACL view once connected (None: no ACL)
+        self.principal = Principal("mqtt")  # who publishes through this connection, once logged in
         self.publishes_denied = 0  # counters for metrics: ACL refusals and subscription quota
+        self.publishes_invalid = 0  # refused by the core's door as invalid (too large, bad property)
         self.subscriptions_denied = 0
         self.subscriptions_over_quota = 0
         # Backpressure: input waits while sessions this client fed are congested (core/flow.py).
@@ -236,6 +239,12 @@ class MQTTConnection:
     def session_taken_over(self) -> None:
         log.info("mqtt session taken over client_id=%s peer=%s", self.client_id, self.peer)
         self.disconnect(ReasonCode.SESSION_TAKEN_OVER, publish_will=True)
+
+    def quota_exceeded(self) -> None:
+        """The session's outbox overflowed and its policy is "disconnect" (the will is published)."""
+        if not self.closing:
+            log.info("mqtt slow client disconnected client_id=%s peer=%s: outbox full", self.client_id, self.peer)
+            self.disconnect(ReasonCode.QUOTA_EXCEEDED, publish_will=True, reason_string="outbox full")
 
     # -- sending -------------------------------------------------------------------
 

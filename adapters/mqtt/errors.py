@@ -21,7 +21,7 @@ __all__ = [
     "CONNACK_REASONS", "PUBACK_REASONS", "PUBREL_REASONS", "SUBACK_REASONS",
     "UNSUBACK_REASONS", "DISCONNECT_REASONS", "AUTH_REASONS",
     "V3_CONNACK_CODES", "V3_CONNACK_REASONS", "V3_SUBACK_CODES",
-    "connack_return_code_v3", "suback_code_v3",
+    "connack_return_code_v3", "suback_code_v3", "puback_reason",
 ]
 
 
@@ -243,3 +243,13 @@ def connack_return_code_v3(reason: int) -> int:
 def suback_code_v3(reason: int) -> int:
     """Granted QoS 0/1/2 stay as they are; any failure becomes 0x80."""
     return reason if reason <= 2 else 0x80
+
+
+def puback_reason(status: int) -> ReasonCode:
+    """The PUBACK/PUBREC reason for what the core's door made of a publish (core.door.PublishStatus:
+    0 routed, 1 no subscribers, 2 denied by the ACL, 3 invalid for the core)."""
+    return _PUBLISH_STATUS_REASONS[status]
+
+
+_PUBLISH_STATUS_REASONS = (_R.SUCCESS, _R.NO_MATCHING_SUBSCRIBERS, _R.NOT_AUTHORIZED,
+                           _R.IMPLEMENTATION_SPECIFIC_ERROR)

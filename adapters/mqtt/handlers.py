@@ -16,7 +16,9 @@ from core.sessions import NEVER_EXPIRES
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.topics import InvalidTopic, parse_shared_filter
 
-from adapters.mqtt.errors import ProtocolViolation, ReasonCode, ReceiveMaximumExceeded
+from core.door import PublishStatus
+
+from adapters.mqtt.errors import ProtocolViolation, ReasonCode, ReceiveMaximumExceeded, puback_reason
 from adapters.mqtt.packets import (
     Auth,
     Disconnect,
@@ -41,67 +43,59 @@ log = logging.getLogger("rosettamq.mqtt")
 
 def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     message = conn.to_message(packet)
-    access = conn.access
-    if access is not None and not access.can_publish(message.topic):
-        _publish_not_authorized(conn, packet, message.topic)
-        return
     qos = packet.qos
-    broker = conn.broker
-    if qos == 0:
-        _route(conn, message)
-        return
     packet_id = packet.packet_id
+    session = conn.session
+    if qos == 2:
+        assert packet_id is not None
+        if packet_id in session.incoming_qos2:  # a resent QoS 2 PUBLISH: acknowledge, never deliver twice
+            conn.broker.store.sync(lambda: conn.send_packet(PubRec(packet_id)))  # [MQTT-4.3.3-10]
+            return
+        # Only v5 clients were told our Receive Maximum [MQTT-3.3.4-9]; for 3.1.1 the
+        # 16-bit packet id space is the bound (as paho's max_inflight_messages_set assumes).
+        if conn.level == 5 and len(session.incoming_qos2) >= conn.settings.receive_maximum:
+            raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")
+    broker = conn.broker
+    result = broker.publish(conn.principal, message)  # the door: validation, ACL, routing
+    if result.hold:  # the gateway is over its memory budget: stop reading this producer a while
+        conn.input_gate.close_for([broker.budget], conn.clock())
+    if not result.accepted:
+        _publish_refused(conn, packet, message.topic, result.status, result.reason)
+        return
+    if qos == 0:
+        return
     assert packet_id is not None
+    reason = ReasonCode.SUCCESS if conn.level != 5 else puback_reason(result.status)
     if qos == 1:
-        count = _route(conn, message)
-        ack = PubAck(packet_id, _publish_reason(conn, count))
+        ack: PubAck | PubRec = PubAck(packet_id, reason)
     else:
-        session = conn.session
-        if packet_id in session.incoming_qos2:
-            ack = PubRec(packet_id)  # a resent QoS 2 PUBLISH: acknowledge, never deliver twice [MQTT-4.3.3-10]
-        else:
-            # Only v5 clients were told our Receive Maximum [MQTT-3.3.4-9]; for 3.1.1 the
-            # 16-bit packet id space is the bound (as paho's max_inflight_messages_set assumes).
-            if conn.level == 5 and len(session.incoming_qos2) >= conn.settings.receive_maximum:
-                raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")
-            count = _route(conn, message)
-            session.add_incoming_qos2(packet_id)
-            ack = PubRec(packet_id, _publish_reason(conn, count))
+        session.add_incoming_qos2(packet_id)
+        ack = PubRec(packet_id, reason)
     # Acknowledge only once what was accepted is durable.
     broker.store.sync(lambda: conn.send_packet(ack))
 
 
-def _publish_not_authorized(conn: "MQTTConnection", packet: Publish, topic: str) -> None:
-    """ACL refusal: never routed nor retained. QoS 0 is dropped; QoS 1/2 get 0x87 (v5), a plain ack (3.1.1)."""
-    conn.publishes_denied += 1
-    log.debug("mqtt publish denied client_id=%s username=%s topic=%s", conn.client_id, conn.username, topic)
+def _publish_refused(conn: "MQTTConnection", packet: Publish, topic: str, status: int, why: str) -> None:
+    """Refused at the door (ACL, or a message the core cannot hold): never routed nor retained.
+    QoS 0 is dropped; QoS 1/2 get the reason code (v5), a plain ack (3.1.1 cannot say no)."""
+    if status == PublishStatus.DENIED:
+        conn.publishes_denied += 1
+        log.debug("mqtt publish denied client_id=%s username=%s topic=%s", conn.client_id, conn.username, topic)
+    else:
+        conn.publishes_invalid += 1
+        log.info("mqtt publish refused client_id=%s topic=%s reason=%s", conn.client_id, topic, why)
     packet_id = packet.packet_id
     if packet.qos == 0 or packet_id is None:
         return
+    reason = puback_reason(status)
     if packet.qos == 1:
-        ack: PubAck | PubRec = PubAck(packet_id, ReasonCode.NOT_AUTHORIZED)
+        ack: PubAck | PubRec = PubAck(packet_id, reason if conn.level == 5 else ReasonCode.SUCCESS)
     elif conn.level == 5:
-        ack = PubRec(packet_id, ReasonCode.NOT_AUTHORIZED)  # an error PUBREC ends the QoS 2 flow
+        ack = PubRec(packet_id, reason)  # an error PUBREC ends the QoS 2 flow
     else:
         conn.session.add_incoming_qos2(packet_id)  # 3.1.1 cannot say no: the flow completes, nothing delivered
         ack = PubRec(packet_id)
     conn.broker.store.sync(lambda: conn.send_packet(ack))
-
-
-def _route(conn: "MQTTConnection", message: Message) -> int:
-    """Publish; if that pushed an online subscriber past its high-water mark, pause this producer."""
-    broker = conn.broker
-    count = broker.publish(message)
-    flow = broker.router.flow
-    if flow.hits:
-        conn.input_gate.close_for(flow.take_hits(), conn.clock(), own=conn.session)
-    return count
-
-
-def _publish_reason(conn: "MQTTConnection", deliveries: int) -> int:
-    if conn.level == 5 and deliveries == 0:
-        return ReasonCode.NO_MATCHING_SUBSCRIBERS
-    return ReasonCode.SUCCESS
 
 
 def on_puback(conn: "MQTTConnection", packet: PubAck) -> None:

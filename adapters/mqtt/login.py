@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core.auth import Credentials, quick_answer
-from core.message import Origin
+from core.principal import Principal
 
 from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
 from adapters.mqtt.enhanced_auth import CONTINUE, SUCCESS, AuthMethod, AuthStep
@@ -195,13 +195,14 @@ class Login:
     def accept(self, connect: Connect, terms: ConnectTerms, username: str | None, auth_props: Properties) -> None:
         conn = self.conn
         conn.client_id, conn.username = terms.client_id, username
-        conn.origin = Origin("mqtt", terms.client_id, username)
         registry = conn.broker.mqtt_sessions
         session, present = registry.open(
             terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry, username=username
         )
         conn.session = session
         conn.access = session.access  # the ACL view publishes and subscriptions are checked with
+        conn.principal = Principal("mqtt", terms.client_id, username, access=session.access, address=conn.peer)
+        conn.origin = conn.principal.origin
         props = connect.properties
         if conn.level == 5:
             conn.receive_maximum = props.receive_maximum or 65535

@@ -29,7 +29,8 @@ log = logging.getLogger("rosettamq.mqtt")
 
 LISTEN_BACKLOG = 4096
 # Per-connection counters of MQTTConnection that metrics sum over live and ended connections.
-CONNECTION_COUNTERS = ("dropped_too_large", "publishes_denied", "subscriptions_denied", "subscriptions_over_quota")
+CONNECTION_COUNTERS = ("dropped_too_large", "publishes_denied", "publishes_invalid", "subscriptions_denied",
+                       "subscriptions_over_quota")
 
 
 class ConnectionTracker:

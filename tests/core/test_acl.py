@@ -12,6 +12,7 @@ from core.broker import Broker
 from core.message import Message
 from core.stores.memory import MemoryStore
 from core.subscriptions import Delivery, SubscriptionOptions
+from core.principal import SYSTEM
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acl.conf"
 
@@ -258,8 +259,8 @@ def _subscribed(broker: Broker, client_id: str, username: str, topic_filter: str
 def test_a_session_drops_deliveries_its_client_may_not_read_and_counts_them() -> None:
     broker = Broker(MemoryStore(), authorizer=authorizer())
     alice = _subscribed(broker, "a1", "alice", "#")
-    broker.publish(Message("secret/x", b"1", qos=1))
-    broker.publish(Message("weather/today", b"2", qos=1))
+    broker.publish(SYSTEM, Message("secret/x", b"1", qos=1))
+    broker.publish(SYSTEM, Message("weather/today", b"2", qos=1))
     alice.reload()  # offline, its queue is in the store
     queued = [delivery.message.topic for _, delivery in alice.queue]
     assert queued == ["weather/today"]

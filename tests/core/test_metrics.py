@@ -8,6 +8,7 @@ from core.broker import Broker
 from core.message import Message, Origin
 from core.metrics import Family, LatencyHistogram, Registry, core_collector, render
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
+from core.principal import SYSTEM
 
 
 class Queue:
@@ -31,9 +32,9 @@ def test_the_router_counts_messages_bytes_and_deliveries_by_protocol_pair() -> N
     broker = Broker()
     queue = Queue()
     broker.router.subscribe(queue, "a/#", SubscriptionOptions(qos=1))
-    broker.publish(Message("a/1", b"12345", origin=Origin("mqtt", "c1")))
-    broker.publish(Message("a/2", b"xy", origin=Origin("coap", "c2")))
-    broker.publish(Message("b/1", b"zzz", origin=Origin("mqtt", "c1")))
+    broker.publish(SYSTEM, Message("a/1", b"12345", origin=Origin("mqtt", "c1")))
+    broker.publish(SYSTEM, Message("a/2", b"xy", origin=Origin("coap", "c2")))
+    broker.publish(SYSTEM, Message("b/1", b"zzz", origin=Origin("mqtt", "c1")))
     traffic = broker.router.traffic
     assert (traffic["mqtt"].messages_in, traffic["mqtt"].bytes_in) == (2, 8)
     assert traffic["mqtt"].to == {"amqp": 1} and traffic["mqtt"].bytes_to == {"amqp": 5}
@@ -44,7 +45,7 @@ def test_the_router_counts_messages_bytes_and_deliveries_by_protocol_pair() -> N
 def test_the_core_collector_renders_text_prometheus_parses() -> None:
     broker = Broker()
     broker.router.subscribe(Queue(), "#", SubscriptionOptions())
-    broker.publish(Message("t", b"abc", retain=True, origin=Origin("mqtt", "c")))
+    broker.publish(SYSTEM, Message("t", b"abc", retain=True, origin=Origin("mqtt", "c")))
     registry = Registry()
     registry.register(core_collector(broker))
     samples = {

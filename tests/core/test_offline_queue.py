@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.broker import Broker
+from core.principal import SYSTEM
 from core.message import Message
 from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
@@ -57,7 +58,7 @@ def test_after_a_restart_queued_messages_stay_on_disk_until_the_client_returns(t
     session.subscribe("a/#", SubscriptionOptions(qos=1))
     before.mqtt_sessions.disconnected(session, publish_will=False)
     for n in range(3):
-        before.publish(Message(f"a/{n}", b"%d" % n, 1))
+        before.publish(SYSTEM, Message(f"a/{n}", b"%d" % n, 1))
     assert list(session.queue) == [] and session.queued == 3
     before.close()
 
@@ -65,7 +66,7 @@ def test_after_a_restart_queued_messages_stay_on_disk_until_the_client_returns(t
     after.start()
     restored = after.mqtt_sessions.get("c1")
     assert restored is not None and list(restored.queue) == [] and restored.queued == 3
-    after.publish(Message("a/3", b"3", 1))  # written, not held
+    after.publish(SYSTEM, Message("a/3", b"3", 1))  # written, not held
     assert list(restored.queue) == [] and restored.queued == 4
     # Coming back without a session expiry: the queue is read before the store forgets the session.
     resumed, present = after.mqtt_sessions.open("c1", clean_start=False, expiry_interval=0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from core.broker import Broker
+from core.door import Door
+from core.principal import SYSTEM
 from core.message import Message, Origin
 from core.router import Router
 from core.session_registry import SessionRegistry
@@ -42,7 +44,7 @@ def make_registry(clock: Clock, store: MemoryStore | None = None) -> tuple[Sessi
     router = Router()
     wills = Collector()
     router.subscribe(wills, "will/#", SubscriptionOptions(qos=1))
-    return SessionRegistry(router, store or MemoryStore(), clock=clock), wills
+    return SessionRegistry(Door(router), store or MemoryStore(), clock=clock), wills
 
 
 def will(payload: bytes = b"gone", retain: bool = False) -> Message:
@@ -325,11 +327,11 @@ def test_a_new_broker_on_the_same_store_recovers_sessions_messages_and_retained(
     session, _, sink = connect(registry, clean=False, expiry=3600)
     session.subscribe("a/#", SubscriptionOptions(qos=2))
     sink.receive_maximum = 2
-    before.publish(Message("a/1", b"one", 2))
-    before.publish(Message("a/2", b"two", 1))
-    before.publish(Message("a/3", b"three", 1))
-    before.publish(Message("a/4", b"four", 2))
-    before.publish(Message("r/t", b"kept", 0, retain=True))
+    before.publish(SYSTEM, Message("a/1", b"one", 2))
+    before.publish(SYSTEM, Message("a/2", b"two", 1))
+    before.publish(SYSTEM, Message("a/3", b"three", 1))
+    before.publish(SYSTEM, Message("a/4", b"four", 2))
+    before.publish(SYSTEM, Message("r/t", b"kept", 0, retain=True))
     id_one, id_two = sink.sent[0][0], sink.sent[1][0]
     session.release(id_one)  # PUBREC came for "one": PUBREL must follow after restart
     assert session.add_incoming_qos2(42)
@@ -342,7 +344,7 @@ def test_a_new_broker_on_the_same_store_recovers_sessions_messages_and_retained(
     assert restored.subscriptions == {"a/#": SubscriptionOptions(qos=2)}
     assert restored.incoming_qos2 == {42}
     assert after.router.retained.get("r/t").payload == b"kept"
-    after.publish(Message("a/5", b"five", 1))  # subscriptions are live in the new router
+    after.publish(SYSTEM, Message("a/5", b"five", 1))  # subscriptions are live in the new router
     resumed, present = after.mqtt_sessions.open("c1", clean_start=False, expiry_interval=3600)
     assert present is True and resumed is restored
     sink2 = FakeSink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.broker import Broker
+from core.principal import SYSTEM
 from core.message import Message
 from core.stores.sqlite import SqliteStore
 from core.subscriptions import SubscriptionOptions
@@ -24,11 +25,11 @@ def test_a_broker_reopened_on_the_sqlite_file_recovers_sessions_messages_qos2_id
     session, _, sink = connect(registry, clean=False, expiry=3600)
     session.subscribe("a/#", SubscriptionOptions(qos=2, subscription_id=7))
     sink.receive_maximum = 2
-    before.publish(Message("a/1", b"one", 2))
-    before.publish(Message("a/2", b"two", 1))
-    before.publish(Message("a/3", b"three", 1))
-    before.publish(Message("a/4", b"four", 2, content_type="text/plain", user_properties=(("k", "v"),)))
-    before.publish(Message("r/t", b"kept", 0, retain=True))
+    before.publish(SYSTEM, Message("a/1", b"one", 2))
+    before.publish(SYSTEM, Message("a/2", b"two", 1))
+    before.publish(SYSTEM, Message("a/3", b"three", 1))
+    before.publish(SYSTEM, Message("a/4", b"four", 2, content_type="text/plain", user_properties=(("k", "v"),)))
+    before.publish(SYSTEM, Message("r/t", b"kept", 0, retain=True))
     id_one, id_two = sink.sent[0][0], sink.sent[1][0]
     session.release(id_one)  # PUBREC came for "one": PUBREL must follow after the restart
     assert session.add_incoming_qos2(42)
@@ -46,7 +47,7 @@ def test_a_broker_reopened_on_the_sqlite_file_recovers_sessions_messages_qos2_id
     assert restored.incoming_qos2 == {42}
     assert after.router.retained.get("r/t").payload == b"kept"
     assert after.next_deadline() == clock.now + 600  # the delayed will is still pending
-    after.publish(Message("a/5", b"five", 1))  # the subscription is live in the new router
+    after.publish(SYSTEM, Message("a/5", b"five", 1))  # the subscription is live in the new router
     resumed, present = after.mqtt_sessions.open("c1", clean_start=False, expiry_interval=3600)
     assert present is True and resumed is restored
     sink2 = FakeSink()
@@ -67,14 +68,14 @@ def test_what_ended_before_a_restart_stays_gone_after_it(tmp_path: Path) -> None
     registry = before.mqtt_sessions
     session, _, sink = connect(registry, clean=False, expiry=3600)
     session.subscribe("a/#", SubscriptionOptions(qos=1))
-    before.publish(Message("a/1", b"acked", 1))
+    before.publish(SYSTEM, Message("a/1", b"acked", 1))
     assert session.acknowledge(sink.sent[0][0])
     assert session.add_incoming_qos2(5) and session.complete_incoming_qos2(5)
     assert session.unsubscribe("a/#")
     connect(registry, "gone", clean=False, expiry=3600)
     connect(registry, "gone", clean=True, expiry=0)  # clean start ends the old persistent session
-    before.publish(Message("r/t", b"kept", 0, retain=True))
-    before.publish(Message("r/t", b"", 0, retain=True))  # an empty retained message clears it
+    before.publish(SYSTEM, Message("r/t", b"kept", 0, retain=True))
+    before.publish(SYSTEM, Message("r/t", b"", 0, retain=True))  # an empty retained message clears it
     before.close()
 
     after = Broker(SqliteStore(path), clock=clock)

@@ -16,6 +16,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from core.message import Message as CoreMessage
+from core.principal import SYSTEM
 from tests.conftest import RunningGateway
 from tests.e2e.clients import PahoClient
 from tests.e2e.coap_clients import coap_gateway, coap_port
@@ -123,7 +124,7 @@ async def test_an_expiry_parameter_becomes_the_message_expiry_and_max_age(
 async def test_an_mqtt_retained_message_is_read_over_coap_with_the_mapped_content_format(
     gateway: RunningGateway, client: aiocoap.Context
 ) -> None:
-    gateway.call(lambda: gateway.broker.publish(
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, 
         CoreMessage("dev/1/state", b"\xa1\x01\x02", qos=1, retain=True, content_type="application/cbor")))
     read = await ask(client, Code.GET, gateway, "/ps/dev/1/state")
     assert (read.payload, read.opt.content_format) == (b"\xa1\x01\x02", 60)
@@ -194,11 +195,11 @@ async def test_an_observer_gets_mqtt_publishes_in_order_with_increasing_sequence
 async def test_a_wildcard_observer_learns_each_topic_from_location_path(
     gateway: RunningGateway, client: aiocoap.Context
 ) -> None:
-    gateway.call(lambda: gateway.broker.publish(CoreMessage("site/a/temp", b"1", retain=True)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, CoreMessage("site/a/temp", b"1", retain=True)))
     request = client.request(Message(code=Code.GET, uri=uri(gateway, "/ps/site/+/%23"), observe=0))
     first = await asyncio.wait_for(request.response, TIMEOUT)
     assert first.code == Code.CONTENT and first.payload == b""  # a wildcard registration queues retained ones
-    gateway.call(lambda: gateway.broker.publish(
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, 
         CoreMessage("site/b/hum/raw", b"2", qos=1, content_type="text/plain;charset=utf-8")))
     got = []
     async with asyncio.timeout(TIMEOUT):
@@ -226,7 +227,7 @@ async def test_a_notification_larger_than_a_block_arrives_whole(
     body = b"0123456789abcdef" * 200  # 3200 bytes
     request = client.request(Message(code=Code.GET, uri=uri(gateway, "/ps/fw/image"), observe=0))
     await asyncio.wait_for(request.response, TIMEOUT)
-    gateway.call(lambda: gateway.broker.publish(CoreMessage("fw/image", body, qos=1)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, CoreMessage("fw/image", body, qos=1)))
     async with asyncio.timeout(TIMEOUT):
         async for notification in request.observation:
             assert notification.payload == body

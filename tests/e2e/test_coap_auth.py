@@ -16,6 +16,7 @@ from aiocoap.numbers.codes import Code
 
 from core.message import Message as CoreMessage
 from core.passwords import PasswordFile
+from core.principal import SYSTEM
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_port, request
 
@@ -154,7 +155,7 @@ def test_the_topic_acl_applies_to_coap_publish_read_and_observe(tmp_path: Path) 
         registered = raw.ask(request(Code.GET, "/ps/alerts/%23", query=login, observe=0, token=b"\x55"))
         assert registered.code == Code.CONTENT and registered.opt.observe is not None
         for topic, payload in (("alerts/secret/code", b"1234"), ("alerts/fire", b"hall")):
-            running.call(lambda t=topic, p=payload: running.broker.publish(CoreMessage(t, p, qos=1)))
+            running.call(lambda t=topic, p=payload: running.broker.publish(SYSTEM, CoreMessage(t, p, qos=1)))
         notification = raw.receive()
         raw.ack(notification)
         assert (notification.opt.location_path, notification.payload) == (("ps", "alerts", "fire"), b"hall")

@@ -19,6 +19,7 @@ from aiocoap.numbers.types import Type
 
 from core.message import Message as CoreMessage
 from core.stores.memory import MemoryStore
+from core.principal import SYSTEM
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_gateway, coap_port, parses, request
 
@@ -44,7 +45,7 @@ def raw(gateway: RunningGateway) -> Iterator[RawCoAP]:
 
 
 def publish(gateway: RunningGateway, topic: str, payload: bytes, qos: int = 1) -> None:
-    gateway.call(lambda: gateway.broker.publish(CoreMessage(topic, payload, qos=qos)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, CoreMessage(topic, payload, qos=qos)))
 
 
 def observers(gateway: RunningGateway) -> Any:
@@ -175,7 +176,7 @@ def test_a_slow_observer_keeps_the_newest_notifications_and_counts_the_dropped_o
     publish(gateway, "slow/feed", b"m0")
     in_flight = raw.receive()  # not acknowledged yet: the observer's queue fills behind it
     assert in_flight.payload == b"m0"
-    gateway.call(lambda: [gateway.broker.publish(CoreMessage("slow/feed", b"m%d" % i, qos=1)) for i in range(1, 10)])
+    gateway.call(lambda: [gateway.broker.publish(SYSTEM, CoreMessage("slow/feed", b"m%d" % i, qos=1)) for i in range(1, 10)])
     assert gateway.call(lambda: (observers(gateway).dropped, observers(gateway).of_all()[0].dropped)) == (6, 6)
     assert gateway.call(lambda: gateway.gateway.coap.metrics())["notifications_dropped"] == 6
     seen = {in_flight.mid}

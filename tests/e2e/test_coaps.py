@@ -17,6 +17,7 @@ from aiocoap.numbers.codes import Code
 
 from core.message import Message as CoreMessage
 from core.passwords import PasswordFile
+from core.principal import SYSTEM
 from gateway.config import ConfigError
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 
@@ -59,7 +60,7 @@ def test_a_client_with_a_known_psk_publishes_and_reads_over_dtls(gateway: Runnin
     assert answer.code == Code.CHANGED
     stored = gateway.call(lambda: gateway.broker.router.retained.get("dtls/t"))
     assert stored is not None and stored.payload == b"21.5" and stored.origin.protocol == "coap"
-    gateway.call(lambda: gateway.broker.publish(CoreMessage("dtls/u", b"from core", retain=True)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, CoreMessage("dtls/u", b"from core", retain=True)))
     read = asyncio.run(coaps_request(port, "binary", bytes.fromhex("00112233445566778899"), Code.GET, "/ps/dtls/u"))
     assert (read.code, read.payload) == (Code.CONTENT, b"from core")
 

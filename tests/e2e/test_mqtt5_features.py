@@ -43,6 +43,7 @@ from adapters.mqtt.packets import (
 from adapters.mqtt.properties import Properties
 from core.message import Message
 from core.passwords import PasswordFile
+from core.principal import SYSTEM
 from tests.conftest import RunningGateway, make_config
 from tests.scram_client import ScramClient
 from tests.wire_client import WireClient
@@ -282,8 +283,8 @@ def test_a_retained_message_whose_expiry_passed_is_not_sent_to_a_new_subscriber(
 ) -> None:
     now = time.time()
     # Published with a 1 s expiry a little over 1 s ago, next to one that is still valid.
-    gateway.call(lambda: gateway.broker.publish(Message("exp/r/old", b"stale", 1, True, expiry=now - 0.1)))
-    gateway.call(lambda: gateway.broker.publish(Message("exp/r/new", b"fresh", 1, True, expiry=now + 60)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, Message("exp/r/old", b"stale", 1, True, expiry=now - 0.1)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, Message("exp/r/new", b"fresh", 1, True, expiry=now + 60)))
 
     late = connected(gateway.mqtt_port, "late-subscriber")
     retained = publishes(subscribe(late, SubscriptionRequest("exp/r/#", qos=1)))
@@ -317,7 +318,7 @@ def test_an_expired_message_queued_for_an_offline_session_is_not_delivered(
     assert subscriber.closed_by_server()
 
     now = time.time()
-    gateway.call(lambda: gateway.broker.publish(Message("exp/q", b"expired", 1, expiry=now - 0.1)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, Message("exp/q", b"expired", 1, expiry=now - 0.1)))
     publisher = connected(gateway.mqtt_port, "offline-pub")
     publish_qos1(publisher, "exp/q", b"fresh", 1, message_expiry_interval=60)
     queued = gateway.call(lambda: gateway.broker.mqtt_sessions.get("offline-sub").queued)

@@ -29,6 +29,7 @@ from adapters.mqtt.packets import (
     Unsubscribe,
 )
 from core.message import Message
+from core.principal import SYSTEM
 from tests.conftest import RunningGateway
 from tests.e2e.clients import Inbox, MosquittoSub, PahoClient, Received, mosquitto_pub
 from tests.wire_client import WireClient
@@ -350,7 +351,7 @@ def test_root_wildcards_skip_dollar_topics_that_a_dollar_filter_receives(peers: 
 
     publish("$foo", b"1", qos=0)
     publish("$foo/bar", b"2", qos=0)
-    peers.gateway.call(lambda: peers.gateway.broker.publish(Message("$SYS/broker/uptime", b"3")))
+    peers.gateway.call(lambda: peers.gateway.broker.publish(SYSTEM, Message("$SYS/broker/uptime", b"3")))
     publish("plain/bar", b"marker", qos=0)
 
     assert topics_of(everything.until_topic("plain/bar")) == ["plain/bar"]

@@ -14,6 +14,7 @@ from gateway.config import (
     AuthConfig,
     Config,
     ConfigError,
+    LimitsConfig,
     ListenAddress,
     ListenerConfig,
     LogConfig,
@@ -101,6 +102,11 @@ def test_a_full_file_sets_every_section(tmp_path: Path) -> None:
         max_qos = 1
         session_expiry_max = 3600
         topic_alias_maximum = 0
+        max_queued_bytes = 1000000
+        overflow = "disconnect"
+        [limits]
+        max_memory = 5000000
+        max_message_size = 100000
         [ws]
         listen = ":18083"
         path = "/ws"
@@ -133,7 +139,9 @@ def test_a_full_file_sets_every_section(tmp_path: Path) -> None:
     """)
     config = load_config(path)
     assert config.mqtt.listen == ListenAddress("127.0.0.1", 11883)
-    assert config.mqtt_limits == MQTTLimits(65536, 5, 10, 600, False, 1, 3600, 0)
+    assert config.mqtt_limits == MQTTLimits(65536, 5, 10, 600, False, 1, 3600, 0,
+                                            max_queued_bytes=1_000_000, overflow="disconnect")
+    assert config.limits == LimitsConfig(max_memory=5_000_000, max_message_size=100_000)
     assert config.ws == WSListenerConfig(True, ListenAddress("0.0.0.0", 18083), "/ws")
     assert config.amqp.listen == ListenAddress("0.0.0.0", 15672)
     assert not config.coap.enabled

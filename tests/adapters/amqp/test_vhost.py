@@ -9,6 +9,7 @@ from adapters.amqp.durable import MemoryLog
 from adapters.amqp.settings import AMQPSettings
 from core.broker import Broker
 from core.message import Message
+from core.principal import SYSTEM
 
 from tests.adapters.amqp.wire import Clock, Wire
 
@@ -49,7 +50,7 @@ def test_durable_exchanges_queues_bindings_and_persistent_messages_survive_a_res
     after.publish(1, "orders", "order.again", b"binding kept")
     after.send(1, c.Basic.Get(queue="keep", no_ack=True))
     assert [f.value for _, f in after.received() if hasattr(f, "value")] == [b"binding kept"]
-    after.broker.core.publish(Message("sensors/a", b"from mqtt"))
+    after.broker.core.publish(SYSTEM, Message("sensors/a", b"from mqtt"))
     after.send(1, c.Basic.Get(queue="keep", no_ack=True))
     assert [f.value for _, f in after.received() if hasattr(f, "value")] == [b"from mqtt"]
     after.send(1, c.Queue.Declare(queue="lose", passive=True))
@@ -197,8 +198,8 @@ def test_the_topic_acl_guards_publishes_binds_and_deliveries_on_amq_topic() -> N
     wire.open_channel()
     wire.send(1, c.Queue.Declare(queue="q"), c.Queue.Bind(queue="q", exchange="amq.topic", routing_key="alerts.#"))
     assert wire.names() == ["Queue.DeclareOk", "Queue.BindOk"]
-    core.publish(Message("alerts/fire", b"public"))
-    core.publish(Message("alerts/private/x", b"denied on read"))
+    core.publish(SYSTEM, Message("alerts/fire", b"public"))
+    core.publish(SYSTEM, Message("alerts/private/x", b"denied on read"))
     wire.send(1, c.Basic.Get(queue="q", no_ack=True), c.Basic.Get(queue="q", no_ack=True))
     assert [f.value for _, f in wire.received() if hasattr(f, "value")] == [b"public"]
     wire.send(1, c.Queue.Bind(queue="q", exchange="amq.topic", routing_key="sensors.#"))

@@ -23,6 +23,7 @@ from core.message import Message
 from core.stores.base import StoreError
 from core.stores.memory import MemoryStore
 from core.subscriptions import SubscriptionOptions
+from core.principal import SYSTEM
 from tests.adapters.lwm2m.test_server import TIMEOUT, FakeListener, Sink
 
 WALL = 1_700_000_000.0
@@ -121,7 +122,7 @@ async def test_a_new_server_takes_back_live_registrations_and_announces_the_ende
     restored = second.server.table.by_endpoint("live")
     assert restored.id == location and restored.deadline == pytest.approx(3.0 + 480)
     assert second.server.next_deadline() == restored.deadline
-    second.broker.publish(Message("lwm2m/live/dn", b'{"reqID":1,"msgType":"read","data":{"path":"/3/0/0"}}'))
+    second.broker.publish(SYSTEM, Message("lwm2m/live/dn", b'{"reqID":1,"msgType":"read","data":{"path":"/3/0/0"}}'))
     sent = await asyncio.wait_for(second.listener.context.sent.get(), TIMEOUT)
     assert sent.message.remote == UndecidedRemote("coap", "127.0.0.1:5690")
     assert sent.message.opt.uri_path == ("3", "0", "0")

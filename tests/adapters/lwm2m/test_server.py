@@ -19,6 +19,7 @@ from adapters.lwm2m.settings import LwM2MSettings
 from core.broker import Broker
 from core.message import Message
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
+from core.principal import SYSTEM
 
 TIMEOUT = 5.0
 
@@ -97,7 +98,7 @@ class Setup:
 
     def command(self, msg_type: str, path: str, **extra: Any) -> None:
         body = {"reqID": 1, "msgType": msg_type, "data": {"path": path}, **extra}
-        self.broker.publish(Message("lwm2m/dev/dn", json.dumps(body).encode()))
+        self.broker.publish(SYSTEM, Message("lwm2m/dev/dn", json.dumps(body).encode()))
 
     async def sent(self) -> FakeRequest:
         return await asyncio.wait_for(self.listener.context.sent.get(), TIMEOUT)

@@ -1,0 +1,134 @@
+"""The one door into the core: every message, from every protocol and from the gateway itself.
+
+`Door.publish(principal, message)` does, in this order:
+
+1. validate the message once (topic, size, QoS, property types and text);
+2. check the principal's topic ACL (the gateway's own `SYSTEM` principal skips it);
+3. route it (`core.router`), each subscriber getting it in its own outbox;
+4. say whether the gateway is over its memory budget (`hold`: pause this producer).
+
+The `PublishResult` says routed / no subscribers / denied / invalid; each adapter maps
+it to its wire answer in one place (MQTT reason code, AMQP reply code, CoAP code, HTTP
+status). Nothing else calls the router's publish. `clear_retained` is the same door for
+removing a retained message without delivering anything (the admin API).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+from core.budget import MemoryBudget
+from core.message import Message
+from core.principal import Principal
+from core.router import Router
+from core.subscriptions import EncodeCache
+from core.topics import InvalidTopic, validate_topic_name
+
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # MQTT's largest packet
+
+
+class PublishStatus(IntEnum):
+    ROUTED = 0  # delivered to at least one subscriber
+    NO_SUBSCRIBERS = 1  # accepted (and retained if asked), nobody subscribed
+    DENIED = 2  # the ACL refused it: not routed, not retained
+    INVALID = 3  # the core cannot hold it (bad topic, too large, bad property)
+
+
+class PublishResult(NamedTuple):
+    """What became of one publish. `hold`: the gateway is over its memory budget."""
+
+    status: PublishStatus
+    deliveries: int = 0
+    reason: str = ""
+    hold: bool = False
+
+    @property
+    def accepted(self) -> bool:
+        return self.status <= PublishStatus.NO_SUBSCRIBERS
+
+
+DENIED = PublishResult(PublishStatus.DENIED, 0, "not authorized")
+
+
+class Door:
+    """Validates, authorizes and routes each publish; counts what it refused."""
+
+    def __init__(self, router: Router, budget: MemoryBudget | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        self.router = router
+        self.budget = budget if budget is not None else MemoryBudget()
+        self.max_message_bytes = max_message_bytes
+        self.denied = 0
+        self.invalid = 0
+
+    def publish(self, principal: Principal, message: Message, encoded: EncodeCache | None = None) -> PublishResult:
+        """Validate, authorize, route. `encoded`: forms of the message the publisher already has
+        (keyed as its protocol's encoder keys them), reused by same-protocol subscribers."""
+        problem = self.problem(message)
+        if problem is not None:
+            self.invalid += 1
+            return PublishResult(PublishStatus.INVALID, 0, problem)
+        access = principal.access
+        if access is not None and not principal.trusted and not access.can_publish(message.topic):
+            self.denied += 1
+            return DENIED
+        count = self.router.publish(message, encoded)
+        return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count, "",
+                             self.budget.congested)
+
+    def clear_retained(self, principal: Principal, topic: str, message: Message) -> PublishResult:
+        """Remove the retained message of `topic` without delivering anything (`message`: the
+        empty retained message recorded as the clear, with its origin)."""
+        problem = self.problem(message)
+        if problem is not None:
+            self.invalid += 1
+            return PublishResult(PublishStatus.INVALID, 0, problem)
+        access = principal.access
+        if access is not None and not principal.trusted and not access.can_publish(topic):
+            self.denied += 1
+            return DENIED
+        self.router.set_retained(message)
+        return PublishResult(PublishStatus.NO_SUBSCRIBERS)
+
+    def problem(self, message: Message) -> str | None:
+        """Why the core cannot take `message`, or None. Cheap for the usual ASCII topic."""
+        topic = message.topic
+        if (type(topic) is not str or not topic or not topic.isascii() or len(topic) > 65535
+                or "+" in topic or "#" in topic or "\x00" in topic):
+            try:
+                validate_topic_name(topic)
+            except (InvalidTopic, TypeError) as exc:
+                return str(exc) if isinstance(exc, InvalidTopic) else "topic must be text"
+        payload = message.payload
+        if type(payload) is not bytes:
+            return "payload must be bytes"
+        if len(payload) > self.max_message_bytes:
+            return f"payload of {len(payload)} bytes is over the limit of {self.max_message_bytes}"
+        if message.qos not in (0, 1, 2):
+            return f"QoS {message.qos!r} is not 0, 1 or 2"
+        if message.user_properties or message.content_type is not None or message.response_topic is not None:
+            return _property_problem(message)
+        return None
+
+
+def _property_problem(message: Message) -> str | None:
+    """Property values every protocol could at least carry as text: str, encodable as UTF-8."""
+    texts: list[object] = [message.content_type, message.response_topic]
+    for pair in message.user_properties:
+        if type(pair) is not tuple or len(pair) != 2:
+            return "a user property must be a (name, value) pair"
+        texts.extend(pair)
+    for text in texts:
+        if text is None:
+            continue
+        if type(text) is not str:
+            return f"property value {text!r} is not text"
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return "property value is not valid UTF-8 text"
+    if message.response_topic is not None and not message.response_topic:
+        return "response topic must not be empty"
+    return None
