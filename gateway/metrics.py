@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from adapters.mqtt.outbound import ADAPTED
 from adapters.mqtt.server import CONNECTION_COUNTERS
 from core.metrics import Family, Registry, core_collector
 
@@ -66,7 +67,11 @@ def listener_families(gateway: "Gateway") -> list[Family]:
     dropped.add(too_large, reason="too_large_for_client", protocol="mqtt")
     for (listener, name), n in sorted(sums.items()):
         denied.add(n, listener=listener, event=name)
-    families = [current, opened, closed, refused, auth, dropped, denied]
+    adapted = Family("mqtt_properties_adapted", "counter",
+                     "Properties left out of MQTT 5 PUBLISHes because MQTT cannot carry them, by kind")
+    for kind in ADAPTED.__slots__:
+        adapted.add(getattr(ADAPTED, kind), kind=kind)
+    families = [current, opened, closed, refused, auth, dropped, denied, adapted]
     amqp = gateway.amqp
     if amqp is not None:
         by_listener: dict[str, int] = {}

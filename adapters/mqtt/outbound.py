@@ -5,6 +5,13 @@ PUBLISH is encoded once per (protocol level, QoS, retain, DUP, subscription
 ids) and shared: QoS 1/2 copies differ only by the packet id spliced between
 the cached head and tail. Connections that use outbound topic aliases encode
 their own copy.
+
+What MQTT 5 cannot carry is adapted here, by one rule (messages from AMQP or the
+admin API may hold any text): a user property whose name or value is not a valid
+MQTT string (U+0000, or longer than 65,535 bytes) is left out; so is a content
+type or response topic that is not one (a response topic with wildcards too), and
+correlation data longer than 65,535 bytes. The payload is never touched. Each
+adaptation is counted in `ADAPTED` (metrics), once per encoded form.
 """
 
 from __future__ import annotations
@@ -17,17 +24,59 @@ from adapters.mqtt.packets import PacketType
 from adapters.mqtt.properties import Properties, encode_properties
 
 PublishParts = tuple[bytes, bytes]
+MAX_FIELD = 65535
+
+
+class Adapted:
+    """Properties left out of MQTT 5 PUBLISHes because MQTT cannot carry them, by kind."""
+
+    __slots__ = ("user_properties", "content_type", "response_topic", "correlation_data")
+
+    def __init__(self) -> None:
+        self.user_properties = self.content_type = self.response_topic = self.correlation_data = 0
+
+
+ADAPTED = Adapted()
+
+
+def mqtt_string_ok(text: str) -> bool:
+    """A valid MQTT UTF-8 string: no U+0000, encodable, at most 65,535 bytes."""
+    if "\x00" in text:
+        return False
+    if len(text) <= MAX_FIELD // 4 and text.isascii():
+        return True
+    try:
+        return len(text.encode("utf-8")) <= MAX_FIELD
+    except UnicodeEncodeError:
+        return False
 
 
 def message_properties(message: Message, subscription_ids: tuple[int, ...] = (), topic_alias: int | None = None) -> Properties:
-    """The MQTT 5 properties a message carries to a subscriber (expiry as time left)."""
+    """The MQTT 5 properties a message carries to a subscriber (expiry as time left), with what
+    MQTT cannot carry left out (see the module docstring)."""
+    content_type, response_topic = message.content_type, message.response_topic
+    correlation_data, user_properties = message.correlation_data, message.user_properties
+    if content_type is not None and not mqtt_string_ok(content_type):
+        ADAPTED.content_type += 1
+        content_type = None
+    if response_topic is not None and (not mqtt_string_ok(response_topic) or "+" in response_topic
+                                       or "#" in response_topic or not response_topic):
+        ADAPTED.response_topic += 1
+        response_topic = None
+    if correlation_data is not None and len(correlation_data) > MAX_FIELD:
+        ADAPTED.correlation_data += 1
+        correlation_data = None
+    if user_properties and not all(mqtt_string_ok(k) and mqtt_string_ok(v) for k, v in user_properties):
+        kept = tuple((k, v) for k, v in user_properties if mqtt_string_ok(k) and mqtt_string_ok(v))
+        ADAPTED.user_properties += len(user_properties) - len(kept)
+        user_properties = kept
     return Properties(
         payload_format_indicator=1 if message.payload_format_utf8 else None,
         message_expiry_interval=message.remaining_expiry(),
-        content_type=message.content_type,
-        response_topic=message.response_topic,
-        correlation_data=message.correlation_data,
-        user_properties=message.user_properties,
+        content_type=content_type,
+        response_topic=response_topic,
+        correlation_data=correlation_data,
+        user_properties=user_properties,
         subscription_identifiers=subscription_ids,
         topic_alias=topic_alias,
     )
