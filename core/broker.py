@@ -27,6 +27,9 @@ from core.stores.memory import MemoryStore
 from core.subscriptions import EncodeCache
 
 
+RETAINED_SWEEP = 60.0  # seconds between sweeps of expired retained messages (lookups prune them too)
+
+
 class Broker:
     """Routing core shared by every protocol adapter of one gateway process."""
 
@@ -46,6 +49,8 @@ class Broker:
         self.authorizer = authorizer if authorizer is not None else Authorizer()
         self.router = Router(RetainedStore())
         self.router.retained_listeners.append(self._persist_retained)
+        self.router.retained.on_expired = self.store.delete_retained  # expired ones leave the store too
+        self._next_retained_sweep = clock() + RETAINED_SWEEP
         self.budget = MemoryBudget(max_memory)
         self.door = Door(self.router, self.budget, max_message_bytes)
         self.mqtt_sessions = SessionRegistry(
@@ -60,6 +65,8 @@ class Broker:
         for message in state.retained.values():
             if not message.is_expired(now):
                 self.router.retained.set(message)
+            else:
+                self.store.delete_retained(message.topic)  # expired while the gateway was down
         self.mqtt_sessions.restore(state)
 
     def publish(self, principal: Principal, message: Message, encoded: EncodeCache | None = None) -> PublishResult:
@@ -76,11 +83,17 @@ class Broker:
         return Principal.login(self.authorizer, protocol, client_id, username, address)
 
     def next_deadline(self) -> float | None:
-        """Wall-clock time at which `run_due` must next run (delayed wills, session expiry)."""
-        return self.mqtt_sessions.next_deadline()
+        """Wall-clock time at which `run_due` must next run (delayed wills, session expiry, and the
+        sweep of expired retained messages, every `RETAINED_SWEEP` seconds)."""
+        sessions = self.mqtt_sessions.next_deadline()
+        return self._next_retained_sweep if sessions is None else min(sessions, self._next_retained_sweep)
 
     def run_due(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
         self.mqtt_sessions.run_due(now)
+        if now >= self._next_retained_sweep:
+            self.router.retained.prune_expired(now)
+            self._next_retained_sweep = now + RETAINED_SWEEP
 
     def close(self) -> None:
         self.store.close()

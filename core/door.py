@@ -2,7 +2,8 @@
 
 `Door.publish(principal, message)` does, in this order:
 
-1. validate the message once (topic, size, QoS, property types and text);
+1. validate the message once (topic, size, QoS, property types and text, and that the store
+   can write the protocol fields it carries: what the store cannot write is never acknowledged);
 2. check the principal's topic ACL (the gateway's own `SYSTEM` principal skips it);
 3. route it (`core.router`), each subscriber getting it in its own outbox;
 4. say whether the gateway is over its memory budget (`hold`: pause this producer).
@@ -16,12 +17,13 @@ removing a retained message without delivering anything (the admin API).
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 from core.budget import MemoryBudget
 from core.message import Message
 from core.principal import Principal
 from core.router import Router
+from core.stores.codec import encode_value
 from core.subscriptions import EncodeCache
 from core.topics import InvalidTopic, validate_topic_name
 
@@ -108,7 +110,11 @@ class Door:
         if message.qos not in (0, 1, 2):
             return f"QoS {message.qos!r} is not 0, 1 or 2"
         if message.user_properties or message.content_type is not None or message.response_topic is not None:
-            return _property_problem(message)
+            problem = _property_problem(message)
+            if problem is not None:
+                return problem
+        if message.extra and (message.qos or message.retain):
+            return _extra_problem(message.extra)  # it may be stored: the store must be able to write it
         return None
 
 
@@ -131,4 +137,20 @@ def _property_problem(message: Message) -> str | None:
                 return "property value is not valid UTF-8 text"
     if message.response_topic is not None and not message.response_topic:
         return "response topic must not be empty"
+    return None
+
+
+_SIMPLE = (bytes, int, float, bool, type(None))
+
+
+def _extra_problem(extra: Mapping[str, object]) -> str | None:
+    """Protocol fields carried for same-protocol delivery must be values the store can write
+    (core.stores.codec): a message it could not write must not be acknowledged."""
+    for key, value in extra.items():
+        if type(key) is str and (type(value) in _SIMPLE or (type(value) is str and value.isascii())):
+            continue
+        try:
+            encode_value({key: value})
+        except (TypeError, ValueError) as exc:
+            return f"protocol field {key!r} cannot be stored: {exc}"
     return None

@@ -251,6 +251,9 @@ def store_families(broker: "Broker") -> list[Family]:
     if isinstance(latency, LatencyHistogram):
         out.append(Family("store_write_seconds", "histogram", "Store commit duration (group commit)")
                    .add_histogram(latency))
+    failures = getattr(store, "encode_failures", None)
+    if isinstance(failures, int):
+        out.append(Family("store_encode_failures", "counter", "Changes the store could not encode").add(failures))
     pending = getattr(store, "pending", None)
     if isinstance(pending, int):
         out.append(Family("store_pending_writes", "gauge", "Changes queued, not yet committed").add(pending))

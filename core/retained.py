@@ -6,12 +6,13 @@ node itself), so a filter with a literal prefix never scans unrelated topics.
 Root wildcards skip first levels starting with `$` (MQTT-4.7.2-1).
 
 Expired messages are treated as absent and pruned when a lookup meets them;
-`prune_expired` sweeps the whole store for a periodic tick.
+`prune_expired` sweeps the whole store for a periodic tick. Each pruned topic is
+passed to `on_expired` (the broker deletes it from its store there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .message import Message
 
@@ -31,11 +32,12 @@ class _Level:
 class RetainedStore:
     """The retained message of every topic that has one."""
 
-    __slots__ = ("_root", "_count")
+    __slots__ = ("_root", "_count", "on_expired")
 
     def __init__(self) -> None:
         self._root = _Level()
         self._count = 0
+        self.on_expired: Callable[[str], None] | None = None
 
     def set(self, message: Message) -> bool:
         """Retain `message` for its topic, replacing any; an empty payload deletes instead (MQTT-3.3.1-10).
@@ -64,7 +66,7 @@ class RetainedStore:
                 return None
         message = node.message  # type: ignore[union-attr]
         if message is not None and message.is_expired(now):
-            self.delete(topic)
+            self._expire(topic)
             return None
         return message
 
@@ -133,8 +135,13 @@ class RetainedStore:
         """Delete every expired message; returns how many were deleted."""
         expired = [message.topic for message in self._messages() if message.is_expired(now)]
         for topic in expired:
-            self.delete(topic)
+            self._expire(topic)
         return len(expired)
+
+    def _expire(self, topic: str) -> None:
+        if self.delete(topic) and self.on_expired is not None:
+            self.on_expired(topic)
+
 
     def __len__(self) -> int:
         """Number of retained messages held, including expired ones not yet pruned."""
@@ -159,7 +166,7 @@ class RetainedStore:
         live: list[Message] = []
         for message in messages:
             if message.expiry is not None and message.is_expired(now):
-                self.delete(message.topic)
+                self._expire(message.topic)
             else:
                 live.append(message)
         return live

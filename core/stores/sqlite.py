@@ -100,6 +100,7 @@ class SqliteStore(Store):
         """
         self.path = path
         self.commits = 0  # transactions committed (group commit keeps this far below the write count)
+        self.encode_failures = 0  # changes dropped because they could not be encoded (a local bug)
         self.commit_latency = LatencyHistogram()  # seconds per transaction (fed to metrics)
         self._db = open_database(path, migrations=migrations, synchronous=synchronous)
         self._call_soon = call_soon_threadsafe
@@ -365,7 +366,8 @@ class SqliteStore(Store):
             kind = op[0]
             try:
                 row = _row(op)
-            except Exception as exc:  # an `extra` value that is not simple, a failing record encoder: a local bug
+            except Exception as exc:  # a failing record encoder: a local bug (the door refuses unstorable messages)
+                self.encode_failures += 1
                 log.error("store %s: cannot store %r: %s", self.path, op[:3], exc)
                 continue
             rows.setdefault(kind, []).append(row)

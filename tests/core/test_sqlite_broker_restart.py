@@ -46,7 +46,7 @@ def test_a_broker_reopened_on_the_sqlite_file_recovers_sessions_messages_qos2_id
     assert restored.subscriptions == {"a/#": SubscriptionOptions(qos=2, subscription_id=7)}
     assert restored.incoming_qos2 == {42}
     assert after.router.retained.get("r/t").payload == b"kept"
-    assert after.next_deadline() == clock.now + 600  # the delayed will is still pending
+    assert after.mqtt_sessions.next_deadline() == clock.now + 600  # the delayed will is still pending
     after.publish(SYSTEM, Message("a/5", b"five", 1))  # the subscription is live in the new router
     resumed, present = after.mqtt_sessions.open("c1", clean_start=False, expiry_interval=3600)
     assert present is True and resumed is restored
@@ -86,3 +86,28 @@ def test_what_ended_before_a_restart_stays_gone_after_it(tmp_path: Path) -> None
     assert after.mqtt_sessions.get("gone") is None
     assert after.router.retained.get("r/t") is None
     after.close()
+
+
+def test_expired_retained_messages_leave_the_store_on_lookup_on_the_sweep_and_at_start(tmp_path: Path) -> None:
+    path = str(tmp_path / "broker.db")
+    clock = Clock()
+    broker = Broker(SqliteStore(path), clock=clock)
+    broker.start()
+    for name in ("looked-up", "swept", "at-start"):
+        broker.publish(SYSTEM, Message(f"r/{name}", b"v", retain=True, expiry=clock.now + 10))
+    broker.publish(SYSTEM, Message("r/forever", b"v", retain=True))
+    clock.now += 11
+    assert broker.router.retained.get("r/looked-up", clock.now) is None  # a lookup prunes it
+    assert broker.next_deadline() is not None
+    broker.run_due(clock.now + 60)  # the periodic sweep
+    assert sorted(m.topic for m in broker.router.retained) == ["r/forever"]
+    broker.store.flush()
+    assert sorted(broker.store.load().retained) == ["r/forever"]
+    broker.publish(SYSTEM, Message("r/at-start", b"v", retain=True, expiry=clock.now + 1))
+    broker.close()
+    clock.now += 5
+    again = Broker(SqliteStore(path), clock=clock)
+    again.start()  # expired while the gateway was down: dropped from the file as well
+    again.store.flush()
+    assert sorted(again.store.load().retained) == ["r/forever"]
+    again.close()
