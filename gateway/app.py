@@ -111,7 +111,7 @@ def amqp_settings(config: Config, authenticator: Authenticator | None,
     return AMQPSettings(
         heartbeat=section.heartbeat, frame_max=section.frame_max, channel_max=section.channel_max,
         vhosts=section.vhosts, origin_header=section.origin_header,
-        max_held_messages=section.max_held_messages, authenticator=authenticator, login_backoff=login_backoff,
+        max_held_messages=section.max_held_messages, core_queue_max_length=section.core_queue_max_length, authenticator=authenticator, login_backoff=login_backoff,
     )
 
 

@@ -254,6 +254,7 @@ def _amqp(sec: _Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
         vhosts=tuple(vhosts),
         origin_header=bool(sec.boolean("origin_header", default.origin_header)),
         max_held_messages=sec.integer("max_held_messages", default.max_held_messages, 0, 2**40),
+        core_queue_max_length=sec.integer("core_queue_max_length", default.core_queue_max_length, 0, 2**40),
     )
     sec.done()
     return result

@@ -109,7 +109,9 @@ class AMQPListenerConfig(ListenerConfig):
     `vhosts`: the virtual hosts clients may open; "/" shares amq.topic with the
     other protocols. `origin_header`: add x-origin-client-id to messages from
     other protocols. `max_held_messages`: queued messages above which
-    publishers get connection.blocked (0: no limit).
+    publishers get connection.blocked (0: no limit). `core_queue_max_length`: the bound of a
+    queue fed through amq.topic from other protocols when it sets no x-max-length of its own
+    (its oldest messages are dropped, or dead-lettered, past it, as with x-max-length; 0: none).
     """
     heartbeat: int = 60
     frame_max: int = 131072
@@ -117,6 +119,7 @@ class AMQPListenerConfig(ListenerConfig):
     vhosts: tuple[str, ...] = ("/",)
     origin_header: bool = False
     max_held_messages: int = 1_000_000
+    core_queue_max_length: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,9 +68,11 @@ class QueueSubscriber:
     """A queue as the router sees it: always online, never the origin of a message."""
 
     protocol = "amqp"  # the router counts deliveries by subscriber protocol
-    __slots__ = ("queue", "filters", "router_filters", "inexact", "reader", "_clock", "_origin_header")
+    __slots__ = ("queue", "filters", "router_filters", "inexact", "reader", "_clock", "_origin_header",
+                 "_default_max_length")
 
-    def __init__(self, queue: Queue, clock: Callable[[], float], origin_header: bool) -> None:
+    def __init__(self, queue: Queue, clock: Callable[[], float], origin_header: bool,
+                 default_max_length: int | None = None) -> None:
         self.queue = queue
         self.filters: dict[str, int] = {}  # exact MQTT filter -> bindings using it
         self.inexact: dict[str, int] = {}  # binding keys MQTT cannot express -> bindings using it
@@ -78,6 +80,7 @@ class QueueSubscriber:
         self.reader: ClientAccess | None = None  # the ACL whose read rules apply (None: no ACL)
         self._clock = clock
         self._origin_header = origin_header
+        self._default_max_length = default_max_length  # the queue's bound if it sets none itself
 
     def add_binding(self, binding_key: str) -> str | None:
         """Count a binding; returns the filter to subscribe with if the router lacks it."""
@@ -132,7 +135,8 @@ class QueueSubscriber:
                 return
         else:
             remaining = None
-        queue.enqueue(content_for(delivery, cache, now, self._origin_header), now, remaining)
+        queue.enqueue(content_for(delivery, cache, now, self._origin_header), now, remaining,
+                      self._default_max_length)
 
     def _matches(self, topic: str) -> bool:
         """With a binding MQTT cannot express, check the AMQP rule (the router used a wider filter)."""

@@ -29,7 +29,8 @@ class AMQPBroker:
         records = log.records() if log is not None else None
         for name in settings.vhosts:
             vhost = VirtualHost(name, core=core if name == settings.shared_vhost else None, log=log,
-                                clock=clock, origin_header=settings.origin_header)
+                                clock=clock, origin_header=settings.origin_header,
+                                core_queue_max_length=settings.core_queue_max_length)
             vhost.on_deadline_change = self._deadline_changed
             vhost.on_held_change = self._held_changed
             self.vhosts[name] = vhost

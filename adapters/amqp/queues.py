@@ -143,16 +143,19 @@ class Queue:
 
     # -- messages in ------------------------------------------------------------------
 
-    def enqueue(self, content: Content, now: float, expiration: float | None = None) -> None:
-        """Add a published message; `expiration` is its per-message TTL in seconds."""
+    def enqueue(self, content: Content, now: float, expiration: float | None = None,
+                default_max_length: int | None = None) -> None:
+        """Add a published message; `expiration` is its per-message TTL in seconds;
+        `default_max_length` bounds a queue without an x-max-length of its own."""
         ttl = self.ttl
         if expiration is not None and (ttl is None or expiration < ttl):
             ttl = expiration
         entry = Entry(content, None if ttl is None else now + ttl)
         self.ready.append(entry)
         self.on_stored(self, entry)
-        if self.max_length is not None:
-            while len(self.ready) > self.max_length:
+        limit = self.max_length if self.max_length is not None else default_max_length
+        if limit is not None:
+            while len(self.ready) > limit:
                 self._drop(self.ready.popleft(), "maxlen")
         self.dispatch(now)
         self.expire(now)

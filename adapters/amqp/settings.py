@@ -29,5 +29,8 @@ class AMQPSettings:
     # Messages held in queues (ready or unacknowledged) above which publishers are blocked
     # (connection.blocked, and their sockets are no longer read) until 80% of it is reached; 0: no limit.
     max_held_messages: int = 1_000_000
+    # The bound of a queue fed from other protocols through amq.topic without an x-max-length
+    # of its own (drop-head past it, dead-lettered if the queue says so); 0: none.
+    core_queue_max_length: int = 100_000
     authenticator: "Authenticator | None" = None
     login_backoff: "LoginBackoff | None" = None  # failed logins per address slow down later ones

@@ -42,12 +42,14 @@ class VirtualHost:
     """The AMQP broker model of one vhost (no I/O; times are wall-clock seconds)."""
 
     def __init__(self, name: str, *, core: Broker | None = None, log: DurableLog | None = None,
-                 clock: Callable[[], float] = time.time, origin_header: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, origin_header: bool = False,
+                 core_queue_max_length: int = 0) -> None:
         self.name = name
         self.core = core  # set in the vhost that shares amq.topic with the core
         self.log = log
         self.clock = clock
         self.origin_header = origin_header
+        self.core_queue_max_length = core_queue_max_length or None  # bound of queues fed from the core
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.subscribers: dict[str, QueueSubscriber] = {}
@@ -254,7 +256,8 @@ class VirtualHost:
     def _reader(self, queue: Queue) -> QueueSubscriber:
         subscriber = self.subscribers.get(queue.name)
         if subscriber is None:
-            subscriber = self.subscribers[queue.name] = QueueSubscriber(queue, self.clock, self.origin_header)
+            subscriber = self.subscribers[queue.name] = QueueSubscriber(queue, self.clock, self.origin_header,
+                                                                           self.core_queue_max_length)
         return subscriber
 
     def _subscribe(self, queue: Queue, key: str) -> None:

@@ -82,3 +82,35 @@ def test_amqp_login_failures_feed_the_shared_backoff_and_a_right_password_still_
     owner = connect(port, "alice", "wonderland")  # held until the address's deadline, then checked
     assert owner.is_open
     owner.close()
+
+
+def test_a_queue_fed_from_mqtt_without_its_own_bound_keeps_the_configured_newest_messages() -> None:
+    """[amqp] core_queue_max_length bounds queues fed from other protocols (drop-head, as x-max-length);
+    a queue's own x-max-length still wins."""
+    from tests.e2e.clients import PahoClient
+
+    running = RunningGateway(amqp_config(amqp={"core_queue_max_length": 5}))
+    try:
+        conn = pika.BlockingConnection(pika.ConnectionParameters(LOOPBACK, amqp_port(running)))
+        ch = conn.channel()
+        ch.queue_declare("fed-default")
+        ch.queue_bind("fed-default", "amq.topic", "fed.#")
+        ch.queue_declare("fed-own", arguments={"x-max-length": 8})
+        ch.queue_bind("fed-own", "amq.topic", "fed.#")
+        mqtt = PahoClient(running.mqtt_port, "feeder", "5").connect()
+        mqtt.publish_many([("fed/t", str(i).encode()) for i in range(20)], qos=1)
+        mqtt.close()
+
+        def bodies(queue: str) -> list[bytes]:
+            out = []
+            while True:
+                method, _, body = ch.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return out
+                out.append(body)
+
+        assert bodies("fed-default") == [str(i).encode() for i in range(15, 20)]
+        assert bodies("fed-own") == [str(i).encode() for i in range(12, 20)]
+        conn.close()
+    finally:
+        running.stop()
