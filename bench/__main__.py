@@ -28,7 +28,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 Starters = dict[str, Callable[[], Broker]]
 # group -> (brokers by name, default scenarios); "rosettamq" and "mosquitto" are the ratio's two sides.
 GROUPS: dict[str, tuple[Starters, list[str]]] = {
-    "default": ({"rosettamq": start_rosettamq, "mosquitto": start_mosquitto}, [*THROUGHPUT, "idle_10k"]),
+    "default": ({"rosettamq": start_rosettamq, "mosquitto": start_mosquitto,
+                 "mosquitto-nodelay": partial(start_mosquitto, nodelay=True)}, [*THROUGHPUT, "idle_10k"]),
     "persistent": (
         {
             "rosettamq": partial(start_rosettamq, store="sqlite"),
@@ -89,10 +90,13 @@ def summarize(raw: dict) -> list[dict]:
                 "scenario": scenario, "metric": metric, "rosettamq": ours, "mosquitto": theirs,
                 "ratio": ours / theirs if mosquitto_runs and theirs else float("nan"), "rosettamq_delivered": delivered,
             }
-            for other in by_broker.keys() - {"rosettamq", "mosquitto"}:  # further variants of ours
+            for other in by_broker.keys() - {"rosettamq", "mosquitto"}:  # further variants, ours or theirs
                 value = statistics.median(r[metric] for r in by_broker[other])
                 row[other] = value
-                row[f"{other}_ratio"] = value / theirs if theirs else float("nan")
+                if other.startswith("mosquitto"):  # a tuned mosquitto: the ratio is still ours / theirs
+                    row[f"{other}_ratio"] = ours / value if value else float("nan")
+                else:
+                    row[f"{other}_ratio"] = value / theirs if theirs else float("nan")
             rows.append(row)
     return rows
 

@@ -34,10 +34,11 @@ class Params:
     latency_seconds: float = 3.0
     idle_connections: int = 10_000
     timeout: float = 60.0
+    stalled_messages: int = 20_000
 
     @classmethod
     def quick(cls) -> "Params":
-        return cls(2_000, 200, 5, 1_000, 100, 200, 0.5, 200, 20.0)
+        return cls(2_000, 200, 5, 1_000, 100, 200, 0.5, 200, 20.0, 2_000)
 
 
 async def _flood(pub: BenchClient, topic: str, total: int, qos: int = 0) -> None:
@@ -172,12 +173,45 @@ async def idle_connections(host: str, port: int, p: Params, rss: Callable[[], in
     return {"kib_per_conn": (after - before) / 1024 / p.idle_connections}
 
 
+async def stalled_subscriber(host: str, port: int, p: Params) -> Result:
+    """Issue 25's scenario: a subscriber on `#` with a 4 KB receive buffer stops reading; another on
+    `load/#` reads; 20,000 QoS 0 messages of 1 KB. The reader's rate, and whether all arrived."""
+    import socket
+
+    from adapters.mqtt.codec import encode
+    from adapters.mqtt.packets import Connect, Subscribe, SubscriptionRequest
+
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((host, port))
+    stalled.sendall(encode(Connect(client_id="stalled", protocol_level=4), 4)
+                    + encode(Subscribe(1, (SubscriptionRequest("#", 0),)), 4))
+    stalled.settimeout(10)
+    stalled.recv(9)  # CONNACK (4 bytes) and SUBACK (5 bytes): then it never reads again
+    count, payload = p.stalled_messages, b"x" * 1024
+    reader = await open_client(host, port, "reader", message_size=publish_size("load/t", 1024, 0),
+                               payload_size=1024)
+    await reader.subscribe("load/#", 0)
+    pub = await open_client(host, port, "loader")
+    done = reader.expect(count)
+    start = time.perf_counter()
+    batch = publish_batch("load/t", payload, 0, 100)
+    for _ in range(count // 100):
+        await pub.write(batch)
+    elapsed = await _timed([done], start, p.timeout)
+    for c in (reader, pub):
+        c.close()
+    stalled.close()
+    return {"msgs_per_s": reader.received / elapsed, "seconds": elapsed, "delivered": reader.received / count}
+
+
 THROUGHPUT: dict[str, Scenario] = {
     "qos0_1to1": qos0_one_to_one,
     "fanout_1to50": fanout_one_to_many,
     "fanin_50to1": fanin_many_to_one,
     "qos1_window100": qos1_windowed,
     "latency": latency_at_fixed_rate,
+    "stalled_subscriber": stalled_subscriber,
 }
 
 # Run against brokers that persist sessions (`python -m bench compare --group persistent`).
