@@ -20,6 +20,16 @@ from core.sessions import NEVER_EXPIRES, Session, SessionCounters, SessionLimits
 from core.stores.base import Store, StoredState
 
 
+class SessionOwned(Exception):
+    """A CONNECT asked for a client id whose session belongs to another user."""
+
+    def __init__(self, client_id: str, owner: str | None, username: str | None) -> None:
+        super().__init__(f"client id {client_id!r} is the session of "
+                         f"{'an anonymous client' if owner is None else 'user ' + repr(owner)}; "
+                         f"{'an anonymous client' if username is None else 'user ' + repr(username)} may not take it")
+        self.client_id, self.owner, self.username = client_id, owner, username
+
+
 class SessionRegistry:
     """Owns every session of one client-id namespace (MQTT over TCP and WebSocket share one)."""
 
@@ -42,6 +52,10 @@ class SessionRegistry:
         self.limits = limits or SessionLimits()
         self.clock = clock
         self.sessions: dict[str, Session] = {}
+        # Sessions belong to the user who created them (its username, None for anonymous): with
+        # logins checked, another user's CONNECT with that client id is refused (`SessionOwned`).
+        self.owners_enforced = False
+        self.takeovers_refused = 0
         self.on_deadline_change: Callable[[], None] | None = None
         self.wills_published = 0
         self.sessions_expired = 0
@@ -64,9 +78,14 @@ class SessionRegistry:
         """Find or create the session for a CONNECT; returns (session, session_present).
 
         An online session with the same client id is taken over: its connection
-        is told to close (and its will handled) before the new one attaches.
+        is told to close (and its will handled) before the new one attaches. With
+        `owners_enforced`, a session created by another user (or anonymously) is not:
+        `SessionOwned` is raised and its owner keeps it, online or offline.
         """
         existing = self.sessions.get(client_id)
+        if self.owners_enforced and existing is not None and existing.username != username:
+            self.takeovers_refused += 1
+            raise SessionOwned(client_id, existing.username, username)
         if existing is not None and existing.sink is not None:
             existing.sink.session_taken_over()
             existing = self.sessions.get(client_id)  # ending it may have removed it

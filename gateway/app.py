@@ -111,8 +111,20 @@ def amqp_settings(config: Config, authenticator: Authenticator | None,
     return AMQPSettings(
         heartbeat=section.heartbeat, frame_max=section.frame_max, channel_max=section.channel_max,
         vhosts=section.vhosts, origin_header=section.origin_header,
-        max_held_messages=section.max_held_messages, core_queue_max_length=section.core_queue_max_length, authenticator=authenticator, login_backoff=login_backoff,
+        max_held_messages=section.max_held_messages, core_queue_max_length=section.core_queue_max_length,
+        authenticator=authenticator, login_backoff=login_backoff,
     )
+
+
+def logins_are_checked(config: Config, authenticator: Authenticator | None) -> bool:
+    """Whether a username is an identity someone proved (a password, a certificate, a token): then
+    sessions belong to their user. With anonymous access and no identities at all, a username is
+    only what the client typed, and a client id stays anyone's to resume, as in mosquitto."""
+    if authenticator is not None:
+        return True
+    listeners = (config.mqtt_tls, config.wss, config.amqps)
+    return (any(getattr(listener, "use_identity_as_username", False) for listener in listeners)
+            or any(getattr(listener, "tokens_file", None) for listener in (config.ws, config.wss)))
 
 
 def session_limits(config: Config) -> SessionLimits:
@@ -217,6 +229,7 @@ class Gateway:
         self.broker = Broker(store, limits=session_limits(self.config), authorizer=self.security.authorizer,
                              max_memory=self.config.limits.max_memory,
                              max_message_bytes=self.config.limits.max_message_size)
+        self.broker.mqtt_sessions.owners_enforced = logins_are_checked(self.config, self.authenticator)
         self.broker.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()

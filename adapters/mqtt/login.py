@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from core.auth import Credentials, quick_answer
 from core.principal import Principal
+from core.session_registry import SessionOwned
 
 from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
 from adapters.mqtt.enhanced_auth import CONTINUE, SUCCESS, AuthMethod, AuthStep
@@ -196,9 +197,15 @@ class Login:
         conn = self.conn
         conn.client_id, conn.username = terms.client_id, username
         registry = conn.broker.mqtt_sessions
-        session, present = registry.open(
-            terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry, username=username
-        )
+        try:
+            session, present = registry.open(
+                terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry,
+                username=username)
+        except SessionOwned as exc:  # what one user owns, no other may take (0x87; 3.1.1: 5)
+            log.warning("mqtt connect refused peer=%s: %s (sessions belong to the user who created them)",
+                        conn.peer, exc)
+            self.refuse(ReasonCode.NOT_AUTHORIZED)
+            return
         conn.session = session
         conn.access = session.access  # the ACL view publishes and subscriptions are checked with
         conn.principal = Principal("mqtt", terms.client_id, username, access=session.access, address=conn.peer)
