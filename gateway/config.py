@@ -296,6 +296,7 @@ def _lwm2m(sec: _Section) -> LwM2MConfig:
         auto_observe=tuple(paths),
         republish=tuple(republish.items()),
         qos=sec.integer("qos", d.qos, 0, 2),
+        endpoint_pattern=sec.string("endpoint_pattern", d.endpoint_pattern) or "",
     )
     sec.done()
     if result.min_lifetime > result.max_lifetime:

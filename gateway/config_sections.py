@@ -182,6 +182,7 @@ class LwM2MConfig:
     auto_observe: tuple[str, ...] = ()
     republish: tuple[tuple[str, str], ...] = ()
     qos: int = 0
+    endpoint_pattern: str = "%u"
 
 
 @dataclass(frozen=True, slots=True)

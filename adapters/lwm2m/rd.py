@@ -49,14 +49,14 @@ def _error(code: str, text: str) -> tuple[CoapResponse, list[RdEvent]]:
 
 def handle_rd(table: RegistrationTable, method: str, subpath: Sequence[str],
               query: str | Sequence[str], payload: bytes, content_format: int | None,
-              now: float) -> tuple[CoapResponse, list[RdEvent]]:
-    """Run one registration-interface request against `table`."""
+              now: float, owner: str | None = None) -> tuple[CoapResponse, list[RdEvent]]:
+    """Run one registration-interface request against `table` (a Register on behalf of `owner`)."""
     method = method.upper()
     try:
         if not subpath:
             if method != "POST":
                 return _error("4.05", "POST /rd registers; nothing else is allowed here")
-            registered = table.register(parse_register(query, payload, content_format), now)
+            registered = table.register(parse_register(query, payload, content_format), now, owner)
             new = registered.registration
             events = [RdEvent("register", new)]
             if registered.replaced is not None:

@@ -56,7 +56,7 @@ def encode_registration(registration: Registration, address: str | None, *, now:
         "content_formats": list(registration.content_formats),
         "params": [list(p) for p in registration.params],
         "registered_at": registration.registered_at + shift, "updated_at": registration.updated_at + shift,
-        "expires_at": registration.deadline + shift, "address": address,
+        "expires_at": registration.deadline + shift, "address": address, "owner": registration.owner,
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -81,7 +81,8 @@ def decode_registration(data: bytes, *, now: float, wall: float) -> StoredRegist
         params=_pairs(document["params"]),
         registered_at=float(document["registered_at"]) + shift,
         updated_at=float(document["updated_at"]) + shift,
-        deadline=float(document["expires_at"]) + shift)
+        deadline=float(document["expires_at"]) + shift,
+        owner=None if document.get("owner") is None else str(document["owner"]))  # absent before issue 24
     address = document["address"]
     return StoredRegistration(registration, None if address is None else str(address),
                               expired=registration.deadline <= now)

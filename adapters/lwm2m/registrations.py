@@ -51,6 +51,7 @@ class Registration:
     registered_at: float
     updated_at: float
     deadline: float
+    owner: str | None = None  # the identity that registered it (adapters/lwm2m/access.py); None: anonymous
 
     @property
     def location_path(self) -> tuple[str, ...]:
@@ -78,7 +79,8 @@ class Registered:
 
 
 def _new_id() -> str:
-    return secrets.token_hex(4)
+    """A registration's location id: 96 random bits, unguessable (it authorizes Update and De-register)."""
+    return secrets.token_urlsafe(12)
 
 
 def _merged(old: Params, new: Params) -> Params:
@@ -133,8 +135,8 @@ class RegistrationTable:
     def _schedule(self, registration: Registration) -> None:
         heapq.heappush(self._deadlines, (registration.deadline, registration.id))
 
-    def register(self, request: RegisterRequest, now: float) -> Registered:
-        """Add a registration; an existing one of the same endpoint is replaced."""
+    def register(self, request: RegisterRequest, now: float, owner: str | None = None) -> Registered:
+        """Add a registration (of `owner`); an existing one of the same endpoint is replaced."""
         replaced = self.by_endpoint(request.endpoint)
         if replaced is not None:
             del self._by_id[replaced.id]
@@ -148,7 +150,7 @@ class RegistrationTable:
             queue_mode=request.queue_mode, sms=request.sms,
             alternate_path=request.alternate_path, objects=request.objects,
             content_formats=request.content_formats, params=request.params,
-            registered_at=now, updated_at=now, deadline=now + lifetime + self.grace)
+            registered_at=now, updated_at=now, deadline=now + lifetime + self.grace, owner=owner)
         self._by_id[reg_id] = registration
         self._by_endpoint[request.endpoint] = reg_id
         self._schedule(registration)

@@ -50,6 +50,11 @@ from core.limits import RateLimiter, address_key
 from core.message import Message
 from core.stores.base import StoreError
 
+from adapters.coap.errors import CoAPError, error_response
+from adapters.coap.exchange import error_message
+from adapters.coap.query import parse_query
+from adapters.lwm2m.access import change_refusal, dtls_identity, query_value, register_refusal, split_login_query
+
 from .answers import lifecycle_message
 from .coap import CoapResponse, code_number
 from .device import DeviceLink, remote_address, remote_from_address
@@ -86,6 +91,8 @@ class LwM2MServer:
                                        max_lifetime=self.settings.max_lifetime)
         self.devices: dict[str, DeviceLink] = {}
         self.context: Any = None  # the listener's aiocoap Context, a client towards devices
+        self.listener: Any = None
+        self.refused_owner = 0  # registrations, updates and de-registrations refused by ownership
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
@@ -93,6 +100,7 @@ class LwM2MServer:
     def mount(self, listener: Any) -> list[tuple[Sequence[str], Any]]:
         """The CoAP listener's mount hook: serve ``/rd`` and send with its context."""
         self.context = listener.context
+        self.listener = listener  # its logins (credentials checked as the CoAP listener checks them)
         self._loop = asyncio.get_running_loop()
         self.restore()
         return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self))]
@@ -170,14 +178,35 @@ class LwM2MServer:
         return max(1, math.ceil(1.0 / limiter.rate))
 
     def registration_request(self, method: str, subpath: Sequence[str], query: Sequence[str],
-                             payload: bytes, content_format: int | None, remote: Any) -> CoapResponse:
-        """One ``/rd`` request from `remote` (the device's current address)."""
+                             payload: bytes, content_format: int | None, remote: Any,
+                             owner: str | None = None, presented: bool = False) -> CoapResponse:
+        """One ``/rd`` request from `remote` (the device's current address), on behalf of `owner`
+        (`presented`: the request proved an identity: DTLS, or credentials)."""
         now = self.now()
-        response, events = handle_rd(self.table, method, subpath, query, payload, content_format, now)
+        refusal = self._ownership_refusal(method, subpath, query, owner, presented)
+        if refusal is not None:
+            self.refused_owner += 1
+            log.warning("lwm2m registration request refused owner=%s path=%s: %s", owner, "/".join(subpath), refusal)
+            return CoapResponse("4.03", payload=refusal.encode("utf-8"))
+        response, events = handle_rd(self.table, method, subpath, query, payload, content_format, now, owner)
         for event in events:
             self._on_event(event, remote, now)
         self.rearm()
         return response
+
+    def _ownership_refusal(self, method: str, subpath: Sequence[str], query: Sequence[str],
+                           owner: str | None, presented: bool) -> str | None:
+        if not subpath and method.upper() == "POST":
+            endpoint = query_value(query, "ep")
+            if endpoint is None:
+                return None  # the registration's own 4.00 follows
+            current = self.table.by_endpoint(endpoint)
+            return register_refusal(self.settings.endpoint_pattern, owner, endpoint,
+                                    None if current is None else current.owner, current is not None)
+        registration = self.table.get(subpath[0]) if len(subpath) == 1 else None
+        if registration is None:
+            return None  # the 4.04 follows
+        return change_refusal(presented, owner, registration.owner)
 
     def _on_event(self, event: RdEvent, remote: Any, now: float) -> None:
         registration = event.registration
@@ -293,10 +322,21 @@ class RegistrationResource(Resource):
                 refusal.opt.max_age = retry
                 return refusal
         content_format = request.opt.content_format
+        login, query = split_login_query(request.opt.uri_query)  # credentials are never parsed, stored nor published
+        owner = dtls_identity(request.remote)
+        presented = owner is not None or bool(login)
+        register = request.code == Code.POST and not self.prefix and not request.opt.uri_path
+        if owner is None and self.server.listener is not None and (register or login):
+            # A Register needs a login when anonymous clients are refused; an Update or De-register
+            # is authorized by its unguessable location, and checked against the owner if it logs in.
+            try:
+                owner = (await self.server.listener.state.identify(request, parse_query(login))).username
+            except CoAPError as exc:
+                return error_message(error_response(exc))  # 4.01 without a valid login, 4.29 held back
         response = self.server.registration_request(
-            request.code.name, self.prefix + tuple(request.opt.uri_path), tuple(request.opt.uri_query),
+            request.code.name, self.prefix + tuple(request.opt.uri_path), query,
             bytes(request.payload), None if content_format is None else int(content_format),
-            request.remote)
+            request.remote, owner, presented)
         await self.server.durable()  # a registration is acknowledged once it is stored
         message = CoAPMessage(code=Code(code_number(response.code)), payload=response.payload)
         if response.content_format is not None:

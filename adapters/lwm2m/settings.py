@@ -33,3 +33,4 @@ class LwM2MSettings:
     auto_observe: tuple[str, ...] = ()  # paths observed on every registration that announces them
     republish: Mapping[str, str] = field(default_factory=dict)  # path -> topic template with {ep}
     qos: int = 0  # QoS of the messages the server publishes
+    endpoint_pattern: str = "%u"  # endpoint names a logged-in identity may register (adapters/lwm2m/access.py)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import itertools
 
 import pytest
@@ -110,11 +112,12 @@ def test_q_flag_in_an_update_turns_queue_mode_on() -> None:
     assert table.update("r1", parse_update("Q", b""), now=1).queue_mode
 
 
-def test_random_location_ids_are_short_and_distinct() -> None:
+def test_random_location_ids_are_unguessable_url_safe_and_distinct() -> None:
+    """96 random bits (issue 24: the location authorizes Update and De-register), as one path segment."""
     table = RegistrationTable()
     ids = {table.register(parse_register(f"ep=e{n}", b""), 0).registration.id
            for n in range(50)}
-    assert len(ids) == 50 and all(len(i) == 8 for i in ids)
+    assert len(ids) == 50 and all(len(i) == 16 and re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
 
 
 # --- /rd ------------------------------------------------------------------------
