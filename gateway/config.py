@@ -393,8 +393,10 @@ def _log(sec: _Section) -> LogConfig:
         if level not in LOG_LEVELS:
             raise ConfigError(f"log.levels.{logger}: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
     result = LogConfig(sec.choice("level", "info", LOG_LEVELS),
-                       sec.choice("format", "text", LOG_FORMATS), tuple(sorted(levels.items())))
+                       sec.choice("format", "text", LOG_FORMATS), tuple(sorted(levels.items())), sec.path("file"))
     sec.done()
+    if result.file is not None and not os.path.isdir(os.path.dirname(os.path.abspath(result.file))):
+        raise ConfigError(f"{sec.name}.file: folder not found: {os.path.dirname(os.path.abspath(result.file))}")
     return result
 
 

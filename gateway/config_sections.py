@@ -298,10 +298,12 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     """Logging: `level` is one of LOG_LEVELS, `format` "text" or "json";
-    `levels` sets a level per logger, e.g. ``{"rosettamq.mqtt" = "debug"}``."""
+    `levels` sets a level per logger, e.g. ``{"rosettamq.mqtt" = "debug"}``;
+    `file`: write there instead of stderr (reopened when logrotate moves it, and on SIGHUP)."""
     level: str = "info"
     format: str = "text"
     levels: tuple[tuple[str, str], ...] = ()
+    file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,12 +135,12 @@ class AMQPConnection(Handshake):
             return
         if self.state is not State.OPEN:
             if now >= self._deadline:
-                log.info("amqp %s timeout peer=%s", "close-ok" if self.state is State.CLOSING else "handshake",
-                         self.peer)
+                log.info("timeout peer=%s waiting_for=%s", self.peer,
+                         "close-ok" if self.state is State.CLOSING else "handshake")
                 self._finish()
             return
         if self.heartbeat and now >= self._last_rx + 2 * self.heartbeat:
-            log.warning("amqp missed heartbeats from client, timeout: %ds peer=%s", self.heartbeat, self.peer)
+            log.warning("missed heartbeats peer=%s timeout=%d", self.peer, self.heartbeat)
             self._finish()
         elif self.heartbeat and now >= self._last_tx + self.heartbeat / 2:
             self.send_bytes(HEARTBEAT_FRAME)
@@ -228,7 +228,7 @@ class AMQPConnection(Handshake):
         try:
             if isinstance(method, c.Connection.Close):
                 self.send_method(0, c.Connection.CloseOk())
-                log.info("amqp closed by client peer=%s code=%s", self.peer, method.reply_code)
+                log.info("closed by client peer=%s code=%s", self.peer, method.reply_code)
                 self._finish()
             elif expected is not None and isinstance(method, expected):
                 {c.Connection.StartOk: self._start_ok, c.Connection.TuneOk: self._tune_ok,
@@ -282,7 +282,7 @@ class AMQPConnection(Handshake):
     # -- closing ----------------------------------------------------------------------------------
 
     def _close_channel(self, number: int, exc: AMQPError, class_id: int, method_id: int) -> None:
-        log.info("amqp channel error peer=%s channel=%d code=%d text=%s", self.peer, number, exc.code, exc.text)
+        log.info("channel error peer=%s channel=%d code=%d text=%s", self.peer, number, exc.code, exc.text)
         channel = self.channels.get(number)
         if channel is not None:
             channel.flush_confirms()
@@ -297,7 +297,7 @@ class AMQPConnection(Handshake):
     def _close_connection(self, exc: AMQPError, class_id: int, method_id: int, wait_close_ok: bool = True) -> None:
         if self.closing or self.state is State.CLOSING:
             return
-        log.warning("amqp connection error peer=%s code=%d text=%s", self.peer, exc.code, exc.text)
+        log.warning("connection error peer=%s code=%d text=%s", self.peer, exc.code, exc.text)
         self.close_reason = (int(exc.code), exc.reply_text())
         self.send_method(0, c.Connection.Close(reply_code=exc.code, reply_text=exc.reply_text(),
                                                class_id=class_id, method_id=method_id))

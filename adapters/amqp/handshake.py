@@ -70,7 +70,7 @@ class Handshake:
                 return False  # so far it could be our header: wait for all 8 octets
             header = buffered
         if header != PROTOCOL_HEADER:
-            log.info("amqp wrong protocol header peer=%s header=%r", self.peer, header[:8])
+            log.info("wrong protocol header peer=%s header=%r", self.peer, header[:8])
             self.send_bytes(PROTOCOL_HEADER)  # tell the client what we speak, then close
             self._finish()
             return False
@@ -119,7 +119,7 @@ class Handshake:
 
     def _logged_in(self, login: Credentials, accepted: bool) -> None:
         if not accepted:
-            log.warning("amqp login refused peer=%s username=%s", self.peer, login.username)
+            log.warning("login refused peer=%s username=%s", self.peer, login.username)
             backoff = self.settings.login_backoff
             delay = 0.0 if backoff is None else backoff.failed(self.peer, self.clock())
             if delay > 0:
@@ -176,5 +176,5 @@ class Handshake:
         if self.broker.blocked:
             self._alarm(True)
         self.send_method(0, c.Connection.OpenOk())
-        log.info("amqp connected peer=%s user=%s vhost=%s heartbeat=%d frame_max=%d",
-                 self.peer, self.username, vhost.name, self.heartbeat, self.frame_max)
+        log.info("client connected listener=%s peer=%s username=%s vhost=%s heartbeat=%d frame_max=%d",
+                 self.listener, self.peer, self.username, vhost.name, self.heartbeat, self.frame_max)

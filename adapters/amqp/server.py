@@ -67,7 +67,7 @@ class AMQPService:
         code = None if conn.close_reason is None else conn.close_reason[0]
         reason = "client" if code is None else ReplyCode(code).name.lower() if code in _CODES else str(code)
         self.closed[reason] = self.closed.get(reason, 0) + 1
-        log.info("amqp connection closed listener=%s peer=%s client_id=%s username=%s reason=%s",
+        log.info("connection closed listener=%s peer=%s client_id=%s username=%s reason=%s",
                  conn.listener, conn.peer, conn.origin.client_id, conn.username, reason)
         if code == ReplyCode.ACCESS_REFUSED and conn.username is None:
             self.login_failures += 1
@@ -168,7 +168,7 @@ class AMQPServerProtocol(asyncio.Protocol):
         if self._gate is not None:
             refusal = self._gate.admit(peer, asyncio.get_running_loop().time())
             if refusal is not None:
-                log.info("%s connection refused peer=%s reason=%s", self._listener, peer, refusal.value)
+                log.info("connection refused listener=%s peer=%s reason=%s", self._listener, peer, refusal.value)
                 transport.abort()  # type: ignore[attr-defined]
                 return
             self._admitted = True

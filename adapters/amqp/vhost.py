@@ -336,7 +336,7 @@ class VirtualHost:
             self._route(exchange, routing_key, dead, None, self._owner_of(queue))
         except errors.AMQPError as exc:
             self.dead_letters_refused += 1
-            logger.info("amqp dead letter dropped vhost=%s queue=%s reason=%s", self.name, queue.name, exc.text)
+            logger.info("dead letter dropped vhost=%s queue=%s reason=%s", self.name, queue.name, exc.text)
         finally:
             self._dead_letter_depth -= 1
 

@@ -129,7 +129,7 @@ class DeviceLink:
         not spoken (a queue-mode device is not taken as awake), and its observations of the
         previous run are gone, so the configured ones are made again."""
         if self.access is not None and not self.access.can_subscribe(self.filter):
-            log.warning("lwm2m endpoint=%s may not subscribe %s: commands are refused", self.endpoint, self.filter)
+            log.warning("subscribe denied endpoint=%s filter=%s (its commands are refused)", self.endpoint, self.filter)
         else:
             self.server.broker.router.subscribe(self, self.filter, SubscriptionOptions(qos=1))
         if not restored:
@@ -138,7 +138,7 @@ class DeviceLink:
             commands = auto_observe_commands(self.registration, self.server.settings.auto_observe,
                                              self.server.settings.registry)
         except CommandError as exc:
-            log.warning("lwm2m auto_observe: %s", exc)
+            log.warning("auto_observe failed detail=%s", exc)
             commands = []
         for command in commands:
             self.submit(command, now)
@@ -229,7 +229,7 @@ class DeviceLink:
             self._answer(response_topic, failure_answer(command, "coap_reset"))
             return
         except coap_error.Error as exc:
-            log.info("lwm2m endpoint=%s: %s failed: %s", self.endpoint, command.msg_type, exc)
+            log.info("command failed endpoint=%s command=%s detail=%s", self.endpoint, command.msg_type, exc)
             self._answer(response_topic, failure_answer(command, "coap_timeout"))
             return
         if self.closed:
@@ -264,7 +264,7 @@ class DeviceLink:
                 self._answer(notify_topic, answer)
                 self._republish(command, answer)
         except coap_error.Error as exc:
-            log.info("lwm2m endpoint=%s: observation of %s ended: %s", self.endpoint,
+            log.info("observation ended endpoint=%s path=%s detail=%s", self.endpoint,
                      command.req_path, exc)
         finally:
             self._watchers.pop(token, None)

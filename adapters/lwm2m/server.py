@@ -126,12 +126,12 @@ class LwM2MServer:
             registration = stored.registration
             if stored.expired:
                 self.store.delete_record(KIND, endpoint)
-                log.info("lwm2m deregister endpoint=%s reason=expired (while stopped)", endpoint)
+                log.info("deregister endpoint=%s reason=expired_while_stopped", endpoint)
                 self._announce(RdEvent("deregister", registration, "expired"))
                 continue
             self.table.restore(registration)
             link = self.devices[endpoint] = DeviceLink(self, registration, remote_from_address(stored.address))
-            log.info("lwm2m restored endpoint=%s location=%s address=%s", endpoint,
+            log.info("registration restored endpoint=%s location=%s address=%s", endpoint,
                      registration.location, stored.address)
             link.open(now, restored=True)
         self.rearm()
@@ -186,7 +186,7 @@ class LwM2MServer:
         refusal = self._ownership_refusal(method, subpath, query, owner, presented)
         if refusal is not None:
             self.refused_owner += 1
-            log.warning("lwm2m registration request refused owner=%s path=%s: %s", owner, "/".join(subpath), refusal)
+            log.warning("registration request refused owner=%s path=%s: %s", owner, "/".join(subpath), refusal)
             return CoapResponse("4.03", payload=refusal.encode("utf-8"))
         response, events = handle_rd(self.table, method, subpath, query, payload, content_format, now, owner)
         for event in events:
@@ -217,10 +217,10 @@ class LwM2MServer:
             if link is not None and link.registration.id == registration.id:
                 del self.devices[endpoint]
                 link.close()
-            log.info("lwm2m deregister endpoint=%s reason=%s", endpoint, event.reason)
+            log.info("deregister endpoint=%s reason=%s", endpoint, event.reason)
         elif event.kind == "register":
             link = self.devices[endpoint] = DeviceLink(self, registration, remote)
-            log.info("lwm2m register endpoint=%s location=%s lifetime=%d binding=%s", endpoint,
+            log.info("register endpoint=%s location=%s lifetime=%d binding=%s", endpoint,
                      registration.location, registration.lifetime, registration.binding)
         elif link is not None:
             link.updated(registration, remote, now)
@@ -282,7 +282,7 @@ class LwM2MServer:
             topic, payload, qos=self.settings.qos, content_type=content_type,  # type: ignore[arg-type]
             payload_format_utf8=True, origin=principal.origin))
         if not result.accepted:
-            log.info("lwm2m endpoint=%s may not publish %s: dropped (%s)", endpoint, topic, result.reason)
+            log.info("publish denied endpoint=%s topic=%s reason=%s", endpoint, topic, result.reason)
 
     # --- stop ---------------------------------------------------------------------------
 

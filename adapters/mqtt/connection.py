@@ -174,12 +174,12 @@ class MQTTConnection:
         if self.closing or deadline is None or now < deadline:
             return
         if self.state is State.CONNECTED:
-            log.info("mqtt keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)
+            log.info("keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)
             self._fail(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         elif self.login.deadline is not None:
             self.login.handle_timeout(now)
         else:
-            log.info("mqtt no CONNECT in time peer=%s", self.peer)
+            log.info("no CONNECT in time peer=%s", self.peer)
             self.close(publish_will=False)
 
     def set_writable(self, writable: bool) -> None:
@@ -237,13 +237,13 @@ class MQTTConnection:
         self.send_packet(PubRel(packet_id))
 
     def session_taken_over(self) -> None:
-        log.info("mqtt session taken over client_id=%s peer=%s", self.client_id, self.peer)
+        log.info("session taken over client_id=%s peer=%s", self.client_id, self.peer)
         self.disconnect(ReasonCode.SESSION_TAKEN_OVER, publish_will=True)
 
     def quota_exceeded(self) -> None:
         """The session's outbox overflowed and its policy is "disconnect" (the will is published)."""
         if not self.closing:
-            log.info("mqtt slow client disconnected client_id=%s peer=%s: outbox full", self.client_id, self.peer)
+            log.info("slow client disconnected client_id=%s peer=%s reason=outbox_full", self.client_id, self.peer)
             self.disconnect(ReasonCode.QUOTA_EXCEEDED, publish_will=True, reason_string="outbox full")
 
     # -- sending -------------------------------------------------------------------
@@ -341,7 +341,7 @@ class MQTTConnection:
         if len(detail) > MAX_DETAIL:  # details quote what the peer sent: bound the log line and reason string
             detail = detail[:MAX_DETAIL] + "..."
         log.warning(
-            "mqtt protocol error peer=%s client_id=%s reason=%s detail=%s",
+            "protocol error peer=%s client_id=%s reason=%s detail=%s",
             self.peer, self.client_id, ReasonCode(reason).name, detail,
         )
         if not self.closing:

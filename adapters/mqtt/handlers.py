@@ -80,10 +80,10 @@ def _publish_refused(conn: "MQTTConnection", packet: Publish, topic: str, status
     QoS 0 is dropped; QoS 1/2 get the reason code (v5), a plain ack (3.1.1 cannot say no)."""
     if status == PublishStatus.DENIED:
         conn.publishes_denied += 1
-        log.debug("mqtt publish denied client_id=%s username=%s topic=%s", conn.client_id, conn.username, topic)
+        log.debug("publish denied client_id=%s username=%s topic=%s", conn.client_id, conn.username, topic)
     else:
         conn.publishes_invalid += 1
-        log.info("mqtt publish refused client_id=%s topic=%s reason=%s", conn.client_id, topic, why)
+        log.info("publish refused client_id=%s topic=%s reason=%s", conn.client_id, topic, why)
     packet_id = packet.packet_id
     if packet.qos == 0 or packet_id is None:
         return
@@ -161,13 +161,13 @@ def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCo
     access = conn.access
     if access is not None and not access.can_subscribe(topic_filter):
         conn.subscriptions_denied += 1
-        log.info("mqtt subscribe denied client_id=%s username=%s filter=%s", conn.client_id, conn.username, topic_filter)
+        log.info("subscribe denied client_id=%s username=%s filter=%s", conn.client_id, conn.username, topic_filter)
         return ReasonCode.NOT_AUTHORIZED
     limit = conn.settings.max_subscriptions
     subscriptions = conn.session.subscriptions
     if limit and topic_filter not in subscriptions and len(subscriptions) >= limit:
         conn.subscriptions_over_quota += 1
-        log.info("mqtt subscription quota exceeded client_id=%s limit=%d", conn.client_id, limit)
+        log.info("subscription quota exceeded client_id=%s limit=%d", conn.client_id, limit)
         return ReasonCode.QUOTA_EXCEEDED
     return None
 

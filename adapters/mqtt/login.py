@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rosettamq.mqtt")
 
+MQTT_VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5.0"}  # CONNECT protocol level -> the version users name
+
 
 class Login:
     """The CONNECT-to-CONNACK flow of one connection, and its later re-authentications."""
@@ -86,7 +88,7 @@ class Login:
             now = conn.clock()
             hold = backoff.hold(conn.peer, now)
             if hold > 0:
-                log.info("mqtt login held peer=%s client_id=%s seconds=%.1f", conn.peer, terms.client_id, hold)
+                log.info("login held peer=%s client_id=%s seconds=%.1f", conn.peer, terms.client_id, hold)
                 conn.state, self.deadline = State.VERIFYING, now + hold
                 return
         if self.use_transport_identity:  # the certificate or token is the credential; nothing else counts
@@ -140,7 +142,7 @@ class Login:
             self._pending = None
             self.accept(connect, terms, username, Properties())
             return
-        log.warning("mqtt login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)
+        log.warning("login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)
         if self.use_transport_identity:
             reason = ReasonCode.BAD_USER_NAME_OR_PASSWORD  # no usable certificate identity (as Mosquitto)
         else:
@@ -188,7 +190,7 @@ class Login:
         elif step.status == SUCCESS:
             conn.send_packet(Auth(ReasonCode.SUCCESS, props))
         elif conn.state is State.AUTHENTICATING:
-            log.warning("mqtt enhanced auth failed peer=%s method=%s", conn.peer, self.method)
+            log.warning("enhanced auth failed peer=%s method=%s", conn.peer, self.method)
             self._refuse_after_backoff(ReasonCode.NOT_AUTHORIZED)
         else:
             conn.disconnect(ReasonCode.NOT_AUTHORIZED, reason_string="re-authentication failed")
@@ -202,7 +204,7 @@ class Login:
                 terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry,
                 username=username)
         except SessionOwned as exc:  # what one user owns, no other may take (0x87; 3.1.1: 5)
-            log.warning("mqtt connect refused peer=%s: %s (sessions belong to the user who created them)",
+            log.warning("connect refused peer=%s detail=%s (sessions belong to the user who created them)",
                         conn.peer, exc)
             self.refuse(ReasonCode.NOT_AUTHORIZED)
             return
@@ -233,22 +235,24 @@ class Login:
             )
         conn.send_packet(ConnAck(present, ReasonCode.SUCCESS, connack_props))
         log.info(
-            "mqtt connected peer=%s client_id=%s username=%s level=%d clean=%s present=%s",
-            conn.peer, conn.client_id, username, conn.level, connect.clean_start, present,
+            "client connected listener=%s peer=%s client_id=%s username=%s mqtt_version=%s clean_start=%s "
+            "session_present=%s", conn.listener, conn.peer, conn.client_id, username,
+            MQTT_VERSIONS.get(conn.level, str(conn.level)), connect.clean_start, present,
         )
         session.attach(conn, resume=present)
 
     def refuse(self, reason: ReasonCode) -> None:
         """Answer a CONNECT with a refusal CONNACK and close [MQTT-3.2.2-7]."""
         conn = self.conn
-        log.info("mqtt connect refused peer=%s reason=%s", conn.peer, reason.name)
+        log.info("connect refused peer=%s reason=%s", conn.peer, reason.name)
         conn.refused = reason
         conn.send_packet(ConnAck(False, reason))
         conn.close(publish_will=False)
 
     def refuse_version(self, exc: UnsupportedProtocolVersion) -> None:
         conn = self.conn
-        log.info("mqtt unsupported protocol peer=%s name=%r level=%s", conn.peer, exc.protocol_name, exc.protocol_level)
+        log.info("unsupported protocol peer=%s protocol_name=%r protocol_level=%s",
+                 conn.peer, exc.protocol_name, exc.protocol_level)
         conn.level = 5 if exc.protocol_level == 5 else 4
         conn.refused = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
         conn.send_packet(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION))

@@ -60,7 +60,7 @@ class ConnectionTracker:
             key = (listener, conn.refused.name.lower())
             self.refused[key] = self.refused.get(key, 0) + 1
         reason = "client" if conn.close_reason is None else conn.close_reason.name.lower()
-        log.info("mqtt connection closed listener=%s peer=%s client_id=%s reason=%s",
+        log.info("connection closed listener=%s peer=%s client_id=%s reason=%s",
                  listener, conn.peer, conn.client_id, reason)
         key = (listener, reason)
         self.closed[key] = self.closed.get(key, 0) + 1
@@ -92,7 +92,7 @@ class ListenerGuard:
         refusal = self.gate.admit(peer, now)
         if refusal is None:
             return True
-        log.info("%s connection refused peer=%s reason=%s", listener, peer, refusal.value)
+        log.info("connection refused listener=%s peer=%s reason=%s", listener, peer, refusal.value)
         return False
 
     def release(self) -> None:

@@ -187,14 +187,14 @@ class WSServerProtocol(asyncio.Protocol):
         ws.send_response(response)
         if response.status_code != 101:
             log.info(
-                "ws upgrade refused peer=%s path=%s status=%d reason=%s",
+                "upgrade refused peer=%s path=%s status=%d reason=%s",
                 self._peer, request.path, response.status_code, ws.handshake_exc or "path",
             )
             return
         self._handshakes.discard(self)
         peer = client_address(request.headers, self._peer, self._settings.trust_proxy)
         log.info(
-            "ws open peer=%s via=%s subprotocol=%s origin=%s",
+            "upgrade accepted peer=%s via=%s subprotocol=%s origin=%s",
             peer, self._peer, response.headers.get("Sec-WebSocket-Protocol"), request.headers.get("Origin"),
         )
         conn = MQTTConnection(self._broker, self._mqtt_settings, peer=peer, listener=self._listener, clock=self._loop.time)
@@ -225,7 +225,7 @@ class WSServerProtocol(asyncio.Protocol):
             assert self._driver is not None
             self._driver.feed(frame.data)
         elif opcode is Opcode.TEXT:
-            log.info("ws text frame refused peer=%s", self._peer)
+            log.info("text frame refused peer=%s", self._peer)
             if self._ws.state is State.OPEN:
                 self._ws.fail(CloseCode.UNSUPPORTED_DATA, "MQTT over WebSocket needs binary frames")
             self._stop_reading = True
@@ -278,7 +278,7 @@ class WSServerProtocol(asyncio.Protocol):
         if self._ws.state is not State.OPEN:
             return
         if self._unanswered_ping and not self._paused:
-            log.info("ws keepalive ping timeout peer=%s", self._peer)
+            log.info("ping timeout peer=%s", self._peer)
             self._ws.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
             self._write_pending()
             return

@@ -1,17 +1,11 @@
-"""`rosettamq status` / `rosettamq clients` against a running gateway, and the structured log formats."""
+"""`rosettamq status` / `rosettamq clients` against a running gateway (log formats: tests/gateway/test_logs.py)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from gateway.config import config_from_dict
-from gateway.logs import configure_logging
 from tests.e2e.admin_support import admin_gateway, eventually, http
 from tests.e2e.clients import PahoClient
 
@@ -51,36 +45,3 @@ def test_status_and_clients_print_tables_from_the_admin_api() -> None:
         device.close()
     finally:
         gateway.stop()
-
-
-@pytest.fixture
-def restore_logging():  # type: ignore[no-untyped-def]
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.getLogger("rosettamq.mqtt").setLevel(logging.NOTSET)
-
-
-def test_json_logs_are_one_object_a_line_with_protocol_address_and_client_id(
-    restore_logging: None, capsys: pytest.CaptureFixture[str]
-) -> None:
-    configure_logging(config_from_dict({"log": {"levels": {"rosettamq.mqtt": "debug"}}}), None, "json")
-    logging.getLogger("rosettamq.mqtt").debug("mqtt connection closed listener=%s peer=%s client_id=%s reason=%s",
-                                              "mqtt", "127.0.0.1:5000", "dev-1", "client")
-    logging.getLogger("rosettamq.amqp").debug("not shown: the global level is info")
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1
-    event = json.loads(lines[0])
-    assert event["level"] == "debug" and event["msg"] == "mqtt connection closed"
-    assert (event["protocol"], event["peer"], event["client_id"], event["reason"]) == (
-        "mqtt", "127.0.0.1:5000", "dev-1", "client")
-
-
-def test_text_logs_are_key_value_lines(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
-    configure_logging(config_from_dict({}))
-    logging.getLogger("rosettamq.amqp").info("amqp connection closed peer=%s client_id=%s", "127.0.0.1:1", "app")
-    line = capsys.readouterr().err.strip()
-    assert " level=INFO logger=rosettamq.amqp protocol=amqp amqp connection closed peer=127.0.0.1:1 client_id=app" in line
-    assert line.startswith("ts=")
