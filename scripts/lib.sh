@@ -74,14 +74,23 @@ ensure_venv() {  # a working virtualenv at $VENV made by $PYTHON (>= 3.11)
     fi
 }
 
-install_project() {  # pip install -e ".$1" only when pyproject.toml or the interpreter changed
-    local extra="$1" stamp="$VENV/.rosettamq-install-stamp$1" want
+install_project() {  # pip install -e ".$1" ("" or "[a,b]") unless each of its extras is installed for this pyproject.toml and interpreter
+    local extras="$1" want name names=() missing=0
     want="$(cat pyproject.toml; "$VENV/bin/python" -V 2>&1)"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-        say "pip: project${extra} already installed"
-    else
-        say "pip: install -e '.${extra}'"
-        "$VENV/bin/python" -m pip install -q -e ".${extra}"
-        printf '%s' "$want" >"$stamp"
+    IFS=, read -r -a names <<<"${extras//[][]/}"
+    names=(project "${names[@]}")  # one stamp per extra: "[test,examples]" also serves "[examples]" and ""
+    for name in "${names[@]}"; do
+        if [ ! -f "$VENV/.rosettamq-installed-$name" ] || [ "$(cat "$VENV/.rosettamq-installed-$name")" != "$want" ]; then
+            missing=1
+        fi
+    done
+    if [ "$missing" -eq 0 ]; then
+        say "pip: project${extras} already installed"
+        return 0
     fi
+    say "pip: install -e '.${extras}'"
+    "$VENV/bin/python" -m pip install -q -e ".${extras}"
+    for name in "${names[@]}"; do
+        printf '%s' "$want" >"$VENV/.rosettamq-installed-$name"
+    done
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The start command: bash scripts/start.sh [rosettamq run options...]
 #
-# On a fresh Debian 12 machine it creates a virtualenv with the gateway in it
-# (installing python3-venv if needed), then starts the gateway on its embedded
-# defaults: MQTT on 0.0.0.0:1883. Options are passed to `rosettamq run`,
-# e.g. --config examples/rosettamq.toml or --mqtt 127.0.0.1:1883.
+# On a fresh Debian 12 machine it creates a virtualenv with the gateway and the
+# example clients' libraries in it (installing python3-venv if needed), then
+# starts the gateway on its embedded defaults. Options are passed to
+# `rosettamq run`, e.g. --config examples/rosettamq.toml or --mqtt 127.0.0.1:1884.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,6 +18,6 @@ die() { printf 'start.sh: error: %s\n' "$*" >&2; exit 1; }
 . scripts/lib.sh
 
 ensure_venv
-install_project ""
+install_project "[examples]"  # the gateway and what the example clients import (paho-mqtt, pika)
 say "starting: rosettamq run $*"
 exec "$VENV/bin/rosettamq" run "$@"

@@ -27,9 +27,9 @@ die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
 # shellcheck disable=SC2086
 install_missing_peers $DEBIAN_PEERS
 
-# 2. Python virtualenv with the project and its test extra
+# 2. Python virtualenv with the project, its test extra and the examples extra (the README's quick starts run)
 ensure_venv
-install_project "[test]"
+install_project "[test,examples]"
 
 # 3. Node peers (amqplib, lwm2m-node-lib) from tests/e2e/node's lock file, only when missing or older than the lock
 NODE_DIR=tests/e2e/node

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +113,61 @@ def test_the_test_command_uses_the_selective_install() -> None:
     assert "install_missing_peers $DEBIAN_PEERS" in text
     assert "apt_install \"${packages" not in text
     assert os.access(ROOT / ".ci" / "run", os.R_OK)
+
+
+FAKE_PYTHON = """#!/bin/sh
+if [ "$1" = "-V" ]; then echo "Python 3.11.2"; exit 0; fi
+echo "$*" >> "{log}"
+"""
+
+
+def run_install(tmp_path: Path, script: str) -> list[str]:
+    """Run `script` with install_project on a fake venv whose python records its pip calls."""
+    (tmp_path / "venv" / "bin").mkdir(parents=True, exist_ok=True)
+    python = tmp_path / "venv" / "bin" / "python"
+    python.write_text(FAKE_PYTHON.format(log=tmp_path / "pip.log"))
+    python.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    if not (project / "pyproject.toml").exists():
+        (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    prelude = 'say() { printf "t: %s\\n" "$*"; }; die() { exit 1; }; '
+    prelude += f". {ROOT}/scripts/lib.sh; cd {project}; VENV={tmp_path / 'venv'}; "
+    done = subprocess.run(["bash", "-c", prelude + script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    log = tmp_path / "pip.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_one_install_of_several_extras_serves_each_of_them(tmp_path: Path) -> None:
+    calls = run_install(tmp_path, 'install_project "[test,examples]"; install_project "[examples]"; '
+                                  'install_project "[test]"; install_project ""')
+    assert calls == ["-m pip install -q -e .[test,examples]"]
+    assert run_install(tmp_path, 'install_project "[examples]"') == calls  # nothing new
+    (tmp_path / "project" / "pyproject.toml").write_text("[project]\nname = 'y'\n")
+    assert run_install(tmp_path, 'install_project "[examples]"')[1:] == ["-m pip install -q -e .[examples]"]
+
+
+def test_the_start_command_installs_the_examples_extra_and_it_covers_their_imports() -> None:
+    """Every module an example imports is the standard library's, the gateway's own dependencies'
+    or the examples extra's: `bash scripts/start.sh` then leaves nothing to install by hand."""
+    import ast
+    import importlib.metadata
+    import re
+    import tomllib
+
+    assert 'install_project "[examples]"' in (ROOT / "scripts" / "start.sh").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    allowed = {re.split(r"[<>=;\[ ]", spec)[0].lower().replace("_", "-")
+               for spec in project["dependencies"] + project["optional-dependencies"]["examples"]}
+    providers = importlib.metadata.packages_distributions()
+    for example in sorted((ROOT / "examples").glob("*.py")):
+        for node in ast.walk(ast.parse(example.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "__future__":
+                    continue
+                dists = {d.lower().replace("_", "-") for d in providers.get(top, [])}
+                assert dists & allowed, f"{example.name} imports {top} ({dists or 'not installed'}), not in the examples extra"
