@@ -10,6 +10,9 @@ Rules of this module:
   file's directory; files a listener or auth needs are checked at load.
 - TLS listeners are off unless their section names a ``certfile``; any
   listener is off when its section says ``enabled = false``.
+- A listener whose ``listen`` is not set binds loopback only (127.0.0.1), as
+  mosquitto 2 does until configured: other hosts are let in only by a
+  ``listen`` (or a command-line flag) that names another address.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from gateway.config_sections import (
     _ORIGIN,
     _TOML_TYPES,
     ALL_INTERFACES,
+    LOOPBACK,
     LOG_FORMATS,
     LOG_LEVELS,
     AMQPListenerConfig,
@@ -54,7 +58,7 @@ from gateway.config_sections import (
 )
 
 __all__ = [
-    "ALL_INTERFACES", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
+    "ALL_INTERFACES", "LOOPBACK", "LOG_FORMATS", "LOG_LEVELS", "AMQPListenerConfig", "AuthConfig", "CoAPListenerConfig",
     "CoAPSListenerConfig", "Config", "ConfigError", "HTTPListenerConfig", "LimitsConfig", "SysConfig",
     "ListenAddress",
     "ListenerConfig", "LogConfig", "LwM2MConfig", "MQTTLimits", "StoreConfig", "TLSListenerConfig", "WSListenerConfig",
@@ -71,7 +75,7 @@ class Config:
     amqp: AMQPListenerConfig = AMQPListenerConfig(True, _addr(5672))
     coap: CoAPListenerConfig = CoAPListenerConfig(True, _addr(5683))
     lwm2m: LwM2MConfig = LwM2MConfig()  # rides on the CoAP listener
-    http: HTTPListenerConfig = HTTPListenerConfig(True, _addr(8080, "127.0.0.1"))
+    http: HTTPListenerConfig = HTTPListenerConfig(True, _addr(8080))
     mqtt_tls: TLSListenerConfig = TLSListenerConfig(False, _addr(8883))
     wss: WSSListenerConfig = WSSListenerConfig(False, _addr(8084))
     amqps: TLSListenerConfig = TLSListenerConfig(False, _addr(5671))

@@ -13,7 +13,8 @@ import ssl
 from dataclasses import dataclass
 from typing import NoReturn
 
-ALL_INTERFACES = "0.0.0.0"
+ALL_INTERFACES = "0.0.0.0"  # what ":port" and a bare port mean, as in mosquitto's `listener PORT`
+LOOPBACK = "127.0.0.1"  # where a listener binds when its listen is not set (local only, as mosquitto 2)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 
@@ -90,7 +91,7 @@ def parse_listen(text: str, key: str = "listen") -> ListenAddress:
     return ListenAddress(host, int(port))
 
 
-def _addr(port: int, host: str = ALL_INTERFACES) -> ListenAddress:
+def _addr(port: int, host: str = LOOPBACK) -> ListenAddress:
     return ListenAddress(host, port)
 
 
