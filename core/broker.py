@@ -98,7 +98,17 @@ class Broker:
     def close(self) -> None:
         self.store.close()
 
-    def _persist_retained(self, message: Message, cleared: bool) -> None:
+    def apply_remote_retained(self, message: Message) -> None:
+        """A retained message set (or, empty, cleared) on another node of the cluster: kept here
+        and in this node's store, not passed back to the fabric."""
+        retained = self.router.retained
+        changed = retained.set(message) if message.payload else retained.delete(message.topic)
+        if changed and not message.topic.startswith("$SYS/"):
+            self._persist_retained(message, not message.payload, local=False)
+
+    def _persist_retained(self, message: Message, cleared: bool, local: bool = True) -> None:
+        if local:
+            self.router.fabric.retained_changed(message, cleared)
         if message.topic.startswith("$SYS/"):
             return  # the gateway's own status, republished while it runs: never worth a store write
         if cleared:

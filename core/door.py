@@ -5,7 +5,8 @@
 1. validate the message once (topic, size, QoS, property types and text, and that the store
    can write the protocol fields it carries: what the store cannot write is never acknowledged);
 2. check the principal's topic ACL (the gateway's own `SYSTEM` principal skips it);
-3. route it (`core.router`), each subscriber getting it in its own outbox;
+3. route it (`core.router`), each subscriber getting it in its own outbox, and hand it to the
+   cluster fabric (core/fabric.py; nothing in single-node mode);
 4. say whether the gateway is over its memory budget (`hold`: pause this producer).
 
 The `PublishResult` says routed / no subscribers / denied / invalid; each adapter maps
@@ -75,9 +76,25 @@ class Door:
         if access is not None and not principal.trusted and not access.can_publish(message.topic):
             self.denied += 1
             return DENIED
-        count = self.router.publish(message, encoded)
+        router = self.router
+        count = router.publish(message, encoded)
+        router.fabric.forward(message)  # to the other nodes of a cluster (core/fabric.py); a no-op alone
         return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count, "",
                              self.budget.congested)
+
+    def publish_remote(self, message: Message, share: tuple[str, str] | None = None) -> PublishResult:
+        """A message another node of the cluster published (and authorized): validated, then routed
+        to this node's subscribers only, never forwarded again. `share`: (group, filter) when the
+        fabric picked this node for one member of a share group."""
+        problem = self.problem(message)
+        if problem is not None:
+            self.invalid += 1
+            return PublishResult(PublishStatus.INVALID, 0, problem)
+        if share is not None:
+            count = self.router.deliver_to_share(message, share[0], share[1])
+        else:
+            count = self.router.publish(message, None, remote=True)
+        return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count)
 
     def clear_retained(self, principal: Principal, topic: str, message: Message) -> PublishResult:
         """Remove the retained message of `topic` without delivering anything (`message`: the

@@ -20,6 +20,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable
 
+from core.fabric import NO_FABRIC, Fabric
 from core.log_throttle import LogThrottle
 from core.message import Message
 from core.metrics import Traffic
@@ -50,18 +51,43 @@ class Router:
         self.traffic: dict[str, Traffic] = {}
         # Called with every published message (the admin console's topic counter); empty normally.
         self.taps: list[Callable[[Message], None]] = []
+        # The cluster (core/fabric.py): told when a filter gains its first local subscriber or
+        # loses its last (counted per filter and share group in `_interest`).
+        self.fabric: Fabric = NO_FABRIC
+        self._interest: dict[tuple[str, str | None], int] = {}
+
+    def attach_fabric(self, fabric: Fabric) -> None:
+        """Join a cluster: the fabric learns every filter local subscribers already have."""
+        self.fabric = fabric
+        for bare_filter, group in self._interest:
+            fabric.interest_added(bare_filter, group)
 
     # -- subscriptions -------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber, topic_filter: str, options: SubscriptionOptions) -> bool:
         """Add or replace a subscription; True if it already existed. Validates the filter."""
         group, bare_filter = parse_shared_filter(topic_filter)
-        return not self._trie.add(bare_filter, subscriber, options, group)
+        added = self._trie.add(bare_filter, subscriber, options, group)
+        if added:
+            key = (bare_filter, group)
+            count = self._interest[key] = self._interest.get(key, 0) + 1
+            if count == 1:
+                self.fabric.interest_added(bare_filter, group)
+        return not added
 
     def unsubscribe(self, subscriber: Subscriber, topic_filter: str) -> bool:
         """Remove a subscription; True if it existed."""
         group, bare_filter = parse_shared_filter(topic_filter)
-        return self._trie.remove(bare_filter, subscriber, group)
+        removed = self._trie.remove(bare_filter, subscriber, group)
+        if removed:
+            key = (bare_filter, group)
+            count = self._interest.get(key, 1) - 1
+            if count > 0:
+                self._interest[key] = count
+            else:
+                self._interest.pop(key, None)
+                self.fabric.interest_removed(bare_filter, group)
+        return removed
 
     def retained_for(self, topic_filter: str) -> list[Message]:
         """Retained messages a new subscription to `topic_filter` should receive (none for shared)."""
@@ -78,10 +104,13 @@ class Router:
 
     # -- publishing ----------------------------------------------------------
 
-    def publish(self, message: Message, encoded: EncodeCache | None = None) -> int:
+    def publish(self, message: Message, encoded: EncodeCache | None = None, remote: bool = False) -> int:
         """Store it if retained, deliver it to every matching subscriber; returns deliveries made.
 
-        `encoded` seeds the fan-out's encode cache with forms the publisher already has."""
+        `encoded` seeds the fan-out's encode cache with forms the publisher already has. A
+        `remote` message (from the cluster fabric) does not set retained messages here (the
+        fabric keeps every node's retained messages in step). With a fabric that shares across
+        nodes, share groups are served by `deliver_to_share`, not here."""
         self.published += 1
         traffic = self.traffic.get(message.origin.protocol)
         if traffic is None:
@@ -92,9 +121,11 @@ class Router:
         if self.taps:
             for tap in self.taps:
                 tap(message)
-        if message.retain:
+        if message.retain and not remote:
             self.set_retained(message)
         matched, shared = self._trie.match_all(message.topic)  # one walk of the trie
+        if shared and self.fabric.shares_across_nodes:
+            shared = []
         cache: EncodeCache = {} if encoded is None else encoded
         count = 0
         if matched:
@@ -116,6 +147,23 @@ class Router:
             self.dropped_no_subscribers += 1
         self.delivered += count
         return count
+
+    def deliver_to_share(self, message: Message, group: str, bare_filter: str) -> int:
+        """The fabric chose this node for a message of share group `group` on `bare_filter`:
+        one local member gets it (1), or none is left here (0)."""
+        members = self._trie.share_members(bare_filter, group)
+        chosen = self._pick_share_member((group, bare_filter), members, message) if members else None
+        if chosen is None:
+            self.dropped_no_subscribers += 1
+            return 0
+        subscriber, options = chosen
+        try:
+            subscriber.deliver(_delivery(message, options), {})
+        except Exception as exc:
+            self.delivery_failed(subscriber, message, exc)
+            return 0
+        self.delivered += 1
+        return 1
 
     def delivery_failed(self, subscriber: Subscriber, message: Message, exc: Exception) -> None:
         """Count and (throttled) log a delivery a subscriber could not take; the fan-out goes on."""

@@ -118,6 +118,19 @@ class SubscriptionTrie(Generic[K, V]):
             self._count += 1
         return is_new
 
+    def share_members(self, topic_filter: str, share_group: str) -> dict[K, V]:
+        """The members of share group `share_group` on `topic_filter` (empty if none)."""
+        levels, ends_with_hash = _node_levels(topic_filter)
+        node: _Node | None = self._dollar_root if topic_filter[:1] == "$" else self._root
+        for level in levels:
+            if node is None:
+                return {}
+            node = node.plus_child if level == "+" else (node.children or {}).get(level)
+        if node is None:
+            return {}
+        groups = node.hash_shared if ends_with_hash else node.shared
+        return dict((groups or {}).get((share_group, topic_filter), {}))
+
     def remove(self, topic_filter: str, key: K, share_group: str | None = None) -> bool:
         """Unsubscribe `key` from `topic_filter`; True if it was subscribed. Empty nodes are pruned."""
         if not topic_filter:

@@ -25,6 +25,7 @@ from adapters.coap.settings import CoAPSettings
 from adapters.lwm2m.ddf import load_object_dir
 from adapters.lwm2m.objects import ObjectRegistry
 from adapters.lwm2m.server import LwM2MServer
+from gateway.cluster.nats_fabric import NATSFabric
 from adapters.lwm2m.settings import LwM2MSettings
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
@@ -149,6 +150,9 @@ def amqp_durable_log(store: Store) -> StoreLog | None:
     return None if isinstance(store, MemoryStore) else StoreLog(store)
 
 
+CLUSTER_CONNECT_WAIT = 5.0  # seconds the start waits for NATS before serving local clients alone
+
+
 class DeadlineTimer:
     """Runs the core's time-driven work (delayed wills, session expiry) at its deadlines."""
 
@@ -195,6 +199,7 @@ class Gateway:
     coap: CoAPListener | None = None
     coap_mounts: list[Mount] = field(default_factory=list)  # more CoAP resource trees (LwM2M's /rd)
     lwm2m: LwM2MServer | None = None
+    fabric: NATSFabric | None = None  # [cluster]: this node's part of the NATS fabric
     amqp: AMQPService | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
@@ -232,6 +237,11 @@ class Gateway:
                              max_message_bytes=self.config.limits.max_message_size)
         self.broker.mqtt_sessions.owners_enforced = logins_are_checked(self.config, self.authenticator)
         self.broker.start()
+        if self.config.cluster is not None:  # join the cluster before any client can subscribe
+            self.fabric = NATSFabric(self.broker, self.config.cluster, self._cluster_details)
+            await self.fabric.start()
+            if not await self.fabric.wait_connected(CLUSTER_CONNECT_WAIT):
+                log.warning("cluster: NATS not reachable yet; serving local clients, joining when it is")
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()
         self.metrics = build_registry(self)
@@ -303,6 +313,12 @@ class Gateway:
             states["coap"] = "stalled"
         return states
 
+    def _cluster_details(self) -> dict[str, Any]:
+        """What this node's heartbeat tells the cluster about it."""
+        router = self.broker.router
+        return {"listeners": dict(self.ports), "connections": self.connection_count(),
+                "published": router.published, "delivered": router.delivered}
+
     def connection_count(self) -> int:
         """Connected clients of every protocol (MQTT sessions online, AMQP connections, CoAP connections)."""
         mqtt = sum(1 for s in self.broker.mqtt_sessions.sessions.values() if s.sink is not None)
@@ -360,6 +376,8 @@ class Gateway:
             self._timer.cancel()
         if self.amqp is not None:
             self.amqp.close()
+        if self.fabric is not None:
+            await self.fabric.stop()
         self.broker.close()
         log.info("stopped")
         if self._stopped is not None:

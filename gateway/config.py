@@ -28,6 +28,8 @@ from typing import Any, NoReturn
 from adapters.lwm2m.ddf import DdfError, load_object_dir
 from adapters.lwm2m.paths import format_path, parse_path
 from core.outbox import OVERFLOW_POLICIES
+from gateway.cluster.settings import ClusterSettings
+from gateway.config_cluster import read_cluster
 from gateway.config_sections import (
     _ORIGIN,
     _TOML_TYPES,
@@ -85,6 +87,7 @@ class Config:
     log: LogConfig = LogConfig()
     sys: SysConfig = SysConfig()
     limits: LimitsConfig = LimitsConfig()
+    cluster: ClusterSettings | None = None  # [cluster]: None is single-node mode
 
     def enabled_listeners(self) -> dict[str, ListenerConfig]:
         """Enabled listeners by section name, in declaration order."""
@@ -420,7 +423,7 @@ _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
                               "http": _http, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener, "coaps": _coaps}
 _SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
-_SECTIONS += ("sys", "limits")
+_SECTIONS += ("sys", "limits", "cluster")
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Config:
@@ -441,6 +444,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
     values["mqtt"], values["mqtt_limits"] = _mqtt(section("mqtt"), default)
     values["sys"] = _sys(section("sys"))
     values["limits"] = _limits(section("limits"))
+    values["cluster"] = read_cluster(section("cluster"))
     return Config(store=_store(section("store")), auth=_auth(section("auth")),
                   log=_log(section("log")), lwm2m=_lwm2m(section("lwm2m")), **values)
 

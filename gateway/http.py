@@ -56,12 +56,20 @@ async def dashboard_config(request: web.Request) -> web.Response:
     return web.json_response(listeners, headers={"Cache-Control": "no-store"})
 
 
+async def get_cluster(request: web.Request) -> web.Response:
+    """This node, its NATS connection and the nodes it sees; `{"node": null}` in single-node mode."""
+    fabric = request.app[GATEWAY].fabric
+    body = {"node": None, "nodes": []} if fabric is None else fabric.describe()
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
 def build_app(gateway: "Gateway") -> web.Application:
     app = web.Application()
     app[GATEWAY] = gateway
     admin.add_routes(app)
     events.add_routes(app)
     openapi.add_routes(app)
+    app.router.add_get("/api/v1/cluster", get_cluster)
     app.router.add_get("/", console_index)
     app.router.add_static("/console/", CONSOLE_DIR)
     if DASHBOARD_DIR.is_dir():

@@ -109,6 +109,12 @@ def listener_families(gateway: "Gateway") -> list[Family]:
         refused.add(gateway.lwm2m.refused_rate, protocol="lwm2m", listener="coap", reason="max_connection_rate")
     families.append(Family("uptime_seconds", "gauge", "Seconds since the gateway started").add(
         round(time.time() - gateway.broker.started_at, 3)))
+    if gateway.fabric is not None:
+        cluster = Family("cluster", "counter", "The cluster fabric: messages forwarded to and received from "
+                         "other nodes, duplicates dropped, errors, NATS subscriptions (interest), nodes seen")
+        for name, value in gateway.fabric.metrics().items():
+            cluster.add(value, what=name)
+        families.append(cluster)
     return families
 
 

@@ -1,0 +1,345 @@
+"""The cluster fabric on NATS: the asyncio layer around the pure pieces (subjects, envelope, view).
+
+Two connections to the NATS cluster (nats-py):
+
+- the *main* one, with ``no_echo``: this node publishes every local message on
+  ``PREFIX.t.<subject>`` and subscribes to the subjects of its local subscribers' filters,
+  so it never receives its own messages back; heartbeats go on ``PREFIX.ctl.hb``;
+- the *shares* one holds the queue-group subscriptions of shared subscriptions: NATS gives
+  each message to one member of a queue group across every node, this node included (echo
+  is on there, as the message was published on the other connection).
+
+Retained messages live in a JetStream stream (``PREFIX.r.>``, one message per subject,
+`replicas` copies): a change on this node is published there, and an ordered consumer
+(last per subject) brings every node's changes into the local retained store; an empty
+payload is a clear. A node's own change is applied at once and its echo skipped; another
+node's change to a topic this node has a change in flight for is older in the stream and
+skipped, so every node ends on the stream's order.
+
+Nothing here blocks the event loop: interest changes are applied in order by one task,
+outgoing messages are published in batches once per loop iteration, retained changes by
+one task. While NATS is unreachable the node serves its local clients, counts what it
+could not forward (`not_forwarded`), and nats-py re-subscribes when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+import nats
+from nats.js import api
+
+from core.broker import Broker
+from core.message import Message
+
+from gateway.cluster.envelope import decode_envelope, encode_envelope, node_header
+from gateway.cluster.settings import ClusterSettings
+from gateway.cluster.subjects import CONTROL, RETAINED, TOPICS, filter_subjects, queue_group, topic_subject
+from gateway.cluster.view import ClusterView
+
+log = logging.getLogger("rosettamq.cluster")
+
+RECENT = 16384  # (node, seq) pairs remembered to drop a second copy of one message
+SUBJECT_CACHE = 65536
+
+
+class NATSFabric:
+    """This node's part of the cluster; see the module docstring."""
+
+    shares_across_nodes = True
+
+    def __init__(self, broker: Broker, settings: ClusterSettings, details: Callable[[], dict[str, Any]]) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.node = settings.node
+        self.details = details  # what this node's heartbeat says about it
+        self.view = ClusterView(settings.heartbeat)
+        self.started_at = time.time()
+        self.forwarded = self.received = self.duplicates = self.errors = self.not_forwarded = 0
+        self.retained_published = self.retained_received = 0
+        self._header = node_header(self.node)
+        self._seq = 0
+        self._main: Any = None
+        self._shares: Any = None
+        self._js: Any = None
+        self._connected = asyncio.Event()
+        self._out: list[tuple[str, bytes]] = []
+        self._flushing = False
+        self._subjects: dict[str, str] = {}
+        self._recent: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._interest: asyncio.Queue[tuple[bool, str, str | None]] = asyncio.Queue()
+        self._subs: dict[tuple[str, str | None], list[Any]] = {}
+        self._retained: asyncio.Queue[Message] = asyncio.Queue()
+        self._pending_retained: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # -- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the router at once (local interest is recorded), connect in the background."""
+        self.broker.router.attach_fabric(self)
+        self._tasks = [asyncio.create_task(self._connect(), name="cluster connect"),
+                       asyncio.create_task(self._apply_interest(), name="cluster interest"),
+                       asyncio.create_task(self._publish_retained(), name="cluster retained")]
+        self._beat()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for conn in (self._main, self._shares):
+            if conn is not None and not conn.is_closed:
+                try:
+                    await asyncio.wait_for(conn.close(), 5)
+                except (TimeoutError, nats.errors.Error, OSError):
+                    pass
+
+    async def _connect(self) -> None:
+        options = self.settings.connect_options()
+        callbacks = {"error_cb": self._on_error, "disconnected_cb": self._on_disconnected,
+                     "reconnected_cb": self._on_reconnected}
+        while True:
+            try:
+                self._main = await nats.connect(name=f"rosettamq {self.node}", no_echo=True, **callbacks,
+                                                **options)
+                self._shares = await nats.connect(name=f"rosettamq {self.node} shares", **callbacks, **options)
+                await self._main.subscribe(f"{self.settings.prefix}.{CONTROL}.hb", cb=self._on_heartbeat)
+                self._js = self._main.jetstream()
+                await self._ensure_retained_stream()  # JetStream may still be electing its leader
+                await self._js.subscribe(f"{self.settings.prefix}.{RETAINED}.>", ordered_consumer=True,
+                                         deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
+                break
+            except Exception as exc:  # NATS or JetStream not there (yet): serve locally, try again
+                self.errors += 1
+                log.warning("cluster: cannot join through NATS %s: %r; retrying",
+                            ",".join(self.settings.servers), exc)
+                for conn in (self._main, self._shares):
+                    if conn is not None and not conn.is_closed:
+                        await conn.close()
+                self._main = self._shares = None
+                await asyncio.sleep(self.settings.reconnect_wait)
+        self._connected.set()
+        log.info("cluster: node %s joined through NATS %s", self.node, self._main.connected_url.netloc)
+
+    async def _ensure_retained_stream(self) -> None:
+        name = f"{self.settings.prefix}_retained".replace(".", "_")
+        config = api.StreamConfig(name=name, subjects=[f"{self.settings.prefix}.{RETAINED}.>"],
+                                  max_msgs_per_subject=1, num_replicas=self.settings.replicas,
+                                  storage=api.StorageType.FILE)
+        try:
+            await self._js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            await self._js.add_stream(config)
+
+    async def _on_error(self, exc: Exception) -> None:
+        self.errors += 1
+        log.warning("cluster: NATS error: %r", exc)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("cluster: disconnected from NATS; serving local clients, reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        url = self._main.connected_url.netloc if self._main is not None and self._main.connected_url else "?"
+        log.info("cluster: reconnected to NATS %s", url)
+
+    # -- the core's calls (core/fabric.py) ------------------------------------------------
+
+    def interest_added(self, topic_filter: str, share_group: str | None) -> None:
+        self._interest.put_nowait((True, topic_filter, share_group))
+
+    def interest_removed(self, topic_filter: str, share_group: str | None) -> None:
+        self._interest.put_nowait((False, topic_filter, share_group))
+
+    def forward(self, message: Message) -> None:
+        topic = message.topic
+        if topic.startswith("$SYS/") and not topic.startswith("$SYS/broker/nodes/"):
+            return  # each node's own status; the per-node copies under nodes/ are shared
+        subject = self._subjects.get(topic)
+        if subject is None:
+            if len(self._subjects) >= SUBJECT_CACHE:
+                self._subjects.clear()
+            subject = self._subjects[topic] = topic_subject(self.settings.prefix, TOPICS, topic)
+        self._seq += 1
+        self._out.append((subject, encode_envelope(self._header, self._seq, message)))
+        if not self._flushing:
+            self._flushing = True
+            self._loop.call_soon(self._flush_soon)
+
+    def retained_changed(self, message: Message, cleared: bool) -> None:
+        if message.topic.startswith("$SYS/"):
+            return
+        self._retained.put_nowait(message)
+
+    # -- outgoing -------------------------------------------------------------------------
+
+    def _flush_soon(self) -> None:
+        self._tasks.append(asyncio.create_task(self._flush()))
+        self._tasks = [task for task in self._tasks if not task.done()]
+
+    async def _flush(self) -> None:
+        while self._out:
+            batch, self._out = self._out, []
+            conn = self._main
+            if conn is None or conn.is_closed or not self._connected.is_set():
+                self.not_forwarded += len(batch)
+                continue
+            try:
+                for subject, data in batch:
+                    await conn.publish(subject, data)
+                self.forwarded += len(batch)
+            except Exception as exc:  # the reconnect buffer is full, or the connection is closed
+                self.not_forwarded += len(batch)
+                self.errors += 1
+                log.debug("cluster: forward failed: %r", exc)
+        self._flushing = False
+
+    async def _apply_interest(self) -> None:
+        """Interest changes, in order: one NATS subscription per subject of each filter."""
+        while True:
+            added, topic_filter, group = await self._interest.get()
+            await self._connected.wait()
+            key = (topic_filter, group)
+            try:
+                if added and key not in self._subs:
+                    self._subs[key] = await self._subscribe(topic_filter, group)
+                elif not added:
+                    for sub in self._subs.pop(key, []):
+                        await sub.unsubscribe()
+            except Exception as exc:
+                self.errors += 1
+                log.warning("cluster: interest change for %r failed: %r", topic_filter, exc)
+
+    async def _subscribe(self, topic_filter: str, group: str | None) -> list[Any]:
+        subjects = filter_subjects(self.settings.prefix, TOPICS, topic_filter)
+        if group is None:
+            return [await self._main.subscribe(subject, cb=self._on_message) for subject in subjects]
+        queue = queue_group(group, topic_filter)
+
+        async def on_share(msg: Any) -> None:
+            self._receive(msg.data, (group, topic_filter))
+
+        return [await self._shares.subscribe(subject, queue=queue, cb=on_share) for subject in subjects]
+
+    async def _publish_retained(self) -> None:
+        while True:
+            message = await self._retained.get()
+            await self._connected.wait()
+            self._seq += 1
+            self._pending_retained[message.topic] = self._seq
+            subject = topic_subject(self.settings.prefix, RETAINED, message.topic)
+            try:
+                await self._js.publish(subject, encode_envelope(self._header, self._seq, message))
+                self.retained_published += 1
+            except Exception as exc:
+                self.errors += 1
+                self._pending_retained.pop(message.topic, None)
+                log.warning("cluster: retained %r not shared: %r", message.topic, exc)
+
+    # -- incoming -------------------------------------------------------------------------
+
+    async def _on_message(self, msg: Any) -> None:
+        self._receive(msg.data, None)
+
+    def _receive(self, data: bytes, share: tuple[str, str] | None) -> None:
+        try:
+            envelope = decode_envelope(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.errors += 1
+            log.debug("cluster: undecodable message: %r", exc)
+            return
+        key = (envelope.node, envelope.seq)
+        if share is None:
+            recent = self._recent
+            if key in recent:
+                self.duplicates += 1  # a second subscription of ours matched the same message
+                return
+            recent[key] = None
+            if len(recent) > RECENT:
+                recent.popitem(last=False)
+        self.received += 1
+        self.broker.door.publish_remote(envelope.message, share)
+
+    async def _on_retained(self, msg: Any) -> None:
+        try:
+            envelope = decode_envelope(msg.data)
+        except (ValueError, UnicodeDecodeError):
+            self.errors += 1
+            return
+        topic = envelope.message.topic
+        pending = self._pending_retained.get(topic)
+        if envelope.node == self.node:
+            if pending == envelope.seq:
+                del self._pending_retained[topic]  # our change, applied when it was made
+            if pending is not None or envelope.seq <= self._seq:
+                return
+        elif pending is not None:
+            return  # our own change to this topic comes later in the stream
+        self.retained_received += 1
+        self.broker.apply_remote_retained(envelope.message)
+
+    # -- heartbeats and the view ----------------------------------------------------------
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        for name in self.view.expire(now):
+            log.warning("cluster: node %s silent for %.1f s: dropped from the view", name, self.view.timeout)
+        if self._connected.is_set() and self._main is not None and not self._main.is_closed:
+            document = {"node": self.node, "started": self.started_at, **self.details()}
+            self._tasks.append(asyncio.create_task(self._send_heartbeat(json.dumps(document).encode())))
+        self._heartbeat = self._loop.call_later(self.settings.heartbeat, self._beat)
+
+    async def _send_heartbeat(self, data: bytes) -> None:
+        try:
+            await self._main.publish(f"{self.settings.prefix}.{CONTROL}.hb", data)
+        except Exception as exc:
+            log.debug("cluster: heartbeat not sent: %r", exc)
+
+    async def _on_heartbeat(self, msg: Any) -> None:
+        try:
+            document = json.loads(msg.data)
+            name = str(document["node"])
+        except (ValueError, KeyError, TypeError):
+            self.errors += 1
+            return
+        if self.view.heard(name, document, time.monotonic()):
+            log.info("cluster: node %s joined the view", name)
+
+    # -- operations -----------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """This node, its NATS connection and the nodes it sees (GET /api/v1/cluster)."""
+        main = self._main
+        now = time.monotonic()
+        connected = bool(main is not None and main.is_connected)
+        return {
+            "node": self.node,
+            "nats": {"connected": connected,
+                     "server": main.connected_url.netloc if connected and main.connected_url else None,
+                     "reconnects": main.stats.get("reconnects", 0) if main is not None else 0},
+            "nodes": [{"name": self.node, "self": True, "uptime": time.time() - self.started_at, **self.details()}]
+            + [{"name": info.name, "self": False, "last_heartbeat_s": round(now - info.last_seen, 3),
+                "uptime": time.time() - float(info.details.get("started", time.time())),
+                **{k: v for k, v in info.details.items() if k not in ("node", "started")}}
+               for info in sorted(self.view.nodes.values(), key=lambda n: n.name)],
+        }
+
+    def metrics(self) -> dict[str, int]:
+        return {"forwarded": self.forwarded, "received": self.received, "duplicates_dropped": self.duplicates,
+                "not_forwarded": self.not_forwarded, "errors": self.errors, "interest": len(self._subs),
+                "retained_published": self.retained_published, "retained_received": self.retained_received,
+                "nodes": len(self.view.nodes) + 1}
