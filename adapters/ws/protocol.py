@@ -17,6 +17,9 @@ decides what it accepts, in one place each:
   come from the client and are not trusted).
 - Close codes: `close_code` maps why the MQTT connection ended to the
   WebSocket close frame (RFC 6455 section 7.4).
+- The upgrade request is answered before any byte after it is parsed
+  (`request_end`): websockets would otherwise parse what follows as frames
+  while still connecting, and fail the connection under its own answer.
 """
 
 from __future__ import annotations
@@ -76,6 +79,17 @@ def handshake_response(protocol: ServerProtocol, request: Request, settings: WSS
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
     return protocol.accept(request)
+
+
+def request_end(tail: bytes, data: bytes) -> int | None:
+    """Where in `data` the HTTP request ends (just after its blank line), or None if it does not.
+
+    `tail`: the last bytes fed before `data` (up to 3), so a ``\r\n\r\n`` split
+    between two reads is found. websockets reads request lines ending in CRLF
+    only and refuses a request body, so the first blank line ends the request.
+    """
+    at = (tail + data).find(b"\r\n\r\n")
+    return None if at < 0 else at + 4 - len(tail)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -31,7 +31,7 @@ from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker, ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.protocol import (
-    client_address, close_code, format_peer, handshake_response, new_protocol, token_identity,
+    client_address, close_code, format_peer, handshake_response, new_protocol, request_end, token_identity,
 )
 from adapters.ws.settings import WSSettings
 from core.broker import Broker
@@ -107,6 +107,7 @@ class WSServerProtocol(asyncio.Protocol):
         self._stop_reading = False  # set when we failed the connection mid-batch
         self._mqtt_ended = False
         self._close_timer_armed = False
+        self._request_tail: bytes | None = b""  # last bytes of the upgrade request so far (None: it ended)
 
     # -- asyncio callbacks ---------------------------------------------------------
 
@@ -127,6 +128,16 @@ class WSServerProtocol(asyncio.Protocol):
         self._handshakes.add(self)  # aborts at once during shutdown
 
     def data_received(self, data: bytes) -> None:
+        tail = self._request_tail
+        if tail is not None:  # still reading the upgrade request: answer it before parsing what follows
+            end = request_end(tail, data)
+            if end is None:
+                self._request_tail = (tail + data)[-3:]
+            else:
+                self._request_tail = None
+                if end < len(data):
+                    self._receive(data[:end])
+                    data = data[end:]
         self._receive(data)
 
     def eof_received(self) -> bool:

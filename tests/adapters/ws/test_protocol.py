@@ -17,7 +17,9 @@ from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
 from adapters.mqtt.errors import ReasonCode
-from adapters.ws.protocol import client_address, close_code, format_peer, handshake_response, new_protocol
+from adapters.ws.protocol import (
+    client_address, close_code, format_peer, handshake_response, new_protocol, request_end,
+)
 from adapters.ws.settings import WSSettings
 
 
@@ -194,3 +196,13 @@ def test_why_mqtt_ended_maps_to_one_websocket_close_code(reason: ReasonCode | No
 
 def test_a_protocol_error_close_names_the_mqtt_reason() -> None:
     assert close_code(ReasonCode.MALFORMED_PACKET) == (CloseCode.PROTOCOL_ERROR, "MQTT malformed packet")
+
+
+@pytest.mark.parametrize(("tail", "data", "end"), [
+    (b"", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x82\x80", 27),
+    (b"", b"GET / HTTP/1.1\r\nHost: x\r\n", None),
+    (b"x\r\n", b"\r\n\x82", 2),  # the blank line split between two reads
+    (b"\r\n\r", b"\n", 1),
+])
+def test_the_upgrade_request_ends_after_its_first_blank_line(tail: bytes, data: bytes, end: int | None) -> None:
+    assert request_end(tail, data) == end

@@ -149,6 +149,37 @@ def test_a_client_offering_an_unknown_subprotocol_is_refused_with_400(ws_port: i
     assert refused_status(ws_port, subprotocols=("chat",)) == 400
 
 
+# Found by the fuzzer (python -m fuzz): bytes after a refused upgrade were parsed as frames while
+# websockets was still connecting; our answer then tripped an assertion in a transport callback.
+OTHER_PATH_UPGRADE = (
+    b"GET /other HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+)
+NO_SUBPROTOCOL_THEN_A_FRAME = bytes.fromhex(
+    "474554202f6d71747420485454502f312e310d0a486f73743a203132372e302e302e310d0a557067726164653a20776562736f636b65"
+    "740d0a436f6e6e656374696f6e3a20557067726164650d0a5365632d576562536f636b65742d4b65793a206447686c49484e68625842"
+    "735a5342756232356a5a513d3d0d0a5365632d576562536f636b65742d56657273696f6e3a2031330d0a5365632d576562536f636b67"
+    "742d50726f746f636f6c3a206d7174740d0a0d0a82973bcf51ca2bda51ce769e059e3ecd51f63bcf59ac41e221a65aa63f8282dacf23"
+    "e01acf82827a366d2fba36"
+)
+
+
+@pytest.mark.parametrize(("data", "status"), [(OTHER_PATH_UPGRADE * 18, 404), (NO_SUBPROTOCOL_THEN_A_FRAME, 400)],
+                         ids=["request-repeated-after-404", "frame-after-400"])
+def test_bytes_after_a_refused_upgrade_are_discarded_without_an_error(
+    ws_port: int, data: bytes, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.create_connection((HOST, ws_port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    with connected(ws_port, "after-refusals"):
+        pass
+
+
 def test_an_mqtt_3_1_client_negotiates_mqttv3_1_and_connects(ws_port: int) -> None:
     with WSClient(ws_port, level=3, subprotocols=("mqttv3.1",)) as client:
         assert client.ws.subprotocol == "mqttv3.1"
