@@ -107,6 +107,11 @@ class SysPublisher:
         return values
 
     def publish_all(self) -> None:
+        """`$SYS/broker/...` for this node's clients; in a cluster also `$SYS/broker/nodes/{node}/...`,
+        which every node serves (the plain tree stays each node's own)."""
         self.rounds += 1
+        broker, fabric = self.gateway.broker, self.gateway.fabric
+        prefixes = ["$SYS/broker/"] + ([f"$SYS/broker/nodes/{fabric.node}/"] if fabric is not None else [])
         for name, value in self.values().items():
-            self.gateway.broker.publish(SYSTEM, Message(f"$SYS/broker/{name}", value.encode(), 0, True, origin=ORIGIN))
+            for prefix in prefixes:
+                broker.publish(SYSTEM, Message(prefix + name, value.encode(), 0, True, origin=ORIGIN))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from typing import Any, Callable
@@ -62,7 +63,9 @@ class NATSFabric:
         self.started_at = time.time()
         self.forwarded = self.received = self.duplicates = self.errors = self.not_forwarded = 0
         self.retained_published = self.retained_received = 0
-        self._header = node_header(self.node)
+        # Envelopes name this run of the node: a restarted node numbers its messages from 1 again.
+        self._origin = f"{self.node}/{secrets.token_hex(4)}"
+        self._header = node_header(self._origin)
         self._seq = 0
         self._main: Any = None
         self._shares: Any = None
@@ -181,7 +184,8 @@ class NATSFabric:
             self._loop.call_soon(self._flush_soon)
 
     def retained_changed(self, message: Message, cleared: bool) -> None:
-        if message.topic.startswith("$SYS/"):
+        topic = message.topic
+        if topic.startswith("$SYS/") and not topic.startswith("$SYS/broker/nodes/"):
             return
         self._retained.put_nowait(message)
 
@@ -282,11 +286,10 @@ class NATSFabric:
             return
         topic = envelope.message.topic
         pending = self._pending_retained.get(topic)
-        if envelope.node == self.node:
+        if envelope.node == self._origin:
             if pending == envelope.seq:
                 del self._pending_retained[topic]  # our change, applied when it was made
-            if pending is not None or envelope.seq <= self._seq:
-                return
+            return
         elif pending is not None:
             return  # our own change to this topic comes later in the stream
         self.retained_received += 1

@@ -55,10 +55,11 @@ class NatsCluster:
         folder.mkdir(exist_ok=True)
         routes = ", ".join(f"nats-route://{LOOPBACK}:{p}" for i, p in enumerate(self.route_ports) if i != index)
         conf = folder / "nats.conf"
-        conf.write_text(
-            f'server_name: n{index}\nlisten: "{LOOPBACK}:{self.client_ports[index]}"\n'
-            f'jetstream {{ store_dir: "{folder}/js" }}\n'
-            f'cluster {{ name: rmq, listen: "{LOOPBACK}:{self.route_ports[index]}", routes: [{routes}] }}\n')
+        text = (f'server_name: n{index}\nlisten: "{LOOPBACK}:{self.client_ports[index]}"\n'
+                f'jetstream {{ store_dir: "{folder}/js" }}\n')
+        if len(self.client_ports) > 1:  # a lone server runs JetStream without a cluster block
+            text += f'cluster {{ name: rmq, listen: "{LOOPBACK}:{self.route_ports[index]}", routes: [{routes}] }}\n'
+        conf.write_text(text)
         self.procs[index] = subprocess.Popen([nats_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                              stderr=open(folder / "log", "wb"))
 

@@ -130,3 +130,128 @@ def test_a_shared_subscription_spans_the_nodes_one_member_per_message(
     assert all(per_member)  # both nodes' members took work
     for c in (*members, watcher, pub):
         c.close()
+
+
+def test_retained_messages_are_served_on_every_node_and_cleared_everywhere(
+    nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    a, b = nodes
+    pub = client(a)
+    pub.publish("state/door", b"open", qos=1, retain=True)
+    wait_until(lambda: b.call(lambda: b.broker.router.retained.get("state/door")) is not None, what="retained on b")
+    late = client(b)
+    late.subscribe("state/#", qos=1)
+    got = late.inbox.until_topic("state/door")[-1]
+    assert got.payload == b"open" and got.retain
+    clearer = client(b)
+    clearer.publish("state/door", b"", qos=1, retain=True)  # cleared on b, everywhere
+    wait_until(lambda: a.call(lambda: a.broker.router.retained.get("state/door")) is None, what="cleared on a")
+    again = client(a)
+    again.subscribe("state/#", qos=1)
+    again.publish("state/marker", b"m", qos=1)
+    assert [m.topic for m in again.inbox.until_topic("state/marker")] == ["state/marker"]
+    for c in (pub, late, clearer, again):
+        c.close()
+
+
+def test_the_cluster_api_lists_both_nodes(nodes: tuple[RunningGateway, RunningGateway]) -> None:
+    a, b = nodes
+    wait_until(lambda: "gw-b" in a.call(lambda: a.gateway.fabric.view.nodes), what="gw-b in gw-a's view")
+    described = a.call(lambda: a.gateway.fabric.describe())
+    assert described["node"] == "gw-a" and described["nats"]["connected"]
+    assert [n["name"] for n in described["nodes"]] == ["gw-a", "gw-b"]
+    assert described["nodes"][1]["listeners"]["mqtt"] == b.mqtt_port
+
+
+@pytest.fixture(scope="module")
+def protocol_nodes(nats: NatsCluster) -> Iterator[tuple[RunningGateway, RunningGateway]]:
+    """Node c with MQTT only, node d with AMQP, CoAP and LwM2M too."""
+    c = cluster_node(nats, "gw-c", servers=[nats.urls[2]])
+    d = cluster_node(nats, "gw-d", servers=[nats.urls[0]], amqp={"enabled": True, "listen": f"{LOOPBACK}:0"},
+                     coap={"enabled": True, "listen": f"{LOOPBACK}:0"}, lwm2m={})
+    try:
+        yield c, d
+    finally:
+        c.stop()
+        d.stop()
+
+
+def test_amqp_queues_and_coap_observers_on_one_node_get_what_mqtt_publishes_on_another(
+    protocol_nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    import pika
+    from aiocoap.numbers.codes import Code
+
+    from tests.e2e.coap_clients import RawCoAP, request
+
+    c, d = protocol_nodes
+    conn = pika.BlockingConnection(pika.ConnectionParameters(LOOPBACK, d.gateway.ports["amqp"]))
+    ch = conn.channel()
+    queue = ch.queue_declare("", exclusive=True).method.queue
+    ch.queue_bind(queue, "amq.topic", "site.#")
+    observer = RawCoAP(d.gateway.ports["coap"])
+    assert observer.ask(request(Code.GET, "/ps/site/+", token=b"\x33", observe=0)).code.is_successful()
+    pub = client(c)
+    watcher = client(d)
+    watcher.subscribe("site/#", qos=1)
+    until_routed(pub, watcher, "site/probe")
+    pub.publish("site/temp", b"19.5", qos=1)
+    body = None
+    for method, _, body in ch.consume(queue, auto_ack=True, inactivity_timeout=10):
+        assert method is not None, "nothing reached the AMQP queue"
+        if body == b"19.5":
+            break
+    assert body == b"19.5"
+    notification = observer.receive()
+    while notification.payload != b"19.5":
+        notification = observer.receive()
+    conn.close()
+    observer.close()
+    for x in (pub, watcher):
+        x.close()
+
+
+def test_an_lwm2m_device_on_one_node_is_managed_from_an_app_on_another(
+    protocol_nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    from tests.e2e.lwm2m_support import MqttApp, SimulatedDevice
+
+    c, d = protocol_nodes
+    app = MqttApp(c, "lwm2m/far-device/up/#")
+    device = SimulatedDevice("far-device").start(d)
+    try:
+        app.next_on("lwm2m/far-device/up/register")  # the lifecycle event crossed from d to c
+        answer = None
+        for _ in range(50):  # the device's command subscription may still be crossing NATS
+            req_id = app.command("far-device", "read", {"path": "/3/0/0"})
+            try:
+                answer = app.next_on("lwm2m/far-device/up/resp", lambda doc: doc.get("reqID") == req_id, timeout=0.5)
+                break
+            except Exception:
+                continue
+        assert answer is not None and answer["data"]["code"] == "2.05"
+    finally:
+        device.stop()
+        app.close()
+
+
+def test_sys_topics_are_per_node_and_every_node_serves_each_nodes_tree(
+    nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    from gateway.sys_topics import SysPublisher
+
+    a, b = nodes
+    watcher = client(b)
+    watcher.subscribe("$SYS/broker/nodes/gw-a/#", qos=0)
+
+    def seen() -> bool:
+        a.call(lambda: SysPublisher(a.gateway, 60).publish_all())
+        try:
+            watcher.inbox.until(lambda m: m.topic == "$SYS/broker/nodes/gw-a/uptime", timeout=0.3)
+            return True
+        except Exception:
+            return False
+
+    wait_until(seen, what="gw-a's $SYS tree on gw-b")
+    assert b.call(lambda: b.broker.router.retained.get("$SYS/broker/nodes/gw-a/uptime")) is not None
+    watcher.close()
