@@ -58,6 +58,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
         return error(exc.status, exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text)
+    except ConnectionError:  # the client went away mid-request: aiohttp drops the request quietly
+        raise
     except Exception:
         log.exception("admin api internal error path=%s", request.path)
         return error(500, "internal error")
@@ -235,7 +237,7 @@ async def publish(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep to decode
         raise web.HTTPBadRequest(text="body must be a JSON object") from None
     principal = request_principal(request)
     message = parse_publish(body, principal)

@@ -16,10 +16,12 @@ Routes:
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import admin, events, openapi
 from gateway.admin import GATEWAY
@@ -82,11 +84,25 @@ def build_app(gateway: "Gateway") -> web.Application:
     return app
 
 
+class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, as the other listeners log bad input: a request its HTTP parser
+    refused (the peer's fault, answered 400) is one INFO line without a traceback; anything
+    else stays an ERROR with its traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            reason = exc.message.strip().splitlines()[0] if exc.message.strip() else type(exc).__name__
+            self.info("http bad request refused status=%s error=%s: %s", exc.code, type(exc).__name__, reason)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
 class HTTPServer:
     """The HTTP listener's lifecycle: `start` returns the bound port, `stop` is graceful."""
 
     def __init__(self, gateway: "Gateway") -> None:
-        self._runner = web.AppRunner(build_app(gateway), shutdown_timeout=SHUTDOWN_TIMEOUT)
+        self._runner = web.AppRunner(build_app(gateway), shutdown_timeout=SHUTDOWN_TIMEOUT, logger=ServerLog(log, {}))
 
     async def start(self, host: str, port: int) -> int:
         await self._runner.setup()

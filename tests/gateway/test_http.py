@@ -1,14 +1,19 @@
-"""The gateway's HTTP listener: health check and the dashboard's files, over real loopback HTTP."""
+"""The gateway's HTTP listener: health check, the dashboard's files and bad requests, over real loopback HTTP."""
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import urllib.error
 import urllib.request
 from typing import Iterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from gateway.admin import json_errors
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
@@ -89,3 +94,57 @@ def test_the_http_listener_is_off_when_disabled() -> None:
         assert "http" not in running.gateway.ports
     finally:
         running.stop()
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes, then read the answer until the server closes."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+# Requests found by the fuzzer (python -m fuzz): aiohttp refuses each with 400 and logged it as an
+# ERROR with a traceback; a peer's bad input is one INFO line, as on the other listeners.
+REFUSED_BY_THE_PARSER = [
+    b"POST /api/v1/publish HTTP/1.1\r\nH1\r\nConnection: close\r\n\r\n",
+    b"GET /api/v1/amqp/queu\xfes HTTP/1.1\r\nHost: 127.0.0.1\r\nConnect",
+    b"GET /metrics HTTP/1.1\r\n\xa0\xd3Content-Length:  5 \r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    b"GET /api/v1/subscriptions?protocolamqp HTTP/1.1\r\nContent-Length: 0x10\r\nHost: 127.0.0.1\r\n"
+    b"Connection: close\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", REFUSED_BY_THE_PARSER, ids=["bad-header", "bad-url", "bad-header-name", "hex-length"])
+def test_a_request_the_http_parser_refuses_gets_400_and_one_info_line(
+    gateway: RunningGateway, data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert exchange(gateway.gateway.ports["http"], data).split(b" ")[1] == b"400"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("http bad request refused")] == ["INFO"]
+
+
+def test_a_publish_body_nested_too_deep_to_decode_is_a_json_400(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = b"[" * 5000  # what the fuzzer sent: a RecursionError in the JSON decoder was a logged 500
+    request = (b"POST /api/v1/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n" + body)
+    answer = exchange(gateway.gateway.ports["http"], request)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["status"] == 400
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_client_gone_mid_request_is_left_to_aiohttp_not_logged_as_an_internal_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def reading_a_body_the_client_never_finished(request: web.Request) -> web.StreamResponse:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(ConnectionResetError):
+        await json_errors(make_mocked_request("POST", "/api/v1/publish"), reading_a_body_the_client_never_finished)
+    assert caplog.records == []
