@@ -253,5 +253,6 @@ def test_sys_topics_are_per_node_and_every_node_serves_each_nodes_tree(
             return False
 
     wait_until(seen, what="gw-a's $SYS tree on gw-b")
-    assert b.call(lambda: b.broker.router.retained.get("$SYS/broker/nodes/gw-a/uptime")) is not None
+    wait_until(lambda: b.call(lambda: b.broker.router.retained.get("$SYS/broker/nodes/gw-a/uptime")) is not None,
+               what="gw-a's $SYS retained on gw-b")  # the retained copy comes by the JetStream stream
     watcher.close()
