@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.brokers import HOST, Broker, start_mosquitto, start_rosettamq
+from bench.cluster import CLUSTER, start_cluster_pair, start_single_node
 from bench.scenarios import PERSISTENT, PROTOCOLS, THROUGHPUT, Params, idle_connections
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +42,8 @@ GROUPS: dict[str, tuple[Starters, list[str]]] = {
     # Transports mosquitto is not run on here (its WebSocket listener binds every interface):
     # absolute figures for the gateway, to set beside its MQTT/TCP ones.
     "protocols": ({"rosettamq": start_rosettamq}, list(PROTOCOLS)),
+    # Publisher on node A, subscriber on node B through nats-server, against one node in the same run.
+    "cluster": ({"rosettamq": start_single_node, "rosettamq-cluster": start_cluster_pair}, list(CLUSTER)),
 }
 
 
@@ -50,6 +53,8 @@ def run_scenario(name: str, broker: Broker, params: Params) -> dict[str, float]:
             return await idle_connections(HOST, broker.port, params, broker.rss)
         if name in PROTOCOLS:
             return await PROTOCOLS[name](HOST, broker.ports, params)
+        if name in CLUSTER:
+            return await CLUSTER[name](HOST, broker.ports, params)
         return await {**THROUGHPUT, **PERSISTENT}[name](HOST, broker.port, params)
 
     try:
@@ -95,6 +100,8 @@ def summarize(raw: dict) -> list[dict]:
                 row[other] = value
                 if other.startswith("mosquitto"):  # a tuned mosquitto: the ratio is still ours / theirs
                     row[f"{other}_ratio"] = ours / value if value else float("nan")
+                elif not mosquitto_runs:  # no mosquitto in the group: a variant of ours against our default
+                    row[f"{other}_ratio"] = value / ours if ours else float("nan")
                 else:
                     row[f"{other}_ratio"] = value / theirs if theirs else float("nan")
             rows.append(row)
