@@ -269,10 +269,13 @@ def parse_publish(body: Any, principal: Principal) -> Message:
     encoding = body.get("payload_encoding", "text")
     if not isinstance(payload, str) or encoding not in ("text", "base64"):
         raise web.HTTPBadRequest(text='payload must be a string; payload_encoding "text" or "base64"')
-    try:
-        data = base64.b64decode(payload, validate=True) if encoding == "base64" else payload.encode()
-    except (binascii.Error, ValueError):
-        raise web.HTTPBadRequest(text="payload is not valid base64") from None
+    if encoding == "text":
+        data = _utf8(payload, "payload")
+    else:
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise web.HTTPBadRequest(text="payload is not valid base64") from None
     qos, retain = body.get("qos", 0), body.get("retain", False)
     if qos not in (0, 1, 2) or isinstance(qos, bool) or not isinstance(retain, bool):
         raise web.HTTPBadRequest(text="qos must be 0, 1 or 2; retain a boolean")
@@ -282,13 +285,21 @@ def parse_publish(body: Any, principal: Principal) -> Message:
     return Message(
         topic, data, qos, retain,
         content_type=_opt_str(props, "content_type"),
-        correlation_data=_opt_str(props, "correlation_data", "").encode() or None,
+        correlation_data=_utf8(_opt_str(props, "correlation_data", ""), "properties.correlation_data") or None,
         response_topic=_opt_str(props, "response_topic"),
         user_properties=_user_properties(props.get("user_properties")),
         expiry=expiry_from_interval(_opt_int(props, "message_expiry_interval")),
         payload_format_utf8=encoding == "text",
         origin=principal.origin,
     )
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """`text` as UTF-8; JSON can carry lone surrogates (\\ud800), which have none: a 400."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise web.HTTPBadRequest(text=f"{what} is not valid Unicode (a lone surrogate)") from None
 
 
 def _opt_str(props: dict[str, Any], key: str, default: str | None = None) -> Any:

@@ -86,16 +86,18 @@ def build_app(gateway: "Gateway") -> web.Application:
 
 class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """aiohttp's server logger, as the other listeners log bad input: a request its HTTP parser
-    refused (the peer's fault, answered 400) is one INFO line without a traceback; anything
-    else stays an ERROR with its traceback."""
+    refused (answered 400), or a client gone before its request was read, is one INFO line
+    without a traceback; anything else stays an ERROR with its traceback."""
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(exc, HttpProcessingError):
             reason = exc.message.strip().splitlines()[0] if exc.message.strip() else type(exc).__name__
             self.info("http bad request refused status=%s error=%s: %s", exc.code, type(exc).__name__, reason)
-            return
-        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+        elif isinstance(exc, ConnectionError):
+            self.info("http client gone mid-request error=%s", exc)
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 class HTTPServer:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import struct
 import urllib.error
 import urllib.request
 from typing import Iterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
-
-from gateway.admin import json_errors
+from gateway.http import ServerLog
 from tests.conftest import LOOPBACK, RunningGateway, make_config
+from tests.e2e.admin_support import eventually
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
@@ -139,12 +138,22 @@ def test_a_publish_body_nested_too_deep_to_decode_is_a_json_400(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-async def test_a_client_gone_mid_request_is_left_to_aiohttp_not_logged_as_an_internal_error(
+def test_a_client_gone_mid_body_is_one_info_line_not_an_internal_error(
+    gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with socket.create_connection((LOOPBACK, gateway.gateway.ports["http"]), timeout=10) as sock:
+        sock.sendall(b"POST /api/v1/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 178\r\n\r\n" + b'{"topic": "fz/http", "payload": "hello"}')
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+    eventually(lambda: "http client gone mid-request" in caplog.text)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_the_server_log_keeps_errors_of_our_own_as_errors_with_their_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def reading_a_body_the_client_never_finished(request: web.Request) -> web.StreamResponse:
-        raise ConnectionResetError(104, "Connection reset by peer")
-
-    with pytest.raises(ConnectionResetError):
-        await json_errors(make_mocked_request("POST", "/api/v1/publish"), reading_a_body_the_client_never_finished)
-    assert caplog.records == []
+    server_log = ServerLog(logging.getLogger("rosettamq.http"), {})
+    server_log.exception("Error handling request", exc_info=RuntimeError("a bug"))
+    [record] = caplog.records
+    assert record.levelname == "ERROR" and record.exc_info is not None
