@@ -96,16 +96,17 @@ class ListenerState:
         self.con = _Tuning(True, self.settings)
         self.non = _Tuning(False, self.settings)
 
-    async def identify(self, request: CoAPMessage, query: Any) -> Identity:
+    async def identify(self, request: CoAPMessage, query: Any, admit: bool = True) -> Identity:
         """Who sent `request`; a password the authenticator must hash is checked off the event loop.
 
         Raises TooManyRequests (a new identity over its address's rate, or a login held by the
-        backoff) and Unauthorized (counted as a failed login of the address).
+        backoff) and Unauthorized (counted as a failed login of the address). `admit` False: the
+        caller has taken its rate token already (an LwM2M Register).
         """
         address = request.remote.hostinfo
         authenticator = self.settings.authenticator
         limits, now = self.limits, self.loop.time()
-        if query.token is None:  # a connection's requests: admitted when it was opened
+        if query.token is None and admit:  # a connection's requests: admitted when it was opened
             limits.admit(identity_key(query.client_id, query.username, address), address, now)
         if query.token is None and authenticator is not None and not self.auth_cache.accepted(query, self.clock()):
             limits.check_login(address, now)

@@ -330,7 +330,7 @@ class RegistrationResource(Resource):
             # A Register needs a login when anonymous clients are refused; an Update or De-register
             # is authorized by its unguessable location, and checked against the owner if it logs in.
             try:
-                owner = (await self.server.listener.state.identify(request, parse_query(login))).username
+                owner = (await self.server.listener.state.identify(request, parse_query(login), admit=False)).username
             except CoAPError as exc:
                 return error_message(error_response(exc))  # 4.01 without a valid login, 4.29 held back
         response = self.server.registration_request(

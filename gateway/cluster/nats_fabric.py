@@ -70,6 +70,7 @@ class NATSFabric:
         self._main: Any = None
         self._shares: Any = None
         self._js: Any = None
+        self._retained_sub: Any = None
         self._connected = asyncio.Event()
         self._out: list[tuple[str, bytes]] = []
         self._flushing = False
@@ -105,6 +106,11 @@ class NATSFabric:
             self._heartbeat.cancel()
         for task in self._tasks:
             task.cancel()
+        if self._retained_sub is not None:
+            try:
+                await asyncio.wait_for(self._retained_sub.unsubscribe(), 2)  # ends its heartbeat tasks
+            except Exception:
+                pass
         for conn in (self._main, self._shares):
             if conn is not None and not conn.is_closed:
                 try:
@@ -124,8 +130,9 @@ class NATSFabric:
                 await self._main.subscribe(f"{self.settings.prefix}.{CONTROL}.hb", cb=self._on_heartbeat)
                 self._js = self._main.jetstream()
                 await self._ensure_retained_stream()  # JetStream may still be electing its leader
-                await self._js.subscribe(f"{self.settings.prefix}.{RETAINED}.>", ordered_consumer=True,
-                                         deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
+                self._retained_sub = await self._js.subscribe(
+                    f"{self.settings.prefix}.{RETAINED}.>", ordered_consumer=True,
+                    deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
                 break
             except Exception as exc:  # NATS or JetStream not there (yet): serve locally, try again
                 self.errors += 1
