@@ -19,16 +19,29 @@ oldest entries go first.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 
 
 def address_key(peer: str) -> str:
-    """The host of "host:port", "[v6]:port" or a bare address: what limits count by."""
+    """What limits count by: the host of "host:port", "[v6]:port" or a bare address; an IPv6
+    address by its /64 (one subscriber line or host gets a whole /64, so counting single
+    addresses would let it rotate through 2**64 of them), an IPv4-mapped IPv6 address as IPv4."""
     if peer.startswith("["):
-        return peer[1:].partition("]")[0]
-    if peer.count(":") == 1:
+        host = peer[1:].partition("]")[0]
+    elif peer.count(":") == 1:
         return peer.partition(":")[0]
-    return peer  # a bare IPv4/IPv6 address (X-Forwarded-For) or an empty/unknown peer
+    else:
+        host = peer  # a bare IPv4/IPv6 address (X-Forwarded-For) or an empty/unknown peer
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 class RateLimiter:

@@ -9,10 +9,20 @@ from core.limits import ConnectionGate, LoginBackoff, RateLimiter, Refusal, addr
 
 @pytest.mark.parametrize(
     ("peer", "key"),
-    [("10.0.0.1:5000", "10.0.0.1"), ("[::1]:5000", "::1"), ("::1", "::1"), ("10.0.0.1", "10.0.0.1"), ("", "")],
+    [("10.0.0.1:5000", "10.0.0.1"), ("[::1]:5000", "::/64"), ("::1", "::/64"), ("10.0.0.1", "10.0.0.1"), ("", ""),
+     ("[2001:db8:1:2:aaaa::1]:5000", "2001:db8:1:2::/64"), ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+     ("[::ffff:192.0.2.7]:5000", "192.0.2.7"), ("[fe80::1%lo]:5000", "fe80::/64")],
 )
-def test_limits_count_by_host_without_the_port(peer: str, key: str) -> None:
+def test_limits_count_by_host_without_the_port_and_ipv6_by_its_64(peer: str, key: str) -> None:
+    """An IPv6 host owns a whole /64: rotating addresses inside it must not escape a rate limit."""
     assert address_key(peer) == key
+
+
+def test_two_addresses_of_one_ipv6_64_share_a_rate_limit() -> None:
+    limiter = RateLimiter(rate=1, burst=1)
+    assert limiter.allow(address_key("[2001:db8::1]:1"), 0.0)
+    assert not limiter.allow(address_key("[2001:db8::2]:1"), 0.0)
+    assert limiter.allow(address_key("[2001:db8:0:1::1]:1"), 0.0)  # the next /64 is someone else
 
 
 def test_a_gate_refuses_connections_beyond_its_maximum_until_one_closes() -> None:
