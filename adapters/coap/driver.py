@@ -15,7 +15,9 @@ loop's selector survives it.
   listener's timer re-arms it whenever data waits unread past a grace period (counted);
 - every exception a datagram causes stays inside: counted by reason in `DatagramFaults`,
   logged once per peer per interval, never as a traceback;
-- a datagram that does not decode is answered as RFC 7252 says (`errors.reject_datagram`).
+- a datagram that does not decode is answered as RFC 7252 says (`errors.reject_datagram`);
+- a request without Block2 is answered block-wise with a first block no larger than itself
+  size (`first_block`): the listener cannot be used to amplify traffic towards a spoofed address.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, Callable
 
 from aiocoap.error import UnparsableMessage
 from aiocoap.message import Direction, Message
+from aiocoap.optiontypes import BlockOption
 from aiocoap.transports.udp6 import MessageInterfaceUDP6, UDP6EndpointAddress
 from aiocoap.util import socknumbers
 
@@ -209,6 +212,20 @@ class ResilientDatagramTransport(asyncio.BaseTransport):
         self._loop.call_soon(protocol.connection_lost, None)
 
 
+AMPLIFICATION = 1  # a response's first payload block is at most this many times the request's size
+
+
+def first_block(request_size: int) -> BlockOption.BlockwiseTuple:
+    """The Block2 a plain-UDP request without one is answered with: the largest block (16 to 1024
+    bytes) no bigger than AMPLIFICATION times the request, so a spoofed source address cannot turn
+    a small request into a large answer; a real client fetches the rest block by block (RFC 7959)."""
+    budget = AMPLIFICATION * request_size
+    exponent = 0
+    while exponent < 6 and 16 << (exponent + 1) <= budget:
+        exponent += 1
+    return BlockOption.BlockwiseTuple(0, False, exponent)
+
+
 class GatewayUDPInterface(MessageInterfaceUDP6):
     """aiocoap's UDP message interface on a `ResilientDatagramTransport`, decoding defensively."""
 
@@ -258,6 +275,8 @@ class GatewayUDPInterface(MessageInterfaceUDP6):
                 self.transport.sendmsg(reply, ancillary, 0, address)
             return
         message.direction = Direction.INCOMING
+        if message.code.is_request() and message.opt.block2 is None:
+            message.opt.block2 = first_block(len(data))  # anti-amplification (RFC 7252 11.3)
         self._ctx.dispatch_message(message)
 
     def connection_lost(self, exc: Exception | None) -> None:

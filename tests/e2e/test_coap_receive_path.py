@@ -15,6 +15,7 @@ import subprocess
 from typing import Iterator
 
 import pytest
+from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
@@ -201,3 +202,31 @@ def test_a_reserved_token_length_is_a_format_error_rst_for_con(gateway: RunningG
     finally:
         peer.close()
     assert faults(gateway)["undecodable"] == 1
+
+
+def test_no_answer_to_a_spoofable_request_is_more_than_three_times_its_size(gateway: RunningGateway) -> None:
+    """RFC 7252 11.3: a big retained value and a long /.well-known/core come back block-wise, with
+    a first block of at most twice the request's size; the whole answer still reaches a real client."""
+    from core.message import Message as CoreMessage
+    from core.principal import SYSTEM
+
+    for n in range(40):
+        gateway.call(lambda n=n: gateway.broker.publish(SYSTEM, CoreMessage(f"amp/topic-{n:02d}", b"v", retain=True)))
+    gateway.call(lambda: gateway.broker.publish(SYSTEM, CoreMessage("amp/big", b"x" * 4000, retain=True)))
+    peer = RawCoAP(coap_port(gateway))
+    factors = {}
+    try:
+        for path in ("/ps/amp/big", "/.well-known/core"):
+            sent = request(Code.GET, path, token=b"\x61")
+            size = len(sent.encode())
+            peer.sock.sendto(sent.encode(), peer.server)
+            data = peer.sock.recvfrom(65536)[0]
+            factors[path] = len(data) / size
+            answer = Message.decode(data)
+            assert answer.code == Code.CONTENT and answer.opt.block2 is not None and answer.opt.block2.more
+    finally:
+        peer.close()
+    assert max(factors.values()) <= 3.0, factors
+    whole = subprocess.run(["coap-client-notls", "-m", "get", f"coap://{LOOPBACK}:{coap_port(gateway)}/ps/amp/big"],
+                           capture_output=True, timeout=30).stdout
+    assert b"x" * 4000 in whole  # libcoap fetched every block
