@@ -77,8 +77,9 @@ def content_type_for(content_format: int | None) -> str | None:
     """The content type a Content-Format number stands for (None when the option is absent)."""
     if content_format is None:
         return None
-    known = CONTENT_FORMATS.get(content_format)
-    return known if known is not None else f"{_UNKNOWN_PREFIX}{content_format}"
+    number = int(content_format)  # aiocoap hands a ContentFormat enum whose str() is "<ContentFormat N>"
+    known = CONTENT_FORMATS.get(number)
+    return known if known is not None else f"{_UNKNOWN_PREFIX}{number}"
 
 
 def content_format_for(content_type: str | None) -> int | None:

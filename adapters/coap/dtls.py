@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from adapters.coap.tokens import TokenKeepingManager
+
 __all__ = ["PSKError", "parse_psk_lines", "start_dtls_transport"]
 
 
@@ -58,14 +60,13 @@ async def start_dtls_transport(context: Any, make_manager: Callable[[Any], Any],
     `make_manager(token_manager)` builds the message manager (the listener's watched one).
     """
     from aiocoap.credentials import DTLS, CredentialsMap  # only when [coaps] is on
-    from aiocoap.tokenmanager import TokenManager
     from aiocoap.transports.tinydtls_server import MessageInterfaceTinyDTLSServer
 
     credentials = CredentialsMap()
     for identity, key in psks.items():
         credentials[":" + identity.hex()] = DTLS(psk=key, client_identity=identity)
     context.server_credentials = credentials
-    tokens = TokenManager(context)
+    tokens = TokenKeepingManager(context)
     messages = make_manager(tokens)
     # aiocoap's simple socket server binds port + 1 (COAPS_PORT - COAP_PORT); ask for one less
     transport = await MessageInterfaceTinyDTLSServer.create_server(

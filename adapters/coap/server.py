@@ -44,6 +44,7 @@ from adapters.coap.observers import ObserverRegistry
 from adapters.coap.exchange import AckWatch, ListenerState, end_observers_of
 from adapters.coap.resources import ConnectionResource, PubSubResource
 from adapters.coap.settings import CoAPSettings
+from adapters.coap.tokens import TokenKeepingManager
 from adapters.coap.driver import DatagramFaults, GatewayUDPInterface
 
 log = logging.getLogger("rosettamq.coap")
@@ -132,7 +133,7 @@ class CoAPListener:
         """Bind the UDP socket, build the site; returns the bound port."""
         loop = asyncio.get_running_loop()
         context = Context(loop=loop, serversite=None, loggername="rosettamq.coap.aiocoap")
-        tokens = TokenManager(context)
+        tokens = TokenKeepingManager(context)
         messages = _WatchedMessageManager(tokens, self.state.watch)
         transport = await GatewayUDPInterface.create_server(messages, context.log, loop, host, port, self.faults)
         self._interface = transport

@@ -213,15 +213,16 @@ class DeviceLink:
 
     async def _send(self, command: Command) -> None:
         settings = self.server.settings
+        message = coap_message(command.request, self.remote)
         if command.msg_type == "cancel-observe":
             # Forget it first: nothing the observation still sends is published after this.
             observation = self.observations.by_path(command.path)
             if observation is not None:
                 self.observations.remove(observation.token)
                 self._stop_watching(observation.token)
+                message.token = observation.token  # RFC 7641 3.6: the cancellation reuses its token
         try:
-            request, reply = await self.server.exchange(coap_message(command.request, self.remote),
-                                                        settings.command_timeout)
+            request, reply = await self.server.exchange(message, settings.command_timeout)
         except (TimeoutError, coap_error.TimeoutError):
             self._answer(response_topic, failure_answer(command, "coap_timeout"))
             return

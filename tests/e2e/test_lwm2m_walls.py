@@ -116,3 +116,4 @@ def test_a_dtls_psk_identity_registers_the_endpoint_named_after_it(gateway: Runn
     assert created.code == Code.CREATED
     owner = gateway.call(lambda: gateway.gateway.lwm2m.table.by_endpoint("dev-psk").owner)
     assert owner == "dev-psk"
+

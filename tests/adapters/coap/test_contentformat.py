@@ -42,3 +42,12 @@ def test_types_coap_has_no_number_for_get_no_content_format(content_type: str | 
 
 def test_no_content_format_option_means_no_content_type() -> None:
     assert content_type_for(None) is None
+
+
+def test_every_content_format_number_survives_coap_to_mqtt5_and_back_as_aiocoap_hands_it() -> None:
+    """Issue 26: 0..65535, given as aiocoap's ContentFormat (the experimental 65000 included)."""
+    from aiocoap.numbers.contentformat import ContentFormat
+
+    lost = [n for n in range(65536) if content_format_for(content_type_for(ContentFormat(n))) != n]
+    assert lost == []
+    assert content_type_for(ContentFormat(65000)) == "application/x-coap-cf-65000"
