@@ -169,13 +169,15 @@ async def get_subscriptions(request: web.Request) -> web.Response:
 
 
 def _subscriber_name(subscriber: Any) -> str:
-    for attr in ("client_id",):
+    """A client id (MQTT, CoAP), an LwM2M endpoint, or an AMQP queue (other subscribers have a
+    `queue` too, an LwM2M device its command queue: only a named one is an AMQP queue)."""
+    for attr in ("client_id", "endpoint"):
         value = getattr(subscriber, attr, None)
         if value:
             return str(value)
-    queue = getattr(subscriber, "queue", None)
-    if queue is not None:
-        return f"queue:{queue.name}"
+    queue_name = getattr(getattr(subscriber, "queue", None), "name", None)
+    if isinstance(queue_name, str):
+        return f"queue:{queue_name}"
     return repr(subscriber)
 
 

@@ -256,6 +256,18 @@ def test_subscriptions_of_every_protocol_are_listed(gateway: RunningGateway) -> 
     client.close()
 
 
+def test_subscriptions_list_the_command_topic_of_a_registered_lwm2m_device(gateway: RunningGateway) -> None:
+    """Found by the fuzzer: while any LwM2M device was registered, the listing was a logged 500."""
+    endpoint = unique("device")
+    [registered] = coap_requests(gateway.gateway.ports["coap"],
+                                 (Code.POST, f"/rd?ep={endpoint}&lt=300&lwm2m=1.1&b=U", b"</3/0>"))
+    assert registered.code == Code.CREATED
+    answer = http(gateway, "GET", "/api/v1/subscriptions")
+    assert answer.status == 200
+    assert [s["client_id"] for s in answer.json()["subscriptions"] if s["topic"] == f"lwm2m/{endpoint}/dn/#"] == [
+        endpoint]
+
+
 def test_amqp_exchanges_queues_and_bindings_are_listed(gateway: RunningGateway) -> None:
     exchange, queue = unique("ex"), unique("q")
     with amqp_connection(gateway) as conn:
