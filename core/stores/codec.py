@@ -40,6 +40,17 @@ class CodecError(ValueError):
 def encode_message(message: Message) -> bytes:
     """`message` as bytes; raises TypeError for an `extra` value that is not simple."""
     origin = message.origin
+    expiry = message.expiry
+    if (not message.user_properties and not message.extra and message.content_type is None
+            and message.correlation_data is None and message.response_topic is None):
+        # The common case (MQTT 3.1.1, plain CoAP): no optional field; the origin's bytes are cached.
+        topic, payload = message.topic.encode(), message.payload
+        proto, client, user = _origin_bytes(origin)
+        flags = message.qos | message.retain << 2 | message.payload_format_utf8 << 3 | (expiry is not None) << 4
+        return b"".join((_HEAD.pack(FORMAT, flags, expiry or 0.0, 0),
+                         _PLAIN_LENGTHS.pack(len(topic), len(payload), NONE, NONE, NONE, len(proto), len(client),
+                                             NONE if user is None else len(user), NONE),
+                         topic, payload, proto, client, user or b""))
     fields: list[bytes | None] = [
         message.topic.encode(),
         message.payload,
@@ -54,11 +65,46 @@ def encode_message(message: Message) -> bytes:
     for name, value in message.user_properties:
         fields.append(name.encode())
         fields.append(value.encode())
-    expiry = message.expiry
     flags = message.qos | message.retain << 2 | message.payload_format_utf8 << 3 | (expiry is not None) << 4
     head = _HEAD.pack(FORMAT, flags, expiry or 0.0, len(message.user_properties))
-    lengths = struct.pack(f"<{len(fields)}I", *(NONE if f is None else len(f) for f in fields))
+    lengths = _lengths(len(fields)).pack(*[NONE if f is None else len(f) for f in fields])
     return b"".join([head, lengths, *(f for f in fields if f)])
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_STRUCTS: dict[int, struct.Struct] = {}
+_ORIGINS: dict[tuple[bytes | None, bytes | None, bytes | None], Origin] = {}
+
+
+_PLAIN_LENGTHS = struct.Struct(f"<{_FIXED_FIELDS}I")
+_ORIGIN_BYTES: dict[Origin, tuple[bytes, bytes, bytes | None]] = {}
+
+
+def _origin_bytes(origin: Origin) -> tuple[bytes, bytes, bytes | None]:
+    found = _ORIGIN_BYTES.get(origin)
+    if found is None:
+        if len(_ORIGIN_BYTES) >= 65536:
+            _ORIGIN_BYTES.clear()
+        found = _ORIGIN_BYTES[origin] = (origin.protocol.encode(), origin.client_id.encode(), _utf8(origin.username))
+    return found
+
+
+def _lengths(count: int) -> struct.Struct:
+    found = _STRUCTS.get(count)
+    if found is None:
+        found = _STRUCTS[count] = struct.Struct(f"<{count}I")
+    return found
+
+
+def _origin(proto: bytes | None, client: bytes | None, user: bytes | None) -> Origin:
+    """One `Origin` per producer, shared (a cluster node decodes thousands a second from few producers)."""
+    key = (proto, client, user)
+    found = _ORIGINS.get(key)
+    if found is None:
+        if len(_ORIGINS) >= 65536:
+            _ORIGINS.clear()
+        found = _ORIGINS[key] = Origin(_text(proto), _text(client), _opt_text(user))
+    return found
 
 
 def decode_message(data: bytes) -> Message:
@@ -69,36 +115,36 @@ def decode_message(data: bytes) -> Message:
             raise CodecError(f"message format {fmt}, this build reads {FORMAT}")
         count = _FIXED_FIELDS + 2 * n_props
         offset = _HEAD.size + 4 * count
+        data = bytes(data)  # slices of bytes are bytes: no copy per field below
         fields: list[bytes | None] = []
-        for length in struct.unpack_from(f"<{count}I", data, _HEAD.size):
+        append = fields.append
+        size = len(data)
+        for length in _lengths(count).unpack_from(data, _HEAD.size):
             if length == NONE:
-                fields.append(None)
+                append(None)
                 continue
             end = offset + length
-            if end > len(data):
+            if end > size:
                 raise CodecError("message truncated")
-            fields.append(bytes(data[offset:end]))
+            append(data[offset:end])
             offset = end
-        if offset != len(data):
+        if offset != size:
             raise CodecError("trailing bytes after message")
         topic, payload, ctype, corr, resp, proto, client, user, extra = fields[:_FIXED_FIELDS]
         props = fields[_FIXED_FIELDS:]
-        changes: dict[str, Any] = {}
-        if extra is not None:
-            changes["extra"] = MappingProxyType(_as_dict(decode_value(extra)))
         return Message(
-            topic=_text(topic),
-            payload=payload or b"",
-            qos=flags & 3,  # type: ignore[arg-type]
-            retain=bool(flags & 4),
-            content_type=_opt_text(ctype),
-            correlation_data=corr,
-            response_topic=_opt_text(resp),
-            user_properties=tuple((_text(props[i]), _text(props[i + 1])) for i in range(0, len(props), 2)),
-            expiry=expiry if flags & 16 else None,
-            payload_format_utf8=bool(flags & 8),
-            origin=Origin(_text(proto), _text(client), _opt_text(user)),
-            **changes,
+            _text(topic),
+            payload or b"",
+            flags & 3,  # type: ignore[arg-type]
+            bool(flags & 4),
+            None if ctype is None else ctype.decode(),
+            corr,
+            None if resp is None else resp.decode(),
+            tuple((_text(props[i]), _text(props[i + 1])) for i in range(0, len(props), 2)) if props else (),
+            expiry if flags & 16 else None,
+            bool(flags & 8),
+            _origin(proto, client, user),
+            _EMPTY if extra is None else MappingProxyType(_as_dict(decode_value(extra))),
         )
     except CodecError:
         raise

@@ -1,28 +1,32 @@
-"""A message on its way between nodes: who sent it, its number there, and the message. Pure.
+"""Messages on their way between nodes: who sent them, their numbers there, the messages. Pure.
 
-Layout: ``u8 version | u8 node name length | node name (UTF-8) | u64 sequence | message``,
-the message in the stores' compact binary form (core/stores/codec.py: every field of the
-internal `Message`, its properties and origin included). The (node, sequence) pair lets a
-node drop the second copy NATS hands it when two of its subscriptions match one message
-(``a/+`` and ``a/#``, or ``a/#`` written as both ``a.>`` and ``a``).
+Layout: ``u8 version | u8 node name length | node name (UTF-8) | u64 first sequence |
+u32 count | count x (u32 length | message)``, each message in the stores' compact binary
+form (core/stores/codec.py: every field of the internal `Message`, properties and origin
+included). A node sends the messages of one event-loop iteration that go to the same
+subject as one NATS message (a flood to one topic costs NATS one message per batch, not per
+message); the batch's messages are numbered `first sequence` onwards. The (node, first
+sequence) pair lets a node drop the second copy NATS hands it when two of its subscriptions
+match one subject (``a/+`` and ``a/#``, or ``a/#`` written as both ``a.>`` and ``a``).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 from core.message import Message
 from core.stores.codec import decode_message, encode_message
 
-VERSION = 1
-_SEQ = struct.Struct("<Q")
+VERSION = 2
+_HEAD = struct.Struct("<QI")
+_LEN = struct.Struct("<I")
 
 
 class Envelope(NamedTuple):
     node: str
-    seq: int
-    message: Message
+    seq: int  # the first message's number
+    messages: list[Message]
 
 
 def node_header(node: str) -> bytes:
@@ -34,14 +38,33 @@ def node_header(node: str) -> bytes:
 
 
 def encode_envelope(header: bytes, seq: int, message: Message) -> bytes:
-    return header + _SEQ.pack(seq) + encode_message(message)
+    """One message alone (retained messages travel this way)."""
+    return encode_batch(header, seq, [encode_message(message)])
+
+
+def encode_batch(header: bytes, first_seq: int, encoded: Sequence[bytes]) -> bytes:
+    """Messages already in the codec's form (`encode_message`), numbered from `first_seq`."""
+    parts = [header, _HEAD.pack(first_seq, len(encoded))]
+    for data in encoded:
+        parts.append(_LEN.pack(len(data)))
+        parts.append(data)
+    return b"".join(parts)
 
 
 def decode_envelope(data: bytes) -> Envelope:
     """ValueError (CodecError) for bytes that are not an envelope this version reads."""
     if len(data) < 2 or data[0] != VERSION:
         raise ValueError("not a RosettaMQ cluster envelope of a known version")
-    end = 2 + data[1]
-    node = data[2:end].decode("utf-8")
-    (seq,) = _SEQ.unpack_from(data, end)
-    return Envelope(node, seq, decode_message(data[end + _SEQ.size:]))
+    offset = 2 + data[1]
+    node = data[2:offset].decode("utf-8")
+    first_seq, count = _HEAD.unpack_from(data, offset)
+    offset += _HEAD.size
+    messages = []
+    for _ in range(count):
+        (size,) = _LEN.unpack_from(data, offset)
+        offset += _LEN.size
+        if offset + size > len(data):
+            raise ValueError("envelope truncated")
+        messages.append(decode_message(data[offset:offset + size]))
+        offset += size
+    return Envelope(node, first_seq, messages)

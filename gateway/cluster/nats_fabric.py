@@ -38,7 +38,9 @@ from nats.js import api
 from core.broker import Broker
 from core.message import Message
 
-from gateway.cluster.envelope import decode_envelope, encode_envelope, node_header
+from core.stores.codec import encode_message
+
+from gateway.cluster.envelope import decode_envelope, encode_batch, encode_envelope, node_header
 from gateway.cluster.settings import ClusterSettings
 from gateway.cluster.subjects import CONTROL, RETAINED, TOPICS, filter_subjects, queue_group, topic_subject
 from gateway.cluster.view import ClusterView
@@ -46,6 +48,7 @@ from gateway.cluster.view import ClusterView
 log = logging.getLogger("rosettamq.cluster")
 
 RECENT = 16384  # (node, seq) pairs remembered to drop a second copy of one message
+BATCH = 256  # messages at most in one NATS message (consecutive ones to one subject)
 SUBJECT_CACHE = 65536
 
 
@@ -184,8 +187,7 @@ class NATSFabric:
             if len(self._subjects) >= SUBJECT_CACHE:
                 self._subjects.clear()
             subject = self._subjects[topic] = topic_subject(self.settings.prefix, TOPICS, topic)
-        self._seq += 1
-        self._out.append((subject, encode_envelope(self._header, self._seq, message)))
+        self._out.append((subject, encode_message(message)))
         if not self._flushing:
             self._flushing = True
             self._loop.call_soon(self._flush_soon)
@@ -202,19 +204,38 @@ class NATSFabric:
         self._tasks.append(asyncio.create_task(self._flush()))
         self._tasks = [task for task in self._tasks if not task.done()]
 
+    def _batches(self, pending: list[tuple[str, bytes]]) -> list[tuple[str, bytes, int]]:
+        """Consecutive messages to one subject as one envelope each: (subject, envelope, count)."""
+        out: list[tuple[str, bytes, int]] = []
+        index = 0
+        while index < len(pending):
+            subject = pending[index][0]
+            end = index + 1
+            while end < len(pending) and pending[end][0] == subject and end - index < BATCH:
+                end += 1
+            first = self._seq + 1
+            self._seq += end - index
+            out.append((subject, encode_batch(self._header, first, [data for _, data in pending[index:end]]),
+                        end - index))
+            index = end
+        return out
+
     async def _flush(self) -> None:
         while self._out:
-            batch, self._out = self._out, []
+            pending, self._out = self._out, []
             conn = self._main
             if conn is None or conn.is_closed or not self._connected.is_set():
-                self.not_forwarded += len(batch)
+                self.not_forwarded += len(pending)
                 continue
+            sent = 0
             try:
-                for subject, data in batch:
+                for subject, data, count in self._batches(pending):
                     await conn.publish(subject, data)
-                self.forwarded += len(batch)
+                    sent += count
+                self.forwarded += sent
             except Exception as exc:  # the reconnect buffer is full, or the connection is closed
-                self.not_forwarded += len(batch)
+                self.forwarded += sent
+                self.not_forwarded += len(pending) - sent
                 self.errors += 1
                 log.debug("cluster: forward failed: %r", exc)
         self._flushing = False
@@ -282,8 +303,10 @@ class NATSFabric:
             recent[key] = None
             if len(recent) > RECENT:
                 recent.popitem(last=False)
-        self.received += 1
-        self.broker.door.publish_remote(envelope.message, share)
+        door = self.broker.door
+        for message in envelope.messages:
+            self.received += 1
+            door.publish_remote(message, share)
 
     async def _on_retained(self, msg: Any) -> None:
         try:
@@ -291,7 +314,11 @@ class NATSFabric:
         except (ValueError, UnicodeDecodeError):
             self.errors += 1
             return
-        topic = envelope.message.topic
+        if len(envelope.messages) != 1:
+            self.errors += 1
+            return
+        message = envelope.messages[0]
+        topic = message.topic
         pending = self._pending_retained.get(topic)
         if envelope.node == self._origin:
             if pending == envelope.seq:
@@ -300,7 +327,7 @@ class NATSFabric:
         elif pending is not None:
             return  # our own change to this topic comes later in the stream
         self.retained_received += 1
-        self.broker.apply_remote_retained(envelope.message)
+        self.broker.apply_remote_retained(message)
 
     # -- heartbeats and the view ----------------------------------------------------------
 
