@@ -287,7 +287,7 @@ def parse_publish(body: Any, principal: Principal) -> Message:
     return Message(
         topic, data, qos, retain,
         content_type=_opt_str(props, "content_type"),
-        correlation_data=_utf8(_opt_str(props, "correlation_data", ""), "properties.correlation_data") or None,
+        correlation_data=_utf8(_opt_str(props, "correlation_data") or "", "properties.correlation_data") or None,
         response_topic=_opt_str(props, "response_topic"),
         user_properties=_user_properties(props.get("user_properties")),
         expiry=expiry_from_interval(_opt_int(props, "message_expiry_interval")),

@@ -221,6 +221,14 @@ def test_a_bad_publish_is_a_json_400(gateway: RunningGateway, body: object) -> N
     assert answer.status == 400 and answer.json()["error"]["status"] == 400
 
 
+def test_null_properties_of_a_publish_are_absent_ones(gateway: RunningGateway) -> None:
+    """Found by the fuzzer: "correlation_data": null was a logged 500 (AttributeError)."""
+    answer = http(gateway, "POST", "/api/v1/publish", {"topic": "http/null", "properties": {
+        "content_type": None, "correlation_data": None, "response_topic": None, "user_properties": None,
+        "message_expiry_interval": None}})
+    assert answer.status == 200
+
+
 def test_retained_messages_can_be_listed_by_filter_and_cleared(gateway: RunningGateway) -> None:
     publisher = PahoClient(gateway.mqtt_port, unique("retainer"), "311").connect()
     publisher.publish("kept/a", b"1", qos=1, retain=True)
