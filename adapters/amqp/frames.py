@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from pamqp import base, commands, frame as pamqp_frame
 from pamqp.exceptions import PAMQPException
@@ -182,8 +182,28 @@ def encode_method(channel: int, method: base.Frame) -> bytes:
 
 
 def encode_properties(properties: commands.Basic.Properties, body_size: int) -> bytes:
-    """A content header frame's payload (without the frame around it)."""
-    return _CONTENT_HEAD.pack(60, 0, body_size) + properties.marshal()
+    """A content header frame's payload (without the frame around it).
+
+    pamqp decodes a long string that is not UTF-8 as `bytes`, which it cannot encode
+    again: such header values go out as byte arrays (field type 'x')."""
+    try:
+        encoded = properties.marshal()
+    except TypeError:
+        headers = wire_value(properties.headers)
+        values = {name: getattr(properties, name, None) for name in commands.Basic.Properties.__slots__}
+        encoded = commands.Basic.Properties(**{**values, "headers": headers}).marshal()
+    return _CONTENT_HEAD.pack(60, 0, body_size) + encoded
+
+
+def wire_value(value: Any) -> Any:
+    """A field-table value pamqp can encode: byte strings as `bytearray` (field type 'x')."""
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, dict):
+        return {k: wire_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [wire_value(v) for v in value]
+    return value
 
 
 def encode_content(channel: int, header_payload: bytes, body: bytes, frame_max: int) -> bytes:

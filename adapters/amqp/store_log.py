@@ -32,6 +32,7 @@ from pamqp import decode, encode
 from core.stores.base import Store, StoreError
 
 from adapters.amqp.durable import BindingRecord, DurableRecords, ExchangeRecord, MessageRecord, QueueRecord
+from adapters.amqp.frames import wire_value
 
 EXCHANGE, QUEUE, BINDING, MESSAGE, DELIVERED = (
     "amqp.exchange", "amqp.queue", "amqp.binding", "amqp.message", "amqp.delivered")
@@ -153,22 +154,11 @@ def _key(*parts: Any) -> str:
 
 
 def _table(fields: dict[str, Any]) -> bytes:
-    return encode.field_table(_to_wire(fields))
+    return encode.field_table(wire_value(fields))
 
 
 def _untable(data: bytes) -> dict[str, Any]:
     return _from_wire(decode.field_table(data)[1])
-
-
-def _to_wire(value: Any) -> Any:
-    """pamqp encodes byte strings only as `bytearray` (field type 'x')."""
-    if isinstance(value, bytes):
-        return bytearray(value)
-    if isinstance(value, dict):
-        return {k: _to_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_wire(v) for v in value]
-    return value
 
 
 def _from_wire(value: Any) -> Any:

@@ -267,3 +267,39 @@ def test_a_slow_login_that_fails_closes_with_403() -> None:
     wire.conn.login_decided(False)
     close = closes_connection_with(wire, ReplyCode.ACCESS_REFUSED)
     assert (close.class_id, close.method_id) == (10, 11)
+
+
+# A content header whose headers table holds a long string that is not UTF-8 ({"k": b"\xff\xfe"}),
+# as the fuzzer's mutated publishes did: pamqp decodes it as bytes, which it cannot encode again.
+NOT_UTF8_HEADER = bytes.fromhex("003c" "0000" "0000000000000001" "2000" "00000009016b5300000002fffe")
+NOT_UTF8_HEADER_FRAME = struct.pack(">BHI", 2, 1, len(NOT_UTF8_HEADER)) + NOT_UTF8_HEADER + b"\xce"
+
+
+def publish_with_a_header_that_is_not_utf8(wire: Wire, exchange: str, routing_key: str, *, mandatory: bool = False) -> None:
+    wire.send(1, c.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=mandatory))
+    wire.send_raw(NOT_UTF8_HEADER_FRAME + b"\x03\x00\x01\x00\x00\x00\x01x\xce")  # and a one-byte body
+
+
+def test_a_header_that_is_not_utf8_survives_dead_lettering() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel(1)
+    wire.send(1, c.Queue.Declare(queue="dead"), c.Queue.Declare(queue="src", arguments={
+        "x-max-length": 1, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}))
+    assert wire.names() == ["Queue.DeclareOk", "Queue.DeclareOk"]
+    publish_with_a_header_that_is_not_utf8(wire, "", "src")
+    publish_with_a_header_that_is_not_utf8(wire, "", "src")  # drops the first: dead-lettered, headers re-encoded
+    wire.send(1, c.Basic.Get(queue="dead", no_ack=True))
+    frames = [f for _, f in wire.received()]
+    assert [getattr(f, "name", type(f).__name__) for f in frames][:2] == ["Basic.GetOk", "ContentHeader"]
+    headers = frames[1].properties.headers
+    assert headers["k"] == b"\xff\xfe" and headers["x-death"][0]["reason"] == "maxlen"
+
+
+def test_a_header_that_is_not_utf8_survives_a_mandatory_return() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel(1)
+    publish_with_a_header_that_is_not_utf8(wire, "", "no-such-queue", mandatory=True)
+    names = wire.names()
+    assert names[:2] == ["Basic.Return", "ContentHeader"], names
