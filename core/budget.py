@@ -31,6 +31,13 @@ class MemoryBudget:
         self._over = False
         self._waiters: list[Callable[[], None]] = []
 
+    def set_limit(self, limit: int) -> None:
+        """A new limit (SIGHUP); publishers paused under the old one resume once usage is under the new."""
+        self.limit = limit
+        self._low = int(limit * LOW_WATER)
+        if self._over and (not limit or self.used <= self._low):
+            self._resume()
+
     def add(self, size: int) -> None:
         used = self.used = self.used + size
         if used > self.peak:
@@ -44,11 +51,14 @@ class MemoryBudget:
     def release(self, size: int) -> None:
         used = self.used = self.used - size
         if self._over and used <= self._low:
-            self._over = False
-            log.info("memory budget: %d bytes queued, under %d again; publishers resume", used, self._low)
-            waiters, self._waiters = self._waiters, []
-            for callback in waiters:
-                callback()
+            self._resume()
+
+    def _resume(self) -> None:
+        self._over = False
+        log.info("memory budget: %d bytes queued, under %d again; publishers resume", self.used, self._low)
+        waiters, self._waiters = self._waiters, []
+        for callback in waiters:
+            callback()
 
     # -- Drainable (core.flow) ----------------------------------------------------
 

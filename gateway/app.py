@@ -43,6 +43,7 @@ from core.stores.sqlite import SqliteStore
 
 from gateway.config import Config, ConfigError, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
+from gateway.listening import Listening
 from gateway.metrics import build_registry
 from gateway.sys_topics import SysPublisher
 from gateway.security import Security
@@ -192,6 +193,8 @@ class Gateway:
     authenticator: Authenticator | None = field(init=False)
     security: Security = field(init=False)  # authenticator, ACL, login backoff, connection gates
     ports: dict[str, int] = field(default_factory=dict)
+    listening: Listening = field(default_factory=Listening)  # bound listeners, announced once all are
+    live_mqtt_settings: MQTTSettings = field(init=False)  # what a new MQTT connection gets (SIGHUP replaces it)
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
     _servers: list[asyncio.Server] = field(default_factory=list)
     ws_listeners: list[WSListener] = field(default_factory=list)
@@ -220,15 +223,29 @@ class Gateway:
             psks = parse_psk_lines(Path(section.psk_file).read_text(encoding="utf-8"))
         except PSKError as exc:
             raise ConfigError(f"coaps.psk_file: {section.psk_file}: {exc}") from None
+        self.listening.begin("coaps", section.listen)
         port = await coap.start_dtls(section.listen.host, section.listen.port, psks)
         self.ports["coaps"] = port
-        log.info("listening protocol=coaps address=%s port=%d identities=%d", section.listen.host, port, len(psks))
+        self.listening.done("coaps", section.listen.host, port)
 
     def reload(self) -> bool:
         """SIGHUP: re-read the password file and the ACL file; connections stay (see gateway/security.py)."""
         return self.security.reload()
 
     async def start(self) -> None:
+        """Open the store, bind every listener, then log one "listening" line each. A listener that
+        cannot bind raises ListenerError naming it, after what was started is closed again."""
+        try:
+            await self._start()
+        except OSError as exc:
+            error = self.listening.failure(exc)
+            if error is None:
+                raise
+            await self.stop(announce=False)
+            raise error from exc
+        self.listening.announce()
+
+    async def _start(self) -> None:
         self._stopped = asyncio.Event()
         # The store is opened here, on the running loop its writer thread hands acknowledgements to.
         store = self.store if self.store is not None else open_store(self.config, asyncio.get_running_loop())
@@ -245,10 +262,12 @@ class Gateway:
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()
         self.metrics = build_registry(self)
-        settings = self.security.mqtt_settings(mqtt_settings(self.config), self.config)
+        self.live_mqtt_settings = self.security.mqtt_settings(mqtt_settings(self.config), self.config)
+        settings = lambda: self.live_mqtt_settings  # noqa: E731
         guard = self.security.guard
         if self.config.mqtt.enabled:
             listen = self.config.mqtt.listen
+            self.listening.begin("mqtt", listen)
             server, _ = await start_mqtt_server(
                 self.broker, settings, listen.host, listen.port, listener="mqtt", tracker=self.mqtt_connections,
                 guard=guard("mqtt"),
@@ -256,6 +275,7 @@ class Gateway:
             self._register("mqtt", server)
         if self.config.mqtt_tls.enabled:
             listen = self.config.mqtt_tls.listen
+            self.listening.begin("mqtt_tls", listen)
             server, _ = await start_mqtt_server(
                 self.broker, settings, listen.host, listen.port,
                 ssl_context=self.config.mqtt_tls.ssl_context(), listener="mqtt_tls", tracker=self.mqtt_connections,
@@ -265,6 +285,7 @@ class Gateway:
         for name, section in (("ws", self.config.ws), ("wss", self.config.wss)):
             if section.enabled:
                 ssl_context = self.config.wss.ssl_context() if name == "wss" else None
+                self.listening.begin(name, section.listen)
                 ws, _ = await start_ws_server(
                     self.broker, settings, ws_settings(self.config, section), section.listen.host, section.listen.port,
                     ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections, guard=guard(name, section),
@@ -278,6 +299,7 @@ class Gateway:
                     self.amqp = AMQPService(self.broker, amqp,
                                             log_=amqp_durable_log(self.broker.store))
                 ssl_context = self.config.amqps.ssl_context() if name == "amqps" else None
+                self.listening.begin(name, section.listen)
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
                                                 ssl_context=ssl_context, listener=name, gate=self.security.gate(name))
                 self._register(name, server)
@@ -288,17 +310,19 @@ class Gateway:
                 self.lwm2m = LwM2MServer(self.broker, lwm2m_settings(self.config),
                                          rate_limiter=self.security.rate_limiter)
                 mounts.append(self.lwm2m.mount)
+            self.listening.begin("coap", listen)
             self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.security),
                                                 listen.host, listen.port, mounts=mounts)
             self.ports["coap"] = self.coap.port
-            log.info("listening protocol=coap address=%s port=%d", listen.host, self.coap.port)
+            self.listening.done("coap", listen.host, self.coap.port)
             if self.config.coaps.enabled:
                 await self._start_coaps(self.coap)
         if self.config.http.enabled:
             listen = self.config.http.listen
             self._http = HTTPServer(self)
+            self.listening.begin("http", listen)
             self.ports["http"] = await self._http.start(listen.host, listen.port)
-            log.info("listening protocol=http address=%s port=%d", listen.host, self.ports["http"])
+            self.listening.done("http", listen.host, self.ports["http"])
         if self.config.sys.interval > 0:
             self.sys_publisher = SysPublisher(self, self.config.sys.interval)
             self.sys_publisher.start()
@@ -335,7 +359,7 @@ class Gateway:
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
         self.ports[name] = sockname[1]
-        log.info("listening protocol=%s address=%s port=%d", name, sockname[0], sockname[1])
+        self.listening.done(name, sockname[0], sockname[1])
 
     def write_ports_file(self, path: str) -> None:
         """Write {"listener": port} as JSON, atomically (for scripts and tests using port 0)."""
@@ -344,8 +368,8 @@ class Gateway:
             json.dump(self.ports, handle)
         os.replace(tmp, path)
 
-    async def stop(self) -> None:
-        """Graceful shutdown."""
+    async def stop(self, announce: bool = True) -> None:
+        """Graceful shutdown (`announce`: log "stopped"; not after a start that failed)."""
         # 1. Stop accepting new connections and publishing $SYS; finish HTTP requests in progress.
         self._stopping = True
         if self.sys_publisher is not None:
@@ -379,7 +403,8 @@ class Gateway:
         if self.fabric is not None:
             await self.fabric.stop()
         self.broker.close()
-        log.info("stopped")
+        if announce:
+            log.info("stopped")
         if self._stopped is not None:
             self._stopped.set()
 

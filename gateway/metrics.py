@@ -15,6 +15,8 @@ from adapters.mqtt.outbound import ADAPTED
 from adapters.mqtt.server import CONNECTION_COUNTERS
 from core.metrics import Family, Registry, core_collector
 
+from gateway.version import gateway_version
+
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
@@ -159,12 +161,3 @@ def stats(gateway: "Gateway") -> dict[str, Any]:
         "dropped": dropped,
         "auth_failures": by("auth_failures", "protocol"),
     }
-
-
-def gateway_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("rosettamq")
-    except Exception:  # not installed (running from a checkout)
-        return "0.1.0"

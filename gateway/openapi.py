@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.metrics import gateway_version
+from gateway.version import gateway_version
 
 JSON = "application/json"
 ERROR = {"$ref": "#/components/schemas/Error"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from core.message import Message, Origin
 from core.principal import SYSTEM
 
-from gateway.metrics import gateway_version
+from gateway.version import gateway_version
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -268,7 +268,7 @@ class MQTTServerProtocol(asyncio.Protocol):
 
 async def start_mqtt_server(
     broker: Broker,
-    settings: MQTTSettings,
+    settings: MQTTSettings | Callable[[], MQTTSettings],
     host: str,
     port: int,
     *,
@@ -277,11 +277,15 @@ async def start_mqtt_server(
     tracker: ConnectionTracker | None = None,
     guard: ListenerGuard = ListenerGuard(),
 ) -> tuple[asyncio.Server, ConnectionTracker]:
-    """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets)."""
+    """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets).
+
+    `settings` may be a function: each new connection then gets the settings of the moment (SIGHUP).
+    """
     tracker = tracker if tracker is not None else ConnectionTracker()
     loop = asyncio.get_running_loop()
+    current = settings if callable(settings) else lambda: settings
     server = await loop.create_server(
-        lambda: MQTTServerProtocol(broker, settings, tracker, listener, guard),
+        lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard),
         host,
         port,
         ssl=ssl_context,

@@ -311,7 +311,7 @@ class WSServerProtocol(asyncio.Protocol):
 
 async def start_ws_server(
     broker: Broker,
-    mqtt_settings: MQTTSettings,
+    mqtt_settings: MQTTSettings | Callable[[], MQTTSettings],
     settings: WSSettings,
     host: str,
     port: int,
@@ -321,12 +321,14 @@ async def start_ws_server(
     tracker: ConnectionTracker | None = None,
     guard: ListenerGuard = ListenerGuard(),
 ) -> tuple[WSListener, ConnectionTracker]:
-    """Listen for MQTT over WebSocket on host:port (port 0: the OS picks)."""
+    """Listen for MQTT over WebSocket on host:port (port 0: the OS picks); `mqtt_settings` may be a
+    function giving each new connection the settings of the moment (SIGHUP)."""
     tracker = tracker if tracker is not None else ConnectionTracker()
+    current = mqtt_settings if callable(mqtt_settings) else lambda: mqtt_settings
     handshakes = Handshakes()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: WSServerProtocol(broker, mqtt_settings, settings, tracker, listener, handshakes, guard),
+        lambda: WSServerProtocol(broker, current(), settings, tracker, listener, handshakes, guard),
         host,
         port,
         ssl=ssl_context,

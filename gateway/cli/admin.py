@@ -1,23 +1,33 @@
-"""`rosettamq status` and `rosettamq clients`: the admin API from a terminal, printed as tables."""
+"""`rosettamq status` and `rosettamq clients`: the admin API from a terminal, printed as tables.
+
+Where the API is, first found wins: `--url`, `$ROSETTAMQ_URL`, the `[http] listen` of
+`--config FILE` (the file the gateway runs with), http://127.0.0.1:8080. The bearer token:
+`--token`, `$ROSETTAMQ_TOKEN`, the config's `[http] api_token`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any, Sequence
 
+from gateway.config import ConfigError, load_config
+
 DEFAULT_URL = "http://127.0.0.1:8080"
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
-def add_parsers(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     for name, help_text in (("status", "show the gateway's health and traffic"),
                             ("clients", "list connected clients of every protocol")):
         parser = commands.add_parser(name, help=help_text)
-        parser.add_argument("--url", default=DEFAULT_URL, help=f"admin API base URL (default {DEFAULT_URL})")
-        parser.add_argument("--token", help="bearer token ([http] api_token)")
+        parser.add_argument("--config", "-c", help="the gateway's TOML config: its [http] listen and api_token")
+        parser.add_argument("--url", help=f"admin API base URL ($ROSETTAMQ_URL; default {DEFAULT_URL})")
+        parser.add_argument("--token", help="bearer token ($ROSETTAMQ_TOKEN; [http] api_token)")
         parser.add_argument("--user", help="USER:PASSWORD for HTTP basic auth (password file)")
         if name == "clients":
             parser.add_argument("--protocol", choices=("mqtt", "amqp", "coap"), help="only this protocol")
@@ -84,5 +94,24 @@ def clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve(args: argparse.Namespace) -> None:
+    """Fill in `args.url` and `args.token` from the environment and the config file."""
+    args.url = args.url or os.environ.get("ROSETTAMQ_URL")
+    args.token = args.token or os.environ.get("ROSETTAMQ_TOKEN")
+    if args.config is not None and (args.url is None or (args.token is None and args.user is None)):
+        try:
+            http = load_config(args.config).http
+        except ConfigError as exc:
+            raise SystemExit(f"rosettamq: configuration error: {exc}") from None
+        if args.url is None:
+            if not http.enabled:
+                raise SystemExit(f"rosettamq: {args.config}: [http] is off (enabled = false): no admin API to ask")
+            host = WILDCARDS.get(http.listen.host, http.listen.host)
+            args.url = f"http://{f'[{host}]' if ':' in host else host}:{http.listen.port}"
+        args.token = args.token or http.api_token
+    args.url = args.url or DEFAULT_URL
+
+
 def run(args: argparse.Namespace) -> int:
+    resolve(args)
     return status(args) if args.command == "status" else clients(args)

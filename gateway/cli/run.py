@@ -1,29 +1,41 @@
-"""The `rosettamq` command: `rosettamq run [--config FILE] [--mqtt HOST:PORT] ...`, `rosettamq passwd`."""
+"""`rosettamq run [--config FILE] [--mqtt HOST:PORT] ...`: the gateway until SIGINT or SIGTERM.
+
+Start: read the config and flags, bind every listener, then print the ready
+banner (stdout) and log one ``ready`` line. A listener that cannot bind ends
+the start with one error line naming it and the flag or key that moves it.
+SIGHUP re-reads the config file (logging, limits) and the password and ACL
+files; connections stay. Under systemd (``Type=notify``) READY=1 is sent once
+every listener is bound.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Coroutine
 
 from core.acl import AclFileError
 from core.passwords import PasswordFileError
 from core.stores.base import StoreError
 
-from gateway import admin_cli, passwd, token_cli
-from gateway.logs import configure_logging
 from gateway.app import Gateway
+from gateway.cli.banner import banner_lines
 from gateway.config import Config, ConfigError, apply_cli_overrides, load_config
+from gateway.listening import ListenerError
+from gateway.logs import configure_logging, logs_to_stderr
+from gateway.reload import Reloader
+from gateway.systemd import notify
 
 log = logging.getLogger("rosettamq")
 
+LISTEN_FLAGS = ("mqtt", "ws", "amqp", "coap", "http")  # listeners with a --NAME HOST:PORT flag
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rosettamq", description="Multi-protocol IoT gateway")
-    commands = parser.add_subparsers(dest="command", required=True)
+
+def add_parser(commands: Any) -> None:
     run = commands.add_parser("run", help="start the gateway")
     run.add_argument("--config", "-c", help="TOML config file (default: embedded defaults)")
     run.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT listen address (port 0: any free port)")
@@ -35,30 +47,45 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ports-file", metavar="PATH", help="write the listening ports as JSON once ready")
     run.add_argument("--log-level", help="debug, info, warning, error")
     run.add_argument("--log-format", choices=("text", "json"), help="key=value text (default) or one JSON object a line")
-    passwd.add_parser(commands)
-    token_cli.add_parser(commands)
-    admin_cli.add_parsers(commands)
-    return parser
 
 
-async def serve(config: Config, ports_file: str | None) -> None:
+def load(args: argparse.Namespace) -> Config:
+    """The config file (or the embedded defaults) with the command-line flags on top; raises ConfigError."""
+    return apply_cli_overrides(
+        load_config(args.config),
+        mqtt_listen=args.mqtt, ws_listen=args.ws, amqp_listen=args.amqp, coap_listen=args.coap,
+        http_listen=args.http, store_path=args.store,
+    )
+
+
+def move_hint(listener: str) -> str:
+    """How to give `listener` another address."""
+    flag = f" or pass --{listener} HOST:PORT" if listener in LISTEN_FLAGS else ""
+    return f"change [{listener}] listen in the config file{flag} (port 0: any free port)"
+
+
+async def serve(args: argparse.Namespace, config: Config) -> None:
     gateway = Gateway(config)
     await gateway.start()
-    if ports_file:
-        gateway.write_ports_file(ports_file)
+    if args.ports_file:
+        gateway.write_ports_file(args.ports_file)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    # SIGHUP: re-read the password and ACL files (as Mosquitto); connections stay open.
-    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
-    log.info("ready ports=%s", gateway.ports)
+    reloader = Reloader(gateway, lambda: load(args), args.log_level, args.log_format)
+    loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+    print("\n".join(banner_lines(gateway, args.config)), flush=True)
+    ports = sorted(gateway.ports.items())
+    log.info(" ".join(["ready pid=%d"] + [f"{name}=%d" for name, _ in ports]), os.getpid(), *(p for _, p in ports))
+    notify("READY=1")
     await stopping.wait()
+    notify("STOPPING=1")
     log.info("shutting down")
     await gateway.stop()
 
 
-def run_loop(coro) -> None:  # type: ignore[no-untyped-def]
+def run_loop(coro: Coroutine[Any, Any, None]) -> None:
     """Run on uvloop when it is installed, else on the stdlib loop."""
     try:
         import uvloop
@@ -69,45 +96,37 @@ def run_loop(coro) -> None:  # type: ignore[no-untyped-def]
         runner.run(coro)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "passwd":
-        return passwd.run(args)
-    if args.command == "token":
-        return token_cli.run(args)
-    if args.command in ("status", "clients"):
-        return admin_cli.run(args)
+def fatal(message: str, code: int) -> int:
+    """One error line in the log, and on stderr too when the log goes to a file."""
+    log.error("%s", message)
+    if not logs_to_stderr():
+        print(f"rosettamq: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
-        config = apply_cli_overrides(
-            config,
-            mqtt_listen=args.mqtt,
-            ws_listen=args.ws,
-            amqp_listen=args.amqp,
-            coap_listen=args.coap,
-            http_listen=args.http,
-            store_path=args.store,
-        )
+        config = load(args)
     except ConfigError as exc:
         print(f"rosettamq: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config, args.log_level, args.log_format)
     try:
-        run_loop(serve(config, args.ports_file))
-    except PasswordFileError as exc:
-        log.error("cannot start: password file: %s", exc)
-        return 2
-    except AclFileError as exc:
-        log.error("cannot start: acl file: %s", exc)
-        return 2
-    except StoreError as exc:
-        log.error("cannot start: store: %s", exc)
-        return 2
+        configure_logging(config, args.log_level, args.log_format)
     except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
+        print(f"rosettamq: configuration error: log.file: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run_loop(serve(args, config))
+    except ListenerError as exc:
+        return fatal(f"cannot start: {exc}; {move_hint(exc.listener)}", 1)
+    except PasswordFileError as exc:
+        return fatal(f"cannot start: password file: {exc}", 2)
+    except AclFileError as exc:
+        return fatal(f"cannot start: acl file: {exc}", 2)
+    except StoreError as exc:
+        return fatal(f"cannot start: store: {exc}", 2)
+    except ConfigError as exc:
+        return fatal(f"cannot start: configuration error: {exc}", 2)
+    except OSError as exc:
+        return fatal(f"cannot start: {exc}", 1)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

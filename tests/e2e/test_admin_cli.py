@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gateway.cli import admin
+from gateway.config import Config
 from tests.e2e.admin_support import admin_gateway, eventually, http
 from tests.e2e.clients import PahoClient
 
@@ -45,3 +51,45 @@ def test_status_and_clients_print_tables_from_the_admin_api() -> None:
         device.close()
     finally:
         gateway.stop()
+
+
+def rosettamq_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ROSETTAMQ_")}
+    return subprocess.run([sys.executable, "-m", "gateway", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL, env={**clean, **env})
+
+
+def test_status_and_clients_find_the_api_and_its_token_in_the_gateways_config_or_the_environment(
+    tmp_path: Path,
+) -> None:
+    gateway = admin_gateway(http={"api_token": "s3cret"})
+    try:
+        port = gateway.gateway.ports["http"]
+        config = tmp_path / "rosettamq.toml"
+        config.write_text(f'[http]\nlisten = "127.0.0.1:{port}"\napi_token = "s3cret"\n')
+        by_config = rosettamq_env({}, "status", "--config", str(config))
+        assert by_config.returncode == 0, by_config.stderr
+        assert any(line.split()[:2] == ["http", str(port)] for line in by_config.stdout.splitlines())
+        assert rosettamq_env({}, "clients", "-c", str(config)).stdout.strip().endswith("0 client(s)")
+        env = {"ROSETTAMQ_URL": f"http://127.0.0.1:{port}", "ROSETTAMQ_TOKEN": "s3cret"}
+        assert rosettamq_env(env, "status").returncode == 0
+        assert rosettamq_env(env, "clients").returncode == 0
+        wrong = rosettamq_env(env, "status", "--token", "nope")  # a flag wins over the environment
+        assert wrong.returncode != 0 and "401" in wrong.stderr
+    finally:
+        gateway.stop()
+    off = tmp_path / "off.toml"
+    off.write_text("[http]\nenabled = false\n")
+    refused = rosettamq_env({}, "status", "--config", str(off))
+    assert refused.returncode != 0 and "[http] is off" in refused.stderr
+
+
+def test_without_flags_config_or_environment_the_api_is_the_default_http_listen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ROSETTAMQ_URL", raising=False)
+    monkeypatch.delenv("ROSETTAMQ_TOKEN", raising=False)
+    args = argparse.Namespace(url=None, token=None, user=None, config=None)
+    admin.resolve(args)
+    default = Config().http.listen
+    assert (args.url, args.token) == (f"http://{default.host}:{default.port}", None)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator
 
@@ -14,11 +17,8 @@ import pytest
 
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.packets import ConnAck, Disconnect, Publish, SubAck, Subscribe, SubscriptionRequest
+from tests.e2e.process_support import EVERY_LISTENER_ON_PORT_0, ROOT, TIMEOUT, LoggingGateway
 from tests.wire_client import WireClient
-
-ROOT = Path(__file__).resolve().parents[2]
-# Tests never take fixed ports: every listener the gateway starts by default asks the OS for one.
-EVERY_LISTENER_ON_PORT_0 = [f"--{name}=127.0.0.1:0" for name in ("mqtt", "ws", "amqp", "coap", "http")]
 
 
 class GatewayProcess:
@@ -100,11 +100,97 @@ def test_a_config_error_exits_2_with_a_message_naming_the_key(tmp_path: Path) ->
     assert "lsten" in result.stderr
 
 
-def test_a_port_already_in_use_exits_1_with_a_clear_error(process: GatewayProcess, tmp_path: Path) -> None:
-    port = process.ports()["mqtt"]
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "run", *EVERY_LISTENER_ON_PORT_0, f"--mqtt=127.0.0.1:{port}", "--store", "memory"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
-    )
+def start_failing(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", "run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+def bound_socket(kind: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.bind(("127.0.0.1", 0))
+    if kind == socket.SOCK_STREAM:
+        sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("listener,kind", [("mqtt", socket.SOCK_STREAM), ("http", socket.SOCK_STREAM),
+                                           ("coap", socket.SOCK_DGRAM)])
+def test_a_port_in_use_is_one_error_line_naming_the_listener_and_its_flag_and_nothing_listens(
+    listener: str, kind: int
+) -> None:
+    with bound_socket(kind) as taken:
+        port = taken.getsockname()[1]
+        result = start_failing(*EVERY_LISTENER_ON_PORT_0, f"--{listener}=127.0.0.1:{port}", "--store", "memory")
     assert result.returncode == 1
-    assert "address already in use" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "level=ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert f"{listener} listener cannot bind 127.0.0.1:{port}: address already in use" in errors[0]
+    assert f"[{listener}] listen" in errors[0] and f"--{listener} HOST:PORT" in errors[0]
+    assert "msg=listening" not in result.stderr and "msg=ready" not in result.stderr  # bound all, or announced none
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_tls_listener_in_use_names_its_config_key(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    assert subprocess.run([sys.executable, "-m", "gateway", "cert", str(certs)], cwd=ROOT, capture_output=True,
+                          timeout=30).returncode == 0
+    with bound_socket(socket.SOCK_STREAM) as taken:
+        port = taken.getsockname()[1]
+        config = tmp_path / "tls.toml"
+        config.write_text(f'[mqtt_tls]\nlisten = "127.0.0.1:{port}"\ncertfile = "certs/server.pem"\n'
+                          'keyfile = "certs/server.key"\n')
+        result = start_failing(*EVERY_LISTENER_ON_PORT_0, "--store", "memory", "--config", str(config))
+    assert result.returncode == 1
+    assert f"mqtt_tls listener cannot bind 127.0.0.1:{port}: address already in use; change [mqtt_tls] listen" \
+        in result.stderr and "--mqtt_tls" not in result.stderr and "msg=listening" not in result.stderr
+
+
+def test_the_ready_banner_is_text_naming_the_urls_the_store_and_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "gw.toml"
+    config.write_text('[ws]\npath = "/mqtt-ws"\n[store]\npath = "state/gw.db"\n')
+    (tmp_path / "state").mkdir()
+    gateway = LoggingGateway(config, tmp_path / "ports.json", *EVERY_LISTENER_ON_PORT_0)
+    try:
+        ports = gateway.ports()
+        gateway.wait_for_log("local only", stdout=True)
+        banner = "".join(gateway.stdout)
+    finally:
+        assert gateway.stop() == 0
+    assert banner.startswith(f"RosettaMQ {version('rosettamq')} ready (pid {gateway.proc.pid})\n")
+    assert "{" not in banner and "ports=" not in banner  # text lines, not a Python dict
+    rows = {line.split()[0]: line.split()[1] for line in banner.splitlines()[1:] if len(line.split()) >= 2}
+    http = f"http://127.0.0.1:{ports['http']}"
+    assert rows["config"] == str(config) and rows["store"] == str(tmp_path / "state" / "gw.db")
+    assert rows["mqtt"] == f"mqtt://127.0.0.1:{ports['mqtt']}" and rows["amqp"] == f"amqp://127.0.0.1:{ports['amqp']}"
+    assert rows["ws"] == f"ws://127.0.0.1:{ports['ws']}/mqtt-ws" and rows["coap"] == f"coap://127.0.0.1:{ports['coap']}"
+    assert rows["console"] == f"{http}/" and rows["dashboard"] == f"{http}/dashboard/"
+    assert "--mqtt 0.0.0.0:1883" in banner  # how to open the local-only gateway
+
+
+def test_the_banner_urls_answer(process: GatewayProcess) -> None:
+    http = f"http://127.0.0.1:{process.ports()['http']}"
+    for path in ("/", "/dashboard/", "/metrics"):
+        with urllib.request.urlopen(http + path, timeout=10) as answer:
+            assert answer.status == 200
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "gateway", "--version"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0 and result.stdout.strip() == f"rosettamq {version('rosettamq')}"
+
+
+def test_systemd_hears_ready_once_every_listener_is_bound_and_stopping_at_the_end(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(tmp_path / "notify"))
+        notify.settimeout(TIMEOUT)
+        gateway = LoggingGateway(None, tmp_path / "ports.json", *EVERY_LISTENER_ON_PORT_0, "--store", "memory",
+                                 env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+        try:
+            assert notify.recv(100) == b"READY=1"
+            assert "msg=ready" in "".join(gateway.lines) and gateway.ports_file.exists()
+            gateway.proc.terminate()
+            assert notify.recv(100) == b"STOPPING=1"
+        finally:
+            assert gateway.stop() == 0
+

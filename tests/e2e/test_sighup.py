@@ -6,11 +6,8 @@ lines (read from stderr by a thread) rather than for time to pass.
 
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -19,52 +16,8 @@ import pytest
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.packets import PingReq, PingResp, PubAck, Publish
 from core.passwords import PasswordFile
+from tests.e2e.process_support import ROOT, TIMEOUT, LoggingGateway
 from tests.wire_client import WireClient
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 20.0
-
-
-class LoggingGateway:
-    """The gateway process; its stderr lines are collected so the test can wait for one."""
-
-    def __init__(self, config: Path, ports_file: Path) -> None:
-        self.ports_file = ports_file
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(config), "--ports-file", str(ports_file)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        )
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-
-    def wait_for_log(self, text: str, count: int = 1) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: sum(text in line for line in self.lines) >= count, TIMEOUT):
-                raise AssertionError(f"gateway never logged {text!r} x{count}: {''.join(self.lines)[-2000:]}")
-
-    def mqtt_port(self) -> int:
-        self.wait_for_log("ready ports=")
-        return int(json.loads(self.ports_file.read_text())["mqtt"])
-
-    def sighup(self) -> None:
-        self.proc.send_signal(signal.SIGHUP)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            self.proc.kill()
-            self.proc.wait(TIMEOUT)
 
 
 @pytest.fixture

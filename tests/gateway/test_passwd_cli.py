@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.passwords import PasswordFile
-from gateway import passwd
+from gateway.cli import passwd
 from gateway.cli import main
 
 FAST = ["--iterations", "1000"]

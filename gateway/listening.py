@@ -1,0 +1,66 @@
+"""Binding the listeners: every one first, then one "listening" line each.
+
+A gateway that cannot bind one of its addresses (in use, not an address of
+this host, a privileged port) must not announce the others and then fail:
+`Listening` records which listener is binding, so the failure becomes one
+`ListenerError` naming it, and the lines are logged only once all are bound.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+from gateway.config import ListenAddress
+
+log = logging.getLogger("rosettamq.gateway")
+
+
+class ListenerError(Exception):
+    """A listener could not bind its address."""
+
+    def __init__(self, listener: str, address: ListenAddress, cause: OSError) -> None:
+        super().__init__(f"{listener} listener cannot bind {address}: {describe(cause)}")
+        self.listener, self.address, self.cause = listener, address, cause
+
+    @property
+    def in_use(self) -> bool:
+        return self.cause.errno == errno.EADDRINUSE
+
+
+def describe(exc: OSError) -> str:
+    """"address already in use" rather than asyncio's "[Errno 98] error while attempting to bind ..."."""
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno).lower()
+    return str(exc)
+
+
+@dataclass
+class Listening:
+    """The listeners bound so far, by name, and the one being bound."""
+
+    bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    binding: tuple[str, ListenAddress] | None = None
+
+    def begin(self, name: str, address: ListenAddress) -> None:
+        """`name` is about to bind `address`: an OSError until `done` is its failure."""
+        self.binding = (name, address)
+
+    def done(self, name: str, host: str, port: int) -> None:
+        self.bound[name] = (host, port)
+        self.binding = None
+
+    def failure(self, exc: OSError) -> ListenerError | None:
+        """The ListenerError of the listener that was binding when `exc` was raised, if one was."""
+        if self.binding is None:
+            return None
+        return ListenerError(self.binding[0], self.binding[1], exc)
+
+    def announce(self) -> None:
+        for name, (host, port) in self.bound.items():
+            log.info("listening listener=%s address=%s port=%d", name, host, port)
