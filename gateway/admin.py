@@ -31,6 +31,7 @@ from core.topics import InvalidTopic, validate_topic_filter, validate_topic_name
 
 from gateway.clients import PROTOCOLS, kick, list_clients
 from gateway.metrics import stats
+from gateway.process_metrics import render_process_metrics
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -109,7 +110,7 @@ def _basic(value: str) -> tuple[str | None, bytes | None]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    text = request.app[GATEWAY].metrics.render()
+    text = request.app[GATEWAY].metrics.render() + render_process_metrics()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
 

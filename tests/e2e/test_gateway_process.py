@@ -194,3 +194,30 @@ def test_systemd_hears_ready_once_every_listener_is_bound_and_stopping_at_the_en
         finally:
             assert gateway.stop() == 0
 
+
+def test_metrics_include_the_standard_process_metrics_read_from_proc(process: GatewayProcess) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.ports()['http']}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        return {sample.name: sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name.startswith("process_")}
+
+    before = scrape()
+    assert set(before) >= {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                           "process_start_time_seconds", "process_max_fds", "process_virtual_memory_bytes"}
+    started = Path(f"/proc/{process.proc.pid}").stat().st_mtime  # the /proc entry appears when the process does
+    assert abs(before["process_start_time_seconds"] - started) < 5
+    rss_kib = next(int(line.split()[1]) for line in Path(f"/proc/{process.proc.pid}/status").read_text().splitlines()
+                   if line.startswith("VmRSS:"))
+    assert 0.5 < before["process_resident_memory_bytes"] / (rss_kib * 1024) < 2
+    assert before["process_cpu_seconds_total"] > 0
+    clients = [WireClient(process.ports()["mqtt"], 4) for _ in range(5)]
+    try:
+        for n, client in enumerate(clients):
+            assert client.connect(f"fd-{n}").reason_code == 0
+        assert scrape()["process_open_fds"] >= before["process_open_fds"] + 5  # one socket per client
+    finally:
+        for client in clients:
+            client.close()
