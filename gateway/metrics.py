@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from adapters.amqp.mapping import ADAPTED as AMQP_ADAPTED
 from adapters.mqtt.outbound import ADAPTED
 from adapters.mqtt.server import CONNECTION_COUNTERS
 from core.metrics import Family, Registry, core_collector
@@ -96,6 +97,11 @@ def listener_families(gateway: "Gateway") -> list[Family]:
         families.append(Family("queued_messages", "gauge", "Messages waiting in queues").add(ready, protocol="amqp"))
         families.append(Family("inflight_messages", "gauge", "Messages delivered and not yet acknowledged").add(
             unacked, protocol="amqp"))
+        amqp_adapted = Family("amqp_adapted", "counter", "What AMQP could not carry from other protocols, by kind: "
+                              "properties left out, messages whose topic is too long for a routing key")
+        for kind in AMQP_ADAPTED.__slots__:
+            amqp_adapted.add(getattr(AMQP_ADAPTED, kind), kind=kind)
+        families.append(amqp_adapted)
     coap = gateway.coap
     if coap is not None:
         metrics = coap.metrics()

@@ -18,7 +18,9 @@ from core.topics import topic_matches
 from adapters.amqp.content import Content
 from adapters.amqp.errors import AMQPError
 from adapters.amqp.frames import decode_content_header
-from adapters.amqp.mapping import amqp_from_message, binding_key_to_filter, topic_key_matches, topic_to_routing_key
+from adapters.amqp.mapping import (
+    amqp_from_message, binding_key_to_filter, routing_key_fits, topic_key_matches, topic_to_routing_key,
+)
 from adapters.amqp.queues import Queue
 
 SHARED_EXCHANGE = "amq.topic"
@@ -128,6 +130,8 @@ class QueueSubscriber:
             return
         if self.reader is not None and not self.reader.can_read(message.topic):
             return
+        if message.origin.protocol != "amqp" and not routing_key_fits(message.topic):
+            return  # AMQP cannot carry it (counted); one subscriber's loss, as for a full outbox
         now = self._clock()
         if message.expiry is not None:
             remaining = message.expiry - now

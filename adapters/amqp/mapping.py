@@ -16,6 +16,10 @@ Header values become strings one way: bytes as UTF-8, booleans as true/false,
 numbers and timestamps as their text, void as "", tables as JSON; an array
 becomes one user property per element, and repeated user properties become
 an array of strings on the way back.
+What AMQP cannot carry is adapted by one rule: a content type, correlation id,
+reply-to or header name longer than a short string (255 bytes) is left out, and a
+topic whose routing key would be longer is not delivered to AMQP queues
+(`routing_key_fits`); each is counted in `ADAPTED` (metrics).
 """
 
 from __future__ import annotations
@@ -29,6 +33,44 @@ from typing import Any, NamedTuple
 from pamqp.commands import Basic
 
 from core.message import Message, Origin, QoS
+
+MAX_SHORTSTR = 255  # bytes of an AMQP short string: routing keys, property strings, table keys
+
+
+class Adapted:
+    """What AMQP could not carry from other protocols, by kind: properties left out, and
+    messages not delivered because their topic is too long for a routing key."""
+
+    __slots__ = ("content_type", "correlation_id", "reply_to", "header_names", "long_topics")
+
+    def __init__(self) -> None:
+        self.content_type = self.correlation_id = self.reply_to = self.header_names = self.long_topics = 0
+
+
+ADAPTED = Adapted()
+
+
+def shortstr_fits(text: str) -> bool:
+    """Whether `text` fits an AMQP short string (255 bytes of UTF-8)."""
+    return len(text) <= MAX_SHORTSTR // 4 or len(text.encode("utf-8", "surrogatepass")) <= MAX_SHORTSTR
+
+
+def routing_key_fits(topic: str) -> bool:
+    """Whether a topic's routing key fits a short string; counted in ADAPTED when it does not."""
+    if topic.isascii() and len(topic) + 2 * (topic.count(".") + topic.count("%")) <= MAX_SHORTSTR:
+        return True  # the usual case, without building the key: escaping adds 2 bytes per "." or "%"
+    if shortstr_fits(topic_to_routing_key(topic)):
+        return True
+    ADAPTED.long_topics += 1
+    return False
+
+
+def _fitting(text: str | None, kind: str) -> str | None:
+    if text is None or shortstr_fits(text):
+        return text
+    setattr(ADAPTED, kind, getattr(ADAPTED, kind) + 1)
+    return None
+
 
 RETAIN_HEADER = "x-retain"
 ORIGIN_HEADER = "x-origin-client-id"
@@ -208,6 +250,9 @@ def amqp_from_message(
     """A core message as (routing key, properties) for a queue bound to amq.topic."""
     headers: dict[str, Any] = {}
     for key, value in message.user_properties:
+        if not shortstr_fits(key):
+            ADAPTED.header_names += 1
+            continue
         seen = headers.get(key)
         if seen is None:
             headers[key] = value
@@ -224,11 +269,13 @@ def amqp_from_message(
         expiration = str(max(0, math.ceil((message.expiry - now) * 1000)))
     correlation = message.correlation_data
     properties = Basic.Properties(
-        content_type=message.content_type,
+        content_type=_fitting(message.content_type, "content_type"),
         headers=headers or None,
         delivery_mode=2 if qos >= 1 else 1,
-        correlation_id=None if correlation is None else correlation.decode("utf-8", "replace"),
-        reply_to=None if message.response_topic is None else topic_to_routing_key(message.response_topic),
+        correlation_id=None if correlation is None else _fitting(correlation.decode("utf-8", "replace"),
+                                                                 "correlation_id"),
+        reply_to=None if message.response_topic is None else _fitting(topic_to_routing_key(message.response_topic),
+                                                                      "reply_to"),
         expiration=expiration,
     )
     return topic_to_routing_key(message.topic), properties

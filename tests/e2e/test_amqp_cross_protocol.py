@@ -16,11 +16,13 @@ import pika
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from adapters.mqtt.packets import PubAck, Publish
 from tests.conftest import LOOPBACK, RunningGateway
 from tests.e2e.amqp_support import (
     TIMEOUT, amqp_config, amqp_gateway, amqp_port, connect, next_message, unique, wait_until,
 )
 from tests.e2e.clients import PahoClient, mosquitto_pub
+from tests.wire_client import WireClient
 
 __all__ = ["amqp_gateway"]
 
@@ -234,3 +236,22 @@ def test_origin_header_names_the_mqtt_producer_and_other_vhosts_keep_their_own_a
             device.close()
     finally:
         running.stop()
+
+
+def test_an_mqtt_topic_too_long_for_a_routing_key_skips_amqp_queues_and_breaks_no_consumer(
+    amqp_gateway: RunningGateway,
+) -> None:
+    """Found by the fuzzer: a PUBLISH to a 300-byte topic reached a queue bound to #, and its AMQP
+    consumer's connection was closed with 541 (the routing key did not fit a short string)."""
+    with connect(amqp_gateway) as conn:
+        ch = conn.channel()
+        queue = ch.queue_declare("", exclusive=True).method.queue
+        prefix = unique("long")
+        ch.queue_bind(queue, "amq.topic", f"{prefix}.#")
+        with WireClient(amqp_gateway.mqtt_port, 4) as publisher:
+            publisher.connect(prefix)
+            publisher.send(Publish(f"{prefix}/" + "x" * 300, b"too long", qos=0))
+            publisher.send(Publish(f"{prefix}/after", b"fits", qos=1, packet_id=1))
+            assert isinstance(publisher.recv(), PubAck)
+        method, _, body = next_message(ch, queue, auto_ack=True)
+        assert (method.routing_key, body) == (f"{prefix}.after", b"fits")

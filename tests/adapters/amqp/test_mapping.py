@@ -8,8 +8,8 @@ import pytest
 from pamqp.commands import Basic
 
 from adapters.amqp.mapping import (
-    amqp_from_message, binding_key_to_filter, filter_to_binding_key, header_text, message_from_amqp,
-    routing_key_to_topic, topic_key_matches, topic_to_routing_key,
+    ADAPTED, amqp_from_message, binding_key_to_filter, filter_to_binding_key, header_text, message_from_amqp,
+    routing_key_fits, routing_key_to_topic, topic_key_matches, topic_to_routing_key,
 )
 from core.message import Message, Origin
 
@@ -165,3 +165,26 @@ def test_the_filter_of_a_binding_key_never_misses_what_the_binding_matches(words
         assert topic_matches(found.topic_filter, topic)  # a wider filter is fine, a narrower one is not
     if found.exact:
         assert topic_key_matches(key, routing_key) == topic_matches(found.topic_filter, topic)
+
+
+def test_what_a_short_string_cannot_carry_is_left_out_and_counted() -> None:
+    """Found by the fuzzer: an MQTT 5 or admin API publish with a 300-byte content type, correlation
+    data, response topic or user property name failed every AMQP delivery (pamqp refused to encode)."""
+    before = {kind: getattr(ADAPTED, kind) for kind in ADAPTED.__slots__}
+    long = "é" * 128  # 256 bytes of UTF-8
+    message = Message("t", b"x", content_type=long, correlation_data=long.encode(), response_topic=long,
+                      user_properties=((long, "v"), ("kept", "v")))
+    _, properties = amqp_from_message(message, qos=0, retain=False, now=NOW)
+    assert (properties.content_type, properties.correlation_id, properties.reply_to) == (None, None, None)
+    assert properties.headers == {"kept": "v"}
+    properties.marshal()  # encodable
+    assert {kind: getattr(ADAPTED, kind) - n for kind, n in before.items()} == {
+        "content_type": 1, "correlation_id": 1, "reply_to": 1, "header_names": 1, "long_topics": 0}
+
+
+@pytest.mark.parametrize("topic, fits", [
+    ("a" * 255, True), ("a" * 256, False), ("." * 85, True), ("." * 86, False), ("é" * 127, True), ("é" * 128, False),
+])
+def test_a_topic_fits_amqp_when_its_routing_key_fits_a_short_string(topic: str, fits: bool) -> None:
+    assert routing_key_fits(topic) is fits
+    assert fits == (len(topic_to_routing_key(topic).encode()) <= 255)
