@@ -13,7 +13,13 @@ the gateway has the message; ``--non`` sends NON requests (QoS 0, no retries).
 subscribers see the last reading. With a password file on the gateway, pass
 ``--username``/``--password`` (sent as the ``u``/``p`` query parameters).
 
-Needs aiocoap (``pip install aiocoap``).
+A reading the gateway does not take (it is restarting, the network is down: no
+answer, ICMP port unreachable, or a 5.xx) is reported in one line and skipped;
+the next one is tried at the next interval, so the sensor carries on by itself
+once the gateway is back. A 4.xx (bad credentials, a topic the ACL refuses)
+stops it: trying again would not help.
+
+Needs aiocoap (``pip install aiocoap``; a dependency of the gateway).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 from urllib.parse import quote, urlencode
 
 import aiocoap
+import aiocoap.error
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
@@ -63,6 +70,7 @@ async def run(args: argparse.Namespace) -> int:
     uri = resource_uri(args)
     context = await aiocoap.Context.create_client_context()
     tuning = aiocoap.Unreliable if args.non else aiocoap.Reliable
+    retry = max(args.interval, 1.0)  # after a reading the gateway did not take
     print(f"publishing to {uri} every {args.interval} s", flush=True)
     sent = 0
     try:
@@ -70,7 +78,17 @@ async def run(args: argparse.Namespace) -> int:
             temperature += rng.gauss(0, 0.15) + (21.0 - temperature) * 0.02  # drifts, pulled back towards 21
             payload = json.dumps({"t": round(temperature, 2), "unit": "Cel"}).encode()
             request = Message(code=Code.POST, uri=uri, payload=payload, content_format=JSON, transport_tuning=tuning)
-            response = await context.request(request).response
+            try:
+                response = await context.request(request).response
+            except (aiocoap.error.Error, OSError) as exc:  # no answer, port unreachable, network down
+                print(f"not delivered ({type(exc).__name__}: {exc}); trying again in {retry} s",
+                      file=sys.stderr, flush=True)
+                await asyncio.sleep(retry)
+                continue
+            if response.code.class_ == 5:
+                print(f"not delivered: {response.code}; trying again in {retry} s", file=sys.stderr, flush=True)
+                await asyncio.sleep(retry)
+                continue
             if not response.code.is_successful():
                 print(f"refused: {response.code} {response.payload.decode(errors='replace')}", file=sys.stderr)
                 return 1

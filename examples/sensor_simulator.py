@@ -6,7 +6,11 @@ Each sensor publishes ``sensors/{id}/temperature`` (°C) and
 
     python examples/sensor_simulator.py --host 127.0.0.1 --port 1883 --interval 1
 
-Needs paho-mqtt 2.x (``pip install paho-mqtt``).
+It waits for the gateway when it is not up yet, and reconnects (1 s, then up to
+30 s apart) when kicked or when the gateway restarts, printing one line each
+time; readings made while disconnected are skipped. Ctrl-C stops it.
+
+Needs paho-mqtt 2.x (``pip install paho-mqtt``; ``bash scripts/start.sh`` installs it).
 """
 
 from __future__ import annotations
@@ -54,27 +58,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class Link:
+    """The MQTT connection as paho's network thread sees it: it connects, and reconnects on its own."""
+
+    def __init__(self, client: mqtt.Client, where: str) -> None:
+        self.where = where
+        self.up = threading.Event()
+        self.ever = False
+        client.on_connect = self.on_connect
+        client.on_disconnect = self.on_disconnect
+        client.on_connect_fail = lambda *_: None  # paho retries; "waiting" was said once
+
+    def on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        if getattr(reason, "is_failure", False):
+            print(f"refused by {self.where}: {reason}; retrying", file=sys.stderr, flush=True)
+            return
+        print(f"{'reconnected' if self.ever else 'connected'} to {self.where}", flush=True)
+        self.ever = True
+        self.up.set()
+
+    def on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
+                      props: object) -> None:
+        if self.up.is_set():
+            print(f"disconnected from {self.where} ({reason}); reconnecting", file=sys.stderr, flush=True)
+        self.up.clear()
+
+
+def publish(client: mqtt.Client, topic: str, value: str, args: argparse.Namespace) -> None:
+    """Publish and wait for the broker (QoS 1/2); a connection lost meanwhile just drops the reading."""
+    info = client.publish(topic, value, qos=args.qos, retain=args.retain)
+    if info.rc == mqtt.MQTT_ERR_SUCCESS:
+        try:
+            info.wait_for_publish(10)
+        except (RuntimeError, ValueError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rng = random.Random(args.seed)
     sensors = [Sensor(f"t{i}", rng.uniform(19, 23), rng.uniform(35, 55)) for i in range(1, args.sensors + 1)]
-    connected = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sensor-simulator-{rng.randrange(1 << 32):08x}")
-    client.on_connect = lambda *_: connected.set()
-    client.connect(args.host, args.port, keepalive=30)
-    client.loop_start()
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    link = Link(client, f"{args.host}:{args.port}")
+    client.connect_async(args.host, args.port, keepalive=30)
+    client.loop_start()  # paho's thread connects, and reconnects after any loss
     stop = threading.Event()
     try:
-        if not connected.wait(10):
-            print(f"no CONNACK from {args.host}:{args.port}", file=sys.stderr)
-            return 1
-        print(f"publishing {len(sensors)} sensors to {args.host}:{args.port} every {args.interval} s", flush=True)
+        if not link.up.wait(2):
+            print(f"waiting for the gateway at {link.where}", file=sys.stderr, flush=True)
+        print(f"publishing {len(sensors)} sensors to {link.where} every {args.interval} s", flush=True)
         sent = 0
         while args.count == 0 or sent < args.count:
+            while not link.up.wait(1):
+                pass  # short waits: Ctrl-C stays responsive
             for sensor in sensors:
                 sensor.step(rng)
                 for topic, value in sensor.readings().items():
-                    client.publish(topic, value, qos=args.qos, retain=args.retain).wait_for_publish(10)
+                    publish(client, topic, value, args)
             sent += 1
             if args.count == 0 or sent < args.count:
                 stop.wait(args.interval)  # interruptible by Ctrl-C, unlike a busy loop
