@@ -3,6 +3,8 @@
 # of its commands is missing, so a node/npm installed from elsewhere is never replaced.
 DEBIAN_PEERS="mosquitto:mosquitto mosquitto-clients:mosquitto_pub,mosquitto_sub chromium:chromium"
 DEBIAN_PEERS="$DEBIAN_PEERS openssl:openssl libcoap3-bin:coap-client-notls nodejs:node npm:npm"
+# systemd-analyze verifies examples/rosettamq.service (tests/test_systemd_unit.py).
+DEBIAN_PEERS="$DEBIAN_PEERS systemd:systemd-analyze"
 # The cluster tests run a real NATS cluster (JetStream on): Debian's nats-server (2.9).
 DEBIAN_PEERS="$DEBIAN_PEERS nats-server:nats-server"
 # The test extra builds DTLSSocket (tinydtls, for the [coaps] tests) from source: it needs a C
