@@ -7,7 +7,8 @@
 2. check the principal's topic ACL (the gateway's own `SYSTEM` principal skips it);
 3. route it (`core.router`), each subscriber getting it in its own outbox, and hand it to the
    cluster fabric (core/fabric.py; nothing in single-node mode);
-4. say whether the gateway is over its memory budget (`hold`: pause this producer).
+4. say whether the gateway is over its memory budget (`hold`), and which subscribers' outboxes
+   are past high water while their clients drain them (`hold_on`): the producer pauses briefly.
 
 The `PublishResult` says routed / no subscribers / denied / invalid; each adapter maps
 it to its wire answer in one place (MQTT reason code, AMQP reply code, CoAP code, HTTP
@@ -18,7 +19,7 @@ removing a retained message without delivering anything (the admin API).
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from core.budget import MemoryBudget
 from core.message import Message
@@ -45,6 +46,7 @@ class PublishResult(NamedTuple):
     deliveries: int = 0
     reason: str = ""
     hold: bool = False
+    hold_on: tuple[Any, ...] = ()  # subscribers draining an outbox past high water: wait on them briefly
 
     @property
     def accepted(self) -> bool:
@@ -77,10 +79,11 @@ class Door:
             self.denied += 1
             return DENIED
         router = self.router
-        count = router.publish(message, encoded)
+        congested: list[Any] = []
+        count = router.publish(message, encoded, False, congested)
         router.fabric.forward(message)  # to the other nodes of a cluster (core/fabric.py); a no-op alone
         return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count, "",
-                             self.budget.congested)
+                             self.budget.congested, tuple(congested) if congested else ())
 
     def publish_remote(self, message: Message, share: tuple[str, str] | None = None) -> PublishResult:
         """A message another node of the cluster published (and authorized): validated, then routed

@@ -1,10 +1,12 @@
-"""Pausing a producer while something it would feed is congested: the gateway's memory budget.
+"""Pausing a producer briefly while what it feeds catches up.
 
-A slow subscriber never pauses anyone (its own outbox bound and policy deal with it,
-core/outbox.py). When the gateway as a whole passes its memory budget (core/budget.py),
-the door says `hold`, and the producing adapter stops reading that producer (TCP
-backpressure) until the budget drains, or until a deadline: a producer must never wait
-for ever on memory only its own reading could free.
+Two things hold a producer (the door's `PublishResult` says which): the gateway as a whole
+past its memory budget (core/budget.py), and subscribers whose outbox passed its high-water
+mark while their clients were draining it (core/sessions.py: a burst should reach a reading
+client whole, not overflow its outbox). A subscriber that stopped reading holds no one: its
+outbox's bound and overflow policy deal with it. The producing adapter stops reading the
+producer (TCP backpressure) until what it waits on drains, or until a short deadline, so a
+producer never waits long, nor for ever on a queue only its own reading could empty.
 """
 
 from __future__ import annotations

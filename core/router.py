@@ -104,13 +104,16 @@ class Router:
 
     # -- publishing ----------------------------------------------------------
 
-    def publish(self, message: Message, encoded: EncodeCache | None = None, remote: bool = False) -> int:
+    def publish(self, message: Message, encoded: EncodeCache | None = None, remote: bool = False,
+                congested: list[Subscriber] | None = None) -> int:
         """Store it if retained, deliver it to every matching subscriber; returns deliveries made.
 
         `encoded` seeds the fan-out's encode cache with forms the publisher already has. A
         `remote` message (from the cluster fabric) does not set retained messages here (the
         fabric keeps every node's retained messages in step). With a fabric that shares across
-        nodes, share groups are served by `deliver_to_share`, not here."""
+        nodes, share groups are served by `deliver_to_share`, not here. Subscribers whose
+        `deliver` answers True (an outbox past high water, its client draining it) are appended
+        to `congested`, for the producer to wait on (core/flow.py)."""
         self.published += 1
         traffic = self.traffic.get(message.origin.protocol)
         if traffic is None:
@@ -131,13 +134,14 @@ class Router:
         if matched:
             if len(matched) > 1 and len({subscriber for subscriber, _ in matched}) != len(matched):
                 matched = _merge_overlapping(message, matched)
-            count = self._deliver_each(message, matched, cache, traffic, size)
+            count = self._deliver_each(message, matched, cache, traffic, size, congested)
         for share, members in shared:
             chosen = self._pick_share_member(share, members, message)
             if chosen is not None:
                 subscriber, options = chosen
                 try:
-                    subscriber.deliver(_delivery(message, options), cache)
+                    if subscriber.deliver(_delivery(message, options), cache) and congested is not None:
+                        congested.append(subscriber)
                 except Exception as exc:
                     self.delivery_failed(subscriber, message, exc)
                     continue
@@ -176,7 +180,7 @@ class Router:
 
     def _deliver_each(
         self, message: Message, matched: list[tuple[Subscriber, SubscriptionOptions]], cache: EncodeCache,
-        traffic: Traffic, size: int,
+        traffic: Traffic, size: int, congested: list[Subscriber] | None,
     ) -> int:
         """Hand the message to each subscriber; subscribers with equal options share one Delivery.
 
@@ -188,7 +192,8 @@ class Router:
             if options.no_local and subscriber.is_origin_of(message):
                 return 0
             try:
-                subscriber.deliver(_delivery(message, options), cache)
+                if subscriber.deliver(_delivery(message, options), cache) and congested is not None:
+                    congested.append(subscriber)
             except Exception as exc:
                 self.delivery_failed(subscriber, message, exc)
                 return 0
@@ -207,7 +212,8 @@ class Router:
             if delivery is None:
                 delivery = deliveries[options] = _delivery(message, options)
             try:
-                subscriber.deliver(delivery, cache)
+                if subscriber.deliver(delivery, cache) and congested is not None:
+                    congested.append(subscriber)
             except Exception as exc:
                 self.delivery_failed(subscriber, message, exc)
                 continue

@@ -12,16 +12,26 @@ many offline sessions with full queues cost disk, not memory; `reload()` reads
 them back in order when a connection takes the session again.
 
 The queue is the session's `Outbox` (core/outbox.py): bounded by messages and
-bytes, with its own overflow policy. A slow client never slows its publishers;
-only the gateway-wide memory budget does (core/budget.py). While offline, a full
-queue refuses new messages (the oldest are in the store, not in memory).
+bytes, with its own overflow policy. While offline, a full queue refuses new
+messages (the oldest are in the store, not in memory).
+
+Flow control (core/flow.py): a session whose outbox passes its high-water mark
+while its client is *draining it* (the outbox shrank, the client acknowledged
+something, its QoS 1/2 window took a message, or its socket took everything until
+its outbox began to fill, within the last `PROGRESS_WINDOW` seconds; a client whose
+socket filled up and stays full holds no one after that) says so from `deliver`
+(True), and the producer
+that fed it pauses briefly, so a burst reaches a reading client whole instead of
+overflowing its outbox. A client that stopped reading makes no progress, holds
+no one, and meets its outbox's bound and policy instead.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from core.acl import ClientAccess
 from core.budget import MemoryBudget
@@ -32,6 +42,8 @@ from core.stores.base import Store, StoredDelivery, StoredSession
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 
 NEVER_EXPIRES = 0xFFFFFFFF
+PROGRESS_WINDOW = 0.05  # seconds: a client whose outbox did not drain for this long is not reading it
+_now = time.monotonic
 
 
 class SessionSink(Protocol):
@@ -70,6 +82,16 @@ class SessionLimits:
     @property
     def outbox(self) -> OutboxLimits:
         return OutboxLimits(self.max_queued, self.max_queued_bytes, self.overflow)
+
+    @property
+    def high_water(self) -> int:
+        """Outbox length past which a draining client asks its producers to pause."""
+        return max(1, self.max_queued // 2)
+
+    @property
+    def low_water(self) -> int:
+        """Outbox length under which paused producers go on."""
+        return self.max_queued // 4
 
 
 @dataclass(slots=True)
@@ -136,6 +158,8 @@ class Session:
         self._store = store
         self._seq = 0
         self._next_packet_id = 1
+        self.last_progress = 0.0  # monotonic time something last left the outbox or was acknowledged
+        self._drain_waiters: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"<Session {self.protocol}:{self.client_id!r} online={self.is_online}>"
@@ -155,11 +179,13 @@ class Session:
         origin = message.origin
         return origin.client_id == self.client_id and origin.protocol == self.protocol
 
-    def deliver(self, delivery: Delivery, cache: EncodeCache | None = None) -> None:
+    def deliver(self, delivery: Delivery, cache: EncodeCache | None = None) -> bool:
+        """Take a delivery; True when the outbox is past its high-water mark while the client drains
+        it (the producer should pause briefly: see the module docstring)."""
         access = self.access
         if access is not None and not access.can_read(delivery.message.topic):
             self.counters.acl_denied += 1  # a wildcard subscription matched a topic it may not read
-            return
+            return False
         sink = self.sink
         queue = self.queue
         if delivery.qos == 0:
@@ -170,20 +196,28 @@ class Session:
             elif queue.full_for(delivery):
                 self.counters.slow_consumer_qos0 += 1  # the bound is reached: QoS 0 is what goes
             else:
+                if not queue:
+                    self.last_progress = _now()  # the socket took everything until now: not yet a stall
                 queue.append(0, delivery)  # the transport is paused: wait in the outbox, never stored (seq 0)
-            return
+                return self._pressing()
+            return False
         if sink is not None and not queue and not self.resend and self._window_open(sink):
             self._send_new(self._next_seq(), delivery, cache)
-            return
+            self.last_progress = _now()  # a QoS 1/2 window that just took a message is no sign of a stall
+            return False
         if queue.full_for(delivery, self.offline_queued) and not self._make_room(delivery):
-            return
+            return False
         seq = self._next_seq()
         if self.persistent:
             self._store.put_delivery(self.client_id, _stored(seq, delivery))
             if sink is None:
                 self.offline_queued += 1
-                return
+                return False
         queue.append(seq, delivery)
+        return sink is not None and self._pressing()
+
+    def _pressing(self) -> bool:
+        return len(self.queue) >= self.limits.high_water and _now() - self.last_progress < PROGRESS_WINDOW
 
     def _make_room(self, delivery: Delivery) -> bool:
         """The outbox is full for a QoS 1/2 `delivery`: apply the overflow policy; True if it may go in."""
@@ -237,6 +271,7 @@ class Session:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived: the message is done. False if unknown."""
         if not self._forget(packet_id):
             return False
+        self.last_progress = _now()  # the client is reading
         self.pump()
         return True
 
@@ -315,12 +350,32 @@ class Session:
         if self.persistent:  # every queued message is in the store already: memory lets go
             self.offline_queued += len(self.queue)
             self.queue.clear()
+        self._release_producers()  # an offline session holds no one
+
+    # -- flow control (core/flow.py) --------------------------------------------------------
+
+    @property
+    def congested(self) -> bool:
+        return self.sink is not None and len(self.queue) > self.limits.low_water
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this session is no longer congested (at once if it is not)."""
+        if self.congested:
+            self._drain_waiters.append(callback)
+        else:
+            callback()
+
+    def _release_producers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for callback in waiters:
+            callback()
 
     def pump(self) -> None:
         """Send queued messages while the window is open, in order; expired ones are dropped."""
         sink = self.sink
         if sink is None:
             return
+        waiting = len(self.queue)
         resend = self.resend
         while resend:
             packet_id = resend[0]
@@ -354,6 +409,10 @@ class Session:
                     self._store.delete_delivery(self.client_id, seq)
                 continue
             self._send_new(seq, delivery, None)
+        if len(queue) < waiting:  # the outbox drained: its client is reading (a paused producer may wait on it)
+            self.last_progress = _now()
+        if self._drain_waiters and not self.congested:
+            self._release_producers()
 
     def stored(self) -> StoredSession:
         return StoredSession(

@@ -101,7 +101,7 @@ class MQTTConnection:
         self.subscriptions_denied = 0
         self.subscriptions_over_quota = 0
         # Backpressure: input waits while sessions this client fed are congested (core/flow.py).
-        self.input_gate = ProducerGate()
+        self.input_gate = ProducerGate(max_wait=0.05)  # holds are brief: see core/flow.py
 
     # -- the owner's interface ---------------------------------------------------
 

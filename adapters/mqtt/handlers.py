@@ -57,8 +57,8 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
             raise ReceiveMaximumExceeded("too many QoS 2 messages awaiting PUBREL")
     broker = conn.broker
     result = broker.publish(conn.principal, message)  # the door: validation, ACL, routing
-    if result.hold:  # the gateway is over its memory budget: stop reading this producer a while
-        conn.input_gate.close_for([broker.budget], conn.clock())
+    if result.hold or result.hold_on:  # over the memory budget, or draining subscribers are behind
+        conn.input_gate.close_for([*result.hold_on, broker.budget], conn.clock(), own=conn.session)
     if not result.accepted:
         _publish_refused(conn, packet, message.topic, result.status, result.reason)
         return

@@ -28,6 +28,7 @@ from adapters.mqtt.states import State
 log = logging.getLogger("rosettamq.mqtt")
 
 LISTEN_BACKLOG = 4096
+WRITE_BUFFER_HIGH = 256 * 1024  # bytes buffered for a client before its transport pauses (low: a quarter)
 # Per-connection counters of MQTTConnection that metrics sum over live and ended connections.
 CONNECTION_COUNTERS = ("dropped_too_large", "publishes_denied", "publishes_invalid", "subscriptions_denied",
                        "subscriptions_over_quota")
@@ -230,6 +231,9 @@ class MQTTServerProtocol(asyncio.Protocol):
             transport.abort()
             return
         self._admitted = True
+        # A subscriber's socket takes one read's worth of fan-out before its transport pauses (the
+        # default 64 KiB pauses it mid-burst, and QoS 0 then waits in, or overflows, its outbox).
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         conn = MQTTConnection(self._broker, self._settings, peer=peer, listener=self._listener, clock=loop.time)
         self._guard.identify(conn, transport)
         self._driver = ConnectionDriver(

@@ -55,10 +55,10 @@ class DoorLog:
             self._record(principal, topic)
             return door_clear(principal, topic, message)
 
-        def routed(message: Any, encoded: Any = None) -> int:
+        def routed(message: Any, *args: Any) -> int:
             if not self._inside:
                 self.outside += 1
-            return router_publish(message, encoded)
+            return router_publish(message, *args)
 
         door.publish, door.clear_retained, router.publish = publish, clear_retained, routed  # type: ignore[method-assign]
 
