@@ -7,7 +7,8 @@ response carries the error's text as a diagnostic payload (RFC 7252 5.5.2).
 
 | error                 | code                           | extra option        |
 |-----------------------|--------------------------------|---------------------|
-| BadTopic, BadOption   | 4.00 Bad Request               |                     |
+| BadTopic, BadOption,  | 4.00 Bad Request               |                     |
+| BadBlock              |                                |                     |
 | BadCriticalOption     | 4.02 Bad Option                |                     |
 | Unauthorized          | 4.01 Unauthorized              |                     |
 | Forbidden             | 4.03 Forbidden (topic ACL)     |                     |
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 __all__ = [
-    "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "Forbidden",
+    "BadBlock", "BadCriticalOption", "BadOption", "BadTopic", "CoAPCode", "CoAPError", "ErrorResponse", "Forbidden",
     "MethodNotAllowed",
     "NotFound", "Overloaded", "TooLarge", "TooManyRequests", "Unauthorized", "error_response",
     "publish_refusal", "reject_datagram",
@@ -76,6 +77,10 @@ class BadTopic(CoAPError):
 
 class BadOption(CoAPError):
     """A query parameter or option has a value the adapter cannot use."""
+
+
+class BadBlock(CoAPError):
+    """A block-wise transfer that breaks RFC 7959 (a non-final block shorter than its size, ...)."""
 
 
 class BadCriticalOption(CoAPError):

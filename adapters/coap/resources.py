@@ -23,7 +23,7 @@ from core.message import Message
 from core.principal import Principal
 
 from adapters.coap.access import Identity
-from adapters.coap.errors import BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, Overloaded, \
+from adapters.coap.errors import BadBlock, BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, Overloaded, \
     TooLarge, Unauthorized, error_response, publish_refusal
 from adapters.coap.exchange import ListenerState, ObserveLink, end_observers_of, error_message, notification_message
 from adapters.coap.pubsub import Clear, Observe, Publish, Read, Unobserve, check_critical_options, notification_for, \
@@ -60,7 +60,10 @@ class PubSubResource(Resource, PathCapable):
                 plan_request(str(request.code), request.opt.uri_path, query, payload=b"", content_format=None,
                              confirmable=True, observe=None, origin=(await state.identify(request, query)).origin,
                              max_payload=state.settings.max_payload_size, now=state.clock())
-            request = self._block1.feed_and_take(request)  # 2.31 Continue until the last block
+            try:
+                request = self._block1.feed_and_take(request)  # 2.31 Continue until the last block
+            except ValueError as exc:  # e.g. a non-final block shorter than its size (RFC 7959 2.3)
+                raise BadBlock(f"malformed block-wise transfer: {exc}") from None
         identity = await state.identify(request, query)
         plan = plan_request(
             str(request.code), request.opt.uri_path, query,

@@ -86,7 +86,6 @@ SHORT_FIRST_BLOCK1 = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="CoAP: a short non-final Block1 block raises ValueError (5.00, traceback)")
 def test_a_block1_transfer_whose_first_block_is_short_is_refused_with_4xx_and_no_error(
     gateway: GatewayProcess,
 ) -> None:
