@@ -20,7 +20,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from gateway.app import mqtt_settings, session_limits
+from gateway.settings import mqtt_settings, session_limits
 from gateway.config import Config, ConfigError
 from gateway.logs import configure_logging
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.app import amqp_settings
+from gateway.settings import amqp_settings
 from gateway.config import AMQPListenerConfig, ConfigError, config_from_dict
 
 

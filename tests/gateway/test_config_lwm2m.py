@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import lwm2m_settings
+from gateway.settings import lwm2m_settings
 from gateway.config import ConfigError, LwM2MConfig, config_from_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
