@@ -17,20 +17,17 @@ TIMEOUT = 20.0
 EVERY_LISTENER_ON_PORT_0 = [f"--{name}=127.0.0.1:0" for name in ("mqtt", "ws", "amqp", "coap", "http")]
 
 
-class LoggingGateway:
-    """The gateway process; its stderr (the log) and stdout (the banner) lines are collected as they come."""
+class Watched:
+    """A process whose stdout and stderr lines are collected as they come, for a test to wait on."""
 
-    def __init__(self, config: Path | None, ports_file: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.ports_file = ports_file
-        command = [sys.executable, "-m", "gateway", "run", "--ports-file", str(ports_file), *args]
-        if config is not None:
-            command += ["--config", str(config)]
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
-        self.lines: list[str] = []
-        self.stdout: list[str] = []
+        self.out: list[str] = []
+        self.err: list[str] = []
         self._cond = threading.Condition()
-        for stream, lines in ((self.proc.stderr, self.lines), (self.proc.stdout, self.stdout)):
+        self._open = 2
+        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
             threading.Thread(target=self._read, args=(stream, lines), daemon=True).start()
 
     def _read(self, stream: IO[str] | None, lines: list[str]) -> None:
@@ -40,13 +37,31 @@ class LoggingGateway:
                 lines.append(line)
                 self._cond.notify_all()
         with self._cond:
+            self._open -= 1
             self._cond.notify_all()
 
-    def wait_for_log(self, text: str, count: int = 1, stdout: bool = False) -> None:
-        lines = self.stdout if stdout else self.lines
+    def wait_for(self, text: str, count: int = 1, err: bool = False) -> None:
+        """Until `text` was written `count` times (to stderr with `err`); fails when the process ends first."""
+        lines = self.err if err else self.out
         with self._cond:
-            if not self._cond.wait_for(lambda: sum(text in line for line in lines) >= count, TIMEOUT):
-                raise AssertionError(f"gateway never wrote {text!r} x{count}: {''.join(lines)[-2000:]}")
+            if not self._cond.wait_for(lambda: sum(text in line for line in lines) >= count or not self._open,
+                                       TIMEOUT) or sum(text in line for line in lines) < count:
+                raise AssertionError(f"never wrote {text!r} x{count}: {''.join(self.out + self.err)[-2000:]}")
+
+
+class LoggingGateway(Watched):
+    """The gateway process: its log (stderr) is `lines`, its banner (stdout) `stdout`."""
+
+    def __init__(self, config: Path | None, ports_file: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.ports_file = ports_file
+        command = [sys.executable, "-m", "gateway", "run", "--ports-file", str(ports_file), *args]
+        if config is not None:
+            command += ["--config", str(config)]
+        super().__init__(command, env)
+        self.lines, self.stdout = self.err, self.out
+
+    def wait_for_log(self, text: str, count: int = 1, stdout: bool = False) -> None:
+        self.wait_for(text, count, err=not stdout)
 
     def ports(self) -> dict[str, int]:
         self.wait_for_log("msg=ready")

@@ -7,48 +7,26 @@ is restarted on the same OS-chosen ports. Every wait is on an output line or a m
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
-import threading
 import urllib.parse
-from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.admin_support import http
 from tests.e2e.clients import PahoClient
-
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 20.0
+from tests.e2e.process_support import ROOT, TIMEOUT, Watched
 
 
-class Example:
-    """`python examples/NAME.py ARGS`, its stdout and stderr lines collected as they come."""
+class Example(Watched):
+    """`python examples/NAME.py ARGS`, as a user runs it."""
 
     def __init__(self, name: str, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._cond = threading.Condition()
-        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._read, args=(stream, lines), daemon=True).start()
-
-    def _read(self, stream: IO[str] | None, lines: list[str]) -> None:
-        assert stream is not None
-        for line in stream:
-            with self._cond:
-                lines.append(line)
-                self._cond.notify_all()
+        super().__init__([sys.executable, str(ROOT / "examples" / name), *args])
 
     def wait_for(self, text: str, count: int = 1, err: bool = False) -> None:
-        lines = self.err if err else self.out
-        with self._cond:
-            if not self._cond.wait_for(lambda: sum(text in line for line in lines) >= count
-                                       or self.proc.poll() is not None, TIMEOUT):
-                raise AssertionError(f"no {text!r} x{count}: {''.join(self.out + self.err)[-2000:]}")
+        super().wait_for(text, count, err)
         assert self.proc.poll() is None, f"the example died: {''.join(self.err)[-2000:]}"
 
     def interrupt(self) -> int:
