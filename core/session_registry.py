@@ -83,9 +83,7 @@ class SessionRegistry:
         `SessionOwned` is raised and its owner keeps it, online or offline.
         """
         existing = self.sessions.get(client_id)
-        if self.owners_enforced and existing is not None and existing.username != username:
-            self.takeovers_refused += 1
-            raise SessionOwned(client_id, existing.username, username)
+        self.check_owner(client_id, username)
         if existing is not None and existing.sink is not None:
             existing.sink.session_taken_over()
             existing = self.sessions.get(client_id)  # ending it may have removed it
@@ -121,6 +119,22 @@ class SessionRegistry:
         if session.persistent:
             self.store.put_session(session.stored())
         return session, False
+
+    def check_owner(self, client_id: str, username: str | None) -> None:
+        """Raise `SessionOwned` if the session of `client_id` belongs to another user."""
+        existing = self.sessions.get(client_id)
+        if self.owners_enforced and existing is not None and existing.username != username:
+            self.takeovers_refused += 1
+            raise SessionOwned(client_id, existing.username, username)
+
+    def needs_load(self, client_id: str, clean_start: bool) -> Session | None:
+        """The session whose stored queue a CONNECT resuming it should read off the event loop first
+        (`Session.begin_load`), or None: nothing to read, or a store that reads without waiting."""
+        session = self.sessions.get(client_id)
+        if (session is None or clean_start or not session.offline_queued or session.loading is not None
+                or not self.store.reads_wait_for_writes):
+            return None
+        return session
 
     def set_will(self, session: Session, will: Message | None, delay: int = 0, expiry_interval: int | None = None) -> None:
         """Keep the will of the session's connection; its expiry interval starts when it is published."""

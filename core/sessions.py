@@ -154,6 +154,7 @@ class Session:
         self.expire_at: float | None = None
         self.disconnected_at: float | None = None
         self.ended = False
+        self.loading: int | None = None  # while its stored queue is read off the event loop: the last seq then
         self._router = router
         self._store = store
         self._seq = 0
@@ -210,10 +211,10 @@ class Session:
         seq = self._next_seq()
         if self.persistent:
             self._store.put_delivery(self.client_id, _stored(seq, delivery))
-            if sink is None:
+            if sink is None and self.loading is None:
                 self.offline_queued += 1
                 return False
-        queue.append(seq, delivery)
+        queue.append(seq, delivery)  # online, or arriving while the stored queue is being read
         return sink is not None and self._pressing()
 
     def _pressing(self) -> bool:
@@ -323,6 +324,30 @@ class Session:
         for stored in self._store.load_deliveries(self.client_id):
             if stored.packet_id is None:  # in-flight ones never left memory
                 self.queue.append(stored.seq, _delivery(stored))
+
+    def begin_load(self) -> None:
+        """The stored queue is about to be read off the event loop (`load_deliveries` in a thread):
+        until `finish_load`, new deliveries wait in memory (they are stored as usual too)."""
+        self.loading = self._seq
+
+    def finish_load(self, stored: list[StoredDelivery] | None) -> None:
+        """The read is done (`stored`: its rows, None if it failed): the queue is the stored messages
+        up to where the read began, then what arrived meanwhile, in order."""
+        upto, self.loading = self.loading, None
+        if upto is None:
+            return
+        arrived = list(self.queue)
+        if stored is None:  # failed: what arrived is in the store too; leave it all there
+            self.offline_queued += len(arrived)
+            self.queue.clear()
+            return
+        self.queue.clear()
+        self.offline_queued = 0
+        for row in stored:
+            if row.packet_id is None and row.seq <= upto:  # in-flight ones never left memory
+                self.queue.append(row.seq, _delivery(row))
+        for seq, delivery in arrived:
+            self.queue.append(seq, delivery)
 
     def attach(self, sink: SessionSink, resume: bool) -> None:
         """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.auth import Credentials, quick_answer
 from core.principal import Principal
@@ -63,6 +63,8 @@ class Login:
         self._verification: Credentials | None = None  # handed to the owner by take_verification
         self._checking: Credentials | None = None  # being verified by the owner
         self._refusal: ReasonCode | None = None  # sent at `deadline`
+        self._loading: tuple[Connect, ConnectTerms, str | None, Properties, Any] | None = None
+        self._load_handed = False
 
     def on_connect(self, connect: Connect) -> None:
         conn = self.conn
@@ -116,6 +118,28 @@ class Login:
         credentials, self._verification = self._verification, None
         self._checking = credentials
         return credentials
+
+    def take_session_load(self) -> Any:
+        """The session whose stored queue the owner must read off the loop (`store.load_deliveries`
+        in a thread), then hand to `session_loaded`; None when there is none (or it was handed)."""
+        if self._loading is None or self._load_handed:
+            return None
+        self._load_handed = True
+        return self._loading[4]
+
+    def session_loaded(self, stored: Any) -> None:
+        """The stored queue, read (None if the read failed): the CONNECT goes on."""
+        loading, self._loading = self._loading, None
+        if loading is None:
+            return
+        connect, terms, username, auth_props, session = loading
+        session.finish_load(stored)
+        if self.conn.closing:
+            return
+        if stored is None:
+            self.refuse(ReasonCode.SERVER_UNAVAILABLE)
+            return
+        self.accept(connect, terms, username, auth_props)
 
     def verified(self, ok: bool) -> None:
         """The owner's answer for the credentials `take_verification` gave it."""
@@ -200,6 +224,14 @@ class Login:
         conn.client_id, conn.username = terms.client_id, username
         registry = conn.broker.mqtt_sessions
         try:
+            registry.check_owner(terms.client_id, username)
+            stored = registry.needs_load(terms.client_id, connect.clean_start)
+            if stored is not None:  # its queue is on disk: the owner reads it off the event loop first
+                stored.begin_load()
+                self._loading = (connect, terms, username, auth_props, stored)
+                self._load_handed = False
+                conn.state = State.VERIFYING
+                return
             session, present = registry.open(
                 terms.client_id, clean_start=connect.clean_start, expiry_interval=terms.session_expiry,
                 username=username)

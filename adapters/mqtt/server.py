@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from core.broker import Broker
 from core.limits import ConnectionGate
@@ -150,6 +150,11 @@ class ConnectionDriver(TransportDriver):
         """Stop reading while the login waits; run the credential check it asks for off the event loop."""
         self.block_reading("login")
         conn = self.conn
+        session = conn.login.take_session_load()
+        if session is not None:  # a resumed session's queue, from a store whose reads wait for its writes
+            future = self._loop.run_in_executor(None, conn.broker.store.load_deliveries, session.client_id)
+            future.add_done_callback(self._session_loaded)
+            return
         credentials = conn.login.take_verification()
         if credentials is None or conn.settings.authenticator is None:
             return
@@ -166,6 +171,16 @@ class ConnectionDriver(TransportDriver):
             ok = False
         self.conn.login.verified(ok)
         self._login_moved()
+
+    def _session_loaded(self, future: "asyncio.Future[Any]") -> None:
+        try:
+            stored = future.result()
+        except Exception:  # a store that cannot read: this login fails, the session keeps its queue
+            log.exception("mqtt session queue unreadable client_id=%s", self.conn.client_id)
+            stored = None
+        self.conn.login.session_loaded(stored)  # even when closed: the session must leave its loading state
+        if not self._closed:
+            self._login_moved()
 
     def _login_moved(self) -> None:
         """After a login step outside `feed`: keep waiting, or read again (pipelined packets first)."""

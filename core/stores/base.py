@@ -128,6 +128,9 @@ class Store(ABC):
     def load_records(self, kind: str) -> dict[str, bytes]:
         """Every record of `kind`, including changes not yet committed; read at start."""
 
+    #: True when `load_deliveries` may wait for the store's writes (run it off the event loop).
+    reads_wait_for_writes = False
+
     @abstractmethod
     def sync(self, callback: Callable[[], None]) -> None:
         """Call `callback` once every change asked for so far is durable."""

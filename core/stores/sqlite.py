@@ -84,6 +84,8 @@ RETRY_DELAY = 1.0  # seconds between attempts after a failed commit
 class SqliteStore(Store):
     """Persistence in one SQLite file; see the module docstring for the write path."""
 
+    reads_wait_for_writes = True  # load_deliveries commits what is queued first (a commit, an fsync)
+
     def __init__(
         self,
         path: str,
