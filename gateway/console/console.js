@@ -206,6 +206,39 @@ function connect() {
   };
 }
 
+function duration(seconds) {
+  const s = Math.floor(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min` : s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+}
+
+async function refreshCluster() {
+  let cluster;
+  try {
+    cluster = await api("/api/v1/cluster");
+  } catch (err) {
+    return;  // an older gateway, or no rights: the card stays as it is
+  }
+  if (!cluster.node) return;  // single-node mode: no card
+  $("cluster-card").hidden = false;
+  text($("cluster-node"), cluster.node);
+  text($("cluster-nats"), cluster.nats.connected ? `connected to ${cluster.nats.server}` : "disconnected");
+  const body = document.querySelector("#cluster-nodes tbody");
+  body.replaceChildren(...cluster.nodes.map((node) => {
+    const row = document.createElement("tr");
+    row.dataset.node = node.name;
+    const cells = [node.name + (node.self ? " (this one)" : ""), duration(node.uptime || 0), node.connections ?? "",
+                   node.published ?? "", node.self ? "now" : `${Number(node.last_heartbeat_s).toFixed(1)} s ago`];
+    for (const value of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = String(value);
+      row.append(cell);
+    }
+    return row;
+  }));
+}
+
 connect();
 refreshTree();
+refreshCluster();
 setInterval(refreshTree, 2000);
+setInterval(refreshCluster, 2000);

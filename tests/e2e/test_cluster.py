@@ -6,6 +6,7 @@ Two gateway nodes, each on its own NATS server; real clients (paho, pika, aiocoa
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -256,3 +257,23 @@ def test_sys_topics_are_per_node_and_every_node_serves_each_nodes_tree(
     wait_until(lambda: b.call(lambda: b.broker.router.retained.get("$SYS/broker/nodes/gw-a/uptime")) is not None,
                what="gw-a's $SYS retained on gw-b")  # the retained copy comes by the JetStream stream
     watcher.close()
+
+
+def test_the_console_shows_the_nodes_of_the_cluster(nats: NatsCluster, tmp_path: Path) -> None:
+    from tests.e2e.browser import Chromium
+
+    e = cluster_node(nats, "gw-e", servers=[nats.urls[1]], http={"enabled": True, "listen": f"{LOOPBACK}:0"})
+    f = cluster_node(nats, "gw-f", servers=[nats.urls[2]])
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        page = browser.page()
+        page.navigate(f"http://{LOOPBACK}:{e.gateway.ports['http']}/")
+        page.wait_for("!document.getElementById('cluster-card').hidden", timeout=15)
+        page.wait_for("document.querySelector('#cluster-nodes tr[data-node=\"gw-f\"]') !== null", timeout=15)
+        assert "gw-e" in page.evaluate("document.getElementById('cluster-node').textContent")
+        page.screenshot(Path(__file__).resolve().parents[2] / "test-artifacts" / "console-cluster.png")
+        page.close()
+    finally:
+        browser.close()
+        e.stop()
+        f.stop()
