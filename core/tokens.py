@@ -48,6 +48,10 @@ class TokenFile:
             users[digest] = username
         return cls(path, users)
 
+    def reload(self) -> None:
+        """Read the file again (SIGHUP); TokenFileError (or OSError) leaves the current tokens."""
+        self._user_by_hash = TokenFile.load(self.path)._user_by_hash
+
     def user_for(self, token: str) -> str | None:
         """The user a token belongs to, or None."""
         return self._user_by_hash.get(token_hash(token))

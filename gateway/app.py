@@ -21,7 +21,6 @@ from adapters.amqp.store_log import StoreLog
 from adapters.coap.dtls import PSKError, parse_psk_lines
 from adapters.coap.server import CoAPListener, Mount, start_coap_server
 from adapters.lwm2m.server import LwM2MServer
-from gateway.cluster.nats_fabric import NATSFabric
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.server import WSListener, start_ws_server
@@ -31,13 +30,16 @@ from core.metrics import Registry
 from core.stores.base import Store
 from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
+from core.tokens import TokenFile, TokenFileError
 
-from gateway.config import Config, ConfigError
+from gateway.cluster.nats_fabric import NATSFabric
+from gateway.config import Config, ConfigError, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
 from gateway.listening import Listening
 from gateway.metrics import build_registry
 from gateway.sys_topics import SysPublisher
 from gateway.security import Security
+from gateway.tls_reload import TLSContexts
 from gateway.settings import (amqp_settings, coap_settings, logins_are_checked, lwm2m_settings, mqtt_settings,
                               session_limits, ws_settings)
 
@@ -113,6 +115,8 @@ class Gateway:
     coap_mounts: list[Mount] = field(default_factory=list)  # more CoAP resource trees (LwM2M's /rd)
     lwm2m: LwM2MServer | None = None
     fabric: NATSFabric | None = None  # [cluster]: this node's part of the NATS fabric
+    tls: TLSContexts = field(default_factory=TLSContexts)  # reloaded on SIGHUP
+    token_files: dict[str, TokenFile] = field(default_factory=dict)  # WebSocket bearer tokens, by path
     amqp: AMQPService | None = None
     _timer: DeadlineTimer | None = None
     _stopped: asyncio.Event | None = None
@@ -138,9 +142,27 @@ class Gateway:
         self.ports["coaps"] = port
         self.listening.done("coaps", section.listen.host, port)
 
+    def _token_file(self, section: WSListenerConfig | WSSListenerConfig) -> TokenFile | None:
+        """The section's token file, loaded once and kept (SIGHUP reloads it in place)."""
+        if not section.tokens_file:
+            return None
+        tokens = self.token_files.get(section.tokens_file)
+        if tokens is None:
+            tokens = self.token_files[section.tokens_file] = TokenFile.load(section.tokens_file)
+        return tokens
+
     def reload(self) -> bool:
-        """SIGHUP: re-read the password file and the ACL file; connections stay (see gateway/security.py)."""
-        return self.security.reload()
+        """SIGHUP: re-read the password file, the ACL file, the WebSocket token files and the TLS
+        certificates; connections stay (see gateway/security.py, gateway/tls_reload.py)."""
+        ok = self.security.reload()
+        for tokens in self.token_files.values():
+            try:
+                tokens.reload()
+                log.info("token file reloaded path=%s", tokens.path)
+            except (OSError, TokenFileError) as exc:
+                ok = False
+                log.error("token file reload failed path=%s: %s; keeping the current tokens", tokens.path, exc)
+        return self.tls.reload() and ok
 
     async def start(self) -> None:
         """Open the store, bind every listener, then log one "listening" line each. A listener that
@@ -188,16 +210,16 @@ class Gateway:
             self.listening.begin("mqtt_tls", listen)
             server, _ = await start_mqtt_server(
                 self.broker, settings, listen.host, listen.port,
-                ssl_context=self.config.mqtt_tls.ssl_context(), listener="mqtt_tls", tracker=self.mqtt_connections,
+                ssl_context=self.tls.context("mqtt_tls", self.config.mqtt_tls), listener="mqtt_tls", tracker=self.mqtt_connections,
                 guard=guard("mqtt_tls", self.config.mqtt_tls),
             )
             self._register("mqtt_tls", server)
         for name, section in (("ws", self.config.ws), ("wss", self.config.wss)):
             if section.enabled:
-                ssl_context = self.config.wss.ssl_context() if name == "wss" else None
+                ssl_context = self.tls.context("wss", self.config.wss) if name == "wss" else None
                 self.listening.begin(name, section.listen)
                 ws, _ = await start_ws_server(
-                    self.broker, settings, ws_settings(self.config, section), section.listen.host, section.listen.port,
+                    self.broker, settings, ws_settings(self.config, section, self._token_file(section)), section.listen.host, section.listen.port,
                     ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections, guard=guard(name, section),
                 )
                 self.ws_listeners.append(ws)
@@ -208,7 +230,7 @@ class Gateway:
                     amqp = amqp_settings(self.config, self.authenticator, self.security.login_backoff)
                     self.amqp = AMQPService(self.broker, amqp,
                                             log_=amqp_durable_log(self.broker.store))
-                ssl_context = self.config.amqps.ssl_context() if name == "amqps" else None
+                ssl_context = self.tls.context("amqps", self.config.amqps) if name == "amqps" else None
                 self.listening.begin(name, section.listen)
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
                                                 ssl_context=ssl_context, listener=name, gate=self.security.gate(name))

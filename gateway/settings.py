@@ -35,15 +35,17 @@ def mqtt_settings(config: Config) -> MQTTSettings:
     )
 
 
-def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig) -> WSSettings:
-    """The WebSocket listener's options; a frame may carry at most one maximum-size MQTT packet."""
+def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig,
+                tokens: TokenFile | None = None) -> WSSettings:
+    """The WebSocket listener's options; a frame may carry at most one maximum-size MQTT packet.
+    `tokens`: the listener's token file, kept by the gateway so that SIGHUP reloads it."""
     return WSSettings(
         path=section.path,
         allowed_origins=section.allowed_origins,
         trust_proxy=section.trust_proxy,
         max_frame_size=config.mqtt_limits.max_packet_size,
         ping_interval=float(section.ping_interval),
-        token_user=TokenFile.load(section.tokens_file).user_for if section.tokens_file else None,
+        token_user=tokens.user_for if tokens is not None else None,
     )
 
 
