@@ -275,8 +275,11 @@ class GatewayUDPInterface(MessageInterfaceUDP6):
                 self.transport.sendmsg(reply, ancillary, 0, address)
             return
         message.direction = Direction.INCOMING
-        if message.code.is_request() and message.opt.block2 is None:
-            message.opt.block2 = first_block(len(data))  # anti-amplification (RFC 7252 11.3)
+        if message.code.is_request() and message.opt.block2 is None and message.opt.observe is None:
+            # Anti-amplification (RFC 7252 11.3). Not for observe registrations: a notification bigger
+            # than the registration would need a follow-up GET, which a wildcard filter cannot take;
+            # notifications are bounded by their CON retransmissions and end with an RST instead.
+            message.opt.block2 = first_block(len(data))
         self._ctx.dispatch_message(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
