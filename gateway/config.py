@@ -28,7 +28,9 @@ from typing import Any, NoReturn
 from adapters.lwm2m.ddf import DdfError, load_object_dir
 from adapters.lwm2m.paths import format_path, parse_path
 from core.outbox import OVERFLOW_POLICIES
+from gateway.bridges.settings import BridgeSettings
 from gateway.cluster.settings import ClusterSettings
+from gateway.config_bridges import read_bridges
 from gateway.config_cluster import read_cluster
 from gateway.config_sections import (
     _ORIGIN,
@@ -88,6 +90,7 @@ class Config:
     sys: SysConfig = SysConfig()
     limits: LimitsConfig = LimitsConfig()
     cluster: ClusterSettings | None = None  # [cluster]: None is single-node mode
+    bridges: tuple[BridgeSettings, ...] = ()  # [[bridge.mqtt]], [[bridge.amqp]], [[bridge.http]]
 
     def enabled_listeners(self) -> dict[str, ListenerConfig]:
         """Enabled listeners by section name, in declaration order."""
@@ -423,7 +426,7 @@ _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
                               "http": _http, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener, "coaps": _coaps}
 _SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
-_SECTIONS += ("sys", "limits", "cluster")
+_SECTIONS += ("sys", "limits", "cluster", "bridge")
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | None = None) -> Config:
@@ -445,6 +448,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
     values["sys"] = _sys(section("sys"))
     values["limits"] = _limits(section("limits"))
     values["cluster"] = read_cluster(section("cluster"))
+    values["bridges"] = read_bridges(section("bridge"), lambda name, table: _Section(name, table, base))
     return Config(store=_store(section("store")), auth=_auth(section("auth")),
                   log=_log(section("log")), lwm2m=_lwm2m(section("lwm2m")), **values)
 
