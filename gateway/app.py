@@ -32,6 +32,7 @@ from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
 from core.tokens import TokenFile, TokenFileError
 
+from gateway.bridges.manager import Bridges
 from gateway.cluster.nats_fabric import NATSFabric
 from gateway.config import Config, ConfigError, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
@@ -115,6 +116,7 @@ class Gateway:
     coap_mounts: list[Mount] = field(default_factory=list)  # more CoAP resource trees (LwM2M's /rd)
     lwm2m: LwM2MServer | None = None
     fabric: NATSFabric | None = None  # [cluster]: this node's part of the NATS fabric
+    bridges: Bridges | None = None  # [[bridge.*]]: upstream MQTT brokers, RabbitMQ, webhooks
     tls: TLSContexts = field(default_factory=TLSContexts)  # reloaded on SIGHUP
     token_files: dict[str, TokenFile] = field(default_factory=dict)  # WebSocket bearer tokens, by path
     amqp: AMQPService | None = None
@@ -191,6 +193,10 @@ class Gateway:
             await self.fabric.start()
             if not await self.fabric.wait_connected(CLUSTER_CONNECT_WAIT):
                 log.warning("cluster: NATS not reachable yet; serving local clients, joining when it is")
+        # Bridges after the core and the fabric, before the listeners: their queues are loaded first.
+        self.bridges = Bridges(self.config.bridges, self.broker, None if isinstance(store, MemoryStore) else store,
+                               self.config.cluster.node if self.config.cluster else None)
+        await self.bridges.start()
         self._timer = DeadlineTimer(self.broker)
         self._timer.rearm()
         self.metrics = build_registry(self)
@@ -332,6 +338,8 @@ class Gateway:
             self._timer.cancel()
         if self.amqp is not None:
             self.amqp.close()
+        if self.bridges is not None:
+            await self.bridges.stop()  # what is still queued stays in the store for the next start
         if self.fabric is not None:
             await self.fabric.stop()
         self.broker.close()

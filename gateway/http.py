@@ -65,6 +65,14 @@ async def get_cluster(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+async def get_bridges(request: web.Request) -> web.Response:
+    """Each bridge: kind, upstream (without its password), connected, queued, forwarded, received,
+    dropped by reason, failures and the last error; `{"bridges": []}` when none is configured."""
+    bridges = request.app[GATEWAY].bridges
+    body = {"node": bridges.node if bridges else None, "bridges": bridges.describe() if bridges else []}
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
 def build_app(gateway: "Gateway") -> web.Application:
     app = web.Application()
     app[GATEWAY] = gateway
@@ -72,6 +80,7 @@ def build_app(gateway: "Gateway") -> web.Application:
     events.add_routes(app)
     openapi.add_routes(app)
     app.router.add_get("/api/v1/cluster", get_cluster)
+    app.router.add_get("/api/v1/bridges", get_bridges)
     app.router.add_get("/", console_index)
     app.router.add_static("/console/", CONSOLE_DIR)
     if DASHBOARD_DIR.is_dir():

@@ -123,6 +123,8 @@ def listener_families(gateway: "Gateway") -> list[Family]:
         for name, value in gateway.fabric.metrics().items():
             cluster.add(value, what=name)
         families.append(cluster)
+    if gateway.bridges is not None and len(gateway.bridges):
+        families += gateway.bridges.families()
     return families
 
 

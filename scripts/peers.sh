@@ -7,6 +7,9 @@ DEBIAN_PEERS="$DEBIAN_PEERS openssl:openssl libcoap3-bin:coap-client-notls nodej
 DEBIAN_PEERS="$DEBIAN_PEERS systemd:systemd-analyze"
 # The cluster tests run a real NATS cluster (JetStream on): Debian's nats-server (2.9).
 DEBIAN_PEERS="$DEBIAN_PEERS nats-server:nats-server"
+# The bridge tests run RabbitMQ as the upstream AMQP broker (started by the tests on private ports,
+# not as the system service); its package puts rabbitmq-server in /usr/sbin.
+DEBIAN_PEERS="$DEBIAN_PEERS rabbitmq-server:rabbitmq-server"
 # The test extra builds DTLSSocket (tinydtls, for the [coaps] tests) from source: it needs a C
 # toolchain, autotools and the Python headers.
 DEBIAN_PEERS="$DEBIAN_PEERS build-essential:gcc,make autoconf:autoconf automake:automake libtool:libtoolize python3-dev:python3-config"
