@@ -105,6 +105,10 @@ def document() -> dict[str, Any]:
                                       _json(_list("topics", "Message")), 401)},
         "/api/v1/events": {"get": _op("Server-sent events: a stats event every second", {
             "description": "OK", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, 401)},
+        "/api/v1/bridges": {"get": _op(
+            "Each bridge to an upstream MQTT broker, RabbitMQ or webhook: connected, queued, forwarded, received, "
+            "dropped by reason, failures, last error", _json({"type": "object", "required": ["bridges"], "properties": {
+                "node": {"type": ["string", "null"]}, "bridges": {"type": "array", "items": ANY_OBJECT}}}), 401)},
     }
     for kind in ("exchanges", "queues", "bindings"):
         paths[f"/api/v1/amqp/{kind}"] = {"get": _op(f"AMQP {kind} of every vhost",

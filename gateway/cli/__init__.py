@@ -1,4 +1,4 @@
-"""The `rosettamq` command: `run` (the gateway), `passwd`, `token`, `cert`, `status` and `clients`.
+"""The `rosettamq` command: `run` (the gateway), `passwd`, `token`, `cert`, `status`, `clients` and `bridges`.
 
 Each subcommand is one module here with `add_parser(commands)` and `run(args) -> exit code`.
 """
@@ -12,7 +12,8 @@ from typing import Sequence
 from gateway.cli import admin, cert, passwd, run, token
 from gateway.version import gateway_version
 
-COMMANDS = {"run": run, "passwd": passwd, "token": token, "cert": cert, "status": admin, "clients": admin}
+COMMANDS = {"run": run, "passwd": passwd, "token": token, "cert": cert, "status": admin, "clients": admin,
+            "bridges": admin}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`rosettamq status` and `rosettamq clients`: the admin API from a terminal, printed as tables.
+"""`rosettamq status`, `rosettamq clients` and `rosettamq bridges`: the admin API from a terminal, as tables.
 
 Where the API is, first found wins: `--url`, `$ROSETTAMQ_URL`, the `[http] listen` of
 `--config FILE` (the file the gateway runs with), http://127.0.0.1:8080. The bearer token:
@@ -23,7 +23,8 @@ WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 def add_parser(commands: Any) -> None:
     for name, help_text in (("status", "show the gateway's health and traffic"),
-                            ("clients", "list connected clients of every protocol")):
+                            ("clients", "list connected clients of every protocol"),
+                            ("bridges", "show each bridge: its upstream, connected or not, queued, forwarded")):
         parser = commands.add_parser(name, help=help_text)
         parser.add_argument("--config", "-c", help="the gateway's TOML config: its [http] listen and api_token")
         parser.add_argument("--url", help=f"admin API base URL ($ROSETTAMQ_URL; default {DEFAULT_URL})")
@@ -94,6 +95,19 @@ def clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def bridges(args: argparse.Namespace) -> int:
+    answer = call(args, "GET", "/api/v1/bridges")
+    rows = [(b["name"], b["kind"], b["url"], "yes" if b["connected"] else "no", b["queued"], b["forwarded"],
+             b["received"], sum(b["dropped"].values()), b["failures"]) for b in answer["bridges"]]
+    print(table(("bridge", "kind", "upstream", "connected", "queued", "forwarded", "received", "dropped",
+                 "failures"), rows))
+    for b in answer["bridges"]:
+        if b["last_error"]:
+            print(f"{b['name']}: last error: {b['last_error']}")
+    print(f"{len(rows)} bridge(s)")
+    return 0
+
+
 def resolve(args: argparse.Namespace) -> None:
     """Fill in `args.url` and `args.token` from the environment and the config file."""
     args.url = args.url or os.environ.get("ROSETTAMQ_URL")
@@ -114,4 +128,4 @@ def resolve(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     resolve(args)
-    return status(args) if args.command == "status" else clients(args)
+    return {"status": status, "clients": clients, "bridges": bridges}[args.command](args)

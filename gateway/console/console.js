@@ -237,8 +237,36 @@ async function refreshCluster() {
   }));
 }
 
+async function refreshBridges() {
+  let answer;
+  try {
+    answer = await api("/api/v1/bridges");
+  } catch (err) {
+    return;  // an older gateway, or no rights: the card stays as it is
+  }
+  if (!answer.bridges.length) return;  // no bridge configured: no card
+  $("bridges-card").hidden = false;
+  const body = document.querySelector("#bridges tbody");
+  body.replaceChildren(...answer.bridges.map((bridge) => {
+    const row = document.createElement("tr");
+    row.dataset.bridge = bridge.name;
+    row.dataset.connected = String(bridge.connected);
+    const dropped = Object.values(bridge.dropped).reduce((a, b) => a + b, 0);
+    const cells = [`${bridge.name} (${bridge.kind})`, bridge.url, bridge.connected ? "connected" : "down",
+                   bridge.queued, bridge.forwarded, bridge.received, dropped, bridge.last_error || ""];
+    for (const value of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = String(value);
+      row.append(cell);
+    }
+    return row;
+  }));
+}
+
 connect();
 refreshTree();
 refreshCluster();
+refreshBridges();
 setInterval(refreshTree, 2000);
 setInterval(refreshCluster, 2000);
+setInterval(refreshBridges, 2000);

@@ -8,6 +8,7 @@ counted.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 import time
 from typing import Any, Iterator
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.admin_support import http
+from tests.e2e.test_admin_cli import rosettamq
 from tests.e2e.bridge_support import Webhook
 from tests.e2e.clients import TIMEOUT, PahoClient
 from tests.e2e.test_bridge_mqtt import publish_v5
@@ -114,6 +116,41 @@ def test_server_errors_are_retried_with_backoff_and_client_errors_are_dropped(we
         assert state["dropped"]["refused"] == 1
         assert "HTTP 400" in state["last_error"] and state["failures"] == 3  # 503, 503, 429
         assert webhook.heads >= 4  # a HEAD before each (re)connection
+        shown = rosettamq("bridges", "--url", f"http://{LOOPBACK}:{gateway.gateway.ports['http']}")
+        assert shown.returncode == 0, shown.stderr
+        header, row, *rest = shown.stdout.splitlines()
+        assert header.split() == ["bridge", "kind", "upstream", "connected", "queued", "forwarded", "received",
+                                  "dropped", "failures"]
+        assert row.split() == ["hook", "http", webhook.url, "yes", "0", "2", "0", "1", "3"]
+        assert rest == ["hook: last error: HTTP 400 Bad Request: no", "1 bridge(s)"]
     finally:
         near.close()
+        gateway.stop()
+
+
+def test_the_console_shows_each_bridge_and_whether_its_upstream_is_up(webhook: Webhook, tmp_path: Path) -> None:
+    from tests.e2e.browser import Chromium
+
+    gateway = bridged(url=webhook.url, out=["alerts/#"])
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        wait_connected(gateway)
+        page = browser.page()
+        page.navigate(f"http://{LOOPBACK}:{gateway.gateway.ports['http']}/")
+        page.wait_for("!document.getElementById('bridges-card').hidden", timeout=15)
+        page.wait_for("document.querySelector('#bridges tr[data-bridge=\"hook\"]')?.dataset.connected === 'true'",
+                      timeout=15)
+        webhook.stop()
+        near = PahoClient(gateway.mqtt_port, "near", "5").connect()
+        near.publish("alerts/1", b"waits", 1)
+        near.close()
+        page.wait_for("document.querySelector('#bridges tr[data-bridge=\"hook\"]')?.dataset.connected === 'false'",
+                      timeout=15)
+        cells = page.evaluate("[...document.querySelectorAll('#bridges tr[data-bridge=\"hook\"] td')]"
+                              ".map((td) => td.textContent)")
+        assert cells[:4] == ["hook (http)", webhook.url, "down", "1"] and "Cannot connect" in cells[7]
+        page.screenshot(Path(__file__).resolve().parents[2] / "test-artifacts" / "console-bridges.png")
+        page.close()
+    finally:
+        browser.close()
         gateway.stop()
