@@ -1,4 +1,4 @@
-"""Valid requests to the admin HTTP API (gateway/admin.py; its OpenAPI at /api/v1/openapi.json).
+"""Valid requests to the admin HTTP API (gateway/http/admin.py; its OpenAPI at /api/v1/openapi.json).
 
 Every route with its query parameters, and POST /api/v1/publish with each
 documented body field. Two kinds of mutation: bytes of the whole request

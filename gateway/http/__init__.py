@@ -2,10 +2,9 @@
 
 Routes:
 
-- ``/api/v1/...`` and ``/metrics``: the admin API (gateway/admin.py, its
-  OpenAPI document in gateway/openapi.py) and the live event stream
-  (gateway/events.py).
-- ``GET /``: the live web console (static files in gateway/console/).
+- ``/api/v1/...`` and ``/metrics``: the admin API (admin.py beside this file, its
+  OpenAPI document in openapi.py) and the live event stream (events.py).
+- ``GET /``: the live web console (static files in console/).
 - ``GET /dashboard``: the MQTT-over-WebSocket dashboard (examples/dashboard),
   with ``/dashboard/config.json`` telling the page where the WebSocket
   listeners are (their real ports, even when the config asked for port 0).
@@ -23,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway import admin, events, openapi
-from gateway.admin import GATEWAY
+from gateway.http import admin, events, openapi
+from gateway.http.admin import GATEWAY
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 log = logging.getLogger("rosettamq.http")
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "examples" / "dashboard"
+DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "examples" / "dashboard"
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 SHUTDOWN_TIMEOUT = 2.0  # seconds requests in progress get at shutdown
 

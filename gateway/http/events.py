@@ -19,7 +19,7 @@ from aiohttp import web
 
 from core.message import Message
 
-from gateway.admin import GATEWAY, message_json
+from gateway.http.admin import GATEWAY, message_json
 from gateway.metrics import stats
 
 if TYPE_CHECKING:
