@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from core.redact import SECRET_NAMES
+
 from .errors import ContentError, RegistrationError, UnsupportedVersion
 from .link_format import parse_link_format
 from .paths import Path, format_path, parse_path
@@ -32,8 +34,7 @@ __all__ = [
 ]
 
 SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
-SENSITIVE_PARAMS = frozenset({"password", "pwd", "p", "secret", "token", "t",
-                              "access_token", "private_key", "psk"})
+SENSITIVE_PARAMS = SECRET_NAMES  # never published nor stored (core/redact.py: the same names kept out of logs)
 _VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.\d+)?")
 _BINDING = re.compile(r"[USNTQ]+")
 _FORBIDDEN_IN_ENDPOINT = re.compile(r"[/+#\x00-\x1f\x7f]")

@@ -35,6 +35,7 @@ from adapters.ws.protocol import (
 )
 from adapters.ws.settings import WSSettings
 from core.broker import Broker
+from core.redact import redact_text, redact_url
 
 log = logging.getLogger("rosettamq.ws")
 
@@ -199,7 +200,9 @@ class WSServerProtocol(asyncio.Protocol):
         if response.status_code != 101:
             log.info(
                 "upgrade refused peer=%s path=%s status=%d reason=%s",
-                self._peer, request.path, response.status_code, ws.handshake_exc or "path",
+                self._peer, redact_url(request.path), response.status_code,
+                redact_text(str(ws.handshake_exc)) if ws.handshake_exc else
+                "path" if response.status_code == 404 else "bearer token",
             )
             return
         self._handshakes.discard(self)
