@@ -15,6 +15,9 @@ The file (``[auth] acl_file``), one directive per line; lines starting with
     pattern write devices/%c/up/#
     pattern read devices/%c/down/#
 
+``queue`` and ``exchange`` lines give AMQP permissions on queues and exchanges
+(RabbitMQ's configure / write / read, with regular expressions): core/acl_resources.py.
+
 Access words: ``read`` (receive messages, subscribe), ``write`` (publish),
 ``readwrite``, ``deny`` (nothing, and it overrides allows). Topics are MQTT
 filters (``+``, ``#``); other protocols' addresses are translated to MQTT
@@ -58,11 +61,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from core.acl_resources import (
+    NO_RESOURCE_RULES, READ, RESOURCE_KINDS, WRITE, ResourceAccess, ResourceRule, parse_resource_rule,
+)
 from core.topics import SHARE_PREFIX, InvalidTopic, topic_matches, validate_topic_filter
 
 log = logging.getLogger("rosettamq.acl")
 
-DENY, READ, WRITE = 0, 1, 2
+DENY = 0
 ACCESS_WORDS = {"read": READ, "write": WRITE, "readwrite": READ | WRITE, "deny": DENY}
 DANGEROUS = re.compile(r"[+#/]")  # what a substituted value must not contain
 _SUBSTITUTION = re.compile(r"%[uc]")
@@ -107,8 +113,10 @@ class RuleSet:
     anonymous: tuple[Rule, ...] = ()
     users: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     patterns: tuple[Rule, ...] = ()
+    resources: Mapping[str | None, tuple[ResourceRule, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     def __len__(self) -> int:
+        """The number of topic rules (queue and exchange rules: `resources`)."""
         return len(self.anonymous) + sum(map(len, self.users.values())) + len(self.patterns)
 
     def own_rules(self, username: str | None) -> tuple[Rule, ...]:
@@ -120,7 +128,9 @@ def parse_acl(text: str, path: str | None = None) -> RuleSet:
     anonymous: list[Rule] = []
     users: dict[str, list[Rule]] = {}
     patterns: list[Rule] = []
+    resources: dict[str | None, list[ResourceRule]] = {}
     section: list[Rule] = anonymous
+    section_user: str | None = None
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -131,6 +141,7 @@ def parse_acl(text: str, path: str | None = None) -> RuleSet:
             if not rest:
                 raise AclFileError("'user' needs a username", path, lineno)
             section = users.setdefault(rest, [])
+            section_user = rest
         elif keyword in ("topic", "pattern"):
             rule = _parse_rule(keyword, rest, path, lineno)
             if keyword == "pattern":
@@ -139,12 +150,19 @@ def parse_acl(text: str, path: str | None = None) -> RuleSet:
                 patterns.append(rule)
             else:
                 section.append(rule)
+        elif keyword in RESOURCE_KINDS:
+            try:
+                resources.setdefault(section_user, []).append(parse_resource_rule(keyword, rest, lineno))
+            except ValueError as exc:
+                raise AclFileError(str(exc), path, lineno) from None
         else:
-            raise AclFileError(f"unknown directive {keyword!r}; expected user, topic or pattern", path, lineno)
+            raise AclFileError(f"unknown directive {keyword!r}; expected user, topic, pattern, queue or exchange",
+                               path, lineno)
     return RuleSet(
         _deny_first(anonymous),
         MappingProxyType({name: _deny_first(rules) for name, rules in users.items()}),
         _deny_first(patterns),
+        MappingProxyType({name: tuple(rules) for name, rules in resources.items()}),
     )
 
 
@@ -255,8 +273,9 @@ class Authorizer:
 
     def _log_loaded(self, what: str) -> None:
         rules = self.rules or RuleSet()
-        log.info("acl file %s path=%s rules=%d users=%d patterns=%d",
-                 what, self.path, len(rules), len(rules.users), len(rules.patterns))
+        log.info("acl file %s path=%s rules=%d users=%d patterns=%d queue_exchange_rules=%d",
+                 what, self.path, len(rules), len(rules.users), len(rules.patterns),
+                 sum(map(len, rules.resources.values())))
         if not len(rules):
             log.warning("acl file %s has no rules: every publish and subscription is denied", self.path)
 
@@ -265,7 +284,7 @@ class ClientAccess:
     """One client's (client id, username) view of the current rules, with cached decisions."""
 
     __slots__ = ("_authorizer", "client_id", "username", "_rules", "_own", "_patterns",
-                 "_read", "_write", "_reads_all", "_writes_all")
+                 "_read", "_write", "_reads_all", "_writes_all", "_resources")
 
     def __init__(self, authorizer: Authorizer, client_id: str, username: str | None) -> None:
         self._authorizer = authorizer
@@ -277,6 +296,14 @@ class ClientAccess:
         self._read: dict[str, bool] = {}
         self._write: dict[str, bool] = {}
         self._reads_all = self._writes_all = False
+        self._resources = NO_RESOURCE_RULES
+
+    def resource_access(self, kind: str, name: str, permission: int) -> bool | None:
+        """Whether this user's `queue` / `exchange` rules (core/acl_resources.py) grant `permission`
+        on the `kind` named `name`; None when it has no rules of that kind."""
+        if self._authorizer.rules is not self._rules:
+            self._resolve()
+        return self._resources.decide(kind, name, permission)
 
     def can_publish(self, topic: str) -> bool:
         if self._authorizer.rules is not self._rules:
@@ -336,9 +363,10 @@ class ClientAccess:
 
     def _resolve(self) -> None:
         """Pick this client's rules from the current rule set; forget cached decisions."""
-        rules = self._authorizer.rules or RuleSet()
         self._rules = self._authorizer.rules
+        rules = RuleSet() if self._rules is None else self._rules  # (a file of queue rules only has len 0)
         self._own = rules.own_rules(self.username)
+        self._resources = ResourceAccess(rules.resources.get(self.username, ()), self.username)
         patterns = []
         for rule in rules.patterns:
             if rule.uses_username and self.username is None:
