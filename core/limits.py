@@ -11,6 +11,8 @@
   later login attempt from that address (correct or not) until then. Failures
   are forgotten after `forget_after` quiet seconds; a success does not reset
   them (an attacker with one valid account could otherwise keep resetting).
+  A caller that passes the user name counts it too, the same way: guessing
+  one account's password from many addresses is held back as well.
 
 Addresses are hosts without the port (`address_key`). Tables are bounded: the
 oldest entries go first.
@@ -141,15 +143,24 @@ class LoginBackoff:
         self.failures = 0  # failed logins seen
         self.delayed = 0  # refusals held back
 
-    def hold(self, peer: str, now: float) -> float:
-        """Seconds a login from `peer` must wait before it is even checked (0: check now)."""
-        entry = self._entry(address_key(peer), now)
-        return 0.0 if entry is None else max(0.0, entry.not_before - now)
+    def hold(self, peer: str, now: float, username: str | None = None) -> float:
+        """Seconds a login from `peer` (as `username`) must wait before it is even checked (0: check now)."""
+        holds = [0.0]
+        for key in _keys(peer, username):
+            entry = self._entry(key, now)
+            if entry is not None:
+                holds.append(entry.not_before - now)
+        return max(holds)
 
-    def failed(self, peer: str, now: float) -> float:
-        """Record a failed login from `peer`; returns the seconds to hold back its refusal."""
+    def failed(self, peer: str, now: float, username: str | None = None) -> float:
+        """Record a failed login from `peer` (as `username`); returns the seconds to hold back its refusal."""
         self.failures += 1
-        key = address_key(peer)
+        delay = max(self._failed(key, now) for key in _keys(peer, username))
+        if delay > 0:
+            self.delayed += 1
+        return delay
+
+    def _failed(self, key: str, now: float) -> float:
         entry = self._entry(key, now)
         if entry is None:
             if len(self._table) >= self.max_addresses:
@@ -162,7 +173,6 @@ class LoginBackoff:
             return 0.0
         delay = min(self.base_delay * 2 ** min(excess - 1, 62), self.max_delay)
         entry.not_before = max(entry.not_before, now + delay)
-        self.delayed += 1
         return entry.not_before - now
 
     def _entry(self, key: str, now: float) -> _Failures | None:
@@ -171,3 +181,9 @@ class LoginBackoff:
             del self._table[key]
             return None
         return entry
+
+
+def _keys(peer: str, username: str | None) -> tuple[str, ...]:
+    """The table keys of a login: its address and, when given, its user name (a NUL-prefixed key,
+    which no address can be)."""
+    return (address_key(peer),) if not username else (address_key(peer), "\0user:" + username)

@@ -7,8 +7,8 @@ closes. Re-authentication of a connected client (AUTH 0x19) runs here too.
 
 The connection waits in VERIFYING, reading nothing more, while:
 
-- its address is held back by the login backoff (`settings.login_backoff`):
-  `deadline` says when the login is checked;
+- its address or user name is held back by the login backoff
+  (`settings.login_backoff`): `deadline` says when the login is checked;
 - its credentials need a slow check (PBKDF2): `take_verification()` hands
   them to the owner, which runs the authenticator off the event loop and
   calls `verified(ok)`;
@@ -88,7 +88,7 @@ class Login:
         backoff = conn.settings.login_backoff
         if backoff is not None:
             now = conn.clock()
-            hold = backoff.hold(conn.peer, now)
+            hold = backoff.hold(conn.peer, now, connect.username)
             if hold > 0:
                 log.info("login held peer=%s client_id=%s seconds=%.1f", conn.peer, terms.client_id, hold)
                 conn.state, self.deadline = State.VERIFYING, now + hold
@@ -175,10 +175,11 @@ class Login:
         self._refuse_after_backoff(reason)
 
     def _refuse_after_backoff(self, reason: ReasonCode) -> None:
-        """Refuse now, or at the deadline the login backoff sets for this address."""
+        """Refuse now, or at the deadline the login backoff sets for this address and user name."""
         conn = self.conn
         backoff = conn.settings.login_backoff
-        delay = 0.0 if backoff is None else backoff.failed(conn.peer, conn.clock())
+        username = self._pending[0].username if self._pending is not None else None
+        delay = 0.0 if backoff is None else backoff.failed(conn.peer, conn.clock(), username)
         if delay <= 0:
             self.refuse(reason)
             return

@@ -84,3 +84,13 @@ def test_the_failure_table_is_bounded() -> None:
     for n in range(5):
         backoff.failed(f"10.0.0.{n}:1", 0.0)
     assert len(backoff._table) == 2
+
+
+def test_a_user_name_guessed_from_many_addresses_is_held_back_too() -> None:
+    backoff = LoginBackoff(free_failures=2, base_delay=1.0)
+    delays = [backoff.failed(f"10.0.{n}.1:1", 0.0, "alice") for n in range(4)]
+    assert delays == [0.0, 0.0, 1.0, 2.0]  # every address is new; the name is not
+    assert backoff.hold("10.0.9.1:1", 1.0, "alice") == 1.0
+    assert backoff.hold("10.0.9.1:1", 1.0, "bob") == 0.0
+    assert backoff.hold("10.0.9.1:1", 1.0) == 0.0  # an address-only caller
+    assert backoff.delayed == 2 and backoff.failures == 4

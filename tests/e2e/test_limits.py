@@ -119,8 +119,8 @@ def test_a_brute_force_loop_is_slowed_down_per_address_and_a_right_password_stil
     held: list[float] = []  # what each failure made the state machine wait before refusing
     failed = backoff.failed
 
-    def recording(peer: str, now: float) -> float:
-        held.append(round(failed(peer, now), 3))
+    def recording(peer: str, now: float, username: str | None = None) -> float:
+        held.append(round(failed(peer, now, username), 3))
         return held[-1]
 
     def setup() -> None:
