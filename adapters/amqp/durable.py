@@ -15,6 +15,15 @@ from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Who declared a queue or exchange: a username, None for an anonymous client.
+
+    A record without an `Owner` (None) was stored by a version before issue 24: nobody owns it."""
+
+    username: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ExchangeRecord:
     vhost: str
     name: str
@@ -22,6 +31,7 @@ class ExchangeRecord:
     auto_delete: bool = False
     internal: bool = False
     arguments: dict[str, Any] = field(default_factory=dict)
+    owner: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,7 @@ class QueueRecord:
     name: str
     auto_delete: bool = False
     arguments: dict[str, Any] = field(default_factory=dict)
+    owner: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ of AMQP imports and the SQLite schema has one generic table for every adapter.
 - keys: the record's identity as a JSON array (vhost, name, ...), so any
   character in a name is safe and equal identities give equal keys;
 - values: exchanges, queues and bindings as an AMQP field table (pamqp), so
-  `arguments` keep their AMQP types; messages as a packed header (expiry,
+  `arguments` keep their AMQP types; the owner of an exchange or queue as a
+  table under "owner" (`{"user": NAME}`, `{}` for an anonymous client; records
+  of versions before issue 24 have none, and load ownerless); messages as a packed header (expiry,
   exchange, routing key, encoded content header) followed by the body, built
   on the store's writer thread: a message acknowledged within the same group
   commit is never encoded, nor written.
@@ -31,7 +33,9 @@ from pamqp import decode, encode
 
 from core.stores.base import Store, StoreError
 
-from adapters.amqp.durable import BindingRecord, DurableRecords, ExchangeRecord, MessageRecord, QueueRecord
+from adapters.amqp.durable import (
+    BindingRecord, DurableRecords, ExchangeRecord, MessageRecord, Owner, QueueRecord,
+)
 from adapters.amqp.frames import wire_value
 
 EXCHANGE, QUEUE, BINDING, MESSAGE, DELIVERED = (
@@ -52,7 +56,7 @@ class StoreLog:
 
     def put_exchange(self, record: ExchangeRecord) -> None:
         value = _table({"kind": record.kind, "auto_delete": record.auto_delete, "internal": record.internal,
-                        "arguments": record.arguments})
+                        "arguments": record.arguments, **_owner_field(record.owner)})
         self.store.put_record(EXCHANGE, _key(record.vhost, record.name), value)
 
     def delete_exchange(self, vhost: str, name: str) -> None:
@@ -60,7 +64,8 @@ class StoreLog:
         self._drop_bindings(lambda ends: ends[0] == vhost and ends[1] == name)
 
     def put_queue(self, record: QueueRecord) -> None:
-        value = _table({"auto_delete": record.auto_delete, "arguments": record.arguments})
+        value = _table({"auto_delete": record.auto_delete, "arguments": record.arguments,
+                        **_owner_field(record.owner)})
         self.store.put_record(QUEUE, _key(record.vhost, record.name), value)
 
     def delete_queue(self, vhost: str, name: str) -> None:
@@ -121,11 +126,12 @@ class StoreLog:
             vhost, name = json.loads(key)
             fields = _untable(value)
             out.exchanges[(vhost, name)] = ExchangeRecord(vhost, name, fields["kind"], fields["auto_delete"],
-                                                          fields["internal"], fields["arguments"])
+                                                          fields["internal"], fields["arguments"], _owner(fields))
         for key, value in store.load_records(QUEUE).items():
             vhost, name = json.loads(key)
             fields = _untable(value)
-            out.queues[(vhost, name)] = QueueRecord(vhost, name, fields["auto_delete"], fields["arguments"])
+            out.queues[(vhost, name)] = QueueRecord(vhost, name, fields["auto_delete"], fields["arguments"],
+                                                    _owner(fields))
         for key, value in store.load_records(BINDING).items():
             vhost, exchange, queue, routing_key, _ = json.loads(key)
             if (vhost, queue) not in out.queues:
@@ -151,6 +157,17 @@ class StoreLog:
 
 def _key(*parts: Any) -> str:
     return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+
+
+def _owner_field(owner: Owner | None) -> dict[str, Any]:
+    if owner is None:
+        return {}
+    return {"owner": {} if owner.username is None else {"user": owner.username}}
+
+
+def _owner(fields: dict[str, Any]) -> Owner | None:
+    stored = fields.get("owner")
+    return None if stored is None else Owner(stored.get("user"))
 
 
 def _table(fields: dict[str, Any]) -> bytes:

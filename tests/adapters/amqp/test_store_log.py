@@ -147,3 +147,24 @@ def test_a_confirm_still_waiting_for_the_store_is_never_sent_once_the_channel_is
     assert [type(m) for m in wire.methods()] == [c.Channel.CloseOk]
     store.release()
     assert wire.methods() == []
+
+
+def test_queue_and_exchange_owners_are_stored_and_records_without_one_still_load(tmp_path: Path) -> None:
+    from adapters.amqp.durable import ExchangeRecord, Owner, QueueRecord
+    from adapters.amqp.store_log import EXCHANGE, QUEUE, _key, _table
+
+    store = SqliteStore(str(tmp_path / "store.db"))
+    log = StoreLog(store)
+    log.put_queue(QueueRecord("/", "alice-q", False, {"x-max-length": 5}, Owner("alice")))
+    log.put_queue(QueueRecord("/", "anonymous-q", True, {}, Owner(None)))
+    log.put_exchange(ExchangeRecord("/", "café\x00x", "fanout", owner=Owner("bob")))
+    # What a version before issue 24 wrote: no owner field at all.
+    store.put_record(QUEUE, _key("/", "legacy"), _table({"auto_delete": False, "arguments": {}}))
+    store.put_record(EXCHANGE, _key("/", "old-x"), _table({"kind": "direct", "auto_delete": False,
+                                                           "internal": False, "arguments": {}}))
+    store.close()
+    records = StoreLog(SqliteStore(str(tmp_path / "store.db"))).records()
+    assert records.queues[("/", "alice-q")] == QueueRecord("/", "alice-q", False, {"x-max-length": 5}, Owner("alice"))
+    assert records.queues[("/", "anonymous-q")].owner == Owner(None)
+    assert records.exchanges[("/", "café\x00x")].owner == Owner("bob")
+    assert records.queues[("/", "legacy")].owner is None and records.exchanges[("/", "old-x")].owner is None
