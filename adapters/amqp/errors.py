@@ -53,8 +53,8 @@ class AMQPError(Exception):
         return self.code not in CHANNEL_ERRORS
 
     def reply_text(self) -> str:
-        """RabbitMQ's form, `NOT_FOUND - no queue 'q'`, cut to fit a shortstr."""
-        return f"{self.code.name} - {self.text}"[:255]
+        """RabbitMQ's form, `NOT_FOUND - no queue 'q'`, cut to fit a shortstr (255 octets of UTF-8)."""
+        return f"{self.code.name} - {self.text}".encode()[:255].decode("utf-8", "ignore")
 
 
 def access_refused(text: str) -> AMQPError:

@@ -260,3 +260,21 @@ def encode_get_ok(
         _shortstr(exchange), _shortstr(routing_key), struct.pack(">I", message_count),
     ))
     return b"".join((_HEAD.pack(FRAME_METHOD, channel, len(payload)), payload, _END))
+
+
+# The methods below carry a queue or exchange name: packed by hand, because pamqp checks names
+# against its own pattern (letters, digits and `-_.:@#,/+ `) where RabbitMQ takes any UTF-8 up to
+# 255 octets (a NUL, `café`); basic.deliver and basic.get-ok above are packed by hand anyway.
+
+
+def encode_declare_ok(channel: int, queue: str, message_count: int, consumer_count: int) -> bytes:
+    """queue.declare-ok."""
+    payload = b"".join((b"\x00\x32\x00\x0b", _shortstr(queue), struct.pack(">II", message_count, consumer_count)))
+    return b"".join((_HEAD.pack(FRAME_METHOD, channel, len(payload)), payload, _END))
+
+
+def encode_return(channel: int, reply_code: int, reply_text: str, exchange: str, routing_key: str) -> bytes:
+    """basic.return (before the returned content's frames)."""
+    payload = b"".join((b"\x00\x3c\x00\x32", struct.pack(">H", reply_code), _shortstr(reply_text),
+                        _shortstr(exchange), _shortstr(routing_key)))
+    return b"".join((_HEAD.pack(FRAME_METHOD, channel, len(payload)), payload, _END))

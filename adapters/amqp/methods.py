@@ -3,7 +3,8 @@
 Each handler takes the channel and the decoded method, changes state through
 the vhost and the channel, and sends its reply (unless `nowait`). A handler
 raises `AMQPError`; the connection turns it into channel.close or
-connection.close by its reply code (errors.py).
+connection.close by its reply code (errors.py). Names lose their CR and LF
+characters where RabbitMQ strips them (declare, delete, bind, unbind).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pamqp import base, commands as c
 from adapters.amqp import errors
 from adapters.amqp.channel import Channel, ChannelState
 from adapters.amqp.content import Content
-from adapters.amqp.frames import encode_method
+from adapters.amqp.frames import encode_declare_ok, encode_return
 from adapters.amqp.queues import Consumer
 
 Handler = Callable[[Channel, base.Frame], None]
@@ -37,15 +38,20 @@ def ignore(ch: Channel, m: base.Frame) -> None:
 # -- exchange class ------------------------------------------------------------------------
 
 
+def _stripped(name: str) -> str:
+    """RabbitMQ's strip_cr_lf: a name never holds a line break."""
+    return name.replace("\r", "").replace("\n", "") if "\r" in name or "\n" in name else name
+
+
 def exchange_declare(ch: Channel, m: c.Exchange.Declare) -> None:
-    ch.conn.vhost.declare_exchange(m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
+    ch.conn.vhost.declare_exchange(_stripped(m.exchange), m.exchange_type, passive=m.passive, durable=m.durable,
                                    auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments)
     if not m.nowait:
         ch.send(c.Exchange.DeclareOk())
 
 
 def exchange_delete(ch: Channel, m: c.Exchange.Delete) -> None:
-    ch.conn.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
+    ch.conn.vhost.delete_exchange(_stripped(m.exchange), if_unused=m.if_unused)
     if not m.nowait:
         ch.send(c.Exchange.DeleteOk())
 
@@ -67,25 +73,25 @@ def _queue_name(ch: Channel, name: str) -> str:
 
 
 def queue_declare(ch: Channel, m: c.Queue.Declare) -> None:
-    queue = ch.conn.vhost.declare_queue(m.queue, ch.conn, passive=m.passive, durable=m.durable,
+    queue = ch.conn.vhost.declare_queue(_stripped(m.queue), ch.conn, passive=m.passive, durable=m.durable,
                                         exclusive=m.exclusive, auto_delete=m.auto_delete, arguments=m.arguments,
                                         principal=ch.conn.principal)
     ch.last_queue = queue.name
     if not m.nowait:
-        ch.send(c.Queue.DeclareOk(queue=queue.name, message_count=queue.message_count,
-                                  consumer_count=len(queue.consumers)))
+        ch.conn.send_bytes(encode_declare_ok(ch.number, queue.name, queue.message_count, len(queue.consumers)))
 
 
 def queue_bind(ch: Channel, m: c.Queue.Bind) -> None:
-    name = _queue_name(ch, m.queue)
+    name, exchange = _queue_name(ch, _stripped(m.queue)), _stripped(m.exchange)
     key = m.routing_key if (m.routing_key or m.queue) else name
-    ch.conn.vhost.bind(name, m.exchange, key, m.arguments, ch.conn, ch.conn.access)
+    ch.conn.vhost.bind(name, exchange, key, m.arguments, ch.conn, ch.conn.access)
     if not m.nowait:
         ch.send(c.Queue.BindOk())
 
 
 def queue_unbind(ch: Channel, m: c.Queue.Unbind) -> None:
-    ch.conn.vhost.unbind(_queue_name(ch, m.queue), m.exchange, m.routing_key, m.arguments, ch.conn)
+    ch.conn.vhost.unbind(_queue_name(ch, _stripped(m.queue)), _stripped(m.exchange), m.routing_key, m.arguments,
+                         ch.conn)
     ch.send(c.Queue.UnbindOk())
 
 
@@ -96,7 +102,7 @@ def queue_purge(ch: Channel, m: c.Queue.Purge) -> None:
 
 
 def queue_delete(ch: Channel, m: c.Queue.Delete) -> None:
-    count = ch.conn.vhost.delete_queue(_queue_name(ch, m.queue), ch.conn, if_unused=m.if_unused,
+    count = ch.conn.vhost.delete_queue(_queue_name(ch, _stripped(m.queue)), ch.conn, if_unused=m.if_unused,
                                        if_empty=m.if_empty)
     if not m.nowait:
         ch.send(c.Queue.DeleteOk(message_count=count))
@@ -162,10 +168,9 @@ def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body:
           header: bytes | None = None) -> None:
     routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.principal, header)
     if not routed and m.mandatory:
-        ret = c.Basic.Return(reply_code=errors.ReplyCode.NO_ROUTE, reply_text="NO_ROUTE", exchange=m.exchange,
-                             routing_key=m.routing_key)
+        ret = encode_return(ch.number, errors.ReplyCode.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key)
         content = Content(m.exchange, m.routing_key, properties, body)
-        ch.conn.send_bytes(encode_method(ch.number, ret) + content.frames(ch.number, ch.conn.frame_max))
+        ch.conn.send_bytes(ret + content.frames(ch.number, ch.conn.frame_max))
 
 
 def basic_get(ch: Channel, m: c.Basic.Get) -> None:

@@ -4,9 +4,14 @@ The inverse of the `DurableLog` calls the vhost makes: run once at start,
 before any client connects. Recovered entries keep their record numbers, so
 acknowledging one deletes the right record; one handed to a consumer before
 the restart (and not acknowledged) comes back with redelivered=True.
+
+A name no AMQP client could use (not a short string: over 255 octets of
+UTF-8) is skipped with a warning, never a failed start.
 """
 
 from __future__ import annotations
+
+import logging
 
 from adapters.amqp.bridge import SHARED_EXCHANGE
 from adapters.amqp.content import Content
@@ -16,18 +21,20 @@ from adapters.amqp.frames import decode_content_header
 from adapters.amqp.queues import Entry, Queue, advance_sequence
 from adapters.amqp.vhost import VirtualHost
 
+logger = logging.getLogger("rosettamq.amqp")
+
 
 def restore_vhost(vhost: VirtualHost, records: DurableRecords) -> None:
     now = vhost.clock()
     log, vhost.log = vhost.log, None  # what is being recovered is already recorded
     try:
         for record in records.exchanges.values():
-            if record.vhost == vhost.name and record.name not in vhost.exchanges:
+            if record.vhost == vhost.name and record.name not in vhost.exchanges and _usable(vhost, record.name):
                 vhost.exchanges[record.name] = KINDS[record.kind](
                     record.name, durable=True, auto_delete=record.auto_delete, internal=record.internal,
                     arguments=record.arguments)
         for record in records.queues.values():
-            if record.vhost == vhost.name and record.name not in vhost.queues:
+            if record.vhost == vhost.name and record.name not in vhost.queues and _usable(vhost, record.name):
                 vhost._adopt(Queue(record.name, durable=True, auto_delete=record.auto_delete,
                                    arguments=record.arguments, now=now))
         for record in records.bindings.values():
@@ -54,3 +61,15 @@ def restore_vhost(vhost: VirtualHost, records: DurableRecords) -> None:
         vhost.log = log
     for queue in vhost.queues.values():
         queue.expire(now)  # drops what expired while down, and schedules the rest
+
+
+def _usable(vhost: VirtualHost, name: str) -> bool:
+    """Whether a stored name fits an AMQP short string; a record an older version let through is skipped."""
+    try:
+        if len(name.encode("utf-8")) <= 255:
+            return True
+    except UnicodeEncodeError:  # a lone surrogate: JSON keys can hold one
+        pass
+    logger.warning("skipped a stored queue or exchange of vhost '%s' whose name no AMQP client can use: %r",
+                   vhost.name, name[:80])
+    return False

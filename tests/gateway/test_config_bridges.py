@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,11 @@ def test_mistakes_are_refused_naming_the_bridge_and_key(table: dict[str, object]
     with pytest.raises(ConfigError, match=None) as caught:
         config_from_dict({"bridge": table})
     assert error in str(caught.value)
+
+
+def test_the_commented_examples_of_the_example_config_are_valid_bridges() -> None:
+    text = (Path(__file__).resolve().parents[2] / "examples" / "rosettamq.toml").read_text()
+    block = text[text.index("# [[bridge.mqtt]]"):]
+    uncommented = "\n".join(re.sub(r"^# ?", "", line) for line in block.splitlines())
+    bridges = config_from_dict(tomllib.loads(uncommented)).bridges
+    assert [(b.kind, b.name) for b in bridges] == [("mqtt", "cloud"), ("amqp", "backend"), ("http", "webhook")]
