@@ -233,7 +233,8 @@ class Gateway:
         for name, section in (("amqp", self.config.amqp), ("amqps", self.config.amqps)):
             if section.enabled:
                 if self.amqp is None:
-                    amqp = amqp_settings(self.config, self.authenticator, self.security.login_backoff)
+                    amqp = amqp_settings(self.config, self.authenticator, self.security.login_backoff,
+                                         self.security.is_admin)
                     self.amqp = AMQPService(self.broker, amqp,
                                             log_=amqp_durable_log(self.broker.store))
                 ssl_context = self.tls.context("amqps", self.config.amqps) if name == "amqps" else None

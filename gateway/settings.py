@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from adapters.amqp.settings import AMQPSettings
 from adapters.coap.settings import CoAPSettings
 from adapters.lwm2m.ddf import load_object_dir
@@ -78,14 +80,15 @@ def lwm2m_settings(config: Config) -> LwM2MSettings:
 
 
 def amqp_settings(config: Config, authenticator: Authenticator | None,
-                  login_backoff: LoginBackoff | None = None) -> AMQPSettings:
-    """AMQP broker settings from [amqp] (shared by the [amqps] listener)."""
+                  login_backoff: LoginBackoff | None = None,
+                  is_admin: Callable[[str | None], bool] | None = None) -> AMQPSettings:
+    """AMQP broker settings from [amqp] (shared by the [amqps] listener); `is_admin`: Security.is_admin."""
     section = config.amqp
     return AMQPSettings(
         heartbeat=section.heartbeat, frame_max=section.frame_max, channel_max=section.channel_max,
         vhosts=section.vhosts, origin_header=section.origin_header,
         max_held_messages=section.max_held_messages, core_queue_max_length=section.core_queue_max_length,
-        authenticator=authenticator, login_backoff=login_backoff,
+        authenticator=authenticator, login_backoff=login_backoff, is_admin=is_admin,
     )
 
 

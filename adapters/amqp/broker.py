@@ -8,6 +8,7 @@ from typing import Callable
 from core.broker import Broker
 
 from adapters.amqp.durable import DurableLog
+from adapters.amqp.permissions import Permissions
 from adapters.amqp.recovery import restore_vhost
 from adapters.amqp.settings import AMQPSettings
 from adapters.amqp.vhost import VirtualHost
@@ -26,6 +27,7 @@ class AMQPBroker:
         self.held = 0  # messages in queues, ready or unacknowledged, in every vhost
         self.blocked = False
         self.alarm_listeners: set[Callable[[bool], None]] = set()
+        self.permissions = Permissions(core.authorizer, settings.is_admin)  # every vhost's queues and exchanges
         records = log.records() if log is not None else None
         for name in settings.vhosts:
             vhost = VirtualHost(name, core=core if name == settings.shared_vhost else None, log=log,
@@ -33,6 +35,7 @@ class AMQPBroker:
                                 core_queue_max_length=settings.core_queue_max_length)
             vhost.on_deadline_change = self._deadline_changed
             vhost.on_held_change = self._held_changed
+            vhost.permissions = self.permissions
             self.vhosts[name] = vhost
             if records is not None:
                 restore_vhost(vhost, records)

@@ -107,3 +107,19 @@ def publish_refused(status: int, topic: str, vhost: str, why: str) -> AMQPError:
     if status == 2:
         return access_refused(f"access to topic '{topic}' in exchange 'amq.topic' in vhost '{vhost}' refused")
     return precondition_failed(f"message refused: {why}")
+
+
+def resource_refused(permission: str, kind: str, name: str, vhost: str, username: str | None) -> AMQPError:
+    """RabbitMQ's refusal of a queue or exchange operation (adapters/amqp/permissions.py):
+    `read access to queue 'q' in vhost '/' refused for user 'bob'`."""
+    return access_refused(f"{permission} access to {kind} '{name}' in vhost '{vhost}' refused for {_user(username)}")
+
+
+def topic_refused(permission: str, topic: str, vhost: str, username: str | None) -> AMQPError:
+    """A topic the ACL file does not grant (a dead-letter routing key into amq.topic, checked at declare)."""
+    return access_refused(f"{permission} access to topic '{topic}' in exchange 'amq.topic' in vhost '{vhost}' "
+                          f"refused for {_user(username)}")
+
+
+def _user(username: str | None) -> str:
+    return "an anonymous user" if username is None else f"user '{username}'"

@@ -35,6 +35,7 @@ class Exchange:
         self.internal = internal
         self.arguments = dict(arguments or {})
         self.builtin = builtin
+        self.owner: object = None  # the Principal that declared it (adapters/amqp/permissions.py)
         self.bindings: dict[tuple[str, str, tuple], FieldTable] = {}
 
     def equivalent(self, kind: str, durable: bool, auto_delete: bool, internal: bool) -> bool:

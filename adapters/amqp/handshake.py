@@ -167,8 +167,8 @@ class Handshake:
         if vhost is None:
             raise errors.not_allowed(f"vhost {m.virtual_host} not found")
         self.vhost = vhost
-        if vhost.core is not None:
-            self.access = vhost.core.authorizer.for_client(self.origin.client_id, self.username)
+        # The ACL file: topics on the shared amq.topic, queue and exchange rules in every vhost.
+        self.access = self.broker.core.authorizer.for_client(self.origin.client_id, self.username)
         self.principal = Principal("amqp", self.origin.client_id, self.username, access=self.access,
                                    address=str(self.peer))
         self.state = State.OPEN

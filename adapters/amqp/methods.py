@@ -3,8 +3,10 @@
 Each handler takes the channel and the decoded method, changes state through
 the vhost and the channel, and sends its reply (unless `nowait`). A handler
 raises `AMQPError`; the connection turns it into channel.close or
-connection.close by its reply code (errors.py). Names lose their CR and LF
-characters where RabbitMQ strips them (declare, delete, bind, unbind).
+connection.close by its reply code (errors.py). Permissions on queues and
+exchanges (permissions.py) are checked first, as RabbitMQ does; declarations
+are checked by the vhost, which names server-named queues. Names lose their CR
+and LF characters where RabbitMQ strips them (declare, delete, bind, unbind).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from adapters.amqp import errors
 from adapters.amqp.channel import Channel, ChannelState
 from adapters.amqp.content import Content
 from adapters.amqp.frames import encode_declare_ok, encode_return
+from adapters.amqp.permissions import CONFIGURE, EXCHANGE, QUEUE, READ, WRITE
 from adapters.amqp.queues import Consumer
 
 Handler = Callable[[Channel, base.Frame], None]
@@ -38,6 +41,12 @@ def ignore(ch: Channel, m: base.Frame) -> None:
 # -- exchange class ------------------------------------------------------------------------
 
 
+def _require(ch: Channel, permission: int, kind: str, name: str) -> None:
+    """403 unless this connection's user has `permission` on the queue or exchange `name`."""
+    vhost = ch.conn.vhost
+    vhost.permissions.require(vhost, ch.conn.principal, permission, kind, name, ch.conn)
+
+
 def _stripped(name: str) -> str:
     """RabbitMQ's strip_cr_lf: a name never holds a line break."""
     return name.replace("\r", "").replace("\n", "") if "\r" in name or "\n" in name else name
@@ -45,13 +54,16 @@ def _stripped(name: str) -> str:
 
 def exchange_declare(ch: Channel, m: c.Exchange.Declare) -> None:
     ch.conn.vhost.declare_exchange(_stripped(m.exchange), m.exchange_type, passive=m.passive, durable=m.durable,
-                                   auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments)
+                                   auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments,
+                                   principal=ch.conn.principal)
     if not m.nowait:
         ch.send(c.Exchange.DeclareOk())
 
 
 def exchange_delete(ch: Channel, m: c.Exchange.Delete) -> None:
-    ch.conn.vhost.delete_exchange(_stripped(m.exchange), if_unused=m.if_unused)
+    name = _stripped(m.exchange)
+    _require(ch, CONFIGURE, EXCHANGE, name)
+    ch.conn.vhost.delete_exchange(name, if_unused=m.if_unused)
     if not m.nowait:
         ch.send(c.Exchange.DeleteOk())
 
@@ -84,26 +96,33 @@ def queue_declare(ch: Channel, m: c.Queue.Declare) -> None:
 def queue_bind(ch: Channel, m: c.Queue.Bind) -> None:
     name, exchange = _queue_name(ch, _stripped(m.queue)), _stripped(m.exchange)
     key = m.routing_key if (m.routing_key or m.queue) else name
+    _require(ch, WRITE, QUEUE, name)
+    _require(ch, READ, EXCHANGE, exchange)
     ch.conn.vhost.bind(name, exchange, key, m.arguments, ch.conn, ch.conn.access)
     if not m.nowait:
         ch.send(c.Queue.BindOk())
 
 
 def queue_unbind(ch: Channel, m: c.Queue.Unbind) -> None:
-    ch.conn.vhost.unbind(_queue_name(ch, _stripped(m.queue)), _stripped(m.exchange), m.routing_key, m.arguments,
-                         ch.conn)
+    name, exchange = _queue_name(ch, _stripped(m.queue)), _stripped(m.exchange)
+    _require(ch, WRITE, QUEUE, name)
+    _require(ch, READ, EXCHANGE, exchange)
+    ch.conn.vhost.unbind(name, exchange, m.routing_key, m.arguments, ch.conn)
     ch.send(c.Queue.UnbindOk())
 
 
 def queue_purge(ch: Channel, m: c.Queue.Purge) -> None:
-    count = ch.conn.vhost.purge_queue(_queue_name(ch, m.queue), ch.conn)
+    name = _queue_name(ch, m.queue)
+    _require(ch, CONFIGURE, QUEUE, name)
+    count = ch.conn.vhost.purge_queue(name, ch.conn)
     if not m.nowait:
         ch.send(c.Queue.PurgeOk(message_count=count))
 
 
 def queue_delete(ch: Channel, m: c.Queue.Delete) -> None:
-    count = ch.conn.vhost.delete_queue(_queue_name(ch, _stripped(m.queue)), ch.conn, if_unused=m.if_unused,
-                                       if_empty=m.if_empty)
+    name = _queue_name(ch, _stripped(m.queue))
+    _require(ch, CONFIGURE, QUEUE, name)
+    count = ch.conn.vhost.delete_queue(name, ch.conn, if_unused=m.if_unused, if_empty=m.if_empty)
     if not m.nowait:
         ch.send(c.Queue.DeleteOk(message_count=count))
 
@@ -123,7 +142,9 @@ def basic_qos(ch: Channel, m: c.Basic.Qos) -> None:
 
 
 def basic_consume(ch: Channel, m: c.Basic.Consume) -> None:
-    queue = ch.conn.vhost.queue(_queue_name(ch, m.queue), ch.conn)
+    name = _queue_name(ch, m.queue)
+    _require(ch, READ, QUEUE, name)
+    queue = ch.conn.vhost.queue(name, ch.conn)
     tag = m.consumer_tag or ch.new_consumer_tag()
     if tag in ch.consumers:
         raise errors.not_allowed(f"attempt to reuse consumer tag '{tag}'")
@@ -152,7 +173,11 @@ def basic_publish(ch: Channel, m: c.Basic.Publish) -> None:
 
 def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,
                      header: bytes | None = None) -> None:
-    """A whole message arrived: route it now, or keep it for tx.commit."""
+    """A whole message arrived: route it now, or keep it for tx.commit (write permission checked now)."""
+    if m.exchange:
+        _require(ch, WRITE, EXCHANGE, m.exchange)
+    else:  # the default exchange delivers to the queue its routing key names: write on that queue
+        _require(ch, WRITE, QUEUE, m.routing_key)
     if ch.tx:
         ch.conn.vhost.exchange(m.exchange)  # a missing exchange fails now, as in RabbitMQ
         ch.tx_actions.append(("publish", m, properties, body, header))
@@ -174,7 +199,9 @@ def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body:
 
 
 def basic_get(ch: Channel, m: c.Basic.Get) -> None:
-    queue = ch.conn.vhost.queue(_queue_name(ch, m.queue), ch.conn)
+    name = _queue_name(ch, m.queue)
+    _require(ch, READ, QUEUE, name)
+    queue = ch.conn.vhost.queue(name, ch.conn)
     entry = queue.get(ch.conn.vhost_clock())
     if entry is None:
         ch.send(c.Basic.GetEmpty())

@@ -8,9 +8,10 @@ are wall-clock seconds (`time.time()`), like core message expiry.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import deque
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from adapters.amqp.content import Content
 from adapters.amqp.errors import precondition_failed
@@ -285,3 +286,29 @@ class Queue:
     def _drop(self, entry: Entry, reason: str) -> None:
         self.on_removed(self, entry)
         self.on_dead_letter(self, entry, reason)
+
+
+class Deadlines:
+    """Queues waiting for a time (a message's expiry, x-expires), earliest first."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Queue]] = []
+        self._tie = itertools.count()
+
+    def add(self, queue: Queue, deadline: float) -> bool:
+        """Wait for `deadline`; True when it is now the earliest."""
+        earlier = not self._heap or deadline < self._heap[0][0]
+        heapq.heappush(self._heap, (deadline, next(self._tie), queue))
+        return earlier
+
+    def earliest(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def due(self, now: float) -> Iterator[Queue]:
+        """The queues whose time came by `now` and that still exist (taken off the heap one by one)."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            queue = heapq.heappop(heap)[2]
+            if not queue.deleted:
+                queue.scheduled_at = None
+                yield queue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from core.auth import Authenticator
@@ -34,3 +34,5 @@ class AMQPSettings:
     core_queue_max_length: int = 100_000
     authenticator: "Authenticator | None" = None
     login_backoff: "LoginBackoff | None" = None  # failed logins per address slow down later ones
+    # Who may use every queue and exchange whatever the ACL file says (adapters/amqp/permissions.py).
+    is_admin: Callable[[str | None], bool] | None = None

@@ -11,8 +11,6 @@ Durable state changes are reported to a `DurableLog` (see durable.py).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import secrets
 import time
@@ -33,7 +31,8 @@ from adapters.amqp.deadletter import dead_letter
 from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
 from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
 from adapters.amqp.mapping import binding_key_to_filter, message_from_amqp, parse_expiration, routing_key_to_topic
-from adapters.amqp.queues import Entry, Queue
+from adapters.amqp.permissions import ANY, CONFIGURE, EXCHANGE, QUEUE, Permissions, owner_record
+from adapters.amqp.queues import Deadlines, Entry, Queue
 
 logger = logging.getLogger("rosettamq.amqp")
 
@@ -55,10 +54,10 @@ class VirtualHost:
         self.subscribers: dict[str, QueueSubscriber] = {}
         self.on_deadline_change: Callable[[], None] = lambda: None
         self.on_held_change: Callable[[int], None] = lambda delta: None
-        self._deadlines: list[tuple[float, int, Queue]] = []
-        self._tie = itertools.count()
+        self._deadlines = Deadlines()
         self._dead_letter_depth = 0
-        self.dead_letters_refused = 0  # dead letters the door refused (the queue owner's ACL, invalid)
+        self.dead_letters_refused = 0  # dead letters refused (the queue owner's permissions or ACL, invalid)
+        self.permissions = Permissions(core.authorizer if core is not None else None)  # the broker's, shared
         for exchange_name, kind in BUILTINS:
             self.exchanges[exchange_name] = KINDS[kind](exchange_name, durable=True, builtin=True)
 
@@ -66,7 +65,12 @@ class VirtualHost:
 
     def declare_exchange(self, name: str, kind: str, *, passive: bool = False, durable: bool = False,
                          auto_delete: bool = False, internal: bool = False,
-                         arguments: dict[str, Any] | None = None) -> Exchange:
+                         arguments: dict[str, Any] | None = None, principal: Principal | None = None) -> Exchange:
+        """Declare as `principal` (its permissions checked; None: the gateway itself), who owns a new one."""
+        if not name:
+            raise errors.access_refused("operation not permitted on the default exchange")
+        if principal is not None:
+            self.permissions.require(self, principal, ANY if passive else CONFIGURE, EXCHANGE, name)
         exchange = self.exchanges.get(name)
         if passive:
             if exchange is None:
@@ -74,7 +78,7 @@ class VirtualHost:
             return exchange
         if kind not in KINDS:
             raise errors.command_invalid(f"invalid exchange type '{kind}'")
-        if exchange is None and (name.startswith("amq.") or not name):
+        if exchange is None and name.startswith("amq."):
             raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         if exchange is not None:
             if not exchange.equivalent(kind, durable, auto_delete, internal):
@@ -85,9 +89,11 @@ class VirtualHost:
             return exchange
         exchange = KINDS[kind](name, durable=durable, auto_delete=auto_delete, internal=internal,
                                arguments=arguments)
+        exchange.owner = principal
         self.exchanges[name] = exchange
         if durable and self.log is not None:
-            self.log.put_exchange(ExchangeRecord(self.name, name, kind, auto_delete, internal, dict(arguments or {})))
+            self.log.put_exchange(ExchangeRecord(self.name, name, kind, auto_delete, internal, dict(arguments or {}),
+                                                 owner_record(principal)))
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -125,15 +131,21 @@ class VirtualHost:
     def declare_queue(self, name: str, owner: object, *, passive: bool = False, durable: bool = False,
                       exclusive: bool = False, auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None, principal: Principal | None = None) -> Queue:
+        """Declare as `principal` through connection `owner` (permissions checked; None: the gateway
+        itself). A new queue is owned by `principal`, and exclusive to `owner` when `exclusive`."""
         now = self.clock()
         arguments = dict(arguments or {})
         if passive:
-            queue = self.queue(name, owner)
-            return queue
-        if not name:
+            if principal is not None:
+                self.permissions.require(self, principal, ANY, QUEUE, name, owner)
+            return self.queue(name, owner)
+        server_named = not name
+        if server_named:
             name = "amq.gen-" + secrets.token_urlsafe(16)
         elif name.startswith("amq.") and name not in self.queues:
             raise errors.access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        if principal is not None and not (server_named and exclusive):
+            self.permissions.require(self, principal, CONFIGURE, QUEUE, name, owner)
         queue = self.queues.get(name)
         if queue is not None:
             queue = self.queue(name, owner)
@@ -145,10 +157,12 @@ class VirtualHost:
             return queue
         queue = Queue(name, durable=durable, exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments, now=now)
+        if principal is not None:
+            self.permissions.check_dead_letter_target(self, principal, queue, owner)
         queue.owner = principal
         self._adopt(queue)
         if durable and not exclusive and self.log is not None:
-            self.log.put_queue(QueueRecord(self.name, name, auto_delete, arguments))
+            self.log.put_queue(QueueRecord(self.name, name, auto_delete, arguments, owner_record(principal)))
         queue.expire(now)  # schedules x-expires
         return queue
 
@@ -330,10 +344,11 @@ class VirtualHost:
         if exchange is None:
             return
         dead = dead_letter(queue, entry, reason, exchange.name)
-        routing_key = dead.routing_key
+        routing_key, owner = dead.routing_key, self._owner_of(queue)
         self._dead_letter_depth += 1
-        try:  # on behalf of the queue's owner: into amq.topic it passes the door and that owner's ACL
-            self._route(exchange, routing_key, dead, None, self._owner_of(queue))
+        try:  # on behalf of the queue's owner: its permissions, and into amq.topic the door and its ACL
+            self.permissions.check_dead_letter(self, owner, exchange.name, routing_key)
+            self._route(exchange, routing_key, dead, None, owner)
         except errors.AMQPError as exc:
             self.dead_letters_refused += 1
             logger.info("dead letter dropped vhost=%s queue=%s reason=%s", self.name, queue.name, exc.text)
@@ -341,13 +356,11 @@ class VirtualHost:
             self._dead_letter_depth -= 1
 
     def _owner_of(self, queue: Queue) -> Principal:
-        """Who acts for `queue`: the principal that declared it; for one restored from the store
-        without an owner, an anonymous principal (the ACL's anonymous rules apply)."""
+        """Who acts for `queue`: the principal that declared it (restored from the stored username);
+        for one stored by a version before issue 24, an anonymous principal (the ACL's anonymous rules)."""
         if isinstance(queue.owner, Principal):
             return queue.owner
-        if self.core is None:
-            return Principal("amqp")
-        return self.core.principal("amqp", "", None)
+        return self.permissions.principal(None)
 
     def _message_removed(self, queue: Queue, entry: Entry) -> None:
         self.on_held_change(-1)
@@ -370,23 +383,16 @@ class VirtualHost:
     # -- time ------------------------------------------------------------------------------
 
     def _schedule(self, queue: Queue, deadline: float) -> None:
-        earliest = self._deadlines[0][0] if self._deadlines else None
-        heapq.heappush(self._deadlines, (deadline, next(self._tie), queue))
-        if earliest is None or deadline < earliest:
+        if self._deadlines.add(queue, deadline):
             self.on_deadline_change()
 
     def next_deadline(self) -> float | None:
-        return self._deadlines[0][0] if self._deadlines else None
+        return self._deadlines.earliest()
 
     def run_due(self, now: float | None = None) -> None:
         """Expire messages (dead-lettering them) and delete queues unused past x-expires."""
         now = self.clock() if now is None else now
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            _, _, queue = heapq.heappop(heap)
-            if queue.deleted:
-                continue
-            queue.scheduled_at = None
+        for queue in self._deadlines.due(now):
             if queue.unused_since_expiry(now):
                 self._remove_queue(queue)
             else:
