@@ -3,10 +3,13 @@
 In a section of the ACL file (core/acl.py), next to its ``topic`` rules::
 
     user bob
-    queue all %u-.*             # configure, write and read every queue named bob-...
+    queue all %u-.*
     queue read alice-inbox
     exchange write amq\\.topic
     exchange read amq\\.topic
+
+(bob may configure, write and read every queue named ``bob-...``, read alice's inbox, and
+publish to and bind from amq.topic.) The rest of a line is the pattern: no comments after it.
 
 ``queue|exchange ACCESS PATTERN``. ACCESS: ``configure`` (declare, delete, purge), ``write``
 (publish into it; bind a queue: write on the queue), ``read`` (get, consume; bind: read on the
