@@ -126,7 +126,7 @@ class MQTTBridge(Bridge):
 
     def _subscribe(self, client: paho.Client) -> None:
         settings = self.settings
-        qos = min(settings.qos, 1) if settings.version == 3 else settings.qos
+        qos = settings.qos
         topics: list[tuple[str, Any]] = []
         for topic_filter in settings.in_:
             remote = settings.remote_prefix + topic_filter

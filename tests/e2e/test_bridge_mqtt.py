@@ -196,9 +196,9 @@ def test_two_gateways_bridged_to_each_other_do_not_ping_pong() -> None:
     try:
         wait_connected(a)
         wait_connected(b)
-        upstream_of_a = bridge(a).settings.parts.port
-        assert wait_until(lambda: bridge(a).connects == 2, TIMEOUT)  # to the first B, then to this one
-        assert upstream_of_a == b.mqtt_port
+        online = lambda gw, client_id: gw.call(  # noqa: E731 - the bridge's client as the other gateway sees it
+            lambda: getattr(gw.broker.mqtt_sessions.sessions.get(client_id), "sink", None) is not None)
+        assert wait_until(lambda: online(b, "rosettamq-to-b") and online(a, "rosettamq-to-a"), TIMEOUT)
         on_a.publish("sensors/x", b"1", 1)
         assert on_b.inbox.get().topic == "sensors/x"
         assert [m.topic for m in on_a.inbox.take(2)] == ["sensors/x", "sensors/x"]  # its own, and the return
