@@ -32,6 +32,7 @@ from gateway.bridges.settings import BridgeSettings
 from gateway.cluster.settings import ClusterSettings
 from gateway.config_bridges import read_bridges
 from gateway.config_cluster import read_cluster
+from gateway.config_http import read_http
 from gateway.config_sections import (
     _ORIGIN,
     _TOML_TYPES,
@@ -410,12 +411,6 @@ def _log(sec: _Section) -> LogConfig:
     return result
 
 
-def _http(sec: _Section, default: HTTPListenerConfig) -> HTTPListenerConfig:
-    token = sec.string("api_token", None)
-    base = _listener(sec, default)
-    return HTTPListenerConfig(base.enabled, base.listen, token or None)
-
-
 def _sys(sec: _Section) -> SysConfig:
     result = SysConfig(sec.integer("interval", SysConfig().interval, 0, 86400))
     sec.done()
@@ -423,7 +418,7 @@ def _sys(sec: _Section) -> SysConfig:
 
 
 _LISTENERS: dict[str, Any] = {"ws": _listener, "amqp": _amqp, "coap": _coap,
-                              "http": _http, "mqtt_tls": _tls_listener,
+                              "http": read_http, "mqtt_tls": _tls_listener,
                               "wss": _tls_listener, "amqps": _tls_listener, "coaps": _coaps}
 _SECTIONS = ("mqtt", *_LISTENERS, "lwm2m", "store", "auth", "log")
 _SECTIONS += ("sys", "limits", "cluster", "bridge")

@@ -309,8 +309,16 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class HTTPListenerConfig(ListenerConfig):
-    """``[http]``: the admin API and console; `api_token` is the bearer token the API accepts."""
+    """``[http]``: the admin API and console. `api_token` is the bearer token the API accepts (an
+    administrator's); of the password file's users, `admins` may use all of the API and `monitors`
+    may only read it (GET). A client that has not sent its whole request head `header_timeout`
+    seconds after connecting (or after its last answer) is closed; a body over `max_body_size`
+    bytes is refused (413)."""
     api_token: str | None = None
+    admins: tuple[str, ...] = ()
+    monitors: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    max_body_size: int = 1_048_576
 
 
 @dataclass(frozen=True, slots=True)

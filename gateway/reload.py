@@ -7,6 +7,7 @@ Applied at once (`gateway.config` then holds them):
   new outbox bounds; ``max_connections`` and ``max_connection_rate`` count from now on;
 - ``[auth] login_backoff_after`` / ``login_backoff_max``; ``[limits]`` (the memory budget, the
   largest message);
+- ``[http]`` ``api_token``, ``admins`` and ``monitors`` (the admin API's credential and roles);
 - the password file and the ACL file (re-read, as before: gateway/security.py).
 
 Anything else that changed (listeners, the store, TLS files, AMQP, CoAP, LwM2M, turning the
@@ -37,6 +38,7 @@ LIVE = {
              "max_connection_rate", "max_subscriptions"},
     "auth": {"login_backoff_after", "login_backoff_max"},
     "limits": {"max_memory", "max_message_size"},
+    "http": {"api_token", "admins", "monitors"},
 }
 SECTION_OF = {"mqtt_limits": "mqtt"}
 
@@ -93,6 +95,7 @@ def apply_limits(gateway: "Gateway", config: Config) -> None:
     if security.login_backoff is not None and config.auth.login_backoff_after > 0:
         security.login_backoff.free_failures = config.auth.login_backoff_after
         security.login_backoff.max_delay = config.auth.login_backoff_max
+    security.set_roles(config)
     gateway.broker.budget.set_limit(config.limits.max_memory)
     gateway.broker.door.max_message_bytes = config.limits.max_message_size
 

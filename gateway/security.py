@@ -2,8 +2,9 @@
 
 - `authenticator` (gateway/auth.py) and `authorizer` (core/acl.py, `[auth]
   acl_file`): one login rule and one topic ACL for every protocol;
-- `login_backoff`: failed logins per source address slow down later ones
+- `login_backoff`: failed logins per source address and user name slow down later ones
   (`[auth] login_backoff_after` / `login_backoff_max`), across listeners;
+- roles (`[http] admins`, `monitors`): `is_admin(user)`, `is_monitor(user)`;
 - `gate(name)`: per-listener admission (`[mqtt] max_connections`) with one
   per-address rate limiter (`[mqtt] max_connection_rate`) shared by all
   listeners, so changing transport does not buy a fresh budget.
@@ -57,11 +58,21 @@ class Security:
     max_connections: int = 0
     gates: dict[str, ConnectionGate] = field(default_factory=dict)
     admins: frozenset[str] = frozenset()  # `[http] admins`: see is_admin
+    monitors: frozenset[str] = frozenset()  # `[http] monitors`: see is_monitor
 
     def is_admin(self, username: str | None) -> bool:
-        """Whether `username` is one of `[http] admins`: they may use every AMQP queue and exchange
-        whatever the ACL file says (adapters/amqp/permissions.py). An anonymous client never is."""
+        """Whether `username` is one of `[http] admins`: they may use every admin API action and every
+        AMQP queue and exchange whatever the ACL file says (adapters/amqp/permissions.py). An
+        anonymous client never is."""
         return username is not None and username in self.admins
+
+    def is_monitor(self, username: str | None) -> bool:
+        """Whether `username` is one of `[http] monitors`: they may read the admin API (GET), not act."""
+        return username is not None and username in self.monitors
+
+    def set_roles(self, config: Config) -> None:
+        """Take `[http] admins` and `monitors` from `config` (at start and on SIGHUP)."""
+        self.admins, self.monitors = frozenset(config.http.admins), frozenset(config.http.monitors)
 
     @classmethod
     def from_config(cls, config: Config) -> "Security":
@@ -77,7 +88,8 @@ class Security:
             login_backoff=backoff,
             rate_limiter=rate,
             max_connections=limits.max_connections,
-            admins=_admins(config),
+            admins=frozenset(config.http.admins),
+            monitors=frozenset(config.http.monitors),
         )
 
     def gate(self, listener: str) -> ConnectionGate:
@@ -107,9 +119,3 @@ class Security:
         ok = self.authorizer.reload() and ok
         log.info("security reload %s", "done" if ok else "incomplete: see the errors above")
         return ok
-
-
-def _admins(config: Config) -> frozenset[str]:
-    """`[http] admins`, read without assuming the key: it arrives with the admin API's roles (issue 24)."""
-    names = getattr(config.http, "admins", None) or ()
-    return frozenset(name for name in names if isinstance(name, str))

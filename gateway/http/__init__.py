@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from gateway.http import admin, events, openapi
-from gateway.http.admin import GATEWAY
+from core.redact import redact_text
+
+from gateway.http import access, admin, events, openapi
+from gateway.http.guard import ACCESS_LOG, AccessLog
+from gateway.http.keys import GATEWAY
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -73,9 +76,10 @@ async def get_bridges(request: web.Request) -> web.Response:
 
 
 def build_app(gateway: "Gateway") -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=gateway.config.http.max_body_size)
     app[GATEWAY] = gateway
     admin.add_routes(app)
+    access.add_routes(app)
     events.add_routes(app)
     openapi.add_routes(app)
     app.router.add_get("/api/v1/cluster", get_cluster)
@@ -101,7 +105,8 @@ class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(exc, HttpProcessingError):
             reason = exc.message.strip().splitlines()[0] if exc.message.strip() else type(exc).__name__
-            self.info("http bad request refused status=%s error=%s: %s", exc.code, type(exc).__name__, reason)
+            self.info("http bad request refused status=%s error=%s: %s", exc.code, type(exc).__name__,
+                      redact_text(reason))  # a reason may quote the request line, query and all
         elif isinstance(exc, ConnectionError):
             self.info("http client gone mid-request error=%s", exc)
         else:
@@ -112,7 +117,11 @@ class HTTPServer:
     """The HTTP listener's lifecycle: `start` returns the bound port, `stop` is graceful."""
 
     def __init__(self, gateway: "Gateway") -> None:
-        self._runner = web.AppRunner(build_app(gateway), shutdown_timeout=SHUTDOWN_TIMEOUT, logger=ServerLog(log, {}))
+        self._runner = web.AppRunner(
+            build_app(gateway), shutdown_timeout=SHUTDOWN_TIMEOUT, logger=ServerLog(log, {}),
+            access_log=ACCESS_LOG, access_log_class=AccessLog,
+            keepalive_timeout=gateway.config.http.header_timeout,  # also bounds reading a request head
+        )
 
     async def start(self, host: str, port: int) -> int:
         await self._runner.setup()

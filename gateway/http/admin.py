@@ -1,15 +1,9 @@
 """The admin API (``/api/v1``) and ``/metrics`` on the HTTP listener.
 
-Who may call it: ``/api/v1/health``, ``/api/v1/openapi.json`` and ``/metrics``
-are open (load balancers and Prometheus scrape them). Every other route needs,
-when ``[http] api_token`` is set, ``Authorization: Bearer <token>``; when
-``[auth] password_file`` is set, HTTP basic credentials of that file are
-accepted too. With neither the API is open: the listener's default address is
-127.0.0.1. Browsers' EventSource cannot send headers: ``?access_token=`` works
-as a bearer token as well.
-
-Errors are JSON ``{"error": {"status": N, "message": "..."}}`` with the HTTP
-status (400 bad input, 401 credentials, 403 ACL, 404 unknown, 405 method).
+Who may call it, and with which role, is access.py's middleware. Errors are
+JSON ``{"error": {"status": N, "message": "..."}}`` with the HTTP status (400
+bad input, 401 credentials, 403 role or ACL, 404 unknown, 405 method, 413 body
+too large, 429 login backoff).
 """
 
 from __future__ import annotations
@@ -17,32 +11,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from core.auth import Credentials, PasswordAuthenticator
 from core.door import PublishStatus
 from core.message import Message, expiry_from_interval
 from core.principal import Principal
 from core.topics import InvalidTopic, validate_topic_filter, validate_topic_name
 
 from gateway.clients import PROTOCOLS, kick, list_clients
+from gateway.http.guard import read_json
+from gateway.http.keys import GATEWAY, USER
 from gateway.metrics import stats
 from gateway.process_metrics import render_process_metrics
 
-if TYPE_CHECKING:
-    from gateway.app import Gateway
-
 log = logging.getLogger("rosettamq.http")
 
-GATEWAY: web.AppKey["Gateway"] = web.AppKey("gateway")
-OPEN_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/metrics"})
 # The administrator (API token, or an API without protection): no topic ACL applies.
 ADMIN = Principal("http", "admin-api", None, trusted=True)
-USER: web.RequestKey[str | None] = web.RequestKey("user", str)  # the basic-auth username (None: a token)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -64,46 +52,6 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("admin api internal error path=%s", request.path)
         return error(500, "internal error")
-
-
-@web.middleware
-async def require_credentials(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/api/") or request.path in OPEN_PATHS:
-        return await handler(request)
-    gateway = request.app[GATEWAY]
-    token = gateway.config.http.api_token
-    passwords = gateway.authenticator if isinstance(gateway.authenticator, PasswordAuthenticator) else None
-    if token is None and passwords is None:
-        request[USER] = None
-        return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    offered = value.strip() if scheme.lower() == "bearer" else request.query.get("access_token")
-    if token is not None and offered is not None and hmac.compare_digest(offered.encode(), token.encode()):
-        request[USER] = None
-        return await handler(request)
-    if passwords is not None and scheme.lower() == "basic":
-        username, password = _basic(value)
-        if username is not None:
-            credentials = Credentials("http", f"http:{username}", username, password, request.remote or "")
-            loop = asyncio.get_running_loop()
-            if await loop.run_in_executor(None, passwords.authenticate, credentials):
-                request[USER] = username
-                return await handler(request)
-    response = error(401, "credentials required: a bearer token or HTTP basic credentials")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="rosettamq", Basic realm="rosettamq"'
-    return response
-
-
-def _basic(value: str) -> tuple[str | None, bytes | None]:
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None, None
-    username, sep, password = decoded.partition(b":")
-    if not sep:
-        return None, None
-    return username.decode("utf-8", "replace"), password
 
 
 # -- metrics and status ------------------------------------------------------------------
@@ -238,10 +186,7 @@ def request_principal(request: web.Request) -> Principal:
 
 async def publish(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    try:
-        body = await request.json()
-    except (ValueError, RecursionError):  # RecursionError: arrays or objects nested too deep to decode
-        raise web.HTTPBadRequest(text="body must be a JSON object") from None
+    body = await read_json(request, gateway.config.http.header_timeout)
     principal = request_principal(request)
     message = parse_publish(body, principal)
     result = gateway.broker.publish(principal, message)  # the door: validation, the user's ACL, routing
@@ -357,7 +302,7 @@ async def get_amqp(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.middlewares.extend([json_errors, require_credentials])
+    app.middlewares.append(json_errors)  # then access.require_credentials
     router = app.router
     router.add_get("/metrics", metrics)
     router.add_get("/api/v1/health", health)
