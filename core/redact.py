@@ -5,16 +5,18 @@ through here first (the HTTP access log, the WebSocket upgrade, CoAP and
 LwM2M). A parameter whose name (percent-decoded, any case) is in
 `SECRET_NAMES` keeps its name and loses its value: ``access_token=***``.
 Userinfo in a URL (``mqtt://user:pw@host``) loses its password. Headers in
-`SECRET_HEADERS` are never shown. Pure functions, no I/O.
+`SECRET_HEADERS` are never shown. Pure functions, no I/O; `RedactFilter` does
+the same to a library logger's records.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Iterable, Mapping
 from urllib.parse import unquote_plus
 
-__all__ = ["MASK", "SECRET_HEADERS", "SECRET_NAMES", "is_secret_name", "redact_headers", "redact_params",
+__all__ = ["MASK", "RedactFilter", "SECRET_HEADERS", "SECRET_NAMES", "is_secret_name", "redact_headers", "redact_params",
            "redact_query", "redact_text", "redact_url"]
 
 MASK = "***"
@@ -67,3 +69,22 @@ def redact_text(text: str) -> str:
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers fit to log: credentials (Authorization, cookies, API keys) become ``***``."""
     return {name: MASK if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
+
+
+_HEADER_LINE = re.compile(r"^([<>] )?([A-Za-z0-9-]+):\s*(.*)$", re.DOTALL)
+
+
+class RedactFilter(logging.Filter):
+    """For a library's logger that prints requests (websockets' handshake debug lines): each record's
+    message is rewritten with its secrets masked, a credential header line as ``Authorization: ***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        header = _HEADER_LINE.match(message)
+        if header is not None and header.group(2).lower() in SECRET_HEADERS:
+            clean = f"{header.group(1) or ''}{header.group(2)}: {MASK}"
+        else:
+            clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import http
 import ipaddress
+import logging
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.datastructures import Headers
@@ -36,6 +37,7 @@ from websockets.typing import Origin, Subprotocol
 
 from adapters.mqtt.errors import ReasonCode
 from adapters.ws.settings import WSSettings
+from core.redact import RedactFilter
 
 SUBPROTOCOLS = (Subprotocol("mqtt"), Subprotocol("mqttv3.1"))
 
@@ -53,6 +55,11 @@ PROTOCOL_ERRORS = frozenset({
 })
 
 
+# websockets' debug lines show the request line and every header: tokens and Authorization masked.
+HANDSHAKE_LOG = logging.getLogger("websockets.server")
+HANDSHAKE_LOG.addFilter(RedactFilter())
+
+
 def new_protocol(settings: WSSettings) -> ServerProtocol:
     """A fresh Sans-I/O server for one connection, with our subprotocols, origins and frame limit."""
     origins: list[Origin | None] | None = None
@@ -65,6 +72,7 @@ def new_protocol(settings: WSSettings) -> ServerProtocol:
         # Messages are streamed frame by frame into the MQTT decoder, never
         # reassembled: bound each frame, not the message.
         max_size=(None, settings.max_frame_size),
+        logger=HANDSHAKE_LOG,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core.redact import MASK, redact_headers, redact_params, redact_query, redact_text, redact_url
+import logging
+
+from core.redact import MASK, RedactFilter, redact_headers, redact_params, redact_query, redact_text, redact_url
 
 
 def test_secret_parameters_lose_their_values_and_keep_their_names() -> None:
@@ -43,3 +45,14 @@ def test_free_text_quoting_a_request_line() -> None:
 def test_credential_headers_are_never_shown() -> None:
     headers = {"Authorization": "Bearer abc", "Cookie": "s=1", "Accept": "text/html"}
     assert redact_headers(headers) == {"Authorization": MASK, "Cookie": MASK, "Accept": "text/html"}
+
+
+def test_a_library_loggers_request_lines_are_rewritten() -> None:
+    def filtered(msg: str, *args: object) -> str:
+        record = logging.LogRecord("websockets.server", logging.DEBUG, __file__, 1, msg, args, None)
+        assert RedactFilter().filter(record)
+        return record.getMessage()
+
+    assert filtered("< %s %s %s", "GET", "/mqtt?access_token=abc", "HTTP/1.1") == f"< GET /mqtt?access_token={MASK} HTTP/1.1"
+    assert filtered("< %s: %s", "Authorization", "Bearer abc") == f"< Authorization: {MASK}"
+    assert filtered("< %s: %s", "Host", "example") == "< Host: example"
