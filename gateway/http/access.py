@@ -84,11 +84,13 @@ async def _with_role(request: web.Request, handler: Handler, username: str) -> w
         request[ROLE] = ADMIN_ROLE
     elif security.is_monitor(username):
         if request.method not in READ_METHODS:
-            return error(403, f"user {username!r} is a monitor: the admin API is read-only for it (GET)")
+            return error(403, f"user {username!r} is a monitor: the admin API is read-only for it (GET); "
+                              "actions need [http] admins")
         request[ROLE] = MONITOR_ROLE
     else:
         _warn_once(request.app, username)
-        return error(403, f"user {username!r} has no admin API role: it needs [http] admins or monitors")
+        return error(403, f"user {username!r} has no admin API role: an administrator can add it to "
+                          "[http] admins (every action) or [http] monitors (read only)")
     return await handler(request)
 
 

@@ -18,12 +18,17 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Bad request", 401: "Credentials required", 403: "Not authorized (ACL)",
-            404: "Not found", 503: "Not ready"}
-    return {str(code): _json(ERROR, text[code]) for code in codes}
+    text = {400: "Bad request", 401: "Credentials required",
+            403: "Not allowed: a user with no role, a monitor's action, or the user's topic ACL",
+            404: "Not found", 408: "The body did not arrive in time", 413: "Body over [http] max_body_size",
+            429: "Held back by the login backoff (see Retry-After)", 503: "Not ready"}
+    return {str(code): _json(ERROR, text[code]) for code in sorted(set(codes))}
 
 
 def _op(summary: str, response: dict[str, Any], *codes: int, **extra: Any) -> dict[str, Any]:
+    """An operation; one that needs credentials may also answer 401, 403 (role) and 429."""
+    if extra.get("security") is not OPEN:
+        codes += (401, 403, 429)
     operation = {"summary": summary, "responses": {"200": response, **_errors(*codes)}}
     operation.update(extra)
     return operation
@@ -86,7 +91,7 @@ def document() -> dict[str, Any]:
         "/api/v1/clients": {"get": _op("Connected clients of every protocol", _json(_list("clients", "Client")),
                                        400, 401, parameters=[PROTOCOL])},
         "/api/v1/clients/{client_id}": {"delete": _op(
-            "Disconnect a client (MQTT DISCONNECT 0x98, AMQP close 320, CoAP connection ended)",
+            "Disconnect a client (MQTT DISCONNECT 0x98, AMQP close 320, CoAP connection ended; admins)",
             _json(ANY_OBJECT), 400, 401, 404,
             parameters=[{"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}},
                         PROTOCOL])},
@@ -95,12 +100,15 @@ def document() -> dict[str, Any]:
         "/api/v1/retained": {
             "get": _op("Retained messages matching a filter", _json(_list("retained", "Message")), 400, 401,
                        parameters=[TOPIC_FILTER]),
-            "delete": _op("Clear retained messages matching a filter", _json(ANY_OBJECT), 400, 401,
+            "delete": _op("Clear retained messages matching a filter (admins)", _json(ANY_OBJECT), 400, 401,
                           parameters=[TOPIC_FILTER]),
         },
         "/api/v1/publish": {"post": _op(
-            "Publish a message to subscribers of every protocol", _json(ANY_OBJECT), 400, 401, 403,
+            "Publish a message to subscribers of every protocol (admins)", _json(ANY_OBJECT), 400, 408, 413,
             requestBody={"required": True, "content": {JSON: {"schema": {"$ref": "#/components/schemas/Publish"}}}})},
+        "/api/v1/whoami": {"get": _op("Who the request signed in as and its role (admin or monitor)", _json({
+            "type": "object", "required": ["user", "role"], "properties": {
+                "user": {"type": ["string", "null"]}, "role": {"type": "string", "enum": ["admin", "monitor"]}}}))},
         "/api/v1/topics": {"get": _op("Topics: retained ones and those seen while a console watches",
                                       _json(_list("topics", "Message")), 401)},
         "/api/v1/events": {"get": _op("Server-sent events: a stats event every second", {
@@ -117,8 +125,9 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "RosettaMQ admin API", "version": gateway_version(),
                  "description": "Management API of the RosettaMQ gateway. Health, metrics and this document are open;"
-                                " the rest needs the [http] api_token as a bearer token or, with [auth] password_file,"
-                                " HTTP basic credentials."},
+                                " the rest needs the [http] api_token as a bearer token (an administrator) or, with"
+                                " [auth] password_file, HTTP basic credentials of a user in [http] admins (everything)"
+                                " or [http] monitors (GET only)."},
         "paths": paths,
         "components": {"schemas": SCHEMAS, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}, "basic": {"type": "http", "scheme": "basic"}}},

@@ -304,7 +304,7 @@ def test_health_and_openapi_document_are_valid(gateway: RunningGateway) -> None:
     document = http(gateway, "GET", "/api/v1/openapi.json").json()
     validate(document)
     for path in ("/metrics", "/api/v1/clients", "/api/v1/clients/{client_id}", "/api/v1/publish",
-                 "/api/v1/retained", "/api/v1/subscriptions", "/api/v1/amqp/bindings"):
+                 "/api/v1/retained", "/api/v1/subscriptions", "/api/v1/amqp/bindings", "/api/v1/whoami"):
         assert path in document["paths"]
 
 

@@ -7,6 +7,7 @@ subscriber, and saves test-artifacts/console.png.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Iterator
 
@@ -14,6 +15,7 @@ import pika
 import pytest
 from aiocoap.numbers.codes import Code
 
+from core.passwords import PasswordFile
 from tests.conftest import LOOPBACK, RunningGateway
 from tests.e2e.admin_support import admin_gateway, coap_requests
 from tests.e2e.browser import Chromium, Page
@@ -101,3 +103,42 @@ def test_the_console_shows_connections_rates_topics_and_publishes(gateway: Runni
     finally:
         amqp.close()
         subscriber.close()
+
+
+def test_the_console_shows_only_what_the_role_allows(tmp_path: Path, page: Page) -> None:
+    """Issue 24: an admin gets the publish form, a monitor reads without it, a user with no role is
+    told why (403) and how to get access; each signs in with HTTP basic credentials."""
+    passwords = PasswordFile(tmp_path / "passwords")
+    for name in ("alice", "bob", "carol"):
+        passwords.set(name, f"pw-{name}", iterations=1000)
+    passwords.save()
+    running = admin_gateway(auth={"password_file": str(tmp_path / "passwords"), "allow_anonymous": True},
+                            http={"admins": ["alice"], "monitors": ["carol"]})
+    url = f"http://{LOOPBACK}:{running.gateway.ports['http']}/"
+    page.send("Network.enable")
+    shown = "!document.getElementById('{}').hidden"
+    try:
+        def sign_in(name: str) -> None:
+            credentials = base64.b64encode(f"{name}:pw-{name}".encode()).decode()
+            page.send("Network.setExtraHTTPHeaders", headers={"Authorization": f"Basic {credentials}"})
+            page.navigate(url)
+
+        sign_in("carol")
+        page.wait_for("document.getElementById('status').textContent === 'live'", timeout=SHOWS_UP)
+        page.wait_for("document.getElementById('whoami').textContent === 'carol · monitor (read only)'")
+        assert not page.evaluate(shown.format("publish-card")) and not page.evaluate(shown.format("access-message"))
+        page.screenshot(ARTIFACTS / "console-monitor.png")
+
+        sign_in("bob")
+        message = page.wait_for(f"{shown.format('access-message')} && "
+                                "document.getElementById('access-message').textContent")
+        assert "Access refused" in message and "[http] admins" in message and "bob" in message
+        assert not page.evaluate(shown.format("publish-card"))
+        page.screenshot(ARTIFACTS / "console-no-role.png")
+
+        sign_in("alice")
+        page.wait_for(shown.format("publish-card"))
+        page.wait_for("document.getElementById('whoami').textContent === 'alice · admin'")
+        assert not page.evaluate(shown.format("access-message"))
+    finally:
+        running.stop()

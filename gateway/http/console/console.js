@@ -1,5 +1,6 @@
 // RosettaMQ live console: server-sent events from /api/v1/events, the admin API for the rest.
 // No build step, no dependencies. The API token (when [http] api_token is set) is kept in localStorage.
+// What the page offers follows the role /api/v1/whoami names: a monitor (read only) sees no actions.
 "use strict";
 
 const HISTORY = 60; // samples (seconds) on the rate chart
@@ -13,6 +14,7 @@ const tokenInput = $("token");
 tokenInput.value = localStorage.getItem("rosettamq-token") || "";
 tokenInput.addEventListener("change", () => {
   localStorage.setItem("rosettamq-token", tokenInput.value);
+  refreshRole();
   connect();
 });
 
@@ -21,11 +23,52 @@ function authHeaders() {
   return token ? { Authorization: "Bearer " + token } : {};
 }
 
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body.error ? body.error.message : response.statusText);
   return body;
+}
+
+// A refusal said plainly, once, above the cards (401: credentials; 403: no role; 429: login backoff).
+function showAccess(message) {
+  const notice = $("access-message");
+  notice.textContent = message || "";
+  notice.hidden = !message;
+}
+
+function accessText(err) {
+  if (err.status === 401) return "Sign in: enter the API token above, or the user and password of the gateway's password file.";
+  if (err.status === 403) return `Access refused (403): ${err.message}.`;
+  if (err.status === 429) return `Too many failed logins: ${err.message}.`;
+  return "";
+}
+
+async function refreshRole() {
+  let me;
+  try {
+    me = await api("/api/v1/whoami");
+  } catch (err) {
+    $("publish-card").hidden = true;
+    text($("whoami"), "");
+    if ([401, 403, 429].includes(err.status)) {
+      $("status").textContent = "refused";
+      $("status").className = "status";
+    }
+    showAccess(accessText(err) || `The admin API answered: ${err.message}`);
+    return;
+  }
+  showAccess("");
+  document.body.dataset.role = me.role;
+  $("publish-card").hidden = me.role !== "admin";
+  text($("whoami"), (me.user ? `${me.user} · ` : "") + (me.role === "admin" ? "admin" : "monitor (read only)"));
 }
 
 function text(element, value) {
@@ -184,6 +227,7 @@ $("publish-form").addEventListener("submit", async (event) => {
     refreshTree();
   } catch (err) {
     $("publish-result").textContent = `error: ${err.message}`;
+    if (err.status === 403) showAccess(accessText(err));
   }
 });
 
@@ -203,6 +247,7 @@ function connect() {
   source.onerror = () => {
     $("status").textContent = "disconnected (retrying)";
     $("status").className = "status";
+    refreshRole();  // a refused stream says nothing itself: whoami tells why
   };
 }
 
@@ -263,6 +308,7 @@ async function refreshBridges() {
   }));
 }
 
+refreshRole();
 connect();
 refreshTree();
 refreshCluster();
