@@ -109,7 +109,7 @@ class ListenerState:
         if query.token is None and admit:  # a connection's requests: admitted when it was opened
             limits.admit(identity_key(query.client_id, query.username, address), address, now)
         if query.token is None and authenticator is not None and not self.auth_cache.accepted(query, self.clock()):
-            limits.check_login(address, now)
+            limits.check_login(address, now, query.username)
         try:
             step = begin_login(query, address, authenticator, self.connections, self.clock(), self.auth_cache)
             if isinstance(step, Identity):
@@ -118,7 +118,7 @@ class ListenerState:
             accepted = await self.loop.run_in_executor(None, authenticator.authenticate, step)
             return finish_login(query, address, accepted, self.clock(), self.auth_cache)
         except Unauthorized:
-            limits.login_failed(address, self.loop.time())
+            limits.login_failed(address, self.loop.time(), query.username)
             raise
 
     async def durable(self) -> None:

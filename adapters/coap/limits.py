@@ -63,17 +63,18 @@ class CoAPLimits:
                 del self._seen[next(iter(self._seen))]
         self._seen[identity] = now
 
-    def check_login(self, address: str, now: float) -> None:
-        """Before a password check: raise TooManyRequests while `address` is held by the login backoff."""
+    def check_login(self, address: str, now: float, username: str | None = None) -> None:
+        """Before a password check: raise TooManyRequests while `address` (or `username`) is held by
+        the login backoff."""
         if self.login_backoff is None:
             return
-        hold = self.login_backoff.hold(address, now)
+        hold = self.login_backoff.hold(address, now, username)
         if hold > 0:
             self.refused_login_backoff += 1
-            raise TooManyRequests("too many failed logins from this address", retry_after(hold))
+            raise TooManyRequests("too many failed logins from this address or for this user", retry_after(hold))
 
-    def login_failed(self, address: str, now: float) -> None:
-        """A login from `address` was refused (4.01): later ones may be held."""
+    def login_failed(self, address: str, now: float, username: str | None = None) -> None:
+        """A login from `address` (as `username`) was refused (4.01): later ones may be held."""
         self.login_failures += 1
         if self.login_backoff is not None:
-            self.login_backoff.failed(address, now)
+            self.login_backoff.failed(address, now, username)

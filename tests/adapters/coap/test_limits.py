@@ -57,6 +57,15 @@ def test_held_logins_are_refused_with_max_age_rounded_up() -> None:
     assert (limits.login_failures, limits.refused_login_backoff) == (2, 1)
 
 
+def test_a_user_name_guessed_from_many_hosts_is_held_too() -> None:
+    limits = CoAPLimits(login_backoff=LoginBackoff(free_failures=1, base_delay=1.0))
+    limits.login_failed("10.0.0.1:1", 0.0, "alice")
+    limits.login_failed("10.0.0.2:1", 0.0, "alice")
+    with pytest.raises(TooManyRequests):
+        limits.check_login("10.0.0.3:1", 0.1, "alice")
+    limits.check_login("10.0.0.3:1", 0.1, "bob")
+
+
 def test_without_limiters_everything_passes() -> None:
     limits = CoAPLimits()
     for n in range(100):
