@@ -125,7 +125,7 @@ class Gateway:
     _stopping: bool = False
     metrics: Registry = field(init=False)  # every collector (gateway/metrics.py), read at scrape time
     sys_publisher: SysPublisher | None = None
-    topic_watcher: Any = None  # the console's topic counter while an event stream is open (gateway/events.py)
+    topic_watcher: Any = None  # the console's topic counter while an event stream is open (gateway/http/events.py)
 
     def __post_init__(self) -> None:
         self.security = Security.from_config(self.config)  # a bad password or ACL file fails here
