@@ -3,7 +3,8 @@
 The failure these guard against: the gateway answered a client that had already closed its
 socket, the kernel returned ICMP port unreachable, and under uvloop the listener never read
 again (libuv stops a poll handle after POLLERR). Every test here ends with a fresh client
-getting its answer within a second.
+getting its answer (within a second on an idle machine; the tests allow more, as they check
+behaviour, not timing, on a machine that CI shares).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.e2e.coap_clients import CoAPClientProcess, RawCoAP, coap_gateway, coa
 from tests.e2e.lwm2m_support import MqttApp, SimulatedDevice
 
 LOOPS = ["asyncio", "uvloop"]
+ANSWER_WITHIN = 5.0  # seconds; a stalled listener never answers at all
 
 
 @pytest.fixture(params=LOOPS)
@@ -43,7 +45,7 @@ def answers_within_a_second(gw: RunningGateway) -> None:
         sent = request(Code.GET, "/ps/alive/check", token=b"\x42")
         client.send(sent)
         while True:
-            answer = client.receive(timeout=1.0)
+            answer = client.receive(timeout=ANSWER_WITHIN)
             if answer.token == sent.token and answer.mid == sent.mid:
                 break
         assert answer.code in (Code.NOT_FOUND, Code.TOO_MANY_REQUESTS), answer.code
