@@ -44,7 +44,8 @@ def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
 
 def test_tokens_and_passwords_never_reach_the_log(gateway: RunningGateway, caplog: pytest.LogCaptureFixture) -> None:
     ports = gateway.gateway.ports
-    secrets = [TOKEN, "wrong-token-AB12", PASSWORD, "guess-9Zk", "ws-token-CD34", "ws-header-GH78", "coap-pw-EF56"]
+    secrets = [TOKEN, "wrong-token-AB12", PASSWORD, "guess-9Zk", "ws-token-CD34", "ws-header-GH78", "coap-pw-EF56",
+               "raw-token-IJ90"]
     with caplog.at_level(logging.DEBUG):
         assert http(gateway, "GET", f"/api/v1/stats?access_token={TOKEN}").status == 200
         assert http(gateway, "GET", "/api/v1/stats?x=1&access%5Ftoken=wrong-token-AB12").status == 401
@@ -58,6 +59,12 @@ def test_tokens_and_passwords_never_reach_the_log(gateway: RunningGateway, caplo
                        additional_headers={"Authorization": "Bearer ws-header-GH78"}).close()
         answer, = coap_requests(ports["coap"], (Code.POST, "/ps/a/b?u=alice&p=coap-pw-EF56", b"x"))
         assert answer.code == Code.UNAUTHORIZED
+        for head in (b"GET /api/v1/stats?access_token=raw-token-IJ90 HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                     b"GET /api/v1/stats?access_token=raw-token-IJ90 HTTP/1.1\r\nHost: x\r\nX: \x01\r\n\r\n",
+                     b"GET /api/v1/stats?access_token=raw-token-IJ90\x7f HTTP/1.1\r\nHost: x\r\n\r\n"):
+            with socket.create_connection((LOOPBACK, ports["http"]), timeout=10) as raw:  # refused by the parser
+                raw.sendall(head)
+                assert raw.recv(4096).split(b" ")[1] == b"400"
         time.sleep(0.2)  # the access log line is written after the answer
     gateway_side = [r for r in caplog.records if r.name != "websockets.client" and r.name.partition(".")[0] != "coap"]
     assert {"rosettamq.http.access", "websockets.server", "rosettamq.coap.aiocoap"} <= {r.name for r in gateway_side}
@@ -68,6 +75,7 @@ def test_tokens_and_passwords_never_reach_the_log(gateway: RunningGateway, caplo
     assert any("path=/api/v1/stats?access_token=*** status=200" in line for line in access), access
     assert any("access%5Ftoken=*** status=401" in line for line in access), access
     assert any("token=***&password=*** status=404" in line for line in access), access
+    assert sum("http bad request refused" in r.getMessage() for r in gateway_side) == 3
     assert any("upgrade refused" in r.getMessage() and "access_token=***" in r.getMessage() for r in caplog.records)
 
 
