@@ -25,12 +25,15 @@ from fuzz.targets import TARGETS
 
 SEED = 14
 SECONDS = 60.0
+# A stalled listener never answers; a busy one on a 2-core CI machine shared with the fuzzer's own
+# load once took 1,002 ms for an LwM2M registration: the suite checks behaviour, not timing.
+PROBE_TIMEOUT = 3.0
 
 pytestmark = pytest.mark.timeout(SECONDS * 4)
 
 
 def test_a_fixed_seed_minute_of_fuzzing_every_listener_finds_no_failure(tmp_path: Path) -> None:
-    report = run(SECONDS, SEED, tmp_path)
+    report = run(SECONDS, SEED, tmp_path, probe_timeout=PROBE_TIMEOUT)
     assert report.failures == [], report.summary()
     assert sorted(report.targets) == sorted(TARGETS)
     assert all(stats.inputs >= 500 for stats in report.targets.values()), report.summary()
