@@ -128,11 +128,14 @@ class GatewayProcess:
         return proc.returncode
 
 
-def log_problems(text: str) -> list[str]:
-    """Lines of `text` that show a traceback or an ERROR/CRITICAL record, each with a little context."""
+def log_problems(text: str, context: int = 12) -> list[str]:
+    """Each traceback or ERROR/CRITICAL record in `text`, from its first line, with the lines after it
+    (a record's own traceback is part of it, not another problem)."""
     lines = text.splitlines()
     found = []
+    covered = -1
     for i, line in enumerate(lines):
-        if PROBLEM.search(line):
-            found.append("\n".join(lines[max(0, i - 1): i + 12]))
+        if i > covered and PROBLEM.search(line):
+            found.append("\n".join(lines[i: i + context]))
+            covered = i + context - 1
     return found
