@@ -113,6 +113,11 @@ def listener_families(gateway: "Gateway") -> list[Family]:
             refused.add(metrics[f"refused_{reason}"], protocol="coap", listener="coap", reason=reason)
         refused.add(metrics["refused_rate"], protocol="coap", listener="coap", reason="max_connection_rate")
         auth.add(metrics["login_failures"], protocol="coap")
+        faults = Family("coap_datagram_faults", "counter",
+                        "CoAP datagrams the listener could not use, and reader re-arms, by reason")
+        for reason, count in coap.faults.counts.items():
+            faults.add(count, reason=reason)
+        families.append(faults)
     if gateway.lwm2m is not None:
         refused.add(gateway.lwm2m.refused_rate, protocol="lwm2m", listener="coap", reason="max_connection_rate")
     families.append(Family("uptime_seconds", "gauge", "Seconds since the gateway started").add(

@@ -104,6 +104,8 @@ def test_invalid_utf8_in_a_con_request_path_is_answered_4_02_without_a_traceback
         peer.close()
     answers_within_a_second(gateway)
     assert faults(gateway)["bad_option_value"] == 3
+    scraped = gateway.call(lambda: gateway.gateway.metrics.render())
+    assert 'rosettamq_coap_datagram_faults_total{reason="bad_option_value"} 3' in scraped
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
 
