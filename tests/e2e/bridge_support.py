@@ -53,9 +53,22 @@ def _binary(name: str, *folders: str) -> str | None:
 MOSQUITTO = _binary("mosquitto", "/usr/sbin")
 RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"  # rabbitmq-server and rabbitmqctl as they are, not the /usr/sbin wrappers
 EPMD = _binary("epmd", "/usr/lib/erlang/bin")
-needs_mosquitto = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not installed (scripts/test.sh installs it)")
-needs_rabbitmq = pytest.mark.skipif(not os.path.exists(f"{RABBITMQ_BIN}/rabbitmq-server") or EPMD is None,
-                                    reason="rabbitmq-server not installed (scripts/test.sh installs it)")
+
+
+@pytest.fixture
+def _mosquitto_installed() -> None:
+    """A missing peer fails the test: scripts/test.sh installs it (a skipped interop test is a missing one)."""
+    assert MOSQUITTO is not None, "mosquitto not installed: run bash scripts/test.sh (it installs it)"
+
+
+@pytest.fixture
+def _rabbitmq_installed() -> None:
+    assert os.path.exists(f"{RABBITMQ_BIN}/rabbitmq-server") and EPMD is not None, \
+        "rabbitmq-server not installed: run bash scripts/test.sh (it installs it)"
+
+
+needs_mosquitto = pytest.mark.usefixtures("_mosquitto_installed")
+needs_rabbitmq = pytest.mark.usefixtures("_rabbitmq_installed")
 
 
 class Mosquitto:

@@ -17,7 +17,7 @@ import pika
 import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway, make_config
-from tests.e2e.bridge_support import RabbitMQ, needs_rabbitmq
+from tests.e2e.bridge_support import RabbitMQ, _rabbitmq_installed, needs_rabbitmq  # noqa: F401
 from tests.e2e.clients import TIMEOUT, PahoClient
 from tests.e2e.test_bridge_mqtt import publish_v5
 from tests.e2e.test_mqtt_sessions import wait_until

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.e2e.bridge_support import Mosquitto, Webhook, needs_mosquitto
+from tests.e2e.bridge_support import Mosquitto, Webhook, _mosquitto_installed, needs_mosquitto  # noqa: F401
 from tests.e2e.clients import PahoClient
 from tests.e2e.process_support import LoggingGateway
 

@@ -19,7 +19,7 @@ from paho.mqtt.properties import Properties
 
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.admin_support import http
-from tests.e2e.bridge_support import Mosquitto, needs_mosquitto
+from tests.e2e.bridge_support import Mosquitto, _mosquitto_installed, needs_mosquitto  # noqa: F401
 from tests.e2e.clients import TIMEOUT, PahoClient
 from tests.e2e.test_mqtt_sessions import wait_until
 from tests.tls_certs import Pki
