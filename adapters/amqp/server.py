@@ -42,6 +42,7 @@ class AMQPService:
         self.opened = 0
         self.closed: dict[str, int] = {}  # why ended connections ended (metrics): "client" or a reply code name
         self.login_failures = 0
+        self.closing = False  # shutdown began: a connection the loop accepts from now on is dropped
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -74,6 +75,7 @@ class AMQPService:
 
     def shutdown(self) -> None:
         """Tell every client 320 CONNECTION_FORCED and close."""
+        self.closing = True
         for conn in list(self.connections):
             conn.shutdown()
             if conn.on_output is not None:
@@ -165,6 +167,9 @@ class AMQPServerProtocol(asyncio.Protocol):
             except OSError:
                 pass
         peer = _format_peer(transport.get_extra_info("peername"))
+        if self._service.closing:  # accepted from the backlog while the gateway shuts down
+            transport.abort()  # type: ignore[attr-defined]
+            return
         if self._gate is not None:
             refusal = self._gate.admit(peer, asyncio.get_running_loop().time())
             if refusal is not None:

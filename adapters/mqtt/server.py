@@ -47,6 +47,7 @@ class ConnectionTracker:
         self.closed: dict[tuple[str, str], int] = {}  # (listener, reason) -> connections ended
         self.refused: dict[tuple[str, str], int] = {}  # (listener, CONNACK reason) -> logins refused
         self.totals: dict[tuple[str, str], int] = {}  # (listener, counter) -> sum over ended connections
+        self.closing = False  # shutdown began: a connection the loop accepts from now on is dropped
 
     def __len__(self) -> int:
         return len(self.connections)
@@ -70,6 +71,7 @@ class ConnectionTracker:
             self.totals[key] = self.totals.get(key, 0) + getattr(conn, name)
 
     def shutdown(self, reason: ReasonCode = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
+        self.closing = True
         for conn in list(self.connections):
             conn.disconnect(reason, reason_string="server shutting down")
 
@@ -242,6 +244,9 @@ class MQTTServerProtocol(asyncio.Protocol):
                 pass
         peer = _format_peer(transport.get_extra_info("peername"))
         loop = asyncio.get_running_loop()
+        if self._tracker.closing:  # accepted from the backlog while the gateway shuts down
+            transport.abort()
+            return
         if not self._guard.admit(peer, loop.time(), self._listener):
             transport.abort()
             return
