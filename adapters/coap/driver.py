@@ -10,9 +10,14 @@ loop's selector survives it.
 
 `ResilientDatagramTransport` replaces that reader and keeps aiocoap's protocol side:
 
+- on Linux the loop does not watch the socket itself but a private epoll instance that
+  watches it for input: the loop sees that epoll descriptor readable, never EPOLLERR, so no
+  loop can stop reading on an ICMP error (the socket's EPOLLERR wakes the inner epoll, and
+  the reader drains the error queue);
 - each wake-up drains the error queue, then up to `batch` datagrams, into one buffer;
-- after any error it re-arms its reader (what libuv stopped), and a watchdog run from the
-  listener's timer re-arms it whenever data waits unread past a grace period (counted);
+- where there is no epoll, it re-arms its reader after any error (what libuv stopped); and
+  everywhere a watchdog run from the listener's timer re-arms it whenever data waits unread
+  past a grace period (counted: it should never have to);
 - every exception a datagram causes stays inside: counted by reason in `DatagramFaults`,
   logged once per peer per interval, never as a traceback;
 - a datagram that does not decode is answered as RFC 7252 says (`errors.reject_datagram`);
@@ -27,6 +32,7 @@ import asyncio
 import errno
 import fcntl
 import logging
+import select
 import socket
 import termios
 import time
@@ -85,8 +91,14 @@ class ResilientDatagramTransport(asyncio.BaseTransport):
         self._view = memoryview(self._buffer)
         self.last_read = time.monotonic()
         sock.setblocking(False)
+        self._epoll: Any = None
+        self._reader_fd = self._fd
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll(1)
+            self._epoll.register(self._fd, select.EPOLLIN)  # EPOLLERR is always reported: it wakes us too
+            self._reader_fd = self._epoll.fileno()
         protocol.connection_made(self)
-        loop.add_reader(self._fd, self._read_ready)
+        loop.add_reader(self._reader_fd, self._read_ready)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -115,7 +127,7 @@ class ResilientDatagramTransport(asyncio.BaseTransport):
             except Exception as exc:  # our bug or aiocoap's: one datagram lost, the listener goes on
                 self._faults.record("dispatch_error", address[0], repr(exc), logging.ERROR)
                 log.debug("dispatch error from %s", address, exc_info=exc)
-        if errors:
+        if errors and self._epoll is None:
             self.rearm()
 
     def _drain_error_queue(self, sock: socket.socket) -> int:
@@ -144,8 +156,13 @@ class ResilientDatagramTransport(asyncio.BaseTransport):
         if self._sock is None:
             return
         self._faults.counts[reason] += 1
-        self._loop.remove_reader(self._fd)
-        self._loop.add_reader(self._fd, self._read_ready)
+        self._loop.remove_reader(self._reader_fd)
+        self._loop.add_reader(self._reader_fd, self._read_ready)
+
+    @property
+    def reader_fd(self) -> int:
+        """The descriptor the event loop watches (the private epoll's, where there is one)."""
+        return self._reader_fd
 
     def waiting_bytes(self) -> int:
         """Bytes in the socket's receive queue (FIONREAD)."""
@@ -205,7 +222,9 @@ class ResilientDatagramTransport(asyncio.BaseTransport):
     def close(self) -> None:
         if self._sock is None:
             return
-        self._loop.remove_reader(self._fd)
+        self._loop.remove_reader(self._reader_fd)
+        if self._epoll is not None:
+            self._epoll.close()
         self._sock.close()
         self._sock = None
         protocol, self._protocol = self._protocol, None

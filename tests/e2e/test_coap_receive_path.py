@@ -149,10 +149,20 @@ def test_libcoap_requests_still_work_after_many_clients_went_away(gateway: Runni
     assert "2.04" in out, out
 
 
+def test_icmp_errors_stop_no_loop_from_reading_without_any_re_arming(gateway: RunningGateway) -> None:
+    """The loop watches a private epoll, not the socket: EPOLLERR never reaches libuv, so the
+    reader goes on though neither the reader nor the watchdog re-arms anything here."""
+    transport = gateway.call(lambda: gateway.gateway.coap._interface.transport)
+    gateway.call(lambda: setattr(transport, "rearm", lambda reason="": None))
+    gateway.call(lambda: gateway.gateway.coap._watchdog.cancel())
+    for _ in range(20):
+        send_and_vanish(coap_port(gateway), bytes.fromhex("4001abcdb27073"))  # each answer: ICMP unreachable
+    answers_within_a_second(gateway)  # (without the private epoll, uvloop never reads it: this test fails)
+
+
 def test_a_reader_that_stopped_is_reported_then_re_armed_by_the_watchdog(gateway: RunningGateway) -> None:
     transport = gateway.call(lambda: gateway.gateway.coap._interface.transport)
-    fd = gateway.call(lambda: transport.get_extra_info("socket").fileno())
-    gateway.call(lambda: gateway.loop.remove_reader(fd))  # what libuv does after POLLERR
+    gateway.call(lambda: gateway.loop.remove_reader(transport.reader_fd))  # what libuv does after POLLERR
     peer = RawCoAP(coap_port(gateway))
     try:
         peer.send(request(Code.GET, "/ps/stuck", token=b"\x09"))
