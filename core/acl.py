@@ -64,7 +64,8 @@ from typing import Mapping
 from core.acl_resources import (
     NO_RESOURCE_RULES, READ, RESOURCE_KINDS, WRITE, ResourceAccess, ResourceRule, parse_resource_rule,
 )
-from core.topics import SHARE_PREFIX, InvalidTopic, topic_matches, validate_topic_filter
+from core.filter_index import FilterIndex
+from core.topics import SHARE_PREFIX, InvalidTopic, validate_topic_filter
 
 log = logging.getLogger("rosettamq.acl")
 
@@ -114,6 +115,7 @@ class RuleSet:
     users: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     patterns: tuple[Rule, ...] = ()
     resources: Mapping[str | None, tuple[ResourceRule, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    _own_indexes: dict[str | None, "RuleIndex"] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         """The number of topic rules (queue and exchange rules: `resources`)."""
@@ -121,6 +123,43 @@ class RuleSet:
 
     def own_rules(self, username: str | None) -> tuple[Rule, ...]:
         return self.anonymous if username is None else self.users.get(username, ())
+
+    def own_index(self, username: str | None) -> "RuleIndex":
+        """The user's own rules in a trie, built once per user and rule set (shared by its clients)."""
+        index = self._own_indexes.get(username)
+        if index is None:
+            index = self._own_indexes[username] = RuleIndex(self.own_rules(username))
+        return index
+
+
+class RuleIndex:
+    """Rules indexed by topic filter (`core.filter_index`): deciding costs a trie walk, not a scan."""
+
+    __slots__ = ("rules", "_index")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._index: FilterIndex[Rule] = FilterIndex()
+        for rule in rules:
+            try:
+                self._index.add(rule.topic_filter, rule)
+            except InvalidTopic:  # a substituted pattern no filter can hold: it grants nothing
+                if rule.access == DENY:
+                    self._index.add("#", rule)  # and a deny we cannot place denies everything
+
+    def decide(self, topic: str, access: int) -> bool | None:
+        """False when a deny rule matches `topic`, True when a rule granting `access` does, else
+        None (these rules do not decide). Deny wins wherever it is in the file, as in Mosquitto."""
+        allowed = None
+        for rule in self._index.match(topic):
+            if rule.access == DENY:
+                return False
+            if rule.access & access:
+                allowed = True
+        return allowed
+
+
+NO_RULES = RuleIndex(())
 
 
 def parse_acl(text: str, path: str | None = None) -> RuleSet:
@@ -291,8 +330,7 @@ class ClientAccess:
         self.client_id = client_id
         self.username = username
         self._rules: RuleSet | None = None
-        self._own: tuple[Rule, ...] = ()
-        self._patterns: tuple[Rule, ...] = ()
+        self._own = self._patterns = NO_RULES
         self._read: dict[str, bool] = {}
         self._write: dict[str, bool] = {}
         self._reads_all = self._writes_all = False
@@ -331,7 +369,7 @@ class ClientAccess:
         if self._authorizer.rules is not self._rules:
             self._resolve()
         topic_filter = _bare(topic_filter)
-        for rules in (self._own, self._patterns):
+        for rules in (self._own.rules, self._patterns.rules):
             for rule in rules:
                 if filter_covers(rule.topic_filter, topic_filter):
                     if rule.access == DENY:
@@ -352,20 +390,16 @@ class ClientAccess:
         return allowed
 
     def _decide(self, topic: str, access: int) -> bool:
-        for rules in (self._own, self._patterns):
-            for rule in rules:
-                if topic_matches(rule.topic_filter, topic):
-                    if rule.access == DENY:
-                        return False
-                    if rule.access & access:
-                        return True
-        return False
+        decided = self._own.decide(topic, access)
+        if decided is None:
+            decided = self._patterns.decide(topic, access)
+        return bool(decided)
 
     def _resolve(self) -> None:
         """Pick this client's rules from the current rule set; forget cached decisions."""
         self._rules = self._authorizer.rules
         rules = RuleSet() if self._rules is None else self._rules  # (a file of queue rules only has len 0)
-        self._own = rules.own_rules(self.username)
+        self._own = rules.own_index(self.username)
         self._resources = ResourceAccess(rules.resources.get(self.username, ()), self.username)
         patterns = []
         for rule in rules.patterns:
@@ -381,10 +415,10 @@ class ClientAccess:
                     continue
                 rule = Rule(DENY, "#", rule.lineno)  # a deny we cannot place safely denies everything
             patterns.append(_substitute(rule, self.client_id, self.username))
-        self._patterns = tuple(patterns)
+        self._patterns = RuleIndex(tuple(patterns))
         self._read.clear()
         self._write.clear()
-        everything = self._own + self._patterns
+        everything = self._own.rules + self._patterns.rules
         no_deny = all(rule.access != DENY for rule in everything)
         self._reads_all = no_deny and any(r.topic_filter == "#" and r.access & READ for r in everything)
         self._writes_all = no_deny and any(r.topic_filter == "#" and r.access & WRITE for r in everything)

@@ -42,3 +42,21 @@ def test_protocol_code_does_no_io() -> None:
         if used:
             offenders[str(path.relative_to(ROOT))] = sorted(used)
     assert offenders == {}
+
+
+def test_one_topic_matcher_serves_the_gateway() -> None:
+    """Routing, retained lookup, shared subscriptions, the ACL and bridges match MQTT topics with
+    the subscription trie (`core.trie`, or `core.filter_index` on it); `topic_matches` is the
+    reference the trie is tested against, not used by the gateway itself."""
+    users = sorted(
+        str(path.relative_to(ROOT))
+        for package in ("core", "adapters", "gateway")
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "topics.py" and "topic_matches" in imported_names(path)
+    )
+    assert users == []
+
+
+def imported_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}

@@ -13,7 +13,7 @@ from typing import Callable
 from core.acl import ClientAccess
 from core.message import Message
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
-from core.topics import topic_matches
+from core.trie import SubscriptionTrie
 
 from adapters.amqp.content import Content
 from adapters.amqp.errors import AMQPError
@@ -71,12 +71,13 @@ class QueueSubscriber:
 
     protocol = "amqp"  # the router counts deliveries by subscriber protocol
     __slots__ = ("queue", "filters", "router_filters", "inexact", "reader", "_clock", "_origin_header",
-                 "_default_max_length")
+                 "_default_max_length", "_exact")
 
     def __init__(self, queue: Queue, clock: Callable[[], float], origin_header: bool,
                  default_max_length: int | None = None) -> None:
         self.queue = queue
         self.filters: dict[str, int] = {}  # exact MQTT filter -> bindings using it
+        self._exact: SubscriptionTrie[str, None] = SubscriptionTrie()  # the same filters, to match topics
         self.inexact: dict[str, int] = {}  # binding keys MQTT cannot express -> bindings using it
         self.router_filters: dict[str, int] = {}  # filter registered in the router -> bindings using it
         self.reader: ClientAccess | None = None  # the ACL whose read rules apply (None: no ACL)
@@ -92,6 +93,8 @@ class QueueSubscriber:
         topic_filter, exact = found
         table, item = (self.filters, topic_filter) if exact else (self.inexact, binding_key)
         table[item] = table.get(item, 0) + 1
+        if exact and table[item] == 1:
+            self._exact.add(topic_filter, topic_filter, None)
         count = self.router_filters.get(topic_filter, 0)
         self.router_filters[topic_filter] = count + 1
         return topic_filter if count == 0 else None
@@ -107,6 +110,8 @@ class QueueSubscriber:
             table[item] -= 1
             if not table[item]:
                 del table[item]
+                if exact:
+                    self._exact.remove(topic_filter, topic_filter)
         count = self.router_filters.get(topic_filter, 0) - 1
         if count > 0:
             self.router_filters[topic_filter] = count
@@ -144,7 +149,7 @@ class QueueSubscriber:
 
     def _matches(self, topic: str) -> bool:
         """With a binding MQTT cannot express, check the AMQP rule (the router used a wider filter)."""
-        if any(topic_matches(f, topic) for f in self.filters):
+        if self._exact.match(topic):
             return True
         routing_key = topic_to_routing_key(topic)
         return any(topic_key_matches(key, routing_key) for key in self.inexact)

@@ -31,9 +31,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.broker import Broker
+from core.filter_index import FilterIndex
 from core.message import Message
 from core.stores.base import Store
-from core.topics import topic_matches
 
 from gateway.bridges.base import Bridge, UpstreamError
 from gateway.bridges.marks import EchoFilter
@@ -63,6 +63,7 @@ class MQTTBridge(Bridge):
         self._loop: asyncio.AbstractEventLoop | None = None
         overlap = settings.version == 3 and bool(settings.in_) and bool(settings.out)
         self.echo = EchoFilter() if overlap else None  # MQTT 3.1.1 has no no-local
+        self._out = FilterIndex.of(settings.out)
 
     # -- connect / disconnect ---------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class MQTTBridge(Bridge):
             return
         topic = topic[len(settings.remote_prefix):]
         payload = bytes(incoming.payload)
-        if self.echo is not None and any(topic_matches(f, topic) for f in settings.out) \
+        if self.echo is not None and self._out.matches(topic) \
                 and self.echo.is_echo(topic, payload):
             if ack is not None:
                 ack()

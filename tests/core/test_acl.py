@@ -288,3 +288,40 @@ def test_deliveries_to_a_session_without_an_acl_cost_no_check() -> None:
     assert session.access is None
     session.deliver(Delivery(Message("secret/x", b"", qos=1), 1, False))
     assert session.queued == 1
+
+
+# -- property: rules found through the trie decide as a scan of every rule would ---------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from core.topics import topic_matches  # noqa: E402
+from tests.core.test_trie import topic_filters, topic_names  # noqa: E402
+
+ACCESS = ["read", "write", "readwrite", "deny"]
+
+
+def _scan(rules: list[tuple[str, str]], topic: str, wanted: str) -> bool:
+    """The reference: deny rules first (Mosquitto 2.x), then the first rule granting the access."""
+    bits = {"read": 1, "write": 2, "readwrite": 3, "deny": 0}
+    ordered = [r for r in rules if r[0] == "deny"] + [r for r in rules if r[0] != "deny"]
+    for access, topic_filter in ordered:
+        if topic_matches(topic_filter, topic):
+            if access == "deny":
+                return False
+            if bits[access] & bits[wanted]:
+                return True
+    return False
+
+
+@settings(max_examples=300)
+@given(rules=st.lists(st.tuples(st.sampled_from(ACCESS), topic_filters()), max_size=10),
+       topics=st.lists(topic_names, min_size=1, max_size=6))
+def test_decisions_through_the_trie_equal_a_scan_of_every_rule(rules: list[tuple[str, str]],
+                                                               topics: list[str]) -> None:
+    text = "user alice\n" + "".join(f"topic {access} {topic_filter}\n" for access, topic_filter in rules)
+    access = Authorizer(rules=parse_acl(text)).for_client("c1", "alice")
+    assert access is not None
+    for topic in topics:
+        assert access.can_publish(topic) is _scan(rules, topic, "write"), (rules, topic)
+        assert access.can_read(topic) is _scan(rules, topic, "read"), (rules, topic)
