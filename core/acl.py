@@ -17,6 +17,8 @@ The file (``[auth] acl_file``), one directive per line; lines starting with
 
 ``queue`` and ``exchange`` lines give AMQP permissions on queues and exchanges
 (RabbitMQ's configure / write / read, with regular expressions): core/acl_resources.py.
+``clientid`` lines (and ``pattern clientid``) name the client ids a user may connect with:
+core/acl_client_ids.py.
 
 Access words: ``read`` (receive messages, subscribe), ``write`` (publish),
 ``readwrite``, ``deny`` (nothing, and it overrides allows). Topics are MQTT
@@ -61,6 +63,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from core.acl_client_ids import (
+    NO_CLIENT_ID_RULES, ClientIdRules, client_id_allowed, parse_client_id_rule,
+)
 from core.acl_resources import (
     NO_RESOURCE_RULES, READ, RESOURCE_KINDS, WRITE, ResourceAccess, ResourceRule, parse_resource_rule,
 )
@@ -115,6 +120,7 @@ class RuleSet:
     users: Mapping[str, tuple[Rule, ...]] = field(default_factory=lambda: MappingProxyType({}))
     patterns: tuple[Rule, ...] = ()
     resources: Mapping[str | None, tuple[ResourceRule, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    client_ids: ClientIdRules = NO_CLIENT_ID_RULES
     _own_indexes: dict[str | None, "RuleIndex"] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
@@ -168,6 +174,8 @@ def parse_acl(text: str, path: str | None = None) -> RuleSet:
     users: dict[str, list[Rule]] = {}
     patterns: list[Rule] = []
     resources: dict[str | None, list[ResourceRule]] = {}
+    client_ids: dict[str | None, list[str]] = {}
+    client_id_patterns: list[str] = []
     section: list[Rule] = anonymous
     section_user: str | None = None
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -181,6 +189,14 @@ def parse_acl(text: str, path: str | None = None) -> RuleSet:
                 raise AclFileError("'user' needs a username", path, lineno)
             section = users.setdefault(rest, [])
             section_user = rest
+        elif keyword == "clientid" or (keyword == "pattern" and rest.split(" ", 1)[0] == "clientid"):
+            try:
+                if keyword == "clientid":
+                    client_ids.setdefault(section_user, []).append(parse_client_id_rule(rest))
+                else:
+                    client_id_patterns.append(parse_client_id_rule(rest[len("clientid"):]))
+            except ValueError as exc:
+                raise AclFileError(str(exc), path, lineno) from None
         elif keyword in ("topic", "pattern"):
             rule = _parse_rule(keyword, rest, path, lineno)
             if keyword == "pattern":
@@ -195,13 +211,15 @@ def parse_acl(text: str, path: str | None = None) -> RuleSet:
             except ValueError as exc:
                 raise AclFileError(str(exc), path, lineno) from None
         else:
-            raise AclFileError(f"unknown directive {keyword!r}; expected user, topic, pattern, queue or exchange",
-                               path, lineno)
+            raise AclFileError(f"unknown directive {keyword!r}; expected user, topic, pattern, clientid, queue "
+                               "or exchange", path, lineno)
     return RuleSet(
         _deny_first(anonymous),
         MappingProxyType({name: _deny_first(rules) for name, rules in users.items()}),
         _deny_first(patterns),
         MappingProxyType({name: tuple(rules) for name, rules in resources.items()}),
+        ClientIdRules(MappingProxyType({name: tuple(globs) for name, globs in client_ids.items()}),
+                      tuple(client_id_patterns)),
     )
 
 
@@ -312,9 +330,9 @@ class Authorizer:
 
     def _log_loaded(self, what: str) -> None:
         rules = self.rules or RuleSet()
-        log.info("acl file %s path=%s rules=%d users=%d patterns=%d queue_exchange_rules=%d",
+        log.info("acl file %s path=%s rules=%d users=%d patterns=%d queue_exchange_rules=%d clientid_rules=%d",
                  what, self.path, len(rules), len(rules.users), len(rules.patterns),
-                 sum(map(len, rules.resources.values())))
+                 sum(map(len, rules.resources.values())), len(rules.client_ids))
         if not len(rules):
             log.warning("acl file %s has no rules: every publish and subscription is denied", self.path)
 
@@ -342,6 +360,11 @@ class ClientAccess:
         if self._authorizer.rules is not self._rules:
             self._resolve()
         return self._resources.decide(kind, name, permission)
+
+    def may_use_client_id(self, client_id: str) -> bool:
+        """Whether the file's ``clientid`` rules (core/acl_client_ids.py) let this user connect as `client_id`."""
+        rules = self._authorizer.rules
+        return rules is None or client_id_allowed(rules.client_ids.globs_for(self.username), client_id)
 
     def can_publish(self, topic: str) -> bool:
         if self._authorizer.rules is not self._rules:

@@ -208,6 +208,9 @@ class ConnectionResource(Resource):
             raise BadOption("clientid is required")
         if request.code == Code.POST:
             identity = await state.identify(request, dataclasses.replace(query, token=None))
+            access = state.broker.authorizer.for_client(query.client_id, identity.username)
+            if access is not None and not access.may_use_client_id(query.client_id):
+                raise Forbidden("no clientid rule of the acl lets this user use this clientid")
             connection = connections.open(query.client_id, identity.username, now)
             state.on_connections_changed()
             return CoAPMessage(code=Code.CREATED, payload=connection.token.encode("ascii"), content_format=0)

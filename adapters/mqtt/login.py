@@ -223,6 +223,12 @@ class Login:
     def accept(self, connect: Connect, terms: ConnectTerms, username: str | None, auth_props: Properties) -> None:
         conn = self.conn
         conn.client_id, conn.username = terms.client_id, username
+        access = conn.broker.authorizer.for_client(terms.client_id, username)
+        if access is not None and not access.may_use_client_id(terms.client_id):
+            log.warning("connect refused peer=%s client_id=%s username=%s (no clientid rule of the acl names it)",
+                        conn.peer, terms.client_id, username)
+            self.refuse(ReasonCode.NOT_AUTHORIZED)
+            return
         registry = conn.broker.mqtt_sessions
         try:
             registry.check_owner(terms.client_id, username)

@@ -248,6 +248,7 @@ def test_a_lone_word_after_topic_is_the_filter_with_readwrite_as_in_mosquitto() 
 def test_the_example_acl_file_parses() -> None:
     rules = parse_acl(EXAMPLE.read_text(encoding="utf-8"), str(EXAMPLE))
     assert len(rules) > 0
+    assert rules.client_ids.globs_for("dashboard") == ("dashboard-*",)
 
 
 def _subscribed(broker: Broker, client_id: str, username: str, topic_filter: str):  # type: ignore[no-untyped-def]
@@ -325,3 +326,22 @@ def test_decisions_through_the_trie_equal_a_scan_of_every_rule(rules: list[tuple
     for topic in topics:
         assert access.can_publish(topic) is _scan(rules, topic, "write"), (rules, topic)
         assert access.can_read(topic) is _scan(rules, topic, "read"), (rules, topic)
+
+
+# -- clientid rules (core/acl_client_ids.py) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("line", ["clientid", "clientid a b", "pattern clientid", "pattern clientid  "])
+def test_a_clientid_line_without_one_pattern_names_its_line(line: str) -> None:
+    with pytest.raises(AclFileError, match=r":2: .*clientid"):
+        parse_acl(f"topic read #\n{line}\n")
+
+
+def test_a_user_name_holding_a_glob_character_gets_nothing_from_a_percent_u_pattern() -> None:
+    rules = parse_acl("pattern clientid %u-*\npattern clientid shared-?\n")
+    access = Authorizer(rules=rules).for_client("x", "a*")
+    assert access is not None
+    assert not access.may_use_client_id("a*-1") and not access.may_use_client_id("anything-1")
+    assert access.may_use_client_id("shared-1")  # the pattern without %u still applies
+    named = Authorizer(rules=rules).for_client("x", "ann")
+    assert named is not None and named.may_use_client_id("ann-1") and not named.may_use_client_id("ann")
