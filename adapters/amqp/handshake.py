@@ -88,7 +88,7 @@ class Handshake:
         login = Credentials("amqp", client_id, username, password, self.peer)
         self._mechanism = m.mechanism
         backoff = self.settings.login_backoff
-        wait = 0.0 if backoff is None else backoff.hold(self.peer, self.clock())
+        wait = 0.0 if backoff is None else backoff.hold(self.peer, self.clock(), username)
         if wait > 0:  # this address failed too often: not even checked before the deadline
             self._hold(login, wait)
             return
@@ -121,7 +121,7 @@ class Handshake:
         if not accepted:
             log.warning("login refused peer=%s username=%s", self.peer, login.username)
             backoff = self.settings.login_backoff
-            delay = 0.0 if backoff is None else backoff.failed(self.peer, self.clock())
+            delay = 0.0 if backoff is None else backoff.failed(self.peer, self.clock(), login.username)
             if delay > 0:
                 self._hold(None, delay)  # the refusal waits
                 return

@@ -72,3 +72,14 @@ def test_without_backoff_a_wrong_password_is_refused_at_once_every_time() -> Non
     for _ in range(5):
         wire = attempt(broker, clock, "wrong")
         assert [m.reply_code for m in wire.methods() if isinstance(m, c.Connection.Close)] == [403]
+
+
+def test_failures_for_a_user_name_from_other_addresses_and_protocols_hold_its_amqp_login_too() -> None:
+    """Backoff counts per user name as well as per address: a password guesser spreading over
+    addresses (and over MQTT) gets no fresh tries on AMQP."""
+    broker, clock, backoff = setup()
+    for address in ("127.0.0.5:1000", "127.0.0.6:1000"):  # e.g. two MQTT attempts as alice
+        backoff.failed(address, clock.now, "alice")
+    held = attempt(broker, clock, "secret")  # from this test wire's own address: new to the backoff
+    assert held.methods() == []  # even the right password waits for alice's deadline
+    assert held.conn.next_deadline() is not None and held.conn.next_deadline() > clock.now
