@@ -23,6 +23,7 @@ from adapters.coap.server import CoAPListener, Mount, start_coap_server
 from adapters.lwm2m.server import LwM2MServer
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
+from adapters.tls.server import TLSServer
 from adapters.ws.server import WSListener, start_ws_server
 from core.auth import Authenticator
 from core.broker import Broker
@@ -109,7 +110,8 @@ class Gateway:
     listening: Listening = field(default_factory=Listening)  # bound listeners, announced once all are
     live_mqtt_settings: MQTTSettings = field(init=False)  # what a new MQTT connection gets (SIGHUP replaces it)
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
-    _servers: list[asyncio.Server] = field(default_factory=list)
+    _servers: list[asyncio.Server | TLSServer] = field(default_factory=list)
+    tls_servers: dict[str, TLSServer] = field(default_factory=dict)  # by listener name (metrics)
     ws_listeners: list[WSListener] = field(default_factory=list)
     _http: HTTPServer | None = None
     coap: CoAPListener | None = None
@@ -294,8 +296,10 @@ class Gateway:
         amqp = len(self.amqp) if self.amqp is not None else 0
         return len(self.mqtt_connections) + sum(len(ws.handshakes.pending) for ws in self.ws_listeners) + amqp
 
-    def _register(self, name: str, server: asyncio.Server) -> None:
+    def _register(self, name: str, server: asyncio.Server | TLSServer) -> None:
         self._servers.append(server)
+        if isinstance(server, TLSServer):
+            self.tls_servers[name] = server
         sockname = server.sockets[0].getsockname()
         self.ports[name] = sockname[1]
         self.listening.done(name, sockname[0], sockname[1])

@@ -33,6 +33,19 @@ def build_registry(gateway: "Gateway") -> Registry:
     return registry
 
 
+def tls_families(gateway: "Gateway") -> list[Family]:
+    """TLS handshakes of each TLS listener (connections are admitted before them: adapters/tls/server.py)."""
+    handshaking = Family("tls_handshaking", "gauge", "Connections admitted whose TLS handshake is not done yet")
+    handshakes = Family("tls_handshakes", "counter", "TLS handshakes ended, by listener and result")
+    for name, server in sorted(gateway.tls_servers.items()):
+        stats = server.stats
+        handshaking.add(stats.handshaking, listener=name)
+        handshakes.add(stats.handshakes, listener=name, result="ok")
+        handshakes.add(stats.failed, listener=name, result="failed")
+        handshakes.add(stats.timed_out, listener=name, result="timed_out")
+    return [handshaking, handshakes]
+
+
 def listener_families(gateway: "Gateway") -> list[Family]:
     current = Family("connections", "gauge", "Open connections, by protocol and listener")
     opened = Family("connections_opened", "counter", "Connections accepted, by protocol and listener")
@@ -74,7 +87,7 @@ def listener_families(gateway: "Gateway") -> list[Family]:
                      "Properties left out of MQTT 5 PUBLISHes because MQTT cannot carry them, by kind")
     for kind in ADAPTED.__slots__:
         adapted.add(getattr(ADAPTED, kind), kind=kind)
-    families = [current, opened, closed, refused, auth, dropped, denied, adapted]
+    families = [current, opened, closed, refused, auth, dropped, denied, adapted, *tls_families(gateway)]
     amqp = gateway.amqp
     if amqp is not None:
         by_listener: dict[str, int] = {}

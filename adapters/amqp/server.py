@@ -26,6 +26,8 @@ from adapters.amqp.connection import AMQPConnection
 from adapters.amqp.durable import DurableLog
 from adapters.amqp.errors import ReplyCode
 from adapters.amqp.settings import AMQPSettings
+from adapters.peer import format_peer
+from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
 log = logging.getLogger("rosettamq.amqp")
 
@@ -52,13 +54,17 @@ class AMQPService:
         return len(self.connections)
 
     async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
-                     listener: str = "amqp", gate: ConnectionGate | None = None) -> asyncio.Server:
+                     listener: str = "amqp", gate: ConnectionGate | None = None) -> asyncio.Server | TLSServer:
         """Listen on host:port (port 0: the OS picks; read it from the server's sockets).
 
         `gate` (gateway.security) admits connections: a refused one is closed before any AMQP byte.
         """
+        if ssl_context is not None:  # admitted before the TLS handshake (adapters/tls/server.py)
+            admitted = None if gate is None else AdmittedGate(gate)
+            return await serve_tls(lambda: AMQPServerProtocol(self, listener, admitted), host, port,
+                                   ssl_context=ssl_context, gate=gate, listener=listener, backlog=LISTEN_BACKLOG)
         return await self._loop.create_server(
-            lambda: AMQPServerProtocol(self, listener, gate), host, port, ssl=ssl_context,
+            lambda: AMQPServerProtocol(self, listener, gate), host, port,
             backlog=LISTEN_BACKLOG, reuse_address=True,
         )
 
@@ -166,7 +172,7 @@ class AMQPServerProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        peer = _format_peer(transport.get_extra_info("peername"))
+        peer = format_peer(transport.get_extra_info("peername"))
         if self._service.closing:  # accepted from the backlog while the gateway shuts down
             transport.abort()  # type: ignore[attr-defined]
             return
@@ -211,9 +217,3 @@ class AMQPServerProtocol(asyncio.Protocol):
             self._driver.conn.set_writable(True)
             self._driver.flush()
 
-
-def _format_peer(peername: object) -> str:
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        host, port = peername[0], peername[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peername or "")

@@ -10,6 +10,7 @@ session queue until the transport drains.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import ssl
@@ -24,6 +25,8 @@ from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
 from adapters.mqtt.states import State
+from adapters.peer import format_peer
+from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
 log = logging.getLogger("rosettamq.mqtt")
 
@@ -242,7 +245,7 @@ class MQTTServerProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        peer = _format_peer(transport.get_extra_info("peername"))
+        peer = format_peer(transport.get_extra_info("peername"))
         loop = asyncio.get_running_loop()
         if self._tracker.closing:  # accepted from the backlog while the gateway shuts down
             transport.abort()
@@ -300,7 +303,7 @@ async def start_mqtt_server(
     listener: str = "mqtt",
     tracker: ConnectionTracker | None = None,
     guard: ListenerGuard = ListenerGuard(),
-) -> tuple[asyncio.Server, ConnectionTracker]:
+) -> tuple[asyncio.Server | TLSServer, ConnectionTracker]:
     """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets).
 
     `settings` may be a function: each new connection then gets the settings of the moment (SIGHUP).
@@ -308,19 +311,17 @@ async def start_mqtt_server(
     tracker = tracker if tracker is not None else ConnectionTracker()
     loop = asyncio.get_running_loop()
     current = settings if callable(settings) else lambda: settings
+    if ssl_context is not None:  # admitted before the handshake (adapters/tls/server.py)
+        admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
+        return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted),
+                               host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener,
+                               backlog=LISTEN_BACKLOG), tracker
     server = await loop.create_server(
         lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard),
         host,
         port,
-        ssl=ssl_context,
         backlog=LISTEN_BACKLOG,
         reuse_address=True,
     )
     return server, tracker
 
-
-def _format_peer(peername: object) -> str:
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        host, port = peername[0], peername[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peername or "")

@@ -121,13 +121,6 @@ def token_identity(request: Request, settings: WSSettings) -> str | None:
     return None if token is None else settings.token_user(token)
 
 
-def format_peer(peername: object) -> str:
-    """A socket address as "host:port" ("[v6]:port"), the form MQTT connections record."""
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        host, port = peername[0], peername[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peername or "")
-
 
 def client_address(headers: Headers, peer: str, trust_proxy: bool) -> str:
     """Who the client is: `peer` ("host:port"), or the proxy-reported address when trusted."""

@@ -16,6 +16,7 @@ stops and QoS 1/2 deliveries wait in the session queue.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -30,8 +31,10 @@ from websockets.protocol import State
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker, ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
+from adapters.peer import format_peer
+from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 from adapters.ws.protocol import (
-    client_address, close_code, format_peer, handshake_response, new_protocol, request_end, token_identity,
+    client_address, close_code, handshake_response, new_protocol, request_end, token_identity,
 )
 from adapters.ws.settings import WSSettings
 from core.broker import Broker
@@ -68,7 +71,7 @@ class Handshakes:
 class WSListener:
     """A WebSocket listener: the asyncio server and its connections still in the HTTP handshake."""
 
-    server: asyncio.Server
+    server: asyncio.Server | TLSServer
     handshakes: Handshakes = field(default_factory=Handshakes)
 
     def abort_handshakes(self) -> None:
@@ -330,11 +333,16 @@ async def start_ws_server(
     current = mqtt_settings if callable(mqtt_settings) else lambda: mqtt_settings
     handshakes = Handshakes()
     loop = asyncio.get_running_loop()
+    if ssl_context is not None:  # admitted before the TLS handshake (adapters/tls/server.py)
+        admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
+        tls = await serve_tls(
+            lambda: WSServerProtocol(broker, current(), settings, tracker, listener, handshakes, admitted),
+            host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener, backlog=LISTEN_BACKLOG)
+        return WSListener(tls, handshakes), tracker
     server = await loop.create_server(
         lambda: WSServerProtocol(broker, current(), settings, tracker, listener, handshakes, guard),
         host,
         port,
-        ssl=ssl_context,
         backlog=LISTEN_BACKLOG,
         reuse_address=True,
     )

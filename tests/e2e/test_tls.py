@@ -23,6 +23,7 @@ from adapters.mqtt.packets import ConnAck, Connect
 from gateway.config import config_from_dict
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.clients import TIMEOUT, PahoClient
+from tests.e2e.test_mqtt_sessions import wait_until
 from tests.tls_certs import Pki
 
 
@@ -219,3 +220,28 @@ def test_over_secure_websocket_the_certificate_cn_is_the_username_too(pki: Pki, 
         assert running.call(lambda: running.broker.mqtt_sessions.get("wss-cn").username) == "alice"
     finally:
         client.close()
+
+
+def test_a_tls_listener_counts_connections_before_their_handshake(pki: Pki, start: Any) -> None:
+    """`[mqtt] max_connections` holds for TLS before any TLS byte: a connection that never sends its
+    ClientHello takes the only place, and the next one is closed without a handshake (it used to be
+    counted only after its handshake, so a flood of silent connections passed the limit)."""
+    gateway = start(mqtt={"max_connections": 1}, mqtt_tls=tls_section(pki, enabled=True))
+    port = gateway.gateway.ports["mqtt_tls"]
+    silent = socket.create_connection((LOOPBACK, port), timeout=5)
+    try:
+        assert wait_until(lambda: gateway.call(lambda: gateway.gateway.security.gate("mqtt_tls").open) == 1)
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+                client_context(pki).wrap_socket(raw, server_hostname="127.0.0.1")
+    finally:
+        silent.close()
+    assert wait_until(lambda: gateway.call(lambda: gateway.gateway.security.gate("mqtt_tls").open) == 0)
+    with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+        with client_context(pki).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            connack = mqtt_connect(tls)
+            assert connack is not None and connack.reason_code == 0
+    metrics = gateway.call(lambda: gateway.gateway.metrics.render())
+    assert 'rosettamq_connections_refused_total{protocol="mqtt",listener="mqtt_tls",reason="max_connections"} 1' \
+        in metrics
+    assert 'rosettamq_tls_handshakes_total{listener="mqtt_tls",result="ok"} 1' in metrics

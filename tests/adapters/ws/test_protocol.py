@@ -17,8 +17,9 @@ from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
 from adapters.mqtt.errors import ReasonCode
+from adapters.peer import format_peer
 from adapters.ws.protocol import (
-    client_address, close_code, format_peer, handshake_response, new_protocol, request_end,
+    client_address, close_code, handshake_response, new_protocol, request_end,
 )
 from adapters.ws.settings import WSSettings
 
