@@ -16,13 +16,31 @@ the NATS implementation; single-node mode uses `NO_FABRIC`, which does nothing):
 
 Shared subscriptions: with a fabric that `shares_across_nodes`, a local publish does not pick
 a share-group member itself; the fabric's queue groups pick one member in the whole cluster.
+
+Sessions: with a fabric that `claims_sessions`, a CONNECT first claims its client id in the
+whole cluster (`claim_session`, awaited by the adapter off its state machine): exactly one node
+holds a session at a time, and the node that held it hands it over (core/session_handover.py).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Awaitable, Protocol
 
 from core.message import Message
+
+if TYPE_CHECKING:
+    from core.session_handover import SessionSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaim:
+    """What claiming a client id in the cluster gave: the session another node handed over (None:
+    nothing to resume from elsewhere), or a refusal (`refused`: it belongs to another user there)."""
+
+    snapshot: SessionSnapshot | None = None
+    refused: bool = False
+    owner: str | None = None  # the user who owns it, when refused
 
 
 class Fabric(Protocol):
@@ -39,11 +57,17 @@ class Fabric(Protocol):
 
     def retained_changed(self, message: Message, cleared: bool) -> None: ...
 
+    @property
+    def claims_sessions(self) -> bool: ...
+
+    def claim_session(self, client_id: str, username: str | None, clean_start: bool) -> Awaitable[SessionClaim]: ...
+
 
 class NoFabric:
     """Single-node mode: nothing leaves the node."""
 
     shares_across_nodes = False
+    claims_sessions = False
 
     def interest_added(self, topic_filter: str, share_group: str | None) -> None:
         pass
@@ -56,6 +80,9 @@ class NoFabric:
 
     def retained_changed(self, message: Message, cleared: bool) -> None:
         pass
+
+    async def claim_session(self, client_id: str, username: str | None, clean_start: bool) -> SessionClaim:
+        return SessionClaim()
 
 
 NO_FABRIC = NoFabric()

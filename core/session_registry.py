@@ -57,6 +57,7 @@ class SessionRegistry:
         self.owners_enforced = False
         self.takeovers_refused = 0
         self.on_deadline_change: Callable[[], None] | None = None
+        self.on_ended: Callable[[str], None] | None = None  # a session ended here (the cluster forgets it)
         self.wills_published = 0
         self.sessions_expired = 0
         # Drops (SessionCounters fields) of sessions that have ended, so metrics never go backwards.
@@ -167,6 +168,14 @@ class SessionRegistry:
             self._schedule(session.expire_at, session.client_id)
         self.store.put_session(session.stored())
 
+    def release(self, session: Session) -> None:
+        """End a session without its will: it moved to another node (core/session_handover.py)."""
+        self._end(session, publish_will=False)
+
+    def schedule(self, when: float, client_id: str) -> None:
+        """Call `run_due` for `client_id` at `when` (its will or its expiry)."""
+        self._schedule(when, client_id)
+
     def discard(self, client_id: str) -> bool:
         """End a session now (admin action); its pending will is published."""
         session = self.sessions.get(client_id)
@@ -275,6 +284,8 @@ class SessionRegistry:
         for name in ended:
             ended[name] += getattr(session.counters, name)
         self.store.delete_session(session.client_id)
+        if self.on_ended is not None:
+            self.on_ended(session.client_id)
 
     def _schedule(self, when: float, client_id: str, notify: bool = True) -> None:
         earlier = not self._timers or when < self._timers[0][0]

@@ -460,6 +460,18 @@ class Session:
         else:
             self.offline_queued += 1
 
+    def adopt_delivery(self, stored: StoredDelivery) -> None:
+        """Take a queued or in-flight message of a session handed over by another node (offline)."""
+        self._seq = max(self._seq, stored.seq)
+        if self.persistent:  # offline and persistent: queued messages wait in the store (`reload`)
+            self._store.put_delivery(self.client_id, stored)
+        if stored.packet_id is not None:
+            self.inflight[stored.packet_id] = InFlight(stored.seq, _delivery(stored), stored.released)
+        elif self.persistent:
+            self.offline_queued += 1
+        else:
+            self.queue.append(stored.seq, _delivery(stored))
+
     # -- internals ---------------------------------------------------------------
 
     def _window_open(self, sink: SessionSink) -> bool:

@@ -30,6 +30,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from core.auth import Credentials, quick_answer
+from core.fabric import SessionClaim
 from core.principal import Principal
 from core.session_registry import SessionOwned
 
@@ -65,6 +66,10 @@ class Login:
         self._refusal: ReasonCode | None = None  # sent at `deadline`
         self._loading: tuple[Connect, ConnectTerms, str | None, Properties, Any] | None = None
         self._load_handed = False
+        # In a cluster (core/fabric.py `claims_sessions`): the CONNECT waits while its client id is claimed.
+        self._claiming: tuple[Connect, ConnectTerms, str | None, Properties] | None = None
+        self._claim_handed = False
+        self._claimed = False
 
     def on_connect(self, connect: Connect) -> None:
         conn = self.conn
@@ -126,6 +131,30 @@ class Login:
             return None
         self._load_handed = True
         return self._loading[4]
+
+    def take_session_claim(self) -> tuple[str, str | None, bool] | None:
+        """(client id, username, clean start) the owner must claim in the cluster
+        (`fabric.claim_session`), then hand the answer to `session_claimed`; None when there is none."""
+        if self._claiming is None or self._claim_handed:
+            return None
+        self._claim_handed = True
+        connect, terms, username, _ = self._claiming
+        return terms.client_id, username, connect.clean_start
+
+    def session_claimed(self, claim: SessionClaim | None) -> None:
+        """The cluster's answer (None: the claim failed): the CONNECT goes on, or is refused."""
+        claiming, self._claiming = self._claiming, None
+        if claiming is None or self.conn.closing:
+            return
+        self._claimed = True
+        if claim is None:
+            self.refuse(ReasonCode.SERVER_UNAVAILABLE)
+        elif claim.refused:
+            log.warning("connect refused peer=%s client_id=%s username=%s (the session is user %r's, "
+                        "held on another node)", self.conn.peer, claiming[1].client_id, claiming[2], claim.owner)
+            self.refuse(ReasonCode.NOT_AUTHORIZED)
+        else:
+            self.accept(*claiming)
 
     def session_loaded(self, stored: Any) -> None:
         """The stored queue, read (None if the read failed): the CONNECT goes on."""
@@ -228,6 +257,11 @@ class Login:
             log.warning("connect refused peer=%s client_id=%s username=%s (no clientid rule of the acl names it)",
                         conn.peer, terms.client_id, username)
             self.refuse(ReasonCode.NOT_AUTHORIZED)
+            return
+        if conn.broker.router.fabric.claims_sessions and not self._claimed:
+            self._claiming = (connect, terms, username, auth_props)  # the owner claims the client id first
+            self._claim_handed = False
+            conn.state = State.VERIFYING
             return
         registry = conn.broker.mqtt_sessions
         try:

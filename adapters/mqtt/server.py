@@ -155,6 +155,11 @@ class ConnectionDriver(TransportDriver):
         """Stop reading while the login waits; run the credential check it asks for off the event loop."""
         self.block_reading("login")
         conn = self.conn
+        claim = conn.login.take_session_claim()
+        if claim is not None:  # in a cluster: this client id's session, from wherever it is held
+            task = self._loop.create_task(conn.broker.router.fabric.claim_session(*claim))
+            task.add_done_callback(self._session_claimed)
+            return
         session = conn.login.take_session_load()
         if session is not None:  # a resumed session's queue, from a store whose reads wait for its writes
             future = self._loop.run_in_executor(None, conn.broker.store.load_deliveries, session.client_id)
@@ -176,6 +181,16 @@ class ConnectionDriver(TransportDriver):
             ok = False
         self.conn.login.verified(ok)
         self._login_moved()
+
+    def _session_claimed(self, task: "asyncio.Task[Any]") -> None:
+        try:
+            claim = task.result()
+        except Exception as exc:  # NATS unreachable mid-claim: this CONNECT is refused (0x88), not guessed
+            log.warning("mqtt session claim failed client_id=%s: %r", self.conn.client_id, exc)
+            claim = None
+        self.conn.login.session_claimed(claim)
+        if not self._closed:
+            self._login_moved()
 
     def _session_loaded(self, future: "asyncio.Future[Any]") -> None:
         try:

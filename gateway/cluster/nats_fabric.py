@@ -36,11 +36,12 @@ import nats
 from nats.js import api
 
 from core.broker import Broker
+from core.fabric import SessionClaim
 from core.message import Message
-
 from core.stores.codec import encode_message
 
 from gateway.cluster.envelope import decode_envelope, encode_batch, encode_envelope, node_header
+from gateway.cluster.sessions import ClusterSessions
 from gateway.cluster.settings import ClusterSettings
 from gateway.cluster.subjects import CONTROL, RETAINED, TOPICS, filter_subjects, queue_group, topic_subject
 from gateway.cluster.view import ClusterView
@@ -86,6 +87,8 @@ class NATSFabric:
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self.sessions = ClusterSessions(broker.mqtt_sessions, self.node, settings.prefix, settings.replicas,
+                                        lambda name: name in self.view.nodes)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class NATSFabric:
                 self._retained_sub = await self._js.subscribe(
                     f"{self.settings.prefix}.{RETAINED}.>", ordered_consumer=True,
                     deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
+                await self.sessions.start(self._js, self._main)
                 break
             except Exception as exc:  # NATS or JetStream not there (yet): serve locally, try again
                 self.errors += 1
@@ -191,6 +195,13 @@ class NATSFabric:
         if not self._flushing:
             self._flushing = True
             self._loop.call_soon(self._flush_soon)
+
+    @property
+    def claims_sessions(self) -> bool:
+        return self.sessions.ready
+
+    async def claim_session(self, client_id: str, username: str | None, clean_start: bool) -> SessionClaim:
+        return await self.sessions.claim(client_id, username, clean_start)
 
     def retained_changed(self, message: Message, cleared: bool) -> None:
         topic = message.topic
@@ -373,6 +384,7 @@ class NATSFabric:
                 "uptime": time.time() - float(info.details.get("started", time.time())),
                 **{k: v for k, v in info.details.items() if k not in ("node", "started")}}
                for info in sorted(self.view.nodes.values(), key=lambda n: n.name)],
+            "sessions": self.sessions.describe(),
         }
 
     def metrics(self) -> dict[str, int]:

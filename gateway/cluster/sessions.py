@@ -1,0 +1,213 @@
+"""Which node holds each MQTT session, and handing a session over to the node a client reconnects to.
+
+A JetStream key-value bucket (``<prefix>_sessions``, `replicas` copies) maps each client id to
+the node that holds its session and the user who owns it. A CONNECT on node B claims its client
+id before it is accepted (`ClusterSessions.claim`):
+
+1. B creates the key, naming itself; if it exists and names B, the session is local: done.
+2. If it names another node A, B replaces it only if it is still the revision B read
+   (JetStream's compare-and-set). Two nodes racing for one client id: one update wins, the other
+   reads again and finds the winner, so exactly one node holds a session at a time; the loser's
+   CONNECT then takes the session from the winner the same way (the later CONNECT wins, as on
+   one node).
+3. B asks A for the session on ``<prefix>.ctl.sess.<A>`` (request/reply): A takes over the
+   connection it may still hold (MQTT 5 DISCONNECT 0x8E, the will handled as on one node),
+   takes the session off its registry and answers with it (gateway/cluster/handover.py); B
+   adopts it, and the CONNECT resumes it: session present, in-flight messages resent with DUP,
+   the queue in order. With clean start A ends the session (its will published) and answers
+   nothing.
+
+With logins checked, a key owned by another user refuses the CONNECT (0x87), as on one node.
+While NATS is unreachable (or a claim cannot finish within `CLAIM_TIMEOUT`) the node serves the
+client alone, as it serves its local clients then: availability first, counted as `unclaimed`. When
+a session ends on its node the key is deleted (only if that node still holds it). A node that
+is gone (no heartbeat) is not asked: the session starts afresh, its queue lost with that node
+(what kill -9 of a node must not lose needs the queue in JetStream: the README says what is left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Callable
+
+import nats
+from nats.js import api
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from core.fabric import SessionClaim
+from core.session_handover import adopt_session, export_session
+from core.session_registry import SessionRegistry
+from core.stores.codec import CodecError
+
+from gateway.cluster.handover import decode_snapshot, encode_snapshot
+from gateway.cluster.subjects import CONTROL
+
+log = logging.getLogger("rosettamq.cluster")
+
+ATTEMPTS = 8  # compare-and-set rounds before a claim gives up (each lost round means another node moved)
+ASK_TIMEOUT = 3.0  # seconds the previous holder has to hand a session over
+CLAIM_TIMEOUT = 8.0  # seconds a claim may take in all before the node serves the client alone
+
+
+def session_key(client_id: str) -> str:
+    """A KV key for any client id (KV keys allow few characters): its UTF-8 in hex."""
+    return "c" + client_id.encode("utf-8").hex()
+
+
+class ClusterSessions:
+    """This node's side of the session directory; see the module docstring."""
+
+    def __init__(self, registry: SessionRegistry, node: str, prefix: str, replicas: int,
+                 node_alive: Callable[[str], bool]) -> None:
+        self.registry = registry
+        self.node = node
+        self.prefix = prefix
+        self.replicas = replicas
+        self.node_alive = node_alive
+        self.claims = self.handed_over = self.adopted = self.lost_with_node = self.refused = self.unclaimed = 0
+        self._kv: Any = None
+        self._conn: Any = None
+        self._owned: dict[str, int] = {}  # client id -> the KV revision naming this node
+        self._tasks: set[asyncio.Task[None]] = set()
+        registry.on_ended = self._ended
+
+    async def start(self, js: Any, conn: Any) -> None:
+        """Open (or create) the bucket and answer handover requests (called once NATS is joined)."""
+        bucket = f"{self.prefix}_sessions".replace(".", "_")
+        try:
+            self._kv = await js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            self._kv = await js.create_key_value(api.KeyValueConfig(
+                bucket=bucket, history=1, replicas=self.replicas, storage=api.StorageType.FILE))
+        self._conn = conn
+        await conn.subscribe(f"{self.prefix}.{CONTROL}.sess.{self.node}", cb=self._on_request)
+
+    @property
+    def ready(self) -> bool:
+        return self._kv is not None
+
+    # -- claiming (the node a client connects to) ---------------------------------------------
+
+    async def claim(self, client_id: str, username: str | None, clean_start: bool) -> SessionClaim:
+        """Make this node the holder of `client_id`'s session; the session it had on another node,
+        if any, is in this node's registry (offline) when this returns, for the CONNECT to resume."""
+        self.claims += 1
+        if self._conn is None or not self._conn.is_connected:
+            self.unclaimed += 1  # NATS is away: the node serves its clients alone until it is back
+            return SessionClaim()
+        try:
+            return await asyncio.wait_for(self._claim(client_id, username, clean_start), CLAIM_TIMEOUT)
+        except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+            self.unclaimed += 1
+            log.warning("cluster: could not claim session %r (%r): served by this node alone", client_id, exc)
+            return SessionClaim()
+
+    async def _claim(self, client_id: str, username: str | None, clean_start: bool) -> SessionClaim:
+        key = session_key(client_id)
+        mine = json.dumps({"node": self.node, "user": username}).encode()
+        for _ in range(ATTEMPTS):
+            try:
+                self._owned[client_id] = await self._kv.create(key, mine)
+                return SessionClaim()
+            except KeyWrongLastSequenceError:
+                pass
+            try:
+                entry = await self._kv.get(key)
+            except KeyNotFoundError:
+                continue  # deleted meanwhile: create again
+            holder = _holder(entry.value)
+            if self.registry.owners_enforced and holder.get("user") != username:
+                self.refused += 1
+                return SessionClaim(refused=True, owner=holder.get("user"))
+            if holder.get("node") == self.node:
+                self._owned[client_id] = entry.revision
+                return SessionClaim()
+            try:
+                self._owned[client_id] = await self._kv.update(key, mine, last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue  # another node moved first: read again
+            return SessionClaim(snapshot=await self._take_from(str(holder.get("node")), client_id, clean_start))
+        raise RuntimeError(f"cluster: could not claim client id {client_id!r} after {ATTEMPTS} attempts")
+
+    async def _take_from(self, node: str, client_id: str, clean_start: bool) -> Any:
+        if not self.node_alive(node):
+            self.lost_with_node += 1
+            log.warning("cluster: session %r was held by node %s, which is gone: it starts afresh", client_id, node)
+            return None
+        request = json.dumps({"client_id": client_id, "clean_start": clean_start}).encode()
+        try:
+            reply = await self._conn.request(f"{self.prefix}.{CONTROL}.sess.{node}", request, timeout=ASK_TIMEOUT)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
+            self.lost_with_node += 1
+            log.warning("cluster: node %s did not hand over session %r (%r): it starts afresh", node, client_id, exc)
+            return None
+        if not reply.data:
+            return None
+        try:
+            snapshot = decode_snapshot(reply.data)
+        except CodecError as exc:
+            log.error("cluster: node %s sent session %r in a form this node cannot read: %s", node, client_id, exc)
+            return None
+        adopt_session(self.registry, snapshot)  # at once: what is published from now on reaches it here
+        self.adopted += 1
+        return snapshot
+
+    # -- handing over (the node that held the session) ----------------------------------------
+
+    async def _on_request(self, msg: Any) -> None:
+        try:
+            request = json.loads(msg.data)
+            client_id, clean_start = str(request["client_id"]), bool(request["clean_start"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("cluster: unreadable session request on %s: %r", msg.subject, exc)
+            return
+        self._owned.pop(client_id, None)  # another node holds it now (the KV says so already)
+        if clean_start:
+            session = self.registry.sessions.get(client_id)
+            if session is not None and session.sink is not None:
+                session.sink.session_taken_over()
+            self.registry.discard(client_id)  # the old session ends here, its will published
+            data = b""
+        else:
+            snapshot = export_session(self.registry, client_id)
+            data = b"" if snapshot is None else encode_snapshot(snapshot)
+        if data:
+            self.handed_over += 1
+        try:
+            await msg.respond(data)
+        except Exception as exc:  # the asking node is gone: the session is lost with its answer
+            log.warning("cluster: could not hand session %r over: %r", client_id, exc)
+
+    def _ended(self, client_id: str) -> None:
+        """A session ended on this node: forget it in the bucket, if this node still holds it there."""
+        revision = self._owned.pop(client_id, None)
+        if revision is None or self._kv is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._forget(client_id, revision))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forget(self, client_id: str, revision: int) -> None:
+        if client_id in self.registry.sessions:  # it has a session here again (a local takeover, an adoption)
+            self._owned.setdefault(client_id, revision)
+            return
+        try:
+            await self._kv.delete(session_key(client_id), last=revision)
+        except KeyWrongLastSequenceError:
+            pass  # another node holds it by now
+        except Exception as exc:
+            log.warning("cluster: could not forget session %r: %r", client_id, exc)
+
+    def describe(self) -> dict[str, int]:
+        return {"claims": self.claims, "handed_over": self.handed_over, "adopted": self.adopted,
+                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "held": len(self._owned)}
+
+
+def _holder(value: bytes | None) -> dict[str, Any]:
+    try:
+        holder = json.loads(value or b"{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}

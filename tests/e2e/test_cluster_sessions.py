@@ -1,0 +1,216 @@
+"""Sessions that roam the cluster (issue 16): a client reconnecting on another node finds its session.
+
+Three nats-server processes in a cluster with JetStream, two gateway nodes joined through them
+(gw-a on the first NATS server, gw-b on the second). MQTT clients are our wire client, so the
+tests see packet ids, DUP flags and DISCONNECT reason codes exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Iterator
+
+import pytest
+
+from adapters.mqtt.errors import ReasonCode
+from adapters.mqtt.packets import ConnAck, Disconnect, PubAck, Publish, SubAck, Subscribe, SubscriptionRequest
+from adapters.mqtt.properties import Properties
+from tests.conftest import RunningGateway
+from tests.e2e.cluster_support import NatsCluster, cluster_node, wait_until
+from tests.wire_client import WireClient
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def nats() -> Iterator[NatsCluster]:
+    cluster = NatsCluster(3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(nats: NatsCluster) -> Iterator[tuple[RunningGateway, RunningGateway]]:
+    a = cluster_node(nats, "gw-a", servers=[nats.urls[0]])
+    b = cluster_node(nats, "gw-b", servers=[nats.urls[1]])
+    try:
+        see_each_other(a, b)
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def see_each_other(*nodes: RunningGateway) -> None:
+    """Wait until every node has heard every other's heartbeat (a gone node is not asked for sessions)."""
+    names = {node.gateway.fabric.node for node in nodes}
+    for node in nodes:
+        others = names - {node.gateway.fabric.node}
+        wait_until(lambda: others <= node.call(lambda: set(node.gateway.fabric.view.nodes)), what="the view")
+
+
+def connect(node: RunningGateway, client_id: str, *, clean: bool = False, expiry: int = 600) -> tuple[WireClient, ConnAck]:
+    client = WireClient(node.mqtt_port, 5)
+    connack = client.connect(client_id, clean_start=clean, properties=Properties(session_expiry_interval=expiry))
+    assert isinstance(connack, ConnAck) and connack.reason_code == ReasonCode.SUCCESS, connack
+    return client, connack
+
+
+def holds(node: RunningGateway, client_id: str) -> bool:
+    return node.call(lambda: client_id in node.broker.mqtt_sessions.sessions)
+
+
+def queued(node: RunningGateway, client_id: str) -> int:
+    def count() -> int:
+        session = node.broker.mqtt_sessions.sessions.get(client_id)
+        return -1 if session is None else session.queued
+    return node.call(count)
+
+
+def subscribe(client: WireClient, topic_filter: str) -> None:
+    client.send(Subscribe(1, (SubscriptionRequest(topic_filter, 1),)))
+    assert isinstance(client.recv(), SubAck)
+
+
+def publish_qos1(node: RunningGateway, topic: str, payloads: list[bytes]) -> None:
+    with WireClient(node.mqtt_port, 5) as publisher:
+        publisher.connect(f"pub{next(_ids)}", clean_start=True)
+        for number, payload in enumerate(payloads, 1):
+            publisher.send(Publish(topic, payload, qos=1, packet_id=number))
+            assert isinstance(publisher.recv(), PubAck)
+
+
+def routed_from(node: RunningGateway, subscriber: WireClient, topic: str) -> None:
+    """Publish QoS 0 probes on `node` until `subscriber` (on another node) gets one: the interest
+    of its subscription has crossed NATS."""
+    with WireClient(node.mqtt_port, 5) as prober:
+        prober.connect(f"probe{next(_ids)}", clean_start=True)
+        subscriber.sock.settimeout(0.2)
+        try:
+            def arrived() -> bool:
+                prober.send(Publish(topic, b"probe"))
+                try:
+                    packet = subscriber.recv()
+                except (TimeoutError, OSError):
+                    return False
+                return isinstance(packet, Publish) and packet.topic == topic
+            wait_until(arrived, what=f"routing of {topic}")
+        finally:
+            subscriber.sock.settimeout(5.0)
+
+
+def test_a_session_reconnecting_on_another_node_brings_its_queue_and_what_was_in_flight(
+    nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    a, b = nodes
+    roamer, connack = connect(a, "roamer")
+    assert not connack.session_present
+    subscribe(roamer, "roam/#")
+    routed_from(b, roamer, "roam/probe")
+    publish_qos1(a, "roam/first", [b"in flight"])
+    first = roamer.recv()
+    assert isinstance(first, Publish) and first.payload == b"in flight"  # never acknowledged
+    roamer.close()
+    wait_until(lambda: a.call(lambda: a.broker.mqtt_sessions.sessions["roamer"].sink is None), what="offline on a")
+    publish_qos1(b, "roam/t", [f"queued {n}".encode() for n in range(20)])  # published on the other node
+    wait_until(lambda: queued(a, "roamer") == 20, what="20 queued on gw-a")
+
+    back, connack = connect(b, "roamer")  # the load balancer sent it to gw-b this time
+    assert connack.session_present
+    resent = back.recv()
+    assert isinstance(resent, Publish) and resent.dup and resent.packet_id == first.packet_id
+    assert resent.payload == b"in flight"
+    back.send(PubAck(resent.packet_id))
+    got = []
+    for _ in range(20):  # acknowledged as they come: the in-flight window is 20
+        packet = back.recv()
+        assert isinstance(packet, Publish)
+        back.send(PubAck(packet.packet_id))
+        got.append(packet.payload)
+    assert got == [f"queued {n}".encode() for n in range(20)]  # in order
+    assert not holds(a, "roamer") and holds(b, "roamer")
+    assert b.call(lambda: b.gateway.fabric.describe()["sessions"]["adopted"]) >= 1
+    assert a.call(lambda: a.gateway.fabric.describe()["sessions"]["handed_over"]) >= 1
+    publish_qos1(a, "roam/after", [b"follows it"])  # its subscription moved with it
+    after = back.recv()
+    assert isinstance(after, Publish) and after.payload == b"follows it"
+    back.close()
+
+
+def test_a_second_connection_on_another_node_takes_over_with_0x8e(
+    nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    a, b = nodes
+    first, _ = connect(a, "taken")
+    subscribe(first, "taken/#")
+    second, connack = connect(b, "taken")
+    assert connack.session_present  # the session came along
+    disconnect = first.recv()
+    assert isinstance(disconnect, Disconnect) and disconnect.reason_code == ReasonCode.SESSION_TAKEN_OVER
+    assert first.closed_by_server()
+    assert not holds(a, "taken") and holds(b, "taken")
+    publish_qos1(a, "taken/x", [b"to the new connection"])
+    got = second.recv()
+    assert isinstance(got, Publish) and got.payload == b"to the new connection"
+    second.close()
+
+
+def test_two_nodes_racing_for_one_client_id_leave_exactly_one_holder(
+    nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    a, b = nodes
+    for round_ in range(5):
+        client_id = f"racer{round_}"
+        clients: dict[str, WireClient] = {}
+
+        def go(node: RunningGateway, name: str) -> None:
+            client = WireClient(node.mqtt_port, 5)
+            client.connect(client_id, clean_start=False, properties=Properties(session_expiry_interval=600))
+            clients[name] = client
+
+        threads = [threading.Thread(target=go, args=(node, name)) for node, name in ((a, "a"), (b, "b"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        wait_until(lambda: holds(a, client_id) != holds(b, client_id), what="one holder")
+        winner = "a" if holds(a, client_id) else "b"
+        loser = "b" if winner == "a" else "a"
+        assert clients[loser].closed_by_server()  # the loser's connection was taken over
+        node = a if winner == "a" else b
+        assert node.call(lambda: node.broker.mqtt_sessions.sessions[client_id].sink is not None)
+        for client in clients.values():
+            client.close()
+
+
+def test_another_user_cannot_take_a_session_held_on_another_node(nats: NatsCluster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.passwords import PasswordFile
+    users = PasswordFile()
+    for name in ("alice", "bob"):
+        users.set(name, f"{name}-pw", iterations=1000)
+    users.save(tmp_path / "passwd")
+    auth = {"password_file": str(tmp_path / "passwd")}
+    a = cluster_node(nats, "gw-walls-a", servers=[nats.urls[0]], auth=auth)
+    b = cluster_node(nats, "gw-walls-b", servers=[nats.urls[1]], auth=auth)
+    try:
+        see_each_other(a, b)
+        alice = WireClient(a.mqtt_port, 5)
+        assert alice.connect("alice-phone", clean_start=False, username="alice", password=b"alice-pw",
+                             properties=Properties(session_expiry_interval=600)).reason_code == ReasonCode.SUCCESS
+        with WireClient(b.mqtt_port, 5) as bob:
+            connack = bob.connect("alice-phone", clean_start=False, username="bob", password=b"bob-pw",
+                                  properties=Properties(session_expiry_interval=600))
+            assert connack.reason_code == ReasonCode.NOT_AUTHORIZED and not connack.session_present
+        assert holds(a, "alice-phone") and not holds(b, "alice-phone")
+        assert a.call(lambda: a.broker.mqtt_sessions.sessions["alice-phone"].sink is not None)  # still online
+        with WireClient(b.mqtt_port, 5) as again:  # alice herself may move
+            connack = again.connect("alice-phone", clean_start=False, username="alice", password=b"alice-pw",
+                                    properties=Properties(session_expiry_interval=600))
+            assert connack.reason_code == ReasonCode.SUCCESS and connack.session_present
+        alice.close()
+    finally:
+        a.stop()
+        b.stop()
