@@ -205,12 +205,13 @@ class Gateway:
         self.live_mqtt_settings = self.security.mqtt_settings(mqtt_settings(self.config), self.config)
         settings = lambda: self.live_mqtt_settings  # noqa: E731
         guard = self.security.guard
+        reuse_port = self.config.reuse_port  # a worker of `rosettamq run --workers N` (gateway/workers.py)
         if self.config.mqtt.enabled:
             listen = self.config.mqtt.listen
             self.listening.begin("mqtt", listen)
             server, _ = await start_mqtt_server(
                 self.broker, settings, listen.host, listen.port, listener="mqtt", tracker=self.mqtt_connections,
-                guard=guard("mqtt"),
+                guard=guard("mqtt"), reuse_port=reuse_port,
             )
             self._register("mqtt", server)
         if self.config.mqtt_tls.enabled:
@@ -219,7 +220,7 @@ class Gateway:
             server, _ = await start_mqtt_server(
                 self.broker, settings, listen.host, listen.port,
                 ssl_context=self.tls.context("mqtt_tls", self.config.mqtt_tls), listener="mqtt_tls", tracker=self.mqtt_connections,
-                guard=guard("mqtt_tls", self.config.mqtt_tls),
+                guard=guard("mqtt_tls", self.config.mqtt_tls), reuse_port=reuse_port,
             )
             self._register("mqtt_tls", server)
         for name, section in (("ws", self.config.ws), ("wss", self.config.wss)):
@@ -229,6 +230,7 @@ class Gateway:
                 ws, _ = await start_ws_server(
                     self.broker, settings, ws_settings(self.config, section, self._token_file(section)), section.listen.host, section.listen.port,
                     ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections, guard=guard(name, section),
+                    reuse_port=reuse_port,
                 )
                 self.ws_listeners.append(ws)
                 self._register(name, ws.server)
@@ -242,7 +244,8 @@ class Gateway:
                 ssl_context = self.tls.context("amqps", self.config.amqps) if name == "amqps" else None
                 self.listening.begin(name, section.listen)
                 server = await self.amqp.listen(section.listen.host, section.listen.port,
-                                                ssl_context=ssl_context, listener=name, gate=self.security.gate(name))
+                                                ssl_context=ssl_context, listener=name, gate=self.security.gate(name),
+                                                reuse_port=reuse_port)
                 self._register(name, server)
         if self.config.coap.enabled:
             listen = self.config.coap.listen
@@ -253,7 +256,7 @@ class Gateway:
                 mounts.append(self.lwm2m.mount)
             self.listening.begin("coap", listen)
             self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.security),
-                                                listen.host, listen.port, mounts=mounts)
+                                                listen.host, listen.port, mounts=mounts, reuse_port=reuse_port)
             self.ports["coap"] = self.coap.port
             self.listening.done("coap", listen.host, self.coap.port)
             if self.config.coaps.enabled:
@@ -262,7 +265,7 @@ class Gateway:
             listen = self.config.http.listen
             self._http = HTTPServer(self)
             self.listening.begin("http", listen)
-            self.ports["http"] = await self._http.start(listen.host, listen.port)
+            self.ports["http"] = await self._http.start(listen.host, listen.port, reuse_port)
             self.listening.done("http", listen.host, self.ports["http"])
         if self.config.sys.interval > 0:
             self.sys_publisher = SysPublisher(self, self.config.sys.interval)

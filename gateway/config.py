@@ -92,6 +92,7 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     cluster: ClusterSettings | None = None  # [cluster]: None is single-node mode
     bridges: tuple[BridgeSettings, ...] = ()  # [[bridge.mqtt]], [[bridge.amqp]], [[bridge.http]]
+    reuse_port: bool = False  # not a config key: set for the workers of `run --workers N` (gateway/workers.py)
 
     def enabled_listeners(self) -> dict[str, ListenerConfig]:
         """Enabled listeners by section name, in declaration order."""

@@ -54,7 +54,8 @@ class AMQPService:
         return len(self.connections)
 
     async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
-                     listener: str = "amqp", gate: ConnectionGate | None = None) -> asyncio.Server | TLSServer:
+                     listener: str = "amqp", gate: ConnectionGate | None = None,
+                     reuse_port: bool = False) -> asyncio.Server | TLSServer:
         """Listen on host:port (port 0: the OS picks; read it from the server's sockets).
 
         `gate` (gateway.security) admits connections: a refused one is closed before any AMQP byte.
@@ -62,10 +63,11 @@ class AMQPService:
         if ssl_context is not None:  # admitted before the TLS handshake (adapters/tls/server.py)
             admitted = None if gate is None else AdmittedGate(gate)
             return await serve_tls(lambda: AMQPServerProtocol(self, listener, admitted), host, port,
-                                   ssl_context=ssl_context, gate=gate, listener=listener, backlog=LISTEN_BACKLOG)
+                                   ssl_context=ssl_context, gate=gate, listener=listener, backlog=LISTEN_BACKLOG,
+                                   reuse_port=reuse_port)
         return await self._loop.create_server(
             lambda: AMQPServerProtocol(self, listener, gate), host, port,
-            backlog=LISTEN_BACKLOG, reuse_address=True,
+            backlog=LISTEN_BACKLOG, reuse_address=True, reuse_port=reuse_port or None,
         )
 
     def ended(self, conn: AMQPConnection) -> None:

@@ -253,13 +253,17 @@ class GatewayUDPInterface(MessageInterfaceUDP6):
 
     @classmethod
     async def create_server(cls, ctx: Any, log: logging.Logger, loop: asyncio.AbstractEventLoop,
-                            host: str, port: int, faults: DatagramFaults) -> "GatewayUDPInterface":
-        """Bind a dual-stack UDP socket on (host, port); no SO_REUSEPORT, so a port in use is an error."""
+                            host: str, port: int, faults: DatagramFaults,
+                            reuse_port: bool = False) -> "GatewayUDPInterface":
+        """Bind a dual-stack UDP socket on (host, port). Without `reuse_port` (workers sharing the port:
+        the kernel keeps each client address on one of them) a port in use is an error."""
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, family=socket.AF_INET6,
                                        flags=socket.AI_V4MAPPED | socket.AI_PASSIVE)
         sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
             if socknumbers.HAS_RECVERR:
                 sock.setsockopt(socket.IPPROTO_IPV6, socknumbers.IPV6_RECVERR, 1)

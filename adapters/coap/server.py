@@ -129,13 +129,14 @@ class CoAPListener:
         """False when datagrams have waited unread past the grace period (the receive path stopped)."""
         return self._interface is None or not self._interface.transport.stalled()
 
-    async def start(self, host: str, port: int, mounts: Iterable[Mount] = ()) -> int:
+    async def start(self, host: str, port: int, mounts: Iterable[Mount] = (), reuse_port: bool = False) -> int:
         """Bind the UDP socket, build the site; returns the bound port."""
         loop = asyncio.get_running_loop()
         context = Context(loop=loop, serversite=None, loggername="rosettamq.coap.aiocoap")
         tokens = TokenKeepingManager(context)
         messages = _WatchedMessageManager(tokens, self.state.watch)
-        transport = await GatewayUDPInterface.create_server(messages, context.log, loop, host, port, self.faults)
+        transport = await GatewayUDPInterface.create_server(messages, context.log, loop, host, port, self.faults,
+                                                            reuse_port)
         self._interface = transport
         messages.message_interface = transport
         tokens.token_interface = messages
@@ -197,8 +198,9 @@ class CoAPListener:
 
 
 async def start_coap_server(
-    broker: Broker, settings: CoAPSettings, host: str, port: int, mounts: Iterable[Mount] = ()
+    broker: Broker, settings: CoAPSettings, host: str, port: int, mounts: Iterable[Mount] = (),
+    reuse_port: bool = False,
 ) -> CoAPListener:
     listener = CoAPListener(broker, settings)
-    await listener.start(host, port, mounts)
+    await listener.start(host, port, mounts, reuse_port)
     return listener

@@ -318,6 +318,7 @@ async def start_mqtt_server(
     listener: str = "mqtt",
     tracker: ConnectionTracker | None = None,
     guard: ListenerGuard = ListenerGuard(),
+    reuse_port: bool = False,
 ) -> tuple[asyncio.Server | TLSServer, ConnectionTracker]:
     """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets).
 
@@ -330,13 +331,14 @@ async def start_mqtt_server(
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
         return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted),
                                host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener,
-                               backlog=LISTEN_BACKLOG), tracker
+                               backlog=LISTEN_BACKLOG, reuse_port=reuse_port), tracker
     server = await loop.create_server(
         lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard),
         host,
         port,
         backlog=LISTEN_BACKLOG,
         reuse_address=True,
+        reuse_port=reuse_port or None,
     )
     return server, tracker
 

@@ -97,10 +97,11 @@ async def serve_tls(
     listener: str,
     backlog: int,
     handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    reuse_port: bool = False,
 ) -> TLSServer:
     """Listen on host:port (port 0: the OS picks) and serve `protocol_factory` over TLS; see the module."""
     loop = asyncio.get_running_loop()
-    sockets = await _bind(loop, host, port, backlog)
+    sockets = await _bind(loop, host, port, backlog, reuse_port)
     server = TLSServer(sockets, TLSListenerStats())
     for sock in sockets:
         server._accepting.append(loop.create_task(
@@ -108,7 +109,8 @@ async def serve_tls(
     return server
 
 
-async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int, backlog: int) -> list[socket.socket]:
+async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int, backlog: int,
+                reuse_port: bool) -> list[socket.socket]:
     infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
@@ -116,6 +118,8 @@ async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int, backlog: 
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:  # workers of one machine share the port (the kernel spreads connections)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio's create_server
             sock.bind((address[0], port, *address[2:]))

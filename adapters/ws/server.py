@@ -326,6 +326,7 @@ async def start_ws_server(
     listener: str = "ws",
     tracker: ConnectionTracker | None = None,
     guard: ListenerGuard = ListenerGuard(),
+    reuse_port: bool = False,
 ) -> tuple[WSListener, ConnectionTracker]:
     """Listen for MQTT over WebSocket on host:port (port 0: the OS picks); `mqtt_settings` may be a
     function giving each new connection the settings of the moment (SIGHUP)."""
@@ -337,7 +338,8 @@ async def start_ws_server(
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
         tls = await serve_tls(
             lambda: WSServerProtocol(broker, current(), settings, tracker, listener, handshakes, admitted),
-            host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener, backlog=LISTEN_BACKLOG)
+            host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener, backlog=LISTEN_BACKLOG,
+            reuse_port=reuse_port)
         return WSListener(tls, handshakes), tracker
     server = await loop.create_server(
         lambda: WSServerProtocol(broker, current(), settings, tracker, listener, handshakes, guard),
@@ -345,5 +347,6 @@ async def start_ws_server(
         port,
         backlog=LISTEN_BACKLOG,
         reuse_address=True,
+        reuse_port=reuse_port or None,
     )
     return WSListener(server, handshakes), tracker

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from gateway.listening import ListenerError
 from gateway.logs import configure_logging, logs_to_stderr
 from gateway.reload import Reloader
 from gateway.systemd import notify
+from gateway.workers import WORKER_ENV, Supervisor, worker_config, worker_count
 
 log = logging.getLogger("rosettamq")
 
@@ -47,15 +49,37 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--ports-file", metavar="PATH", help="write the listening ports as JSON once ready")
     run.add_argument("--log-level", help="debug, info, warning, error")
     run.add_argument("--log-format", choices=("text", "json"), help="key=value text (default) or one JSON object a line")
+    run.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                     help="gateway processes sharing every port, joined through NATS (a number, or auto: one "
+                          "per core; default 1)")
 
 
 def load(args: argparse.Namespace) -> Config:
-    """The config file (or the embedded defaults) with the command-line flags on top; raises ConfigError."""
-    return apply_cli_overrides(
+    """The config file (or the embedded defaults) with the command-line flags on top, and a worker's
+    own settings when this process is one (gateway/workers.py); raises ConfigError."""
+    config = apply_cli_overrides(
         load_config(args.config),
         mqtt_listen=args.mqtt, ws_listen=args.ws, amqp_listen=args.amqp, coap_listen=args.coap,
         http_listen=args.http, store_path=args.store,
     )
+    spec = worker_spec()
+    return config if spec is None else worker_config(config, spec)
+
+
+def worker_spec() -> dict[str, Any] | None:
+    """What the supervisor told this worker, or None when this process is no worker."""
+    text = os.environ.get(WORKER_ENV)
+    return None if not text else dict(json.loads(text))
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """`run`'s flags for a worker: all but --workers and --ports-file (the supervisor's own)."""
+    argv: list[str] = []
+    for name in ("config", *LISTEN_FLAGS, "store", "log_level", "log_format"):
+        value = getattr(args, name)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
 
 
 def move_hint(listener: str) -> str:
@@ -75,7 +99,9 @@ async def serve(args: argparse.Namespace, config: Config) -> None:
         loop.add_signal_handler(signum, stopping.set)
     reloader = Reloader(gateway, lambda: load(args), args.log_level, args.log_format)
     loop.add_signal_handler(signal.SIGHUP, reloader.reload)
-    print("\n".join(banner_lines(gateway, args.config)), flush=True)
+    spec = worker_spec()
+    if spec is None or not spec.get("quiet"):
+        print("\n".join(banner_lines(gateway, args.config)), flush=True)
     ports = sorted(gateway.ports.items())
     log.info(" ".join(["ready pid=%d"] + [f"{name}=%d" for name, _ in ports]), os.getpid(), *(p for _, p in ports))
     notify("READY=1")
@@ -115,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"rosettamq: configuration error: log.file: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1 and worker_spec() is None:
+        return Supervisor(worker_argv(args), config, args.workers, args.ports_file).run()
     try:
         run_loop(serve(args, config))
     except ListenerError as exc:

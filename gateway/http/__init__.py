@@ -123,9 +123,9 @@ class HTTPServer:
             keepalive_timeout=gateway.config.http.header_timeout,  # also bounds reading a request head
         )
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
         await site.start()
         return int(self._runner.addresses[0][1])
 
