@@ -35,6 +35,7 @@ from core.tokens import TokenFile, TokenFileError
 
 from gateway.bridges.manager import Bridges
 from gateway.cluster.nats_fabric import NATSFabric
+from gateway.cluster.session_state import ReplicatedStore, Replicator
 from gateway.config import Config, ConfigError, WSListenerConfig, WSSListenerConfig
 from gateway.http import HTTPServer
 from gateway.listening import Listening
@@ -185,18 +186,23 @@ class Gateway:
         self._stopped = asyncio.Event()
         # The store is opened here, on the running loop its writer thread hands acknowledgements to.
         store = self.store if self.store is not None else open_store(self.config, asyncio.get_running_loop())
+        local_store = store
+        replicator = None
+        if self.config.cluster is not None:  # persistent sessions replicated in JetStream too
+            replicator = Replicator(self.config.cluster.prefix, self.config.cluster.replicas)
+            store = ReplicatedStore(store, replicator)
         self.broker = Broker(store, limits=session_limits(self.config), authorizer=self.security.authorizer,
                              max_memory=self.config.limits.max_memory,
                              max_message_bytes=self.config.limits.max_message_size)
         self.broker.mqtt_sessions.owners_enforced = logins_are_checked(self.config, self.authenticator)
         self.broker.start()
         if self.config.cluster is not None:  # join the cluster before any client can subscribe
-            self.fabric = NATSFabric(self.broker, self.config.cluster, self._cluster_details)
+            self.fabric = NATSFabric(self.broker, self.config.cluster, self._cluster_details, replicator)
             await self.fabric.start()
             if not await self.fabric.wait_connected(CLUSTER_CONNECT_WAIT):
                 log.warning("cluster: NATS not reachable yet; serving local clients, joining when it is")
         # Bridges after the core and the fabric, before the listeners: their queues are loaded first.
-        self.bridges = Bridges(self.config.bridges, self.broker, None if isinstance(store, MemoryStore) else store,
+        self.bridges = Bridges(self.config.bridges, self.broker, None if isinstance(local_store, MemoryStore) else store,
                                self.config.cluster.node if self.config.cluster else None)
         await self.bridges.start()
         self._timer = DeadlineTimer(self.broker)

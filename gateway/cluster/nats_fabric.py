@@ -41,6 +41,7 @@ from core.message import Message
 from core.stores.codec import encode_message
 
 from gateway.cluster.envelope import decode_envelope, encode_batch, encode_envelope, node_header
+from gateway.cluster.session_state import Replicator
 from gateway.cluster.sessions import ClusterSessions
 from gateway.cluster.settings import ClusterSettings
 from gateway.cluster.subjects import CONTROL, RETAINED, TOPICS, filter_subjects, queue_group, topic_subject
@@ -58,7 +59,8 @@ class NATSFabric:
 
     shares_across_nodes = True
 
-    def __init__(self, broker: Broker, settings: ClusterSettings, details: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, broker: Broker, settings: ClusterSettings, details: Callable[[], dict[str, Any]],
+                 replicator: Replicator | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.node = settings.node
@@ -87,8 +89,9 @@ class NATSFabric:
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self.replicator = replicator if replicator is not None else Replicator(settings.prefix, settings.replicas)
         self.sessions = ClusterSessions(broker.mqtt_sessions, self.node, settings.prefix, settings.replicas,
-                                        lambda name: name in self.view.nodes)
+                                        lambda name: name in self.view.nodes, self.replicator)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class NATSFabric:
             return False
 
     async def stop(self) -> None:
+        self.replicator.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         for task in self._tasks:
@@ -139,6 +143,7 @@ class NATSFabric:
                 self._retained_sub = await self._js.subscribe(
                     f"{self.settings.prefix}.{RETAINED}.>", ordered_consumer=True,
                     deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
+                await self.replicator.start(self._js, self._main)
                 await self.sessions.start(self._js, self._main)
                 break
             except Exception as exc:  # NATS or JetStream not there (yet): serve locally, try again

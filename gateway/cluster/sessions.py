@@ -42,13 +42,15 @@ from core.session_registry import SessionRegistry
 from core.stores.codec import CodecError
 
 from gateway.cluster.handover import decode_snapshot, encode_snapshot
+from gateway.cluster.session_state import Replicator, state_subject
 from gateway.cluster.subjects import CONTROL
 
 log = logging.getLogger("rosettamq.cluster")
 
 ATTEMPTS = 8  # compare-and-set rounds before a claim gives up (each lost round means another node moved)
 ASK_TIMEOUT = 3.0  # seconds the previous holder has to hand a session over
-CLAIM_TIMEOUT = 8.0  # seconds a claim may take in all before the node serves the client alone
+CLAIM_TIMEOUT = 15.0  # seconds a claim may take in all before the node serves the client alone
+RETRY = 0.2  # seconds between claims JetStream could not answer
 
 
 def session_key(client_id: str) -> str:
@@ -60,13 +62,15 @@ class ClusterSessions:
     """This node's side of the session directory; see the module docstring."""
 
     def __init__(self, registry: SessionRegistry, node: str, prefix: str, replicas: int,
-                 node_alive: Callable[[str], bool]) -> None:
+                 node_alive: Callable[[str], bool], replicator: Replicator) -> None:
         self.registry = registry
         self.node = node
         self.prefix = prefix
         self.replicas = replicas
         self.node_alive = node_alive
+        self.replicator = replicator
         self.claims = self.handed_over = self.adopted = self.lost_with_node = self.refused = self.unclaimed = 0
+        self.recovered = 0
         self._kv: Any = None
         self._conn: Any = None
         self._owned: dict[str, int] = {}  # client id -> the KV revision naming this node
@@ -98,11 +102,22 @@ class ClusterSessions:
             self.unclaimed += 1  # NATS is away: the node serves its clients alone until it is back
             return SessionClaim()
         try:
-            return await asyncio.wait_for(self._claim(client_id, username, clean_start), CLAIM_TIMEOUT)
+            return await asyncio.wait_for(self._claim_retrying(client_id, username, clean_start), CLAIM_TIMEOUT)
         except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
             self.unclaimed += 1
             log.warning("cluster: could not claim session %r (%r): served by this node alone", client_id, exc)
             return SessionClaim()
+
+    async def _claim_retrying(self, client_id: str, username: str | None, clean_start: bool) -> SessionClaim:
+        """`_claim`, again while JetStream cannot answer (a bucket electing its leader after a NATS
+        server died): the CONNECT waits up to CLAIM_TIMEOUT rather than losing its session."""
+        while True:
+            try:
+                return await self._claim(client_id, username, clean_start)
+            except (nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError,
+                    nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+                log.info("cluster: claim of %r waits for JetStream: %r", client_id, exc)
+                await asyncio.sleep(RETRY)
 
     async def _claim(self, client_id: str, username: str | None, clean_start: bool) -> SessionClaim:
         key = session_key(client_id)
@@ -133,16 +148,13 @@ class ClusterSessions:
 
     async def _take_from(self, node: str, client_id: str, clean_start: bool) -> Any:
         if not self.node_alive(node):
-            self.lost_with_node += 1
-            log.warning("cluster: session %r was held by node %s, which is gone: it starts afresh", client_id, node)
-            return None
+            return await self._recover(node, client_id, clean_start)
         request = json.dumps({"client_id": client_id, "clean_start": clean_start}).encode()
         try:
             reply = await self._conn.request(f"{self.prefix}.{CONTROL}.sess.{node}", request, timeout=ASK_TIMEOUT)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
-            self.lost_with_node += 1
-            log.warning("cluster: node %s did not hand over session %r (%r): it starts afresh", node, client_id, exc)
-            return None
+            log.warning("cluster: node %s did not hand over session %r (%r)", node, client_id, exc)
+            return await self._recover(node, client_id, clean_start)
         if not reply.data:
             return None
         try:
@@ -152,6 +164,22 @@ class ClusterSessions:
             return None
         adopt_session(self.registry, snapshot)  # at once: what is published from now on reaches it here
         self.adopted += 1
+        return snapshot
+
+    async def _recover(self, node: str, client_id: str, clean_start: bool) -> Any:
+        """The holder is gone: the session as JetStream has it (session_state.py), adopted here."""
+        snapshot = None if clean_start else await self.replicator.load_session(client_id)
+        if snapshot is None:
+            if not clean_start:
+                self.lost_with_node += 1
+            log.warning("cluster: session %r was held by node %s, which is gone, and nothing of it is "
+                        "replicated: it starts afresh", client_id, node)
+            self.replicator.purge(state_subject(self.prefix, client_id, ">"))
+            return None
+        adopt_session(self.registry, snapshot)
+        self.recovered += 1
+        log.info("cluster: session %r recovered from JetStream (node %s is gone): %d messages", client_id, node,
+                 len(snapshot.deliveries))
         return snapshot
 
     # -- handing over (the node that held the session) ----------------------------------------
@@ -175,6 +203,7 @@ class ClusterSessions:
             data = b"" if snapshot is None else encode_snapshot(snapshot)
         if data:
             self.handed_over += 1
+        await self.replicator.flush()  # the session left this node in JetStream too before the new holder writes
         try:
             await msg.respond(data)
         except Exception as exc:  # the asking node is gone: the session is lost with its answer
@@ -202,7 +231,8 @@ class ClusterSessions:
 
     def describe(self) -> dict[str, int]:
         return {"claims": self.claims, "handed_over": self.handed_over, "adopted": self.adopted,
-                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "held": len(self._owned)}
+                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "recovered": self.recovered,
+                "held": len(self._owned)}
 
 
 def _holder(value: bytes | None) -> dict[str, Any]:

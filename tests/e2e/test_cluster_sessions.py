@@ -214,3 +214,90 @@ def test_another_user_cannot_take_a_session_held_on_another_node(nats: NatsClust
     finally:
         a.stop()
         b.stop()
+
+
+# -- a node that dies loses nothing it acknowledged -------------------------------------------------
+
+
+def node_process(nats: NatsCluster, tmp_path, name: str):  # type: ignore[no-untyped-def]
+    """A gateway node as its own process (so that it can be killed with SIGKILL)."""
+    from tests.e2e.process_support import EVERY_LISTENER_ON_PORT_0, LoggingGateway
+    config = tmp_path / f"{name}.toml"
+    servers = ", ".join(f'"{url}"' for url in nats.urls)
+    config.write_text(f'[store]\npath = "memory"\n[cluster]\nnats = [{servers}]\nnode = "{name}"\n'
+                      'replicas = 3\nheartbeat = 0.2\n')
+    process = LoggingGateway(config, tmp_path / f"{name}.ports.json", *EVERY_LISTENER_ON_PORT_0)
+    process.wait_for_log("joined through NATS")
+    return process
+
+
+def test_kill_9_of_the_node_holding_a_session_under_qos1_load_loses_no_acknowledged_message(
+    nats: NatsCluster, tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    load_then_kill(nats, tmp_path, kill_a_nats_server=False)
+
+
+def test_the_same_with_one_nats_server_of_three_killed_during_the_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    own = NatsCluster(3)
+    try:
+        load_then_kill(own, tmp_path, kill_a_nats_server=True)
+    finally:
+        own.stop()
+
+
+def load_then_kill(nats: NatsCluster, tmp_path, kill_a_nats_server: bool) -> None:  # type: ignore[no-untyped-def]
+    """A persistent subscriber's node gets 300 QoS 1 messages, pipelined; after 150 PUBACKs the node
+    is killed with SIGKILL (and, with `kill_a_nats_server`, one of the three NATS servers after 75):
+    the subscriber reconnects on the other node and gets every acknowledged message, in order."""
+    import signal
+    doomed = node_process(nats, tmp_path, "gw-doomed")
+    survivor = cluster_node(nats, "gw-survivor", servers=[nats.urls[0]], cluster={"replicas": 3})
+    try:
+        port = doomed.mqtt_port()
+        device = WireClient(port, 5)
+        device.connect("device", clean_start=False, properties=Properties(session_expiry_interval=600))
+        subscribe(device, "load/#")
+        device.close()
+        publisher = WireClient(port, 5)
+        publisher.connect("loader", clean_start=True)
+        acked: list[bytes] = []
+        for number in range(1, 301):  # a window of everything: PUBACKs come as JetStream confirms
+            publisher.send(Publish("load/t", f"m{number}".encode(), qos=1, packet_id=number))
+        while len(acked) < 150:
+            packet = publisher.recv()
+            assert isinstance(packet, PubAck)
+            acked.append(f"m{packet.packet_id}".encode())
+            if kill_a_nats_server and len(acked) == 75:
+                nats.kill(2)
+        doomed.proc.send_signal(signal.SIGKILL)  # mid-load: more PUBACKs were on their way
+        doomed.proc.wait(10)
+        try:
+            while True:
+                packet = publisher.recv()
+                if isinstance(packet, PubAck):
+                    acked.append(f"m{packet.packet_id}".encode())
+        except (ConnectionError, OSError):
+            pass
+        publisher.close()
+
+        back = WireClient(survivor.mqtt_port, 5, timeout=30)  # JetStream may be electing leaders for seconds
+        connack = back.connect("device", clean_start=False, properties=Properties(session_expiry_interval=600))
+        assert isinstance(connack, ConnAck) and connack.session_present
+        got: list[bytes] = []
+        back.sock.settimeout(2.0)
+        try:
+            while True:
+                packet = back.recv()
+                assert isinstance(packet, Publish)
+                back.send(PubAck(packet.packet_id))
+                got.append(packet.payload)
+        except (TimeoutError, OSError):
+            pass
+        assert set(acked) <= set(got), sorted(set(acked) - set(got))[:10]  # every acknowledged one
+        numbers = [int(payload[1:]) for payload in got]
+        assert numbers == sorted(numbers)  # in order
+        assert survivor.call(lambda: survivor.gateway.fabric.describe()["sessions"]["recovered"]) == 1
+        back.close()
+    finally:
+        doomed.stop()
+        survivor.stop()

@@ -1,0 +1,292 @@
+"""Persistent sessions replicated in JetStream, so that a node that dies loses nothing it acknowledged.
+
+In cluster mode the store of every node is wrapped (`ReplicatedStore`): each change to a
+persistent MQTT session (its record, a subscription, a queued or in-flight message, a received
+QoS 2 packet id) goes to the local store as before and to the JetStream stream
+``<prefix>_state`` (`replicas` copies), one message per subject, the subject naming the session
+and the item::
+
+    <prefix>.st.<client id hex>.s              the session (expiry, owner, will)
+    <prefix>.st.<client id hex>.f.<filter hex> a subscription
+    <prefix>.st.<client id hex>.d.<seq>        a queued or in-flight message
+    <prefix>.st.<client id hex>.q.<packet id>  a QoS 2 packet id received, not yet released
+
+A deletion purges its subject (no tombstone is left). Changes are sent in order by one task,
+publishes of a burst concurrently, and sent again until JetStream acknowledges them; `sync`
+(what PUBACK, PUBREC and AMQP confirms wait for) calls back only once every change asked before
+it is acknowledged, so an acknowledged message is on `replicas` NATS servers. While NATS is
+unreachable those acknowledgements wait (publishers to persistent sessions are held back; QoS 0
+and clean sessions, which write nothing here, are not).
+
+When the node holding a session is gone, the node its client reconnects to reads the session
+back from the stream (`load_session`) and adopts it (gateway/cluster/sessions.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable
+
+import nats
+from nats.js import api
+
+from core.message import Message
+from core.session_handover import SessionSnapshot
+from core.stores.base import RecordValue, Store, StoredDelivery, StoredSession, StoredState
+from core.stores.codec import CodecError
+from core.subscriptions import SubscriptionOptions
+
+from gateway.cluster.handover import (
+    decode_delivery, decode_options, decode_session, encode_delivery, encode_options, encode_session,
+)
+
+log = logging.getLogger("rosettamq.cluster")
+
+STATE = "st"
+LOAD_TIMEOUT = 10.0  # seconds to read a session back (a stream may be electing a new leader)
+RETRY = 0.2  # seconds between attempts to send what JetStream did not acknowledge
+
+
+def state_subject(prefix: str, client_id: str, *item: str) -> str:
+    return ".".join((prefix, STATE, client_id.encode("utf-8").hex(), *item))
+
+
+class Replicator:
+    """Sends session changes to the stream in order; tells `sync` waiters when they are acknowledged."""
+
+    def __init__(self, prefix: str, replicas: int) -> None:
+        self.prefix = prefix
+        self.replicas = replicas
+        self.stream = f"{prefix}_state".replace(".", "_")
+        self.sent = self.failed = 0
+        self._js: Any = None
+        self._conn: Any = None
+        self._ops: deque[tuple[int, str, bytes | None]] = deque()  # (number, subject, payload; None: purge)
+        self._asked = 0  # changes asked for so far
+        self._done = 0  # changes acknowledged (or given up) so far
+        self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, js: Any, conn: Any) -> None:
+        config = api.StreamConfig(name=self.stream, subjects=[f"{self.prefix}.{STATE}.>"], max_msgs_per_subject=1,
+                                  num_replicas=self.replicas, storage=api.StorageType.FILE)
+        try:
+            await js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(config)
+        self._js, self._conn = js, conn
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="cluster session state")
+        self._wake.set()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.is_connected
+
+    def put(self, subject: str, payload: bytes) -> None:
+        self._push(subject, payload)
+
+    def purge(self, subject: str) -> None:
+        self._push(subject, None)
+
+    def _push(self, subject: str, payload: bytes | None) -> None:
+        self._asked += 1
+        self._ops.append((self._asked, subject, payload))
+        self._wake.set()
+
+    def when_replicated(self, callback: Callable[[], None]) -> None:
+        """Call back once every change asked so far is acknowledged by JetStream (while NATS is
+        away, that waits: a persistent session's message is acknowledged only once replicated)."""
+        if self._done >= self._asked or self._js is None:
+            callback()
+        else:
+            self._waiters.append((self._asked, callback))
+
+    async def flush(self, timeout: float = LOAD_TIMEOUT) -> None:
+        """Wait until every change asked so far is acknowledged (or `timeout`)."""
+        done = asyncio.get_running_loop().create_future()
+        self.when_replicated(lambda: done.done() or done.set_result(None))
+        try:
+            await asyncio.wait_for(done, timeout)
+        except asyncio.TimeoutError:
+            log.warning("cluster: session changes not replicated within %.0f s", timeout)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._ops and self.connected:
+                burst: list[tuple[int, str, bytes | None]] = []
+                while self._ops and self._ops[0][2] is not None and len(burst) < 256:
+                    burst.append(self._ops.popleft())
+                if not burst:
+                    burst.append(self._ops.popleft())  # a purge, alone: it must follow what came before
+                if await self._send(burst):
+                    self._acknowledged(burst[-1][0])
+                else:  # not acknowledged: sent again, in order, when JetStream answers (a leader moved...)
+                    self._ops.extendleft(reversed(burst))
+                    await asyncio.sleep(RETRY)
+            if self._ops and not self.connected:
+                await asyncio.sleep(RETRY)  # nats-py reconnects meanwhile; acknowledgements wait
+                self._wake.set()
+
+    async def _send(self, burst: list[tuple[int, str, bytes | None]]) -> bool:
+        if burst[0][2] is None:
+            subject = burst[0][1]
+            try:
+                await self._js.purge_stream(self.stream, subject=subject)
+            except Exception as exc:
+                self.failed += 1
+                log.warning("cluster: could not purge %s, retrying: %r", subject, exc)
+                return False
+            self.sent += 1
+            return True
+        results = await asyncio.gather(*(self._js.publish(subject, payload) for _, subject, payload in burst),
+                                       return_exceptions=True)
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
+            self.failed += len(errors)
+            log.warning("cluster: %d session changes not replicated, retrying: %r", len(errors), errors[0])
+            return False
+        self.sent += len(burst)
+        return True
+
+    def _acknowledged(self, number: int) -> None:
+        self._done = number
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= number:
+            waiters.popleft()[1]()
+
+    async def load_session(self, client_id: str) -> SessionSnapshot | None:
+        """The replicated state of `client_id`'s session, or None when the stream has none (or
+        cannot be read within LOAD_TIMEOUT)."""
+        if self._js is None:
+            return None
+        prefix = state_subject(self.prefix, client_id)
+        deadline = asyncio.get_running_loop().time() + LOAD_TIMEOUT
+        while True:
+            try:
+                return snapshot_from(await self._read(prefix))
+            except Exception as exc:  # no stream leader yet, NATS reconnecting...
+                if asyncio.get_running_loop().time() > deadline:
+                    log.warning("cluster: could not read session %r from JetStream: %r", client_id, exc)
+                    return None
+                await asyncio.sleep(RETRY)
+
+    async def _read(self, prefix: str) -> dict[str, bytes]:
+        """Every item under `prefix` (the last message of each subject), by relative subject."""
+        items: dict[str, bytes] = {}
+        sub = await self._js.subscribe(f"{prefix}.>", ordered_consumer=True,
+                                       deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT)
+        try:
+            info = await sub.consumer_info()
+            expected = info.num_pending + info.delivered.consumer_seq
+            while len(items) < expected:
+                msg = await sub.next_msg(timeout=2.0)
+                items[msg.subject[len(prefix) + 1:]] = msg.data
+        finally:
+            await sub.unsubscribe()
+        return items
+
+
+def snapshot_from(items: dict[str, bytes]) -> SessionSnapshot | None:
+    """A session from its stream items (relative subjects: "s", "f.<hex>", "d.<seq>", "q.<id>")."""
+    record = items.get("s")
+    if record is None:
+        return None
+    try:
+        session = decode_session(record)
+        subscriptions: dict[str, SubscriptionOptions] = {}
+        deliveries: list[StoredDelivery] = []
+        qos2: set[int] = set()
+        for item, data in items.items():
+            kind, _, name = item.partition(".")
+            if kind == "f":
+                subscriptions[bytes.fromhex(name).decode()] = decode_options(data)
+            elif kind == "d":
+                deliveries.append(decode_delivery(data))
+            elif kind == "q":
+                qos2.add(int(name))
+    except (CodecError, ValueError, TypeError) as exc:
+        log.error("cluster: a replicated session does not decode: %s", exc)
+        return None
+    deliveries.sort(key=lambda d: d.seq)
+    return SessionSnapshot(session, subscriptions, tuple(deliveries), frozenset(qos2))
+
+
+class ReplicatedStore(Store):
+    """The node's store, with every persistent MQTT session change replicated (see the module)."""
+
+    def __init__(self, local: Store, replicator: Replicator) -> None:
+        self.local = local
+        self.replicator = replicator
+        self.reads_wait_for_writes = local.reads_wait_for_writes
+
+    def _subject(self, client_id: str, *item: str) -> str:
+        return state_subject(self.replicator.prefix, client_id, *item)
+
+    def load(self) -> StoredState:
+        return self.local.load()
+
+    def put_session(self, session: StoredSession) -> None:
+        self.local.put_session(session)
+        if session.protocol == "mqtt":
+            self.replicator.put(self._subject(session.client_id, "s"), encode_session(session))
+
+    def delete_session(self, client_id: str) -> None:
+        self.local.delete_session(client_id)
+        self.replicator.purge(self._subject(client_id, ">"))
+
+    def put_subscription(self, client_id: str, topic_filter: str, options: SubscriptionOptions) -> None:
+        self.local.put_subscription(client_id, topic_filter, options)
+        self.replicator.put(self._subject(client_id, "f", topic_filter.encode().hex()), encode_options(options))
+
+    def delete_subscription(self, client_id: str, topic_filter: str) -> None:
+        self.local.delete_subscription(client_id, topic_filter)
+        self.replicator.purge(self._subject(client_id, "f", topic_filter.encode().hex()))
+
+    def put_delivery(self, client_id: str, delivery: StoredDelivery) -> None:
+        self.local.put_delivery(client_id, delivery)
+        self.replicator.put(self._subject(client_id, "d", str(delivery.seq)), encode_delivery(delivery))
+
+    def delete_delivery(self, client_id: str, seq: int) -> None:
+        self.local.delete_delivery(client_id, seq)
+        self.replicator.purge(self._subject(client_id, "d", str(seq)))
+
+    def load_deliveries(self, client_id: str) -> list[StoredDelivery]:
+        return self.local.load_deliveries(client_id)
+
+    def put_incoming_qos2(self, client_id: str, packet_id: int) -> None:
+        self.local.put_incoming_qos2(client_id, packet_id)
+        self.replicator.put(self._subject(client_id, "q", str(packet_id)), b"1")
+
+    def delete_incoming_qos2(self, client_id: str, packet_id: int) -> None:
+        self.local.delete_incoming_qos2(client_id, packet_id)
+        self.replicator.purge(self._subject(client_id, "q", str(packet_id)))
+
+    def put_retained(self, message: Message) -> None:
+        self.local.put_retained(message)  # retained messages have their own stream (nats_fabric.py)
+
+    def delete_retained(self, topic: str) -> None:
+        self.local.delete_retained(topic)
+
+    def put_record(self, kind: str, key: str, value: RecordValue) -> None:
+        self.local.put_record(kind, key, value)
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self.local.delete_record(kind, key)
+
+    def load_records(self, kind: str) -> dict[str, bytes]:
+        return self.local.load_records(kind)
+
+    def sync(self, callback: Callable[[], None]) -> None:
+        self.local.sync(lambda: self.replicator.when_replicated(callback))
+
+    def close(self) -> None:
+        self.local.close()
