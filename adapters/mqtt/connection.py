@@ -159,6 +159,10 @@ class MQTTConnection:
             return gate_until
         return deadline
 
+    def extend_connect_deadline(self, until: float) -> None:
+        """A CONNECT the server is still working on (a cluster claim) keeps its connection until `until`."""
+        self._connect_deadline = max(self._connect_deadline, until)
+
     def _liveness_deadline(self) -> float | None:
         if self.state is not State.CONNECTED:
             held = self.login.deadline  # a login held back by the backoff

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from adapters.mqtt.connection import MQTTConnection
 
 log = logging.getLogger("rosettamq.mqtt")
+CLAIM_PATIENCE = 30.0  # seconds a CONNECT may wait for its cluster claim (which gives up after 25 s)
 
 MQTT_VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5.0"}  # CONNECT protocol level -> the version users name
 
@@ -262,6 +263,7 @@ class Login:
             self._claiming = (connect, terms, username, auth_props)  # the owner claims the client id first
             self._claim_handed = False
             conn.state = State.VERIFYING
+            conn.extend_connect_deadline(conn.clock() + CLAIM_PATIENCE)  # JetStream may be electing a leader
             return
         registry = conn.broker.mqtt_sessions
         try:

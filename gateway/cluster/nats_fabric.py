@@ -351,6 +351,7 @@ class NATSFabric:
         now = time.monotonic()
         for name in self.view.expire(now):
             log.warning("cluster: node %s silent for %.1f s: dropped from the view", name, self.view.timeout)
+            self.sessions.node_gone(name)
         if self._connected.is_set() and self._main is not None and not self._main.is_closed:
             document = {"node": self.node, "started": self.started_at, **self.details()}
             self._tasks.append(asyncio.create_task(self._send_heartbeat(json.dumps(document).encode())))

@@ -49,6 +49,10 @@ LOAD_TIMEOUT = 10.0  # seconds to read a session back (a stream may be electing 
 RETRY = 0.2  # seconds between attempts to send what JetStream did not acknowledge
 
 
+class SessionUnavailable(Exception):
+    """A replicated session could not be read (JetStream electing a leader, NATS away): nothing was lost."""
+
+
 def state_subject(prefix: str, client_id: str, *item: str) -> str:
     return ".".join((prefix, STATE, client_id.encode("utf-8").hex(), *item))
 
@@ -164,10 +168,10 @@ class Replicator:
             waiters.popleft()[1]()
 
     async def load_session(self, client_id: str) -> SessionSnapshot | None:
-        """The replicated state of `client_id`'s session, or None when the stream has none (or
-        cannot be read within LOAD_TIMEOUT)."""
+        """The replicated state of `client_id`'s session, or None when the stream has none; raises
+        SessionUnavailable when it cannot be read within LOAD_TIMEOUT."""
         if self._js is None:
-            return None
+            raise SessionUnavailable("not joined to JetStream yet")
         prefix = state_subject(self.prefix, client_id)
         deadline = asyncio.get_running_loop().time() + LOAD_TIMEOUT
         while True:
@@ -176,7 +180,7 @@ class Replicator:
             except Exception as exc:  # no stream leader yet, NATS reconnecting...
                 if asyncio.get_running_loop().time() > deadline:
                     log.warning("cluster: could not read session %r from JetStream: %r", client_id, exc)
-                    return None
+                    raise SessionUnavailable(repr(exc)) from exc
                 await asyncio.sleep(RETRY)
 
     async def _read(self, prefix: str) -> dict[str, bytes]:

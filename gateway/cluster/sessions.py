@@ -42,14 +42,14 @@ from core.session_registry import SessionRegistry
 from core.stores.codec import CodecError
 
 from gateway.cluster.handover import decode_snapshot, encode_snapshot
-from gateway.cluster.session_state import Replicator, state_subject
+from gateway.cluster.session_state import Replicator, SessionUnavailable, state_subject
 from gateway.cluster.subjects import CONTROL
 
 log = logging.getLogger("rosettamq.cluster")
 
 ATTEMPTS = 8  # compare-and-set rounds before a claim gives up (each lost round means another node moved)
 ASK_TIMEOUT = 3.0  # seconds the previous holder has to hand a session over
-CLAIM_TIMEOUT = 15.0  # seconds a claim may take in all before the node serves the client alone
+CLAIM_TIMEOUT = 25.0  # seconds a claim may take in all before the node serves the client alone
 RETRY = 0.2  # seconds between claims JetStream could not answer
 
 
@@ -70,7 +70,7 @@ class ClusterSessions:
         self.node_alive = node_alive
         self.replicator = replicator
         self.claims = self.handed_over = self.adopted = self.lost_with_node = self.refused = self.unclaimed = 0
-        self.recovered = 0
+        self.recovered = self.orphans = 0
         self._kv: Any = None
         self._conn: Any = None
         self._owned: dict[str, int] = {}  # client id -> the KV revision naming this node
@@ -103,6 +103,8 @@ class ClusterSessions:
             return SessionClaim()
         try:
             return await asyncio.wait_for(self._claim_retrying(client_id, username, clean_start), CLAIM_TIMEOUT)
+        except SessionUnavailable:
+            raise  # its session exists but cannot be read now: the CONNECT is refused (0x88), nothing lost
         except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
             self.unclaimed += 1
             log.warning("cluster: could not claim session %r (%r): served by this node alone", client_id, exc)
@@ -133,28 +135,39 @@ class ClusterSessions:
             except KeyNotFoundError:
                 continue  # deleted meanwhile: create again
             holder = _holder(entry.value)
+            node = str(holder.get("node"))
             if self.registry.owners_enforced and holder.get("user") != username:
                 self.refused += 1
                 return SessionClaim(refused=True, owner=holder.get("user"))
-            if holder.get("node") == self.node:
+            if node == self.node:
                 self._owned[client_id] = entry.revision
                 return SessionClaim()
+            alive = self.node_alive(node)
+            # A gone holder's session is read from JetStream before the key moves: if it cannot be
+            # read now (a leader election), the claim fails and the key still names the old holder.
+            recovered = None if alive or clean_start else await self.replicator.load_session(client_id)
             try:
                 self._owned[client_id] = await self._kv.update(key, mine, last=entry.revision)
             except KeyWrongLastSequenceError:
                 continue  # another node moved first: read again
-            return SessionClaim(snapshot=await self._take_from(str(holder.get("node")), client_id, clean_start))
+            if not alive:
+                return SessionClaim(snapshot=self._adopt_recovered(node, client_id, recovered, clean_start))
+            return SessionClaim(snapshot=await self._take_from(node, client_id, clean_start, entry.value))
         raise RuntimeError(f"cluster: could not claim client id {client_id!r} after {ATTEMPTS} attempts")
 
-    async def _take_from(self, node: str, client_id: str, clean_start: bool) -> Any:
-        if not self.node_alive(node):
-            return await self._recover(node, client_id, clean_start)
+    async def _take_from(self, node: str, client_id: str, clean_start: bool, previous: bytes) -> Any:
         request = json.dumps({"client_id": client_id, "clean_start": clean_start}).encode()
         try:
             reply = await self._conn.request(f"{self.prefix}.{CONTROL}.sess.{node}", request, timeout=ASK_TIMEOUT)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError, asyncio.TimeoutError) as exc:
-            log.warning("cluster: node %s did not hand over session %r (%r)", node, client_id, exc)
-            return await self._recover(node, client_id, clean_start)
+            log.warning("cluster: node %s did not hand over session %r (%r): reading it from JetStream",
+                        node, client_id, exc)
+            try:
+                recovered = None if clean_start else await self.replicator.load_session(client_id)
+            except SessionUnavailable:
+                await self._give_back(client_id, previous)
+                raise
+            return self._adopt_recovered(node, client_id, recovered, clean_start)
         if not reply.data:
             return None
         try:
@@ -166,14 +179,22 @@ class ClusterSessions:
         self.adopted += 1
         return snapshot
 
-    async def _recover(self, node: str, client_id: str, clean_start: bool) -> Any:
-        """The holder is gone: the session as JetStream has it (session_state.py), adopted here."""
-        snapshot = None if clean_start else await self.replicator.load_session(client_id)
+    async def _give_back(self, client_id: str, previous: bytes) -> None:
+        """Name the previous holder again (the session could not be read): a later claim retries."""
+        revision = self._owned.pop(client_id, None)
+        if revision is not None:
+            try:
+                await self._kv.update(session_key(client_id), previous, last=revision)
+            except Exception as exc:
+                log.warning("cluster: could not give session %r back: %r", client_id, exc)
+
+    def _adopt_recovered(self, node: str, client_id: str, snapshot: Any, clean_start: bool) -> Any:
+        """The holder is gone: adopt what JetStream had of the session (session_state.py)."""
         if snapshot is None:
             if not clean_start:
                 self.lost_with_node += 1
-            log.warning("cluster: session %r was held by node %s, which is gone, and nothing of it is "
-                        "replicated: it starts afresh", client_id, node)
+                log.warning("cluster: session %r was held by node %s, which is gone, and nothing of it is "
+                            "replicated (a clean session): it starts afresh", client_id, node)
             self.replicator.purge(state_subject(self.prefix, client_id, ">"))
             return None
         adopt_session(self.registry, snapshot)
@@ -181,6 +202,54 @@ class ClusterSessions:
         log.info("cluster: session %r recovered from JetStream (node %s is gone): %d messages", client_id, node,
                  len(snapshot.deliveries))
         return snapshot
+
+    # -- a node that died: its sessions' wills and expiry ---------------------------------------
+
+    def node_gone(self, node: str) -> None:
+        """`node` left the view: take the sessions it held (from JetStream), so that their wills and
+        expiry run here; every node tries, compare-and-set gives each session to one."""
+        if self._kv is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._adopt_orphans(node))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _adopt_orphans(self, node: str) -> None:
+        try:
+            keys = await self._kv.keys()
+        except nats.js.errors.NoKeysError:
+            return
+        except Exception as exc:
+            log.warning("cluster: cannot list the sessions node %s held: %r", node, exc)
+            return
+        for key in keys:
+            if self.node_alive(node):
+                return  # it is back
+            try:
+                entry = await self._kv.get(key)
+                holder = _holder(entry.value)
+                if holder.get("node") != node:
+                    continue
+                client_id = bytes.fromhex(key[1:]).decode()
+                snapshot = await self.replicator.load_session(client_id)  # before the key moves
+                mine = json.dumps({"node": self.node, "user": holder.get("user")}).encode()
+                revision = await self._kv.update(key, mine, last=entry.revision)
+            except (KeyNotFoundError, KeyWrongLastSequenceError, ValueError):
+                continue  # gone, or another node took it first
+            except Exception as exc:  # SessionUnavailable too: its client's reconnect will claim it
+                log.warning("cluster: cannot take over session %s of node %s: %r", key, node, exc)
+                continue
+            if snapshot is None:  # a clean session, online when its node died: nothing to keep
+                try:
+                    await self._kv.delete(key, last=revision)
+                except Exception:
+                    pass
+                continue
+            self._owned[client_id] = revision
+            adopt_session(self.registry, snapshot)
+            self.orphans += 1
+            log.info("cluster: session %r of node %s (gone) taken over: its will and expiry run here",
+                     client_id, node)
 
     # -- handing over (the node that held the session) ----------------------------------------
 
@@ -231,7 +300,7 @@ class ClusterSessions:
 
     def describe(self) -> dict[str, int]:
         return {"claims": self.claims, "handed_over": self.handed_over, "adopted": self.adopted,
-                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "recovered": self.recovered,
+                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "recovered": self.recovered, "orphans": self.orphans,
                 "held": len(self._owned)}
 
 
