@@ -17,6 +17,7 @@ import json
 import resource
 import statistics
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,9 @@ GROUPS: dict[str, tuple[Starters, list[str]]] = {
     "protocols": ({"rosettamq": start_rosettamq}, list(PROTOCOLS)),
     # Publisher on node A, subscriber on node B through nats-server, against one node in the same run.
     "cluster": ({"rosettamq": start_single_node, "rosettamq-cluster": start_cluster_pair}, list(CLUSTER)),
+    # `run --workers 2` (two processes on one port, a local nats-server) beside one process and mosquitto.
+    "workers": ({"rosettamq": start_rosettamq, "rosettamq-workers2": partial(start_rosettamq, ("--workers", "2")),
+                 "mosquitto": start_mosquitto}, ["qos0_1to1", "fanout_1to50", "fanin_50to1", "qos1_window100"]),
 }
 
 
@@ -72,7 +76,10 @@ def compare(scenarios: list[str], rounds: int, params: Params, starters: Starter
             for name, start in starters.items():
                 broker = start()
                 try:
+                    cpu, wall = broker.cpu_seconds(), time.monotonic()
                     result = run_scenario(scenario, broker, params)
+                    cpu, wall = broker.cpu_seconds() - cpu, time.monotonic() - wall
+                    result.update(broker_cpu_s=cpu, broker_cores=cpu / wall if wall else 0.0)
                 finally:
                     broker.stop()
                 raw[scenario][name].append(result)

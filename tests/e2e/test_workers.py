@@ -58,6 +58,7 @@ def test_two_workers_listen_on_one_port_and_every_subscriber_sees_every_message(
     port = workers.ports()["mqtt"]
     pids = worker_pids(workers)
     assert len(pids) == 2 and listening_pids(port) == set(pids)
+    assert listening_pids(workers.ports()["amqp"]) == {pids[0]}  # AMQP: worker 1 alone (one node's queues)
     wait_until(lambda: len(cluster_nodes(workers)) == 2, what="both workers in the cluster view")
     subscribers = [PahoClient(port, f"sub{n}", "5").connect() for n in range(20)]
     publisher = PahoClient(port, "pub", "5").connect()
