@@ -1,4 +1,9 @@
-"""MQTT control packets as frozen, slotted dataclasses (no I/O, no encoding).
+"""MQTT control packets as slotted dataclasses (no I/O, no encoding), treated as immutable.
+
+Most are frozen. The ones built once per message on the hot path (PUBLISH and its acks) are
+not: a frozen dataclass's `__init__` sets each field through `object.__setattr__`, which made
+building a decoded PUBLISH 4.5x slower (0.72 against 0.16 us) and about 4% of the CPU a
+message costs the gateway. Nothing changes a packet after it is built; they compare by value.
 
 One class per control packet of MQTT 3.1 (level 3), 3.1.1 (level 4) and 5.0
 (level 5). Fields that only exist in v5 (properties, most reason codes) are
@@ -78,7 +83,7 @@ class ConnAck:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     """PUBLISH; on v5 `topic` may be "" when a Topic Alias property is present."""
 
@@ -92,7 +97,7 @@ class Publish:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubAck:
     """PUBACK (QoS 1 acknowledgement)."""
 
@@ -102,7 +107,7 @@ class PubAck:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubRec:
     """PUBREC (QoS 2, step 1)."""
 
@@ -112,7 +117,7 @@ class PubRec:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubRel:
     """PUBREL (QoS 2, step 2)."""
 
@@ -122,7 +127,7 @@ class PubRel:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PubComp:
     """PUBCOMP (QoS 2, step 3)."""
 
