@@ -39,6 +39,7 @@ class Router:
     def __init__(self, retained: RetainedStore | None = None) -> None:
         self.retained = retained if retained is not None else RetainedStore()
         self._trie: SubscriptionTrie[Subscriber, SubscriptionOptions] = SubscriptionTrie()
+        self._options: dict[SubscriptionOptions, SubscriptionOptions] = {}
         self._share_cursor: dict[tuple[str, str], int] = {}
         self.retained_listeners: list[RetainedListener] = []
         self.published = 0
@@ -67,6 +68,7 @@ class Router:
     def subscribe(self, subscriber: Subscriber, topic_filter: str, options: SubscriptionOptions) -> bool:
         """Add or replace a subscription; True if it already existed. Validates the filter."""
         group, bare_filter = parse_shared_filter(topic_filter)
+        options = self._options.setdefault(options, options)  # one instance per distinct value
         added = self._trie.add(bare_filter, subscriber, options, group)
         if added:
             key = (bare_filter, group)

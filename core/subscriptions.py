@@ -7,7 +7,7 @@ interface, so every protocol receives every other protocol's messages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from core.message import Message
@@ -15,7 +15,11 @@ from core.message import Message
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionOptions:
-    """Per-filter options (MQTT 5 subscription options; defaults suit every protocol)."""
+    """Per-filter options (MQTT 5 subscription options; defaults suit every protocol).
+
+    The router keys each fan-out's deliveries by options: the hash is computed once, and the
+    router keeps one instance of each distinct value (`Router.subscribe`), so lookups end at
+    the identity check."""
 
     qos: int = 0
     no_local: bool = False
@@ -24,6 +28,14 @@ class SubscriptionOptions:
     subscription_id: int | None = None
     # Set only by the router when it merges overlapping subscriptions of one subscriber.
     subscription_ids: tuple[int, ...] | None = None
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.qos, self.no_local, self.retain_as_published,
+                                                self.retain_handling, self.subscription_id, self.subscription_ids)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 class Delivery(NamedTuple):

@@ -61,6 +61,8 @@ def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: b
     length = 2 + tlen + extra + len(tail)
     if length < 128:
         head = bytes((first, length, tlen >> 8, tlen & 0xFF)) + topic
+    elif length < 16384:  # two varint bytes: the usual size of a payload of a few hundred bytes up to 16 KB
+        head = bytes((first, (length & 0x7F) | 0x80, length >> 7, tlen >> 8, tlen & 0xFF)) + topic
     else:
         head = (bytes((first,)) + encode_varint(length)
                 + bytes((tlen >> 8, tlen & 0xFF)) + topic)
