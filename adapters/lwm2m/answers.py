@@ -9,7 +9,8 @@ fields (``reqID``...), and carries the device's code:
 
 - read, observe, cancel-observe: ``content`` is the decoded values;
 - discover: ``content`` is the list of links (``"</3/0/7>;dim=8;pmin=10"``);
-- create: ``location`` is the new instance's path when the device gave one;
+- create: ``location`` is the new instance's path (the device's Location-Path, else
+  the one instance the command's content named);
 - a payload that does not decode: code 4.00 ``bad_request`` with ``error``;
 - notifications: ``msgType`` "notify" and the Observe number as ``seqNum``;
 - no answer, or RST: ``msgType`` "coap_timeout" / "coap_reset", the
@@ -30,6 +31,7 @@ from .errors import CommandError, LwM2MError
 from .formats import decode_content
 from .link_format import split_links
 from .objects import ObjectRegistry
+from .paths import format_path
 from .rd import RdEvent
 from .registration import SENSITIVE_PARAMS
 from .registrations import Registration
@@ -70,8 +72,11 @@ def _with_content(command: Command, msg_type: str, response: CoapResponse,
     except (LwM2MError, UnicodeDecodeError) as exc:
         answer["data"] = {**_data(command, "4.00"), "error": str(exc)}
         return answer
-    if command.msg_type == "create" and response.location_path:
-        data["location"] = "/" + "/".join(response.location_path)
+    if command.msg_type == "create" and is_success(response.code):
+        if response.location_path:
+            data["location"] = "/" + "/".join(response.location_path)
+        elif len(command.path) == 2:  # the one instance the content named
+            data["location"] = format_path(command.path)
     return answer
 
 

@@ -19,7 +19,13 @@ answer (EMQX users send ``reqID``, ``requestID``, ``cacheID``...).
 
 ``type`` defaults to the object definition's; ``contentFormat`` (a number or
 a name such as "senml+cbor") picks the payload format of write/create or
-the Accept of read/observe. A write on an object instance is a partial update
+the Accept of read/observe; without it, the device's preferred format
+(`negotiation`) is both, and a read the device answers with 4.06 is tried
+once more in its next format (`Command.alternates`). Create takes both of
+EMQX's shapes: ``"basePath": "/6"`` with content paths ``"0/1"``
+(instance/resource, relative) or ``"/6/0/1"`` (absolute); the answer's
+``location`` is the new instance (the device's Location-Path, else the one
+instance the content names). A write on an object instance is a partial update
 (POST) unless ``"mode": "replace"``. A path may carry a query (``/3/0?x=1``),
 sent as Uri-Query as EMQX does. A top-level ``"ttl"`` (seconds) bounds how
 long a command may wait for a queue-mode device (`queue_mode.ttl_of`).
@@ -28,13 +34,14 @@ long a command may wait for a queue-mode device (`queue_mode.ttl_of`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from .coap import CoapRequest
 from .content import Content, content_from_json
 from .errors import CommandError, LwM2MError
 from .formats import ContentFormat, encode_content, parse_format
+from .negotiation import preferred_formats, read_accept
 from .objects import ObjectRegistry
 from .paths import Path, format_path, parse_path
 from .registrations import Registration
@@ -46,8 +53,6 @@ __all__ = ["Command", "MSG_TYPES", "ATTRIBUTES", "parse_command", "translate_com
 MSG_TYPES = ("read", "discover", "write", "write-attr", "execute", "create", "delete",
              "observe", "cancel-observe")
 ATTRIBUTES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax")
-_PREFERRED = (ContentFormat.TLV, ContentFormat.SENML_CBOR, ContentFormat.SENML_JSON,
-              ContentFormat.LWM2M_JSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,13 @@ class Command:
     req_path: str              # reqPath of the answer: the path as written, query removed
     request: CoapRequest
     raw: Mapping[str, Any]     # the command JSON object
+    alternates: tuple[int, ...] = ()  # Accepts to retry a read with once, if the device answers 4.06
+
+    def retried(self, code: str) -> "Command | None":
+        """The same read in the device's next format when it answered `code` 4.06 (once)."""
+        if code != "4.06" or not self.alternates:
+            return None
+        return replace(self, request=replace(self.request, accept=self.alternates[0]), alternates=())
 
 
 def parse_command(payload: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
@@ -96,9 +108,9 @@ def choose_format(content: Mapping[str, Any], base: Path, registration: Registra
 
     An explicit ``contentFormat`` wins; one value written to its own path
     goes as text/plain (opaque for bytes), which every LwM2M version
-    requires; otherwise the first of TLV, SenML CBOR, SenML JSON, LwM2M JSON
-    the client announced (``ct`` of its ``rt="oma.lwm2m"`` link), else TLV
-    for LwM2M 1.0 and SenML CBOR for 1.1 and later.
+    requires; otherwise the device's preferred format (`negotiation`: the
+    first value format of ``ct`` on its ``rt="oma.lwm2m"`` link, else TLV
+    for LwM2M 1.0 and SenML CBOR for 1.1 and later).
     """
     if override is not None:
         try:
@@ -108,12 +120,7 @@ def choose_format(content: Mapping[str, Any], base: Path, registration: Registra
     if len(content) == 1 and len(base) >= 3 and format_path(base) in content:
         value = content[format_path(base)]
         return ContentFormat.OPAQUE if isinstance(value, bytes) else ContentFormat.TEXT
-    if registration is None:
-        return ContentFormat.TLV
-    for fmt in _PREFERRED:
-        if fmt in registration.content_formats:
-            return fmt
-    return ContentFormat.TLV if registration.version == "1.0" else ContentFormat.SENML_CBOR
+    return preferred_formats(registration)[0]
 
 
 def _write_content(data: Mapping[str, Any], registry: ObjectRegistry
@@ -143,13 +150,23 @@ def _attributes(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(query)
 
 
-def _accept(data: Mapping[str, Any]) -> int | None:
+def _accept(data: Mapping[str, Any], registration: Registration | None,
+            path: Path) -> tuple[int | None, tuple[int, ...]]:
     if data.get("contentFormat") is None:
-        return None
+        return read_accept(registration, path)
     try:
-        return int(parse_format(data["contentFormat"]))
+        return int(parse_format(data["contentFormat"])), ()
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _create_target(base: Path, content: Content) -> tuple[Path, Path]:
+    """(the object to POST to, the new instance when the content names exactly one)."""
+    if len(base) != 1:
+        raise CommandError('create takes the object as basePath, e.g. "/6", and instance/resource '
+                           'content paths ("0/1", or "/6/0/1")')
+    instances = {parse_path(key)[:2] for key in content}
+    return base, instances.pop() if len(instances) == 1 else base
 
 
 def translate_command(command: Mapping[str, Any], registration: Registration | None = None,
@@ -165,27 +182,33 @@ def translate_command(command: Mapping[str, Any], registration: Registration | N
     content_format = None
     payload = b""
     accept = observe = None
+    alternates: tuple[int, ...] = ()
     if msg_type in ("write", "create"):
         req_path, path, query, content = _write_content(data, registry)
-        if msg_type == "create" and len(path) != 1:
-            raise CommandError("create takes the object as basePath, e.g. \"/6\"")
-        if msg_type == "write" and len(path) < 2:
+        target = path
+        if msg_type == "create":
+            target, path = _create_target(path, content)
+        elif len(path) < 2:
             raise CommandError("write needs an object instance or a resource path")
-        fmt = choose_format(content, path, registration, data.get("contentFormat"))
+        fmt = choose_format(content, target, registration, data.get("contentFormat"))
         try:
-            payload = encode_content(fmt, content, path, registry)
+            payload = encode_content(fmt, content, target, registry)
         except LwM2MError as exc:
             raise CommandError(f"cannot write these values as {fmt.name}: {exc}") from None
         content_format = int(fmt)
         replace = data.get("mode", "update" if len(path) == 2 else "replace") == "replace"
         method = "PUT" if msg_type == "write" and replace else "POST"
+        request_path = target
     else:
         req_path, path, query = _split(data.get("path"), "path")
+        request_path = path
         method = {"delete": "DELETE", "execute": "POST", "write-attr": "PUT"}.get(msg_type, "GET")
         if msg_type == "discover":
             accept = int(ContentFormat.LINK_FORMAT)
         elif msg_type in ("read", "observe", "cancel-observe"):
-            accept = _accept(data)
+            accept, alternates = _accept(data, registration, path)
+            if msg_type == "cancel-observe":
+                alternates = ()  # its token is spent on the first try
             observe = {"observe": 0, "cancel-observe": 1}.get(msg_type)
         elif msg_type == "write-attr":
             query += _attributes(data)
@@ -199,7 +222,7 @@ def translate_command(command: Mapping[str, Any], registration: Registration | N
             if args not in (None, "", "undefined"):
                 payload = str(args).encode("utf-8")
                 content_format = int(ContentFormat.TEXT)
-    request = CoapRequest(method=method, path=prefix + tuple(str(i) for i in path),
+    request = CoapRequest(method=method, path=prefix + tuple(str(i) for i in request_path),
                           query=query, content_format=content_format, accept=accept,
                           payload=payload, observe=observe)
-    return Command(msg_type, path, req_path, request, command)
+    return Command(msg_type, path, req_path, request, command, alternates)

@@ -92,6 +92,8 @@ def _relative(base: Path, text: Any) -> Path:
         rel = parse_path(text)
     except ValueError as exc:
         raise CommandError(f"content path {text!r}: {exc}") from None
+    if isinstance(text, str) and text.startswith("/") and rel[:len(base)] == base and len(rel) >= 3:
+        return rel  # absolute: "/6/0/1" under basePath "/6"
     path = base + rel
     if len(path) > 4:
         raise CommandError(f"content path {text!r} under {format_path(base)} is too deep")
@@ -118,9 +120,11 @@ def content_from_json(base: Path, entries: Iterable[Any], registry: ObjectRegist
     """Read the ``content`` list of a write or create command.
 
     Each entry is ``{"path": relative path, "type": optional type, "value": v}``;
-    paths are relative to `base` even with a leading slash (EMQX), an empty
-    path means `base` itself, and a later entry for the same path wins. The
-    type defaults to the object definition's.
+    paths are relative to `base` even with a leading slash (EMQX: ``"/6/0"``
+    under ``/3/0``), except a slashed path that starts with `base` and names a
+    resource by itself (``"/6/0/1"`` under ``/6``), which is absolute. An
+    empty path means `base` itself, and a later entry for the same path wins.
+    The type defaults to the object definition's.
     """
     content: Content = {}
     for entry in entries:

@@ -239,6 +239,12 @@ class DeviceLink:
                 and not isinstance(reply.remote, UndecidedRemote):
             self.remote = reply.remote  # restored from an address: resolved once
         response = coap_response(reply)
+        retry = command.retried(response.code)
+        if retry is not None:  # 4.06: once more in the device's next format
+            log.info("not acceptable endpoint=%s path=%s accept=%s: retrying with %s", self.endpoint,
+                     command.req_path, command.request.accept, retry.request.accept)
+            await self._send(retry)
+            return
         answer = response_answer(command, response, settings.registry)
         self._answer(response_topic, answer)
         self._republish(command, answer)

@@ -49,14 +49,16 @@ def coap_port(gateway: RunningGateway) -> int:
 
 
 class SimulatedDevice:
-    """examples/lwm2m_device.py's `Device` on its own event loop thread."""
+    """examples/lwm2m_device.py's `Device` (or another with its interface, such as
+    lwm2m_senml_device.SenmlDevice) on its own event loop thread."""
 
-    def __init__(self, endpoint: str, **options: Any) -> None:
+    def __init__(self, endpoint: str, device_class: Callable[..., Any] | None = None, **options: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"device {endpoint}", daemon=True)
         self._thread.start()
         self.endpoint = endpoint
-        self.device = self.run(lambda: example.Device(endpoint, **options))
+        factory = device_class or example.Device
+        self.device = self.run(lambda: factory(endpoint, **options))
 
     def run(self, fn: Callable[[], T], timeout: float = TIMEOUT) -> T:
         """Call `fn` on the device's loop and return its result."""
@@ -87,7 +89,7 @@ class SimulatedDevice:
         except TimeoutError:
             raise AssertionError(f"device {self.endpoint}: condition not met within {timeout} s") from None
 
-    def requests(self) -> list[tuple[str, str, int | None]]:
+    def requests(self) -> list[tuple[Any, ...]]:
         return self.run(lambda: list(self.device.requests))
 
     def stop(self, *, deregister: bool = True) -> None:

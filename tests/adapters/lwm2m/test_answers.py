@@ -118,6 +118,14 @@ def test_create_answers_give_the_new_instance_location() -> None:
                               "location": "/6/1"}
 
 
+def test_create_answers_name_the_instance_of_the_content_when_the_device_gives_no_location() -> None:
+    created = command("create", basePath="/3303", content=[{"path": "/3303/4/5700", "value": 1.5}])
+    answer = response_answer(created, CoapResponse("2.01"), REGISTRY)
+    assert answer["data"] == {"reqPath": "/3303", "code": "2.01", "codeMsg": "created", "location": "/3303/4"}
+    refused = response_answer(created, CoapResponse("4.05"), REGISTRY)
+    assert "location" not in refused["data"]
+
+
 def test_discover_answers_list_the_links() -> None:
     # emqx_lwm2m_SUITE case40_discover
     payload = b"</3/0/7>;dim=8;pmin=10;pmax=60;gt=50;lt=42.2,</3/0/8>"

@@ -201,3 +201,22 @@ def test_commands_that_cannot_be_sent_say_why(command: dict, reason: str) -> Non
     with pytest.raises(CommandError, match=reason) as caught:
         translate(command)
     assert caught.value.code == "4.00"
+
+
+def test_create_takes_absolute_content_paths_under_the_object() -> None:
+    # The shape issue 18 saw refused: basePath "/31024" with the paths written in full.
+    command = translate({"msgType": "create", "data": {"basePath": "/3303", "content": [
+        {"path": "/3303/1/5700", "value": 20.5}, {"path": "/3303/1/5701", "value": "Cel"}]}})
+    assert (command.request.method, command.request.path, command.path) == ("POST", ("3303",), (3303, 1))
+    assert decode_content(11542, command.request.payload, (3303,), REGISTRY) == {
+        "/3303/1/5700": 20.5, "/3303/1/5701": "Cel"}
+
+
+def test_create_with_relative_and_absolute_paths_gives_the_same_request() -> None:
+    relative = translate({"msgType": "create", "data": {"basePath": "/3303", "content": [
+        {"path": "1/5700", "value": 20.5}]}})
+    slashed = translate({"msgType": "create", "data": {"basePath": "/3303", "content": [
+        {"path": "/1/5700", "value": 20.5}]}})
+    absolute = translate({"msgType": "create", "data": {"basePath": "/3303", "content": [
+        {"path": "/3303/1/5700", "value": 20.5}]}})
+    assert relative.request == slashed.request == absolute.request

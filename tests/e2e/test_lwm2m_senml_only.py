@@ -1,0 +1,133 @@
+"""Issue 18 with a SenML-JSON-only LwM2M 1.1 device (wakaama's lwm2mclient without TLV, as
+tests/e2e/lwm2m_senml_device.py reproduces it): its ``ct=110`` is what the gateway asks for and
+writes in, a 4.06 is retried in another format, and create takes EMQX's command shapes.
+
+The device runs on its own event loop (aiocoap); the MQTT side is paho. Every wait is on a
+message or an event with a timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import RunningGateway
+from tests.e2e.lwm2m_senml_device import SENML_JSON, SenmlDevice
+from tests.e2e.lwm2m_support import MqttApp, SimulatedDevice, lwm2m_gateway, values
+
+EP = "wakaama-1"
+
+
+@pytest.fixture
+def gateway() -> Iterator[RunningGateway]:
+    running = lwm2m_gateway(command_timeout=5)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def app(gateway: RunningGateway) -> Iterator[MqttApp]:
+    client = MqttApp(gateway)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def device(gateway: RunningGateway, app: MqttApp) -> Iterator[SimulatedDevice]:
+    simulated = SimulatedDevice(EP, SenmlDevice, lifetime=60).start(gateway)
+    registered = app.next_on(f"lwm2m/{EP}/up/register")["data"]
+    assert (registered["lwm2m"], registered["objectList"][:2]) == ("1.1", ["/1/0", "/3/0"])
+    try:
+        yield simulated
+    finally:
+        simulated.stop()
+
+
+def last_request(device: SimulatedDevice, method: str = "GET") -> tuple:
+    return [r for r in device.requests() if r[0] == method][-1]
+
+
+# -- (1) the device's preferred format --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/3/0", {"/3/0/0": "Open Mobile Alliance", "/3/0/2": f"WK-{EP}", "/3/0/7/0": 3800, "/3/0/7/1": 5000}),
+    ("/3/0/0", {"/3/0/0": "Open Mobile Alliance"}),
+    ("/31024/10/1", {"/31024/10/1": 1}),
+])
+def test_reads_without_content_format_ask_for_the_senml_json_the_device_announced(
+        app: MqttApp, device: SimulatedDevice, path: str, expected: dict) -> None:
+    answer = app.ask(EP, "read", {"path": path})
+    assert (answer["data"]["code"], answer["data"]["codeMsg"]) == ("2.05", "content")
+    content = values(answer)
+    assert {key: content[key] for key in expected} == expected
+    assert last_request(device)[1:3] == (path, SENML_JSON)
+
+
+def test_the_device_fails_a_read_without_accept_as_issue_18_saw(app: MqttApp, device: SimulatedDevice) -> None:
+    """The stand-in is faithful: an explicit TLV is refused (4.06, not retried as the user chose it)."""
+    answer = app.ask(EP, "read", {"path": "/3/0", "contentFormat": "tlv"})
+    assert answer["data"]["code"] == "4.06"
+    assert [r for r in device.requests() if r[0] == "GET"] == [("GET", "/3/0", 11542, None)]
+
+
+def test_an_observation_asks_for_senml_json_and_its_notifications_decode(
+        app: MqttApp, device: SimulatedDevice) -> None:
+    started = app.ask(EP, "observe", {"path": "/3303/0/5700"})
+    assert started["data"]["code"] == "2.05" and values(started) == {"/3303/0/5700": 21.5}
+    assert last_request(device)[2] == SENML_JSON
+    device.run(lambda: device.device.set_value((3303, 0, 5700), 23.25))
+    notification = app.next_on(f"lwm2m/{EP}/up/notify")
+    assert values(notification) == {"/3303/0/5700": 23.25}
+
+
+def test_writes_without_content_format_go_in_senml_json(app: MqttApp, device: SimulatedDevice) -> None:
+    written = app.ask(EP, "write", {"basePath": "/3/0", "content": [
+        {"path": "14", "value": "+05:30"}, {"path": "15", "value": "Asia/Kolkata"}]})
+    assert written["data"]["code"] == "2.04"
+    assert last_request(device, "POST")[3] == SENML_JSON
+    content = values(app.ask(EP, "read", {"path": "/3/0"}))
+    assert (content["/3/0/14"], content["/3/0/15"]) == ("+05:30", "Asia/Kolkata")
+
+
+def test_a_not_acceptable_read_is_retried_once_with_another_format(gateway: RunningGateway, app: MqttApp) -> None:
+    """A device that announced ``ct="112 110"`` but cannot write SenML CBOR after all: 4.06, then 110."""
+    class CborClaimingDevice(SenmlDevice):
+        def object_links(self) -> bytes:
+            return super().object_links().replace(b"ct=110", b'ct="112 110"')
+
+    simulated = SimulatedDevice("claims-cbor", CborClaimingDevice, lifetime=60).start(gateway)
+    try:
+        app.next_on("lwm2m/claims-cbor/up/register")
+        answer = app.ask("claims-cbor", "read", {"path": "/3/0"})
+        assert answer["data"]["code"] == "2.05" and values(answer)["/3/0/0"] == "Open Mobile Alliance"
+        assert [r[2] for r in simulated.requests() if r[0] == "GET"] == [112, 110]
+    finally:
+        simulated.stop()
+
+
+# -- (2) create with EMQX's command shapes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("instance, content", [
+    (20, [{"path": "20/1", "value": 7}, {"path": "20/3", "value": 0.5}]),             # relative
+    (21, [{"path": "/31024/21/1", "value": 7}, {"path": "/31024/21/3", "value": 0.5}]),  # absolute
+])
+def test_create_takes_basepath_with_relative_or_absolute_content_and_answers_the_new_instance(
+        app: MqttApp, device: SimulatedDevice, instance: int, content: list) -> None:
+    answer = app.ask(EP, "create", {"basePath": "/31024", "content": content})
+    assert answer["data"] == {"reqPath": "/31024", "code": "2.01", "codeMsg": "created",
+                              "location": f"/31024/{instance}"}
+    assert last_request(device, "POST")[1:] == ("/31024", None, SENML_JSON)
+    assert values(app.ask(EP, "read", {"path": f"/31024/{instance}"})) == {
+        f"/31024/{instance}/1": 7, f"/31024/{instance}/3": 0.5}
+
+
+def test_create_of_an_existing_instance_returns_the_devices_refusal(app: MqttApp, device: SimulatedDevice) -> None:
+    answer = app.ask(EP, "create", {"basePath": "/31024", "content": [{"path": "10/1", "value": 3}]})
+    assert answer["data"] == {"reqPath": "/31024", "code": "4.06", "codeMsg": "not_acceptable"}
