@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from core.fabric import NO_FABRIC, Fabric
 from core.log_throttle import LogThrottle
@@ -31,6 +31,7 @@ from core.trie import SubscriptionTrie
 
 RetainedListener = Callable[[Message, bool], None]
 log = logging.getLogger("rosettamq.core")
+MATCH_CACHE = 4096  # topics whose matches the router keeps (the cache restarts when full)
 
 
 class Router:
@@ -40,6 +41,8 @@ class Router:
         self.retained = retained if retained is not None else RetainedStore()
         self._trie: SubscriptionTrie[Subscriber, SubscriptionOptions] = SubscriptionTrie()
         self._options: dict[SubscriptionOptions, SubscriptionOptions] = {}
+        # topic -> (matched, shared, overlapping): the trie's answer, kept until subscriptions change
+        self._matches: dict[str, tuple[list[Any], list[Any], bool]] = {}
         self._share_cursor: dict[tuple[str, str], int] = {}
         self.retained_listeners: list[RetainedListener] = []
         self.published = 0
@@ -70,6 +73,7 @@ class Router:
         group, bare_filter = parse_shared_filter(topic_filter)
         options = self._options.setdefault(options, options)  # one instance per distinct value
         added = self._trie.add(bare_filter, subscriber, options, group)
+        self._matches.clear()
         if added:
             key = (bare_filter, group)
             count = self._interest[key] = self._interest.get(key, 0) + 1
@@ -81,6 +85,8 @@ class Router:
         """Remove a subscription; True if it existed."""
         group, bare_filter = parse_shared_filter(topic_filter)
         removed = self._trie.remove(bare_filter, subscriber, group)
+        if removed:
+            self._matches.clear()
         if removed:
             key = (bare_filter, group)
             count = self._interest.get(key, 1) - 1
@@ -128,13 +134,13 @@ class Router:
                 tap(message)
         if message.retain and not remote:
             self.set_retained(message)
-        matched, shared = self._trie.match_all(message.topic)  # one walk of the trie
+        matched, shared, overlapping = self._match(message.topic)
         if shared and self.fabric.shares_across_nodes:
             shared = []
         cache: EncodeCache = {} if encoded is None else encoded
         count = 0
         if matched:
-            if len(matched) > 1 and len({subscriber for subscriber, _ in matched}) != len(matched):
+            if overlapping:
                 matched = _merge_overlapping(message, matched)
             count = self._deliver_each(message, matched, cache, traffic, size, congested)
         for share, members in shared:
@@ -224,6 +230,18 @@ class Router:
             sizes[protocol] = sizes.get(protocol, 0) + size
             count += 1
         return count
+
+    def _match(self, topic: str) -> tuple[list[Any], list[Any], bool]:
+        """The trie's matches for `topic` (one walk), and whether a subscriber appears twice; kept
+        per topic until a subscription changes, as devices publish to the same topics again."""
+        found = self._matches.get(topic)
+        if found is None:
+            matched, shared = self._trie.match_all(topic)
+            overlapping = len(matched) > 1 and len({subscriber for subscriber, _ in matched}) != len(matched)
+            if len(self._matches) >= MATCH_CACHE:
+                self._matches.clear()
+            found = self._matches[topic] = (matched, shared, overlapping)
+        return found
 
     def set_retained(self, message: Message) -> None:
         """Store (or clear, for an empty payload) the retained message of a topic."""

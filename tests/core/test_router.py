@@ -128,3 +128,43 @@ def test_a_publish_nobody_wants_is_counted() -> None:
     router = Router()
     assert router.publish(msg()) == 0
     assert router.dropped_no_subscribers == 1
+
+
+# -- property: the per-topic match cache never serves a stale answer --------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from core.topics import topic_matches  # noqa: E402
+from tests.core.test_trie import topic_filters, topic_names  # noqa: E402
+
+_operations = st.lists(st.one_of(
+    st.tuples(st.just("sub"), st.integers(0, 3), topic_filters(), st.integers(0, 2)),
+    st.tuples(st.just("unsub"), st.integers(0, 3), topic_filters()),
+    st.tuples(st.just("pub"), topic_names),
+), max_size=40)
+
+
+@settings(max_examples=200)
+@given(operations=_operations)
+def test_deliveries_follow_every_subscription_change_between_publishes(operations: list[tuple]) -> None:  # type: ignore[type-arg]
+    router = Router()
+    subscribers = [Recorder(f"c{n}") for n in range(4)]
+    subscribed: dict[tuple[int, str], int] = {}  # (subscriber, filter) -> QoS
+    for operation in operations:
+        if operation[0] == "sub":
+            _, who, topic_filter, qos = operation
+            router.subscribe(subscribers[who], topic_filter, SubscriptionOptions(qos=qos))
+            subscribed[(who, topic_filter)] = qos
+        elif operation[0] == "unsub":
+            _, who, topic_filter = operation
+            router.unsubscribe(subscribers[who], topic_filter)
+            subscribed.pop((who, topic_filter), None)
+        else:
+            topic = operation[1]
+            for s in subscribers:
+                s.got.clear()
+            router.publish(Message(topic, b"x", 2, origin=Origin("mqtt", "pub")))
+            for who, s in enumerate(subscribers):
+                wanted = [qos for (w, f), qos in subscribed.items() if w == who and topic_matches(f, topic)]
+                assert [d.qos for d in s.got] == ([max(wanted)] if wanted else []), (operation, subscribed)
