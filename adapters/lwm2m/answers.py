@@ -38,7 +38,7 @@ from .registrations import Registration
 
 __all__ = [
     "response_answer", "notify_answer", "ack_answer", "failure_answer",
-    "invalid_command_answer", "registration_data", "lifecycle_message", "plain_value",
+    "invalid_command_answer", "registration_data", "lifecycle_message", "plain_value", "plain_values",
 ]
 
 _VALUED = ("read", "observe", "cancel-observe", "notify")
@@ -152,14 +152,21 @@ def lifecycle_message(event: RdEvent) -> dict[str, Any]:
     return {"msgType": event.kind, "data": data}
 
 
-def plain_value(answer: Mapping[str, Any], path: str) -> bytes | None:
-    """The number at `path` in an answer's content as plain text (b"21.5"), for
-    republishing one sensor value where a dashboard can plot it; None otherwise."""
+def plain_values(answer: Mapping[str, Any], path: str) -> list[bytes]:
+    """The numbers at `path` in an answer's content as plain text ([b"21.5"]), in order, for
+    republishing a sensor's values where a dashboard can plot them (a Send may carry several)."""
     content = answer.get("data", {}).get("content")
+    values = []
     for item in content if isinstance(content, list) else ():
         if not isinstance(item, Mapping) or item.get("path") != path:
             continue
         value = item.get("value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return repr(value).encode("ascii")
-    return None
+            values.append(repr(value).encode("ascii"))
+    return values
+
+
+def plain_value(answer: Mapping[str, Any], path: str) -> bytes | None:
+    """The first of `plain_values`; None when there is none."""
+    values = plain_values(answer, path)
+    return values[0] if values else None

@@ -29,16 +29,16 @@ from aiocoap.numbers.codes import Code
 from core.message import Message
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 
-from .answers import (failure_answer, invalid_command_answer, notify_answer, plain_value,
-                      response_answer)
+from .answers import failure_answer, invalid_command_answer, notify_answer, plain_values, response_answer
 from .coap import CoapRequest, CoapResponse, code_text, is_success
 from .commands import Command, parse_command, translate_command
-from .errors import CommandError
+from .errors import CommandError, LwM2MError
 from .observations import ObservationTable, auto_observe_commands
 from .paths import format_path
 from .queue_mode import DownlinkQueue, Release, ttl_of
 from .registrations import Registration
-from .topics import command_filter, notify_topic, response_topic
+from .send import decode_send, send_message
+from .topics import command_filter, notify_topic, response_topic, send_topic
 
 if TYPE_CHECKING:
     from .server import LwM2MServer
@@ -293,12 +293,30 @@ class DeviceLink:
         self.server.publish(self.endpoint, topic_of(self.endpoint, self.server.settings.prefix), answer)
 
     def _republish(self, command: Command, answer: Mapping[str, Any]) -> None:
-        if command.msg_type != "observe":
-            return
+        if command.msg_type == "observe":
+            self._republish_values(answer)
+
+    def _republish_values(self, answer: Mapping[str, Any]) -> None:
+        """Each configured resource's numbers in `answer`, as plain text on its own topic."""
         for path, template in self.server.settings.republish.items():
-            value = plain_value(answer, path)
-            if value is not None:
+            for value in plain_values(answer, path):
                 self.server.publish_raw(self.endpoint, template.replace("{ep}", self.endpoint), value)
+
+    # --- Send (LwM2M 1.1) -------------------------------------------------------------
+
+    def sent(self, content_format: int | None, payload: bytes, now: float) -> CoapResponse:
+        """Values the device POSTed to ``/dp``: published on ``up/send`` and republished
+        like notifications; the answer to give it (4.xx for what does not decode)."""
+        self._apply(self.queue.seen(now))  # a queue-mode device that sends is awake
+        try:
+            content = decode_send(content_format, payload, self.server.settings.registry)
+        except LwM2MError as exc:
+            log.info("send refused endpoint=%s detail=%s", self.endpoint, exc)
+            return CoapResponse(exc.code, payload=str(exc).encode("utf-8"))
+        message = send_message(content)
+        self._answer(send_topic, message)
+        self._republish_values(message)
+        return CoapResponse("2.04")
 
     def describe(self) -> dict[str, Any]:
         """For the admin API and logs."""

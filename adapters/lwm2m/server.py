@@ -7,7 +7,8 @@ Mounted through the CoAP listener's hook (adapters/coap/server.py)::
     ...
     lwm2m.close()          # before the listener stops
 
-``/rd`` requests run through `rd.handle_rd`; each event opens, updates or
+``/rd`` requests run through `rd.handle_rd`; ``/dp`` (LwM2M 1.1 Send) through
+`send_resource`; each event opens, updates or
 closes a `device.DeviceLink` and is published as lifecycle JSON on
 ``{prefix}/{ep}/up/register|update|deregister``. Time-driven work
 (registration expiry, queued commands running out of time) is found through
@@ -61,6 +62,8 @@ from .device import DeviceLink, remote_address, remote_from_address
 from .rd import RdEvent, expire_events, handle_rd
 from .registration_records import KIND, decode_registration, encode_registration
 from .registrations import RegistrationTable
+from .send import SEND_PATH
+from .send_resource import SendResource
 from .settings import LwM2MSettings
 from .topics import lifecycle_topic
 
@@ -103,7 +106,8 @@ class LwM2MServer:
         self.listener = listener  # its logins (credentials checked as the CoAP listener checks them)
         self._loop = asyncio.get_running_loop()
         self.restore()
-        return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self))]
+        return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self)),
+                (SEND_PATH, SendResource(self))]
 
     def now(self) -> float:
         if self._clock is not None:
@@ -164,6 +168,16 @@ class LwM2MServer:
         """
         request = self.context.request(message)
         return request, await asyncio.wait_for(request.response, timeout)
+
+    def device_at(self, remote: Any) -> DeviceLink | None:
+        """The registered device whose latest Register or Update came from `remote`'s address."""
+        address = remote_address(remote)
+        if address is None:
+            return None
+        for link in self.devices.values():
+            if remote_address(link.remote) == address:
+                return link
+        return None
 
     # --- registration interface -------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Commands arrive on ``lwm2m/{ep}/dn`` (the server subscribes ``lwm2m/{ep}/dn/#``,
 which also takes EMQX's ``dn/dm``); answers go to ``up/resp``, notifications
-to ``up/notify`` and lifecycle messages to ``up/register``, ``up/update`` and
+to ``up/notify``, what devices Send to ``up/send``, and lifecycle messages to ``up/register``, ``up/update`` and
 ``up/deregister``. Endpoint names cannot contain ``/``, ``+`` or ``#``: the
 registration parser refuses them.
 """
@@ -10,7 +10,7 @@ registration parser refuses them.
 from __future__ import annotations
 
 __all__ = ["PREFIX", "command_filter", "endpoint_of_command", "response_topic",
-           "notify_topic", "lifecycle_topic"]
+           "notify_topic", "send_topic", "lifecycle_topic"]
 
 PREFIX = "lwm2m"
 
@@ -34,6 +34,11 @@ def response_topic(endpoint: str, prefix: str = PREFIX) -> str:
 
 def notify_topic(endpoint: str, prefix: str = PREFIX) -> str:
     return f"{prefix}/{endpoint}/up/notify"
+
+
+def send_topic(endpoint: str, prefix: str = PREFIX) -> str:
+    """Values a device sent unasked (LwM2M 1.1 Send, ``POST /dp``)."""
+    return f"{prefix}/{endpoint}/up/send"
 
 
 def lifecycle_topic(endpoint: str, kind: str, prefix: str = PREFIX) -> str:

@@ -298,6 +298,20 @@ class SenmlDevice:
         response = await self.ask(Code.POST, self.location, [], payload, LINK_FORMAT if payload else None)
         return response.code
 
+    async def send(self, paths: list[Path], *, timestamps: list[int] | None = None) -> Message:
+        """LwM2M 1.1 Send: POST the current values of `paths` to ``/dp`` (absolute names; with
+        `timestamps`, one record per time of each path, as a device sending a history does)."""
+        records: list[dict[str, Any]] = []
+        for path in paths:
+            for time in timestamps or [None]:
+                (record,) = senml_records([(path, self.objects[path[0]][path[1]][path[2]])], ())
+                record.pop("bn", None)
+                record["n"] = path_text(path)
+                if time is not None:
+                    record["t"] = time
+                records.append(record)
+        return await self.ask(Code.POST, "/dp", [], json.dumps(records).encode(), SENML_JSON)
+
     async def deregister(self) -> Code:
         assert self.location is not None, "register first"
         response = await self.ask(Code.DELETE, self.location, [])

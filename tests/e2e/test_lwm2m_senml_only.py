@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
+from aiocoap.numbers.codes import Code
 
 from tests.conftest import RunningGateway
 from tests.e2e.lwm2m_senml_device import SENML_JSON, SenmlDevice
@@ -131,3 +132,56 @@ def test_create_takes_basepath_with_relative_or_absolute_content_and_answers_the
 def test_create_of_an_existing_instance_returns_the_devices_refusal(app: MqttApp, device: SimulatedDevice) -> None:
     answer = app.ask(EP, "create", {"basePath": "/31024", "content": [{"path": "10/1", "value": 3}]})
     assert answer["data"] == {"reqPath": "/31024", "code": "4.06", "codeMsg": "not_acceptable"}
+
+
+# -- (3) Send (LwM2M 1.1, POST /dp) ----------------------------------------------------------------------------
+
+
+def test_values_a_device_sends_are_published_on_up_send(app: MqttApp, device: SimulatedDevice) -> None:
+    device.run(lambda: device.device.objects[3303][0].update({5700: 24.5}))
+    reply = device.call(device.device.send([(3303, 0, 5700), (3, 0, 0)]))
+    assert reply.code == Code.CHANGED
+    message = app.next_on(f"lwm2m/{EP}/up/send")
+    assert message == {"msgType": "send", "data": {
+        "reqPath": "/dp", "code": "2.04", "codeMsg": "changed",
+        "content": [{"path": "/3303/0/5700", "value": 24.5}, {"path": "/3/0/0", "value": "Open Mobile Alliance"}]}}
+
+
+def test_sent_values_are_republished_like_notifications_each_with_its_time() -> None:
+    running = lwm2m_gateway(republish={"/3303/0/5700": "sensors/{ep}/temperature"})
+    app = MqttApp(running, "lwm2m/+/up/#", "sensors/#")
+    simulated = SimulatedDevice("sender", SenmlDevice, lifetime=60).start(running)
+    try:
+        app.next_on("lwm2m/sender/up/register")
+        reply = simulated.call(simulated.device.send([(3303, 0, 5700)], timestamps=[1700000000, 1700000060]))
+        assert reply.code == Code.CHANGED
+        sent = app.next_on("lwm2m/sender/up/send")
+        assert sent["data"]["content"] == [{"path": "/3303/0/5700", "value": 21.5, "time": 1700000000},
+                                           {"path": "/3303/0/5700", "value": 21.5, "time": 1700000060}]
+        assert [app.next_raw("sensors/sender/temperature") for _ in range(2)] == [b"21.5", b"21.5"]
+    finally:
+        simulated.stop()
+        app.close()
+        running.stop()
+
+
+def test_a_send_from_an_unregistered_address_is_refused_and_not_published(
+        gateway: RunningGateway, app: MqttApp) -> None:
+    stranger = SimulatedDevice("stranger", SenmlDevice).start(gateway, register=False)
+    try:
+        reply = stranger.call(stranger.device.send([(3303, 0, 5700)]))
+        assert reply.code == Code.NOT_FOUND
+    finally:
+        stranger.stop(deregister=False)
+    app.seen.clear()
+    probe = SimulatedDevice("probe", SenmlDevice).start(gateway)  # what was published before this register
+    try:
+        app.next_on("lwm2m/probe/up/register")
+        assert [m.topic for m in app.seen] == ["lwm2m/probe/up/register"]
+    finally:
+        probe.stop()
+
+
+def test_a_send_in_a_format_other_than_senml_is_answered_4_15(app: MqttApp, device: SimulatedDevice) -> None:
+    reply = device.call(device.device.ask(Code.POST, "/dp", [], b"21.5", 0))
+    assert reply.code == Code.UNSUPPORTED_CONTENT_FORMAT
