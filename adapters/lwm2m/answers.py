@@ -7,7 +7,8 @@ fields (``reqID``...), and carries the device's code:
      "data": {"reqPath": "/3/0", "code": "2.05", "codeMsg": "content",
               "content": [{"path": "/3/0/0", "value": "Open Mobile Alliance"}, ...]}}
 
-- read, observe, cancel-observe: ``content`` is the decoded values;
+- read, observe, cancel-observe (and their composite forms, whose data also
+  lists the ``paths``): ``content`` is the decoded values;
 - discover: ``content`` is the list of links (``"</3/0/7>;dim=8;pmin=10"``);
 - create: ``location`` is the new instance's path (the device's Location-Path, else
   the one instance the command's content named);
@@ -41,7 +42,8 @@ __all__ = [
     "invalid_command_answer", "registration_data", "lifecycle_message", "plain_value", "plain_values",
 ]
 
-_VALUED = ("read", "observe", "cancel-observe", "notify")
+_VALUED = ("read", "observe", "cancel-observe", "notify", "read-composite", "observe-composite",
+           "cancel-observe-composite")
 _FAILURE_CODES = {"coap_timeout": "5.04", "coap_reset": "5.02"}
 _REGISTRATION_KEYS = {"ep", "lt", "lwm2m", "b", "sms"}
 
@@ -54,7 +56,10 @@ def _base(command: Command | Mapping[str, Any], msg_type: str) -> dict[str, Any]
 
 
 def _data(command: Command, code: str) -> dict[str, Any]:
-    return {"reqPath": command.req_path, "code": code, "codeMsg": code_name(code)}
+    data: dict[str, Any] = {"reqPath": command.req_path, "code": code, "codeMsg": code_name(code)}
+    if command.paths:  # a composite operation
+        data["paths"] = [format_path(path) for path in command.paths]
+    return data
 
 
 def _with_content(command: Command, msg_type: str, response: CoapResponse,

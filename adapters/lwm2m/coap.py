@@ -60,7 +60,7 @@ class CoapRequest:
     register an observation and 1 to cancel it (None: no Observe option).
     """
 
-    method: str                      # "GET" | "POST" | "PUT" | "DELETE"
+    method: str                      # "GET" | "POST" | "PUT" | "DELETE" | "FETCH" | "iPATCH"
     path: tuple[str, ...]
     query: tuple[str, ...] = ()
     content_format: int | None = None

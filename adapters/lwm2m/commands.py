@@ -16,6 +16,7 @@ answer (EMQX users send ``reqID``, ``requestID``, ``cacheID``...).
 | execute        | path, args?                                        | POST, args as text/plain         |
 | create         | basePath (an object), content                      | POST                             |
 | delete         | path                                               | DELETE                           |
+| read-composite, observe-composite, cancel-observe-composite, write-composite: see `composite` |
 
 ``type`` defaults to the object definition's; ``contentFormat`` (a number or
 a name such as "senml+cbor") picks the payload format of write/create or
@@ -38,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from .coap import CoapRequest
+from .composite import COMPOSITE_TYPES, composite_request
 from .content import Content, content_from_json
 from .errors import CommandError, LwM2MError
 from .formats import ContentFormat, encode_content, parse_format
@@ -51,7 +53,7 @@ __all__ = ["Command", "MSG_TYPES", "ATTRIBUTES", "parse_command", "translate_com
            "choose_format"]
 
 MSG_TYPES = ("read", "discover", "write", "write-attr", "execute", "create", "delete",
-             "observe", "cancel-observe")
+             "observe", "cancel-observe") + COMPOSITE_TYPES
 ATTRIBUTES = ("pmin", "pmax", "gt", "lt", "st", "epmin", "epmax")
 
 
@@ -65,6 +67,7 @@ class Command:
     request: CoapRequest
     raw: Mapping[str, Any]     # the command JSON object
     alternates: tuple[int, ...] = ()  # Accepts to retry a read with once, if the device answers 4.06
+    paths: tuple[Path, ...] = ()      # the paths of a composite operation (`composite`); path is ()
 
     def retried(self, code: str) -> "Command | None":
         """The same read in the device's next format when it answered `code` 4.06 (once)."""
@@ -178,6 +181,9 @@ def translate_command(command: Mapping[str, Any], registration: Registration | N
     if msg_type not in MSG_TYPES:
         raise CommandError(f"msgType {msg_type!r} is not one of {', '.join(MSG_TYPES)}")
     data = command["data"]
+    if msg_type in COMPOSITE_TYPES:
+        paths, request = composite_request(msg_type, data, registration, registry)
+        return Command(msg_type, (), "/", request, command, paths=paths)
     prefix = registration.path_prefix() if registration else ()
     content_format = None
     payload = b""

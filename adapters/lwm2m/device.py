@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .server import LwM2MServer
 
 log = logging.getLogger("rosettamq.lwm2m")
+OBSERVING = ("observe", "observe-composite")  # commands whose success starts an observation
 
 __all__ = ["DeviceLink", "coap_message", "coap_response", "remote_address", "remote_from_address"]
 
@@ -214,9 +215,9 @@ class DeviceLink:
     async def _send(self, command: Command) -> None:
         settings = self.server.settings
         message = coap_message(command.request, self.remote)
-        if command.msg_type == "cancel-observe":
+        if command.msg_type in ("cancel-observe", "cancel-observe-composite"):
             # Forget it first: nothing the observation still sends is published after this.
-            observation = self.observations.by_path(command.path)
+            observation = self.observations.by_path(command.path, command.paths)
             if observation is not None:
                 self.observations.remove(observation.token)
                 self._stop_watching(observation.token)
@@ -248,7 +249,7 @@ class DeviceLink:
         answer = response_answer(command, response, settings.registry)
         self._answer(response_topic, answer)
         self._republish(command, answer)
-        if command.msg_type == "observe" and is_success(response.code) and response.observe is not None:
+        if command.msg_type in OBSERVING and is_success(response.code) and response.observe is not None:
             token = bytes(reply.token)
             replaced = self.observations.add(token, command)
             if replaced is not None:
@@ -293,7 +294,7 @@ class DeviceLink:
         self.server.publish(self.endpoint, topic_of(self.endpoint, self.server.settings.prefix), answer)
 
     def _republish(self, command: Command, answer: Mapping[str, Any]) -> None:
-        if command.msg_type == "observe":
+        if command.msg_type in OBSERVING:
             self._republish_values(answer)
 
     def _republish_values(self, answer: Mapping[str, Any]) -> None:
@@ -321,4 +322,5 @@ class DeviceLink:
     def describe(self) -> dict[str, Any]:
         """For the admin API and logs."""
         return {"endpoint": self.endpoint, "location": self.registration.location,
-                "queued": len(self.queue), "observing": [format_path(o.command.path) for o in self.observations]}
+                "queued": len(self.queue), "observing": [format_path(o.command.path) if not o.command.paths
+                              else [format_path(p) for p in o.command.paths] for o in self.observations]}

@@ -57,7 +57,7 @@ class ObservationTable:
 
     def add(self, token: bytes, command: Command) -> Observation | None:
         """Record an accepted observation; returns the one it replaces on the same path."""
-        replaced = self.by_path(command.path)
+        replaced = self.by_path(command.path, command.paths)
         if replaced is not None:
             del self._by_token[replaced.token]
         self._by_token[token] = Observation(token, command)
@@ -66,9 +66,10 @@ class ObservationTable:
     def by_token(self, token: bytes) -> Observation | None:
         return self._by_token.get(token)
 
-    def by_path(self, path: Path) -> Observation | None:
+    def by_path(self, path: Path, paths: tuple[Path, ...] = ()) -> Observation | None:
+        """The observation of `path` (composite: of exactly `paths`, with `path` ())."""
         for observation in self._by_token.values():
-            if observation.command.path == path:
+            if observation.command.path == path and observation.command.paths == paths:
                 return observation
         return None
 

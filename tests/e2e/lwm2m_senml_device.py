@@ -103,10 +103,10 @@ class Root(ObservableResource):
         return None
 
     async def add_observation(self, request: Message, serverobservation: Any) -> None:
-        path = parse_path(request.opt.uri_path)
-        if self.device.items(path) is None:
+        paths = self.device.requested_paths(request)
+        if any(self.device.items(path) is None for path in paths):
             return
-        entry = (path, serverobservation)
+        entry = (paths, serverobservation)
         self.device.observations.append(entry)
         self.device.changed()
 
@@ -140,7 +140,7 @@ class SenmlDevice:
         self.location: str | None = None
         self.executed: list[str] = []
         self.requests: list[tuple[str, str, int | None, int | None]] = []  # method, path, accept, format
-        self.observations: list[tuple[Path, Any]] = []
+        self.observations: list[tuple[tuple[Path, ...], Any]] = []  # observed paths (composite: several)
         self.on_change: list[Callable[[], None]] = []
 
     # --- the objects ------------------------------------------------------------------
@@ -172,8 +172,52 @@ class SenmlDevice:
         """Change a resource and notify the observations that cover it."""
         self.objects[path[0]][path[1]][path[2]] = value
         for observed, observation in list(self.observations):
-            if path[:len(observed)] == observed:
+            if any(path[:len(one)] == one for one in observed):
                 observation.trigger()
+
+    @staticmethod
+    def requested_paths(request: Message) -> tuple[Path, ...]:
+        """The Uri-Path, or for a composite FETCH the names of its SenML payload."""
+        if request.code == Code.FETCH:
+            return tuple(path for path, _ in parse_senml(request.payload))
+        return (parse_path(request.opt.uri_path),)
+
+    def read_composite(self, request: Message) -> Message:
+        """FETCH / (LwM2M 1.1 Read-Composite, observed too): every value of every path asked for."""
+        if request.opt.content_format != SENML_JSON:
+            return Message(code=Code.UNSUPPORTED_CONTENT_FORMAT)
+        if request.opt.accept != SENML_JSON:
+            return Message(code=Code.NOT_ACCEPTABLE)
+        if request.opt.observe == 1:
+            self.end_observations(self.requested_paths(request))
+        records = []
+        for path in self.requested_paths(request):
+            items = self.items(path)
+            if items is None:
+                return Message(code=Code.NOT_FOUND)
+            records += [{"n": path_text(full), **{k: v for k, v in senml_records([(full, value)], ())[0].items()
+                                                  if k not in ("bn", "n")}} for full, value in items]
+        return Message(code=Code.CONTENT, content_format=SENML_JSON, payload=json.dumps(records).encode())
+
+    def write_composite(self, request: Message) -> Message:
+        """iPATCH / (LwM2M 1.1 Write-Composite): each SenML record to its own resource."""
+        if request.opt.content_format != SENML_JSON:
+            return Message(code=Code.UNSUPPORTED_CONTENT_FORMAT)
+        items = parse_senml(request.payload)
+        if any(len(t) != 3 or t[:2] not in {(o, i) for o in self.objects for i in self.objects[o]}
+               for t, _ in items):
+            return Message(code=Code.NOT_FOUND)
+        if any((t[0], t[2]) in READ_ONLY | EXECUTABLE for t, _ in items):
+            return Message(code=Code.METHOD_NOT_ALLOWED)
+        for target, value in items:
+            self.set_value(target, value)
+        return Message(code=Code.CHANGED)
+
+    def end_observations(self, paths: tuple[Path, ...]) -> None:
+        """A GET or FETCH with Observe 1: the observations of exactly these paths end."""
+        for observed, observation in list(self.observations):
+            if observed == paths:
+                observation.trigger(is_last=True)
 
     def read(self, path: Path, accept: int | None) -> Message:
         items = self.items(path)
@@ -236,7 +280,13 @@ class SenmlDevice:
     def handle(self, request: Message) -> Message:
         path = parse_path(request.opt.uri_path)
         code = request.code
+        if code == Code.FETCH and not path:
+            return self.read_composite(request)
+        if code == Code.iPATCH and not path:
+            return self.write_composite(request)
         if code == Code.GET:
+            if request.opt.observe == 1:
+                self.end_observations((path,))
             if request.opt.accept == LINK_FORMAT:
                 links = [f"<{path_text(p)}>" for p, _ in self.items(path) or []]
                 return Message(code=Code.CONTENT, content_format=LINK_FORMAT, payload=",".join(links).encode())

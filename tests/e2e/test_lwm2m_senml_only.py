@@ -185,3 +185,44 @@ def test_a_send_from_an_unregistered_address_is_refused_and_not_published(
 def test_a_send_in_a_format_other_than_senml_is_answered_4_15(app: MqttApp, device: SimulatedDevice) -> None:
     reply = device.call(device.device.ask(Code.POST, "/dp", [], b"21.5", 0))
     assert reply.code == Code.UNSUPPORTED_CONTENT_FORMAT
+
+
+# -- (4) composite operations (LwM2M 1.1 FETCH / iPATCH with SenML) ---------------------------------------------
+
+
+def test_read_composite_fetches_several_paths_in_one_senml_request(app: MqttApp, device: SimulatedDevice) -> None:
+    answer = app.ask(EP, "read-composite", {"paths": ["/3/0/0", "/3303/0", "/31024/11/3"]})
+    data = answer["data"]
+    assert (data["reqPath"], data["code"], data["paths"]) == ("/", "2.05", ["/3/0/0", "/3303/0", "/31024/11/3"])
+    assert values(answer) == {"/3/0/0": "Open Mobile Alliance", "/3303/0/5700": 21.5, "/3303/0/5701": "Cel",
+                              "/31024/11/3": 2.5}
+    assert last_request(device, "FETCH")[1:] == ("/", SENML_JSON, SENML_JSON)
+
+
+def test_observe_composite_notifies_a_change_under_any_of_its_paths_until_cancelled(
+        app: MqttApp, device: SimulatedDevice) -> None:
+    paths = ["/3303/0/5700", "/3/0/14"]
+    started = app.ask(EP, "observe-composite", {"paths": paths})
+    assert started["data"]["code"] == "2.05"
+    assert values(started) == {"/3303/0/5700": 21.5, "/3/0/14": "+01:00"}
+    device.run(lambda: device.device.set_value((3, 0, 14), "+03:00"))
+    notification = app.next_on(f"lwm2m/{EP}/up/notify")
+    assert notification["data"]["paths"] == paths
+    assert values(notification) == {"/3303/0/5700": 21.5, "/3/0/14": "+03:00"}
+
+    cancelled = app.ask(EP, "cancel-observe-composite", {"paths": paths})
+    assert cancelled["data"]["code"] == "2.05"
+    device.wait_until(lambda d: d.observations == [])
+    app.seen.clear()
+    device.run(lambda: device.device.set_value((3303, 0, 5700), 30.0))
+    assert values(app.ask(EP, "read", {"path": "/3303/0/5700"})) == {"/3303/0/5700": 30.0}
+    assert [m for m in app.seen if m.topic.endswith("/up/notify")] == []
+
+
+def test_write_composite_patches_resources_of_several_objects(app: MqttApp, device: SimulatedDevice) -> None:
+    answer = app.ask(EP, "write-composite", {"content": [
+        {"path": "/3/0/14", "value": "-02:00"}, {"path": "/31024/10/1", "value": 42, "type": "Integer"}]})
+    assert answer["data"]["code"] == "2.04"
+    assert last_request(device, "iPATCH")[1:] == ("/", None, SENML_JSON)
+    assert values(app.ask(EP, "read-composite", {"paths": ["/3/0/14", "/31024/10/1"]})) == {
+        "/3/0/14": "-02:00", "/31024/10/1": 42}
