@@ -34,6 +34,7 @@ from core.stores.sqlite import SqliteStore
 from core.tokens import TokenFile, TokenFileError
 
 from gateway.bridges.manager import Bridges
+from gateway.clients import PROTOCOLS, kick, list_clients
 from gateway.cluster.nats_fabric import NATSFabric
 from gateway.cluster.session_state import ReplicatedStore, Replicator
 from gateway.config import Config, ConfigError, WSListenerConfig, WSSListenerConfig
@@ -197,7 +198,8 @@ class Gateway:
         self.broker.mqtt_sessions.owners_enforced = logins_are_checked(self.config, self.authenticator)
         self.broker.start()
         if self.config.cluster is not None:  # join the cluster before any client can subscribe
-            self.fabric = NATSFabric(self.broker, self.config.cluster, self._cluster_details, replicator)
+            self.fabric = NATSFabric(self.broker, self.config.cluster, self._cluster_details, replicator,
+                                     self.admin_answer)
             await self.fabric.start()
             if not await self.fabric.wait_connected(CLUSTER_CONNECT_WAIT):
                 log.warning("cluster: NATS not reachable yet; serving local clients, joining when it is")
@@ -292,6 +294,17 @@ class Gateway:
         router = self.broker.router
         return {"listeners": dict(self.ports), "connections": self.connection_count(),
                 "published": router.published, "delivered": router.delivered}
+
+    def admin_answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """This node's answer to another node's admin question (gateway/cluster/admin.py)."""
+        op, protocol = request.get("op"), request.get("protocol")
+        if protocol not in (None, *PROTOCOLS):
+            return {"error": f"unknown protocol {protocol!r}"}
+        if op == "clients":
+            return {"clients": list_clients(self, protocol)}
+        if op == "kick":
+            return {"kicked": kick(self, str(request.get("id")), protocol)}
+        return {"error": f"unknown request {op!r}"}
 
     def connection_count(self) -> int:
         """Connected clients of every protocol (MQTT sessions online, AMQP connections, CoAP connections)."""

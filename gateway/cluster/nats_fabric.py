@@ -40,6 +40,7 @@ from core.fabric import SessionClaim
 from core.message import Message
 from core.stores.codec import encode_message
 
+from gateway.cluster.admin import ClusterAdmin
 from gateway.cluster.envelope import decode_envelope, encode_batch, encode_envelope, node_header
 from gateway.cluster.session_state import Replicator
 from gateway.cluster.sessions import ClusterSessions
@@ -60,7 +61,8 @@ class NATSFabric:
     shares_across_nodes = True
 
     def __init__(self, broker: Broker, settings: ClusterSettings, details: Callable[[], dict[str, Any]],
-                 replicator: Replicator | None = None) -> None:
+                 replicator: Replicator | None = None,
+                 admin_answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.broker = broker
         self.settings = settings
         self.node = settings.node
@@ -90,6 +92,8 @@ class NATSFabric:
         self._heartbeat: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self.replicator = replicator if replicator is not None else Replicator(settings.prefix, settings.replicas)
+        self.admin = ClusterAdmin(self.node, settings.prefix, admin_answer or (lambda request: {}),
+                                  lambda: list(self.view.nodes))
         self.sessions = ClusterSessions(broker.mqtt_sessions, self.node, settings.prefix, settings.replicas,
                                         lambda name: name in self.view.nodes, self.replicator)
 
@@ -145,6 +149,7 @@ class NATSFabric:
                     deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
                 await self.replicator.start(self._js, self._main)
                 await self.sessions.start(self._js, self._main)
+                await self.admin.start(self._main)
                 break
             except Exception as exc:  # NATS or JetStream not there (yet): serve locally, try again
                 self.errors += 1

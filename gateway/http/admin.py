@@ -88,13 +88,24 @@ def _protocol_param(request: web.Request) -> str | None:
 
 
 async def get_clients(request: web.Request) -> web.Response:
-    clients = list_clients(request.app[GATEWAY], _protocol_param(request))
-    return web.json_response({"clients": clients, "count": len(clients)})
+    """Every node's clients in a cluster (each with its "node"; `nodes_missing`: no answer in time)."""
+    gateway = request.app[GATEWAY]
+    protocol = _protocol_param(request)
+    clients = list_clients(gateway, protocol)
+    if gateway.fabric is None:
+        return web.json_response({"clients": clients, "count": len(clients)})
+    clients = [dict(client, node=gateway.fabric.node) for client in clients]
+    remote, missing = await gateway.fabric.admin.clients(protocol)
+    clients = sorted(clients + remote, key=lambda c: (c["protocol"], c["id"], c["node"]))
+    return web.json_response({"clients": clients, "count": len(clients), "nodes_missing": missing})
 
 
 async def delete_client(request: web.Request) -> web.Response:
     client_id = request.match_info["client_id"]
-    kicked = kick(request.app[GATEWAY], client_id, _protocol_param(request))
+    gateway = request.app[GATEWAY]
+    kicked = kick(gateway, client_id, _protocol_param(request))
+    if gateway.fabric is not None:
+        kicked += await gateway.fabric.admin.kick(client_id, _protocol_param(request))
     if not kicked:
         raise web.HTTPNotFound(text=f"no connected client {client_id!r}")
     log.info("admin kicked client_id=%s protocols=%s user=%s", client_id, ",".join(kicked), request.get(USER))

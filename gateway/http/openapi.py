@@ -53,7 +53,8 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "string"}, "protocol": {"type": "string"}, "listener": {"type": "string"},
         "address": {"type": ["string", "null"]}, "username": {"type": ["string", "null"]},
         "connected_since": {"type": ["number", "null"]}, "subscriptions": {"type": "array", "items": {"type": "string"}},
-        "queue_depth": {"type": "integer"}, "inflight": {"type": "integer"}}},
+        "queue_depth": {"type": "integer"}, "inflight": {"type": "integer"},
+        "node": {"type": "string", "description": "the cluster node it is connected to (cluster mode)"}}},
     "Subscription": {"type": "object", "properties": {
         "topic": {"type": "string"}, "protocol": {"type": "string"}, "client_id": {"type": "string"},
         "qos": {"type": "integer"}, "shared_group": {"type": ["string", "null"]}, "no_local": {"type": "boolean"}}},

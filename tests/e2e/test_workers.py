@@ -122,3 +122,28 @@ def test_a_worker_that_dies_is_started_again_and_sigterm_stops_everything(worker
     assert workers.stop() == 0
     for pid in (first,):
         wait_until(lambda: not Path(f"/proc/{pid}").exists(), what=f"worker {pid} gone")
+
+
+def test_the_admin_api_of_worker_1_lists_and_kicks_the_clients_of_every_worker(workers: LoggingGateway) -> None:
+    port = workers.ports()["mqtt"]
+    wait_until(lambda: len(cluster_nodes(workers)) == 2, what="both workers in the cluster view")
+    clients = {f"dev{n}": PahoClient(port, f"dev{n}", "5").connect() for n in range(8)}  # the kernel spreads them
+    try:
+        def listed() -> dict:  # type: ignore[type-arg]
+            url = f"http://127.0.0.1:{workers.ports()['http']}/api/v1/clients?protocol=mqtt"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return dict(json.load(answer))
+        wait_until(lambda: {c["id"] for c in listed()["clients"]} >= {f"dev{n}" for n in range(8)},
+                   what="every worker's clients listed")
+        answer = listed()
+        nodes = {c["node"] for c in answer["clients"] if c["id"].startswith("dev")}
+        assert len(nodes) == 2 and answer["nodes_missing"] == []  # both workers had some
+        elsewhere = next(c for c in answer["clients"] if c["node"].endswith("-w2"))
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{workers.ports()['http']}/api/v1/clients/{elsewhere['id']}", method="DELETE")
+        with urllib.request.urlopen(request, timeout=5) as kicked:
+            assert json.load(kicked)["protocols"] == ["mqtt"]
+        clients[elsewhere["id"]].wait_for_log("Received DISCONNECT")  # 0x98, from worker 2
+    finally:
+        for client in clients.values():
+            client.close()
