@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from adapters.lwm2m.bootstrap import BootstrapConfigError, parse_bootstrap_config
 from adapters.lwm2m.ddf import DdfError, load_object_dir
 from adapters.lwm2m.paths import format_path, parse_path
 from core.outbox import OVERFLOW_POLICIES
@@ -294,6 +295,12 @@ def _lwm2m(sec: _Section) -> LwM2MConfig:
         if not isinstance(topic, str) or not _valid_topic(topic.replace("{ep}", "ep")):
             raise ConfigError(f"{sec.name}.republish.{path}: expected a topic without wildcards, got {topic!r}")
         republish[format_path(parse_path(path))] = topic
+    bootstrap = None
+    if sec._get("bootstrap", dict, None) is not None:
+        try:
+            bootstrap = parse_bootstrap_config(sec._get("bootstrap", dict, {}))
+        except BootstrapConfigError as exc:
+            raise ConfigError(f"{sec.name}.bootstrap: {exc}") from None
     result = LwM2MConfig(
         enabled=bool(sec.boolean("enabled", d.enabled)),
         topic_prefix=prefix,
@@ -309,6 +316,7 @@ def _lwm2m(sec: _Section) -> LwM2MConfig:
         republish=tuple(republish.items()),
         qos=sec.integer("qos", d.qos, 0, 2),
         endpoint_pattern=sec.string("endpoint_pattern", d.endpoint_pattern) or "",
+        bootstrap=bootstrap, bootstrap_dir=sec.path("bootstrap_dir"),
     )
     sec.done()
     if result.min_lifetime > result.max_lifetime:

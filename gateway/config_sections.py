@@ -13,6 +13,8 @@ import ssl
 from dataclasses import dataclass
 from typing import NoReturn
 
+from adapters.lwm2m.bootstrap import BootstrapConfig
+
 ALL_INTERFACES = "0.0.0.0"  # what ":port" and a bare port mean, as in mosquitto's `listener PORT`
 LOOPBACK = "127.0.0.1"  # where a listener binds when its listen is not set (local only, as mosquitto 2)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -168,7 +170,8 @@ class LwM2MConfig:
     command's "ttl" wins), `max_queued` per device. `auto_observe`: paths observed on every
     registration that announces their object. `republish`: path -> topic (``{ep}`` is the
     endpoint) where each observed value of that resource is also published as a plain number.
-    `qos`: QoS of everything the server publishes.
+    `qos`: QoS of everything the server publishes. `bootstrap`, `bootstrap_dir`: the bootstrap
+    server on ``/bs`` (adapters/lwm2m/bootstrap.py), off when neither is set.
     """
     enabled: bool = True
     topic_prefix: str = "lwm2m"
@@ -184,6 +187,8 @@ class LwM2MConfig:
     republish: tuple[tuple[str, str], ...] = ()
     qos: int = 0
     endpoint_pattern: str = "%u"
+    bootstrap: BootstrapConfig | None = None  # [lwm2m.bootstrap]: what /bs writes to every client
+    bootstrap_dir: str | None = None  # per-endpoint bootstrap configurations, {ep}.json (JSON of the same shape)
 
 
 @dataclass(frozen=True, slots=True)

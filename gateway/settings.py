@@ -75,7 +75,8 @@ def lwm2m_settings(config: Config) -> LwM2MSettings:
         command_timeout=section.command_timeout, queue_ttl=section.queue_ttl,
         awake_window=section.awake_window, max_queued=section.max_queued,
         auto_observe=section.auto_observe, republish=dict(section.republish), qos=section.qos,
-        endpoint_pattern=section.endpoint_pattern,
+        endpoint_pattern=section.endpoint_pattern, bootstrap=section.bootstrap,
+        bootstrap_dir=section.bootstrap_dir,
     )
 
 

@@ -8,7 +8,7 @@ Mounted through the CoAP listener's hook (adapters/coap/server.py)::
     lwm2m.close()          # before the listener stops
 
 ``/rd`` requests run through `rd.handle_rd`; ``/dp`` (LwM2M 1.1 Send) through
-`send_resource`; each event opens, updates or
+`send_resource`; ``/bs`` (when a bootstrap configuration is set) through `bootstrap_server`; each event opens, updates or
 closes a `device.DeviceLink` and is published as lifecycle JSON on
 ``{prefix}/{ep}/up/register|update|deregister``. Time-driven work
 (registration expiry, queued commands running out of time) is found through
@@ -62,6 +62,8 @@ from .device import DeviceLink, remote_address, remote_from_address
 from .rd import RdEvent, expire_events, handle_rd
 from .registration_records import KIND, decode_registration, encode_registration
 from .registrations import RegistrationTable
+from .bootstrap import BOOTSTRAP_PATH
+from .bootstrap_server import BootstrapResource
 from .send import SEND_PATH
 from .send_resource import SendResource
 from .settings import LwM2MSettings
@@ -106,8 +108,12 @@ class LwM2MServer:
         self.listener = listener  # its logins (credentials checked as the CoAP listener checks them)
         self._loop = asyncio.get_running_loop()
         self.restore()
-        return [(RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self)),
-                (SEND_PATH, SendResource(self))]
+        mounts: list[tuple[Sequence[str], Any]] = [
+            (RD_MOUNT, RegistrationResource(self)), (RD_MOUNT, LocationResource(self)),
+            (SEND_PATH, SendResource(self))]
+        if self.settings.bootstrap is not None or self.settings.bootstrap_dir is not None:
+            mounts.append((BOOTSTRAP_PATH, BootstrapResource(self)))
+        return mounts
 
     def now(self) -> float:
         if self._clock is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .bootstrap import BootstrapConfig
 from .objects import ObjectRegistry
 from .queue_mode import AWAKE_WINDOW
 from .topics import PREFIX
@@ -34,3 +35,5 @@ class LwM2MSettings:
     republish: Mapping[str, str] = field(default_factory=dict)  # path -> topic template with {ep}
     qos: int = 0  # QoS of the messages the server publishes
     endpoint_pattern: str = "%u"  # endpoint names a logged-in identity may register (adapters/lwm2m/access.py)
+    bootstrap: BootstrapConfig | None = None  # what /bs writes to a client without its own file
+    bootstrap_dir: str | None = None  # per-endpoint bootstrap configurations, {ep}.json

@@ -10,7 +10,7 @@ registration parser refuses them.
 from __future__ import annotations
 
 __all__ = ["PREFIX", "command_filter", "endpoint_of_command", "response_topic",
-           "notify_topic", "send_topic", "lifecycle_topic"]
+           "notify_topic", "send_topic", "bootstrap_topic", "lifecycle_topic"]
 
 PREFIX = "lwm2m"
 
@@ -39,6 +39,11 @@ def notify_topic(endpoint: str, prefix: str = PREFIX) -> str:
 def send_topic(endpoint: str, prefix: str = PREFIX) -> str:
     """Values a device sent unasked (LwM2M 1.1 Send, ``POST /dp``)."""
     return f"{prefix}/{endpoint}/up/send"
+
+
+def bootstrap_topic(endpoint: str, prefix: str = PREFIX) -> str:
+    """How a client's bootstrap went (``/bs``): requested, finished or failed."""
+    return f"{prefix}/{endpoint}/up/bootstrap"
 
 
 def lifecycle_topic(endpoint: str, kind: str, prefix: str = PREFIX) -> str:

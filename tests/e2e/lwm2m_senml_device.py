@@ -19,6 +19,7 @@ stop, requests, on_change), so `lwm2m_support.SimulatedDevice` runs either.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any, Callable
@@ -118,7 +119,7 @@ class Root(ObservableResource):
 
     async def render(self, request: Message) -> Message:
         device = self.device
-        device.requests.append((str(request.code), path_text(parse_path(request.opt.uri_path)),
+        device.requests.append((str(request.code), "/" + "/".join(request.opt.uri_path),
                                 request.opt.accept, request.opt.content_format))
         try:
             return device.handle(request)
@@ -141,6 +142,8 @@ class SenmlDevice:
         self.executed: list[str] = []
         self.requests: list[tuple[str, str, int | None, int | None]] = []  # method, path, accept, format
         self.observations: list[tuple[tuple[Path, ...], Any]] = []  # observed paths (composite: several)
+        self.bootstrapped: Any = None  # an asyncio.Event while a bootstrap runs, set by Bootstrap-Finish
+        self.refuse: set[tuple[str, str]] = set()  # (method, path) answered 4.00, to test failures
         self.on_change: list[Callable[[], None]] = []
 
     # --- the objects ------------------------------------------------------------------
@@ -277,9 +280,32 @@ class SenmlDevice:
         self.objects[path[0]][instance] = {t[2]: v for t, v in items}
         return Message(code=Code.CREATED, location_path=(str(path[0]), str(instance)))
 
+    def bootstrap_write(self, path: Path, request: Message) -> Message:
+        """PUT /0/i or /1/i while bootstrapping: the instance is created or replaced."""
+        if request.opt.content_format != SENML_JSON or len(path) != 2:
+            return Message(code=Code.UNSUPPORTED_CONTENT_FORMAT if len(path) == 2 else Code.BAD_REQUEST)
+        items = parse_senml(request.payload)
+        if any(t[:2] != path or len(t) != 3 for t, _ in items):
+            return Message(code=Code.BAD_REQUEST)
+        self.objects.setdefault(path[0], {})[path[1]] = {t[2]: v for t, v in items}
+        return Message(code=Code.CHANGED)
+
     def handle(self, request: Message) -> Message:
-        path = parse_path(request.opt.uri_path)
         code = request.code
+        if (str(code), "/" + "/".join(request.opt.uri_path)) in self.refuse:
+            return Message(code=Code.BAD_REQUEST)
+        if request.opt.uri_path == ("bs",):  # Bootstrap-Finish
+            if self.bootstrapped is None:
+                return Message(code=Code.NOT_FOUND)
+            self.bootstrapped.set()
+            return Message(code=Code.CHANGED)
+        path = parse_path(request.opt.uri_path)
+        if self.bootstrapped is not None:  # Bootstrap-Delete and -Write (wakaama's bootstrap state)
+            if code == Code.DELETE and not path:
+                self.objects[0], self.objects[1] = {}, {}
+                return Message(code=Code.DELETED)
+            if code == Code.PUT and path[:1] in ((0,), (1,)):
+                return self.bootstrap_write(path, request)
         if code == Code.FETCH and not path:
             return self.read_composite(request)
         if code == Code.iPATCH and not path:
@@ -333,6 +359,25 @@ class SenmlDevice:
         if content_format is not None:
             request.opt.content_format = content_format
         return await self.context.request(request).response
+
+    async def bootstrap(self, host: str, port: int, *, timeout: float = 5.0) -> Code:
+        """Bootstrap-Request (``pct=110``, as wakaama built SenML-only sends it) to the bootstrap
+        server at host:port, and wait for its Bootstrap-Finish; then the server to register with
+        is the first non-bootstrap Security instance's URI. The request's answer code."""
+        assert self.context is not None
+        self.bootstrapped = asyncio.Event()
+        self.server = (host, port)
+        try:
+            response = await self.ask(Code.POST, "/bs", [f"ep={self.endpoint}", "pct=110"])
+            if response.code == Code.CHANGED:
+                await asyncio.wait_for(self.bootstrapped.wait(), timeout)
+                uri = next(r[0] for r in self.objects[0].values() if not r.get(1))
+                host_port = uri.split("://", 1)[1]
+                self.server = (host_port.rsplit(":", 1)[0], int(host_port.rsplit(":", 1)[1]))
+                self.lifetime = next(iter(self.objects[1].values()))[1]
+            return response.code
+        finally:
+            self.bootstrapped = None
 
     async def register(self) -> str:
         query = [f"ep={self.endpoint}", f"lt={self.lifetime}", f"lwm2m={self.version}", "b=U"]
