@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import datetime
+import time
 from typing import Any
 
 from pamqp.commands import Basic
 
 from adapters.amqp.content import Content
+from adapters.amqp.properties import Timestamp
 from adapters.amqp.queues import Entry, Queue
 
 _PROPERTY_NAMES = tuple(Basic.Properties.__slots__)
 
 
 def copy_properties(properties: Basic.Properties, **changes: Any) -> Basic.Properties:
-    values = {name: getattr(properties, name, None) for name in _PROPERTY_NAMES}
-    values.update(changes)
-    return Basic.Properties(**values)
+    """A copy with `changes`; not through Basic.Properties' constructor, which would check the
+    values (a client's cluster_id included) the wire already delivered."""
+    copy = object.__new__(Basic.Properties)
+    for name in _PROPERTY_NAMES:
+        setattr(copy, name, changes[name] if name in changes else getattr(properties, name, None))
+    return copy
 
 
 def dead_letter(queue: Queue, entry: Entry, reason: str, exchange: str) -> Content:
@@ -32,7 +36,7 @@ def dead_letter(queue: Queue, entry: Entry, reason: str, exchange: str) -> Conte
             break
     death = {"count": count, "reason": reason, "queue": queue.name, "exchange": content.exchange,
              "routing-keys": [content.routing_key],
-             "time": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)}
+             "time": Timestamp(int(time.time()))}
     if content.properties.expiration is not None:
         death["original-expiration"] = content.properties.expiration
     headers["x-death"] = [death, *deaths]

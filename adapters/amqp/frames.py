@@ -1,10 +1,10 @@
 """AMQP 0-9-1 framing with no I/O: bytes in, frames out ("need more data" is None).
 
 `FrameReader` splits a byte stream into frames and checks each frame's size
-against the negotiated frame_max and its frame-end octet; method and content
-header payloads are decoded with pamqp. The encoders build outgoing frames;
-the hot ones (basic.deliver, basic.get-ok, content frames) are packed by hand
-so a fan-out encodes a message's content once and only the small method
+against the negotiated frame_max and its frame-end octet; method payloads are
+decoded with pamqp, content headers by properties.py (timestamps stay integers).
+The encoders build outgoing frames; the hot ones (basic.deliver, basic.get-ok,
+content frames) are packed by hand so a fan-out encodes a message's content once and only the small method
 frame per consumer.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, Union
 
 from pamqp import base, commands, frame as pamqp_frame
 from pamqp.exceptions import PAMQPException
-from pamqp.header import ContentHeader
 
 from adapters.amqp.errors import frame_error, unexpected_frame
+from adapters.amqp.properties import decode_header, encode_header
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT = 1, 2, 3, 8
@@ -29,7 +29,6 @@ HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 _HEAD = struct.Struct(">BHI")
 _METHOD_ID = struct.Struct(">I")
-_CONTENT_HEAD = struct.Struct(">HHQ")
 _END = b"\xce"
 
 
@@ -164,14 +163,10 @@ def decode_method(payload: bytes) -> base.Frame:
 
 
 def decode_content_header(channel: int, payload: bytes) -> HeaderFrame:
-    header = ContentHeader()
-    try:
-        header.unmarshal(payload)
-    except (struct.error, ValueError, TypeError, IndexError, KeyError, PAMQPException) as exc:
-        raise frame_error(f"cannot decode content header: {exc}") from None
-    if header.class_id != commands.Basic.frame_id:
-        raise unexpected_frame(f"content header of class {header.class_id}")
-    return HeaderFrame(channel, header.body_size, header.properties, payload)
+    class_id, body_size, properties = decode_header(payload)  # timestamps stay integers (properties.py)
+    if class_id != commands.Basic.frame_id:
+        raise unexpected_frame(f"content header of class {class_id}")
+    return HeaderFrame(channel, body_size, properties, payload)
 
 
 # -- encoding -----------------------------------------------------------------------
@@ -182,17 +177,8 @@ def encode_method(channel: int, method: base.Frame) -> bytes:
 
 
 def encode_properties(properties: commands.Basic.Properties, body_size: int) -> bytes:
-    """A content header frame's payload (without the frame around it).
-
-    pamqp decodes a long string that is not UTF-8 as `bytes`, which it cannot encode
-    again: such header values go out as byte arrays (field type 'x')."""
-    try:
-        encoded = properties.marshal()
-    except TypeError:
-        headers = wire_value(properties.headers)
-        values = {name: getattr(properties, name, None) for name in commands.Basic.Properties.__slots__}
-        encoded = commands.Basic.Properties(**{**values, "headers": headers}).marshal()
-    return _CONTENT_HEAD.pack(60, 0, body_size) + encoded
+    """A content header frame's payload (without the frame around it)."""
+    return encode_header(properties, body_size)
 
 
 def wire_value(value: Any) -> Any:

@@ -11,9 +11,11 @@ Properties, both ways:
   content_type <-> content_type; correlation_id <-> correlation_data (UTF-8);
   reply_to (routing-key form) <-> response_topic; headers <-> user_properties;
   expiration (ms string) <-> expiry (absolute); delivery_mode 2/1 <-> QoS 1/0;
-  header x-retain: true <-> retain; header x-origin-client-id (outbound, optional).
+  header x-retain: true <-> retain; header x-origin-client-id (outbound, optional);
+  timestamp (the 64-bit integer, untouched) <-> user property `amqp-timestamp` (its decimal
+  text; from MQTT only a decimal 0..2**64-1, anything else stays a header).
 Header values become strings one way: bytes as UTF-8, booleans as true/false,
-numbers and timestamps as their text, void as "", tables as JSON; an array
+numbers and timestamps (integers) as their text, void as "", tables as JSON; an array
 becomes one user property per element, and repeated user properties become
 an array of strings on the way back.
 What AMQP cannot carry is adapted by one rule: a content type, correlation id,
@@ -33,6 +35,8 @@ from typing import Any, NamedTuple
 from pamqp.commands import Basic
 
 from core.message import Message, Origin, QoS
+
+from adapters.amqp.properties import Timestamp
 
 MAX_SHORTSTR = 255  # bytes of an AMQP short string: routing keys, property strings, table keys
 
@@ -74,6 +78,7 @@ def _fitting(text: str | None, kind: str) -> str | None:
 
 RETAIN_HEADER = "x-retain"
 ORIGIN_HEADER = "x-origin-client-id"
+TIMESTAMP_PROPERTY = "amqp-timestamp"  # basic.properties.timestamp as an MQTT 5 user property
 _RESERVED = (RETAIN_HEADER, ORIGIN_HEADER)
 
 
@@ -181,8 +186,8 @@ def header_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (int, float, Decimal)):
-        return str(value)
-    if isinstance(value, datetime.datetime):
+        return str(int(value)) if isinstance(value, Timestamp) else str(value)
+    if isinstance(value, datetime.datetime):  # set by code; from the wire a timestamp is an int
         return value.isoformat()
     return json.dumps(value, default=header_text, separators=(",", ":"))
 
@@ -225,6 +230,8 @@ def message_from_amqp(
             user_properties.extend((key, header_text(item)) for item in value)
         else:
             user_properties.append((key, header_text(value)))
+    if properties.timestamp is not None:
+        user_properties.append((TIMESTAMP_PROPERTY, str(int(properties.timestamp))))
     expiration = parse_expiration(properties.expiration)
     reply_to = properties.reply_to
     correlation_id = properties.correlation_id
@@ -249,7 +256,11 @@ def amqp_from_message(
 ) -> tuple[str, Basic.Properties]:
     """A core message as (routing key, properties) for a queue bound to amq.topic."""
     headers: dict[str, Any] = {}
+    timestamp = None
     for key, value in message.user_properties:
+        if key == TIMESTAMP_PROPERTY and timestamp is None and (stamp := _timestamp(value)) is not None:
+            timestamp = stamp
+            continue
         if not shortstr_fits(key):
             ADAPTED.header_names += 1
             continue
@@ -277,5 +288,14 @@ def amqp_from_message(
         reply_to=None if message.response_topic is None else _fitting(topic_to_routing_key(message.response_topic),
                                                                       "reply_to"),
         expiration=expiration,
+        timestamp=timestamp,
     )
     return topic_to_routing_key(message.topic), properties
+
+
+def _timestamp(text: str) -> Timestamp | None:
+    """A user property's value as an AMQP timestamp: decimal digits of a 64-bit unsigned integer."""
+    if not text.isascii() or not text.isdigit() or len(text) > 20:
+        return None
+    value = int(text)
+    return Timestamp(value) if value < 2**64 else None
