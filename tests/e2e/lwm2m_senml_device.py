@@ -28,7 +28,8 @@ from aiocoap import Context, Message
 from aiocoap.numbers.codes import Code
 from aiocoap.resource import ObservableResource
 
-TEXT, LINK_FORMAT, SENML_JSON = 0, 40, 110
+TEXT, LINK_FORMAT, OPAQUE, SENML_JSON = 0, 40, 42, 110
+IDLE, DOWNLOADING, DOWNLOADED, UPDATING = 0, 1, 2, 3  # /5/0/3 Firmware Update states
 Path = tuple[int, ...]
 Objects = dict[int, dict[int, dict[int, Any]]]  # object -> instance -> resource -> value (dict: multiple)
 EXECUTABLE = {(3, 4), (3, 5), (5, 2), (31024, 2)}
@@ -50,6 +51,7 @@ def default_objects(endpoint: str) -> Objects:
         3: {0: {0: "Open Mobile Alliance", 1: "Lightweight M2M Client", 2: f"WK-{endpoint}",
                 3: "1.0", 7: {0: 3800, 1: 5000}, 13: 1367491215, 14: "+01:00", 15: "Europe/Berlin",
                 16: "U"}},
+        5: {0: {1: "", 3: 0, 5: 0, 9: 2}},  # Firmware Update: idle, push and pull (package 0 is write-only)
         3303: {0: {5700: 21.5, 5701: "Cel"}},
         31024: {10: {1: 1, 3: 1.5}, 11: {1: 2, 3: 2.5}},
     }
@@ -117,6 +119,11 @@ class Root(ObservableResource):
             self.device.changed()
         serverobservation.accept(cancelled)
 
+    async def render_to_pipe(self, pipe: Any) -> None:
+        if pipe.request.opt.block1 is not None:  # each block of a Block1 transfer, before reassembly
+            self.device.blocks_received += 1
+        await super().render_to_pipe(pipe)
+
     async def render(self, request: Message) -> Message:
         device = self.device
         device.requests.append((str(request.code), "/" + "/".join(request.opt.uri_path),
@@ -144,6 +151,8 @@ class SenmlDevice:
         self.observations: list[tuple[tuple[Path, ...], Any]] = []  # observed paths (composite: several)
         self.bootstrapped: Any = None  # an asyncio.Event while a bootstrap runs, set by Bootstrap-Finish
         self.refuse: set[tuple[str, str]] = set()  # (method, path) answered 4.00, to test failures
+        self.package: bytes | None = None  # the firmware pushed to /5/0/0
+        self.blocks_received = 0
         self.on_change: list[Callable[[], None]] = []
 
     # --- the objects ------------------------------------------------------------------
@@ -290,6 +299,36 @@ class SenmlDevice:
         self.objects.setdefault(path[0], {})[path[1]] = {t[2]: v for t, v in items}
         return Message(code=Code.CHANGED)
 
+    def firmware(self, resource: int, request: Message) -> Message | None:
+        """Firmware Update (object 5): a package pushed to /5/0/0 (opaque, Block1 when large) or a
+        package URI written to /5/0/1 is "downloaded"; Update (/5/0/2) installs it. State and
+        result change as the object's state machine says, each change notified to observers."""
+        state = self.objects[5][0][3]
+        if request.code == Code.PUT and resource == 0:
+            if request.opt.content_format != OPAQUE:
+                return Message(code=Code.UNSUPPORTED_CONTENT_FORMAT)
+            self.package = bytes(request.payload)
+        elif request.code == Code.PUT and resource == 1:
+            uri = request.payload.decode()
+            if not uri.startswith(("coap://", "coaps://", "http://", "https://")):
+                self.set_value((5, 0, 5), 7)  # Unsupported protocol
+                return Message(code=Code.BAD_REQUEST)
+            self.set_value((5, 0, 1), uri)
+        elif request.code == Code.POST and resource == 2:
+            if state != DOWNLOADED:
+                return Message(code=Code.METHOD_NOT_ALLOWED)
+            self.set_value((5, 0, 3), UPDATING)
+            self.objects[3][0][3] = "2.0"
+            self.set_value((5, 0, 5), 1)  # Firmware updated successfully
+            self.set_value((5, 0, 3), IDLE)
+            return Message(code=Code.CHANGED)
+        else:
+            return None
+        self.set_value((5, 0, 5), 0)
+        self.set_value((5, 0, 3), DOWNLOADING)
+        self.set_value((5, 0, 3), DOWNLOADED)
+        return Message(code=Code.CHANGED)
+
     def handle(self, request: Message) -> Message:
         code = request.code
         if (str(code), "/" + "/".join(request.opt.uri_path)) in self.refuse:
@@ -300,6 +339,10 @@ class SenmlDevice:
             self.bootstrapped.set()
             return Message(code=Code.CHANGED)
         path = parse_path(request.opt.uri_path)
+        if path[:2] == (5, 0) and len(path) == 3:
+            firmware = self.firmware(path[2], request)
+            if firmware is not None:
+                return firmware
         if self.bootstrapped is not None:  # Bootstrap-Delete and -Write (wakaama's bootstrap state)
             if code == Code.DELETE and not path:
                 self.objects[0], self.objects[1] = {}, {}

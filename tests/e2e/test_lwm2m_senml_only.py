@@ -8,6 +8,8 @@ message or an event with a timeout.
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Iterator
 
 import pytest
@@ -226,3 +228,61 @@ def test_write_composite_patches_resources_of_several_objects(app: MqttApp, devi
     assert last_request(device, "iPATCH")[1:] == ("/", None, SENML_JSON)
     assert values(app.ask(EP, "read-composite", {"paths": ["/3/0/14", "/31024/10/1"]})) == {
         "/3/0/14": "-02:00", "/31024/10/1": 42}
+
+
+# -- (6) firmware update (object 5) ----------------------------------------------------------------------------
+
+
+def observe_firmware(app: MqttApp) -> None:
+    for path in ("/5/0/3", "/5/0/5"):
+        started = app.ask(EP, "observe", {"path": path})
+        assert (started["data"]["code"], values(started)) == ("2.05", {path: 0})
+
+
+def notified(app: MqttApp, since: int, *expected: tuple[str, int]) -> None:
+    """Wait until each (path, value) has been notified since `app.seen[since]` (a notification may
+    come before the answer of the command that caused it), whatever the order across observations."""
+    waiting = set(expected)
+
+    def seen(message: dict) -> bool:
+        waiting.discard((message["data"]["reqPath"], values(message).get(message["data"]["reqPath"])))
+        return not waiting
+    for earlier in app.seen[since:]:
+        if earlier.topic == f"lwm2m/{EP}/up/notify":
+            seen(json.loads(earlier.payload))
+    if waiting:
+        app.next_on(f"lwm2m/{EP}/up/notify", seen)
+
+
+def test_a_firmware_package_is_pushed_block_wise_and_its_state_and_result_are_reported_up(
+        app: MqttApp, device: SimulatedDevice) -> None:
+    observe_firmware(app)
+    since = len(app.seen)
+    package = bytes(range(256)) * 20  # 5 KiB: Block1 (1 KiB blocks)
+    written = app.ask(EP, "write", {"path": "/5/0/0", "type": "Opaque",
+                                    "value": base64.b64encode(package).decode()})
+    assert written["data"]["code"] == "2.04"
+    assert device.run(lambda: device.device.package) == package
+    assert device.run(lambda: device.device.blocks_received) >= 5
+    notified(app, since, ("/5/0/3", 2))  # Downloaded
+    since = len(app.seen)
+    assert app.ask(EP, "execute", {"path": "/5/0/2"})["data"]["code"] == "2.04"
+    notified(app, since, ("/5/0/5", 1), ("/5/0/3", 0))  # updated successfully, idle again
+    assert values(app.ask(EP, "read", {"path": "/3/0/3"})) == {"/3/0/3": "2.0"}
+
+
+def test_a_firmware_package_uri_is_written_and_the_update_reported_the_same_way(
+        app: MqttApp, device: SimulatedDevice) -> None:
+    observe_firmware(app)
+    since = len(app.seen)
+    written = app.ask(EP, "write", {"path": "/5/0/1", "value": "coap://127.0.0.1:5683/fw/v2.bin"})
+    assert written["data"]["code"] == "2.04"
+    assert last_request(device, "PUT")[3] == 0  # text/plain
+    notified(app, since, ("/5/0/3", 2))
+    since = len(app.seen)
+    assert app.ask(EP, "execute", {"path": "/5/0/2"})["data"]["code"] == "2.04"
+    notified(app, since, ("/5/0/5", 1))
+    since = len(app.seen)
+    refused = app.ask(EP, "write", {"path": "/5/0/1", "value": "ftp://nowhere/fw.bin"})
+    assert refused["data"]["code"] == "4.00"
+    notified(app, since, ("/5/0/5", 7))  # Unsupported protocol
