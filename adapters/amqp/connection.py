@@ -11,8 +11,16 @@ States (every transition is in this file):
   AWAIT_TUNE_OK --tune-ok-->  AWAIT_OPEN  --open-->  OPEN
   AWAIT_START_OK --start-ok needing a slow password check--> VERIFYING (input held;
   the owner runs `pending_login` off the loop and calls `login_decided`) --> AWAIT_TUNE_OK
-  any --our connection.close--> CLOSING --close-ok or timeout--> CLOSED
-  any --peer's connection.close, heartbeat timeout, frame error--> CLOSED
+  any --our connection.close--> CLOSING (other frames read and dropped) --close-ok or
+      `close_timeout`--> CLOSED (we close the socket, as the side that began the close)
+  any --peer's connection.close (every frame before it already processed), close-ok sent-->
+      DRAINING (bytes read and dropped) --the peer closes the socket, or `close_timeout`--> CLOSED
+  any --heartbeat or handshake timeout, frame error--> CLOSED
+The spec's closing handshake: whoever sends connection.close reads on until
+close-ok, and the peer that answers close-ok leaves the socket to the other
+side to close. Reading on matters: a socket closed with unread data is reset,
+and the client then loses our close-ok (amqplib writes close ahead of publishes
+still in its buffers) and its close callback never fires.
 Errors: `AMQPError` from a handler closes the channel or the connection as
 errors.py assigns its code; on channel 0 every error closes the connection;
 a frame the reader cannot resynchronise after (501) closes right after our
@@ -45,6 +53,8 @@ from adapters.amqp.methods import HANDLERS
 from adapters.amqp.vhost import VirtualHost
 
 log = logging.getLogger("rosettamq.amqp")
+
+_NOT_READING = frozenset({State.VERIFYING, State.DRAINING, State.CLOSED})  # input is held or dropped
 
 class AMQPConnection(Handshake):
     """The server side of one AMQP 0-9-1 connection."""
@@ -85,20 +95,22 @@ class AMQPConnection(Handshake):
     # -- the owner's interface ---------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self.closing:
-            return
+        if self.closing or self.state is State.DRAINING:
+            return  # the connection is over: what the peer still sends is dropped unread
         self._last_rx = self.clock()
         self._in_receive = True
         try:
             self.reader.feed(data)
             if self.state is State.AWAIT_HEADER and not self._protocol_header():
                 return
-            while not self.closing and self.state is not State.VERIFYING:
+            while self.state not in _NOT_READING:
                 frame = self.reader.next_frame()
                 if frame is None:
                     break
                 self._frame(frame)
         except AMQPError as exc:  # from the reader: the stream cannot be trusted any further
+            if self.state is State.CLOSING:
+                self.state = State.DRAINING  # no close-ok will be found in it: drop the rest
             self._close_connection(exc, 0, 0, wait_close_ok=exc.code != ReplyCode.FRAME_ERROR)
         except Exception:  # a bug of ours costs this one connection, never the process
             log.exception("amqp internal error peer=%s", self.peer)
@@ -135,8 +147,8 @@ class AMQPConnection(Handshake):
             return
         if self.state is not State.OPEN:
             if now >= self._deadline:
-                log.info("timeout peer=%s waiting_for=%s", self.peer,
-                         "close-ok" if self.state is State.CLOSING else "handshake")
+                waiting = {State.CLOSING: "close-ok", State.DRAINING: "client to close"}.get(self.state, "handshake")
+                log.info("timeout peer=%s waiting_for=%s", self.peer, waiting)
                 self._finish()
             return
         if self.heartbeat and now >= self._last_rx + 2 * self.heartbeat:
@@ -155,7 +167,7 @@ class AMQPConnection(Handshake):
     @property
     def reading_paused(self) -> bool:
         """While the resource alarm is on, the owner stops reading from connections that publish."""
-        return self.broker.blocked and self.published and not self.closing
+        return self.broker.blocked and self.published and self.state is State.OPEN
 
     def _alarm(self, blocked: bool) -> None:
         if self.capability("connection.blocked") and blocked != self._told_blocked:
@@ -168,10 +180,13 @@ class AMQPConnection(Handshake):
     def connection_lost(self) -> None:
         self._finish()
 
-    def shutdown(self, text: str = "broker forced connection closure with reason 'shutdown'") -> None:
-        """Server-initiated close (320 CONNECTION_FORCED) without waiting for close-ok."""
+    def shutdown(self, text: str = "broker forced connection closure with reason 'shutdown'", *,
+                 wait: float = 0.0) -> None:
+        """Server-initiated close (320 CONNECTION_FORCED): wait up to `wait` seconds for close-ok
+        (reading and dropping what else comes), or close at once."""
         if not self.closing:
-            self._close_connection(AMQPError(ReplyCode.CONNECTION_FORCED, text), 0, 0, wait_close_ok=False)
+            self._close_connection(AMQPError(ReplyCode.CONNECTION_FORCED, text), 0, 0, wait_close_ok=wait > 0,
+                                   timeout=wait)
 
     # -- helpers for channels ------------------------------------------------------------------
 
@@ -227,9 +242,7 @@ class AMQPConnection(Handshake):
                     State.AWAIT_OPEN: c.Connection.Open}.get(self.state)
         try:
             if isinstance(method, c.Connection.Close):
-                self.send_method(0, c.Connection.CloseOk())
-                log.info("closed by client peer=%s code=%s", self.peer, method.reply_code)
-                self._finish()
+                self._closed_by_client(method)
             elif expected is not None and isinstance(method, expected):
                 {c.Connection.StartOk: self._start_ok, c.Connection.TuneOk: self._tune_ok,
                  c.Connection.Open: self._open}[expected](method)
@@ -294,8 +307,17 @@ class AMQPConnection(Handshake):
         self.send_method(number, c.Channel.Close(reply_code=exc.code, reply_text=exc.reply_text(),
                                                  class_id=class_id, method_id=method_id))
 
-    def _close_connection(self, exc: AMQPError, class_id: int, method_id: int, wait_close_ok: bool = True) -> None:
-        if self.closing or self.state is State.CLOSING:
+    def _closed_by_client(self, method: c.Connection.Close) -> None:
+        """Every frame before the close was processed; answer close-ok and let the client close the socket."""
+        log.info("closed by client peer=%s code=%s", self.peer, method.reply_code)
+        self._release()
+        self.send_method(0, c.Connection.CloseOk())
+        self.state = State.DRAINING
+        self._deadline = self.clock() + self.settings.close_timeout
+
+    def _close_connection(self, exc: AMQPError, class_id: int, method_id: int, wait_close_ok: bool = True,
+                          timeout: float | None = None) -> None:
+        if self.closing or self.state in (State.CLOSING, State.DRAINING):
             return
         log.warning("connection error peer=%s code=%d text=%s", self.peer, exc.code, exc.text)
         self.close_reason = (int(exc.code), exc.reply_text())
@@ -304,7 +326,7 @@ class AMQPConnection(Handshake):
         self._release()
         if wait_close_ok:
             self.state = State.CLOSING
-            self._deadline = self.clock() + self.settings.close_timeout
+            self._deadline = self.clock() + (self.settings.close_timeout if timeout is None else timeout)
         else:
             self._finish()
 

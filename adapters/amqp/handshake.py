@@ -38,7 +38,8 @@ class State(enum.Enum):
     AWAIT_TUNE_OK = "await-tune-ok"
     AWAIT_OPEN = "await-open"
     OPEN = "open"
-    CLOSING = "closing"
+    CLOSING = "closing"  # we sent connection.close: waiting for close-ok
+    DRAINING = "draining"  # we sent close-ok: waiting for the client to close the socket
     CLOSED = "closed"
 
 

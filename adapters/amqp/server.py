@@ -32,6 +32,7 @@ from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 log = logging.getLogger("rosettamq.amqp")
 
 LISTEN_BACKLOG = 4096
+SHUTDOWN_CLOSE_WAIT = 1.5  # seconds a client has to answer our shutdown's connection.close
 _CODES = {int(code) for code in ReplyCode}
 
 
@@ -82,10 +83,11 @@ class AMQPService:
             self.login_failures += 1
 
     def shutdown(self) -> None:
-        """Tell every client 320 CONNECTION_FORCED and close."""
+        """Tell every client 320 CONNECTION_FORCED; each connection closes on its close-ok, or after
+        SHUTDOWN_CLOSE_WAIT (within the gateway's shutdown grace)."""
         self.closing = True
         for conn in list(self.connections):
-            conn.shutdown()
+            conn.shutdown(wait=SHUTDOWN_CLOSE_WAIT)
             if conn.on_output is not None:
                 conn.on_output()
 

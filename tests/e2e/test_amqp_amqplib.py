@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningGateway
-from tests.e2e.amqp_support import TIMEOUT, amqp_gateway, amqp_port
+from tests.e2e.amqp_support import TIMEOUT, amqp_gateway, amqp_port, connect, unique
 from tests.e2e.clients import PahoClient
 
 __all__ = ["amqp_gateway"]
@@ -28,8 +28,8 @@ def amqplib_installed() -> None:
         assert done.returncode == 0, done.stderr
 
 
-def run_scenario(gateway: RunningGateway, scenario: str) -> dict[str, Any]:
-    done = subprocess.run(["node", str(SCRIPT), str(amqp_port(gateway)), scenario], cwd=NODE_DIR,
+def run_scenario(gateway: RunningGateway, scenario: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(["node", str(SCRIPT), str(amqp_port(gateway)), scenario, *args], cwd=NODE_DIR,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -78,3 +78,23 @@ def test_amqplib_and_mqtt_exchange_messages_through_amq_topic(amqp_gateway: Runn
     assert received.properties["CorrelationData"] == b"n-1"
     assert received.properties["UserProperty"] == [("via", "amqplib")]
     mqtt_client.close()
+
+
+def test_amqplib_closing_with_publishes_still_buffered_gets_its_close_and_what_was_read_is_routed(
+        amqp_gateway: RunningGateway) -> None:
+    """Issue 22: amqplib writes connection.close ahead of the publishes still in its buffers. The gateway
+    routes every publish it read before the close, answers close-ok, reads and drops what follows and lets
+    amqplib close the socket: the close promise resolves, no EPIPE or ECONNRESET."""
+    queue = unique("node-close")
+    with connect(amqp_gateway) as conn:
+        conn.channel().queue_declare(queue)
+    out = run_scenario(amqp_gateway, "closeBuffered", queue)
+    assert out == {"closed": "closed", "closeEvent": "clean", "errors": []}
+    with connect(amqp_gateway) as conn:
+        ch = conn.channel()
+        routed = []
+        while (got := ch.basic_get(queue, auto_ack=True))[0] is not None:
+            routed.append(int(got[2]))
+        ch.queue_delete(queue)
+    # What the server read before the close, in order, and nothing of what came after it.
+    assert len(routed) >= 1000 and routed == list(range(len(routed)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from pamqp import commands as c
+from pamqp import body as pamqp_body, commands as c, frame as pamqp_frame, header as pamqp_header
 
 from adapters.amqp.errors import ReplyCode
 from adapters.amqp.frames import PROTOCOL_HEADER
@@ -17,6 +17,12 @@ from tests.adapters.amqp.wire import Wire
 class OnlyAlice:
     def authenticate(self, credentials: Credentials) -> bool:
         return credentials.username == "alice" and credentials.password == b"secret"
+
+
+def publish_frames(channel: int, exchange: str, routing_key: str, body: bytes) -> bytes:
+    return b"".join(pamqp_frame.marshal(f, channel) for f in (
+        c.Basic.Publish(exchange=exchange, routing_key=routing_key),
+        pamqp_header.ContentHeader(0, len(body), c.Basic.Properties()), pamqp_body.ContentBody(body)))
 
 
 def closes_connection_with(wire: Wire, code: int) -> c.Connection.Close:
@@ -204,11 +210,95 @@ def test_a_handshake_that_stalls_is_dropped_at_the_handshake_timeout() -> None:
     assert wire.conn.closing
 
 
-def test_the_client_closing_gets_close_ok() -> None:
-    wire = Wire()
+def test_the_client_closing_gets_close_ok_and_closes_the_socket_itself() -> None:
+    wire = Wire(AMQPSettings(close_timeout=3))
     wire.handshake()
     wire.send(0, c.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
     assert wire.names() == ["Connection.CloseOk"]
+    assert not wire.conn.closing  # the client closes first (no TIME_WAIT here, no reset there)
+    assert wire.conn.next_deadline() == wire.clock.now + 3
+    wire.conn.connection_lost()  # its FIN
+    assert wire.conn.closing
+
+
+def test_a_client_that_never_closes_after_close_ok_is_closed_at_the_close_timeout() -> None:
+    wire = Wire(AMQPSettings(close_timeout=3))
+    wire.handshake()
+    wire.send(0, c.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    wire.clock.now += 2.9
+    wire.conn.handle_timeout()
+    assert not wire.conn.closing
+    wire.clock.now += 0.1
+    wire.conn.handle_timeout()
+    assert wire.conn.closing and wire.names() == ["Connection.CloseOk"]
+
+
+def test_every_frame_before_the_client_close_is_processed_and_every_frame_after_it_dropped() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Queue.Declare(queue="q"))
+    wire.received()
+    data = bytearray()
+    for i in range(1000):  # as amqplib writes them: publishes, the close, more publishes, in one stream
+        if i == 600:
+            data += pamqp_frame.marshal(c.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 0)
+        data += publish_frames(1, "", "q", str(i).encode())
+    wire.send_raw(bytes(data[:70_000]))
+    wire.send_raw(bytes(data[70_000:]))
+    assert wire.names() == ["Connection.CloseOk"]
+    assert wire.broker.vhosts["/"].queues["q"].message_count == 600
+    wire.send(1, c.Basic.Get(queue="q"))  # dropped unread: no answer, no error
+    assert wire.received() == [] and not wire.conn.closing
+
+
+def test_frames_while_waiting_for_close_ok_are_dropped_and_close_ok_closes() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Queue.Declare(queue="q"))
+    wire.received()
+    wire.send(3, c.Queue.Declare(queue="x"))  # 504: our connection.close
+    closes_connection_with(wire, ReplyCode.CHANNEL_ERROR)
+    wire.send_raw(publish_frames(1, "", "q", b"late") + pamqp_frame.marshal(c.Basic.Get(queue="q"), 1))
+    assert wire.received() == [] and not wire.conn.closing
+    assert wire.broker.vhosts["/"].queues["q"].message_count == 0
+    wire.send(0, c.Connection.CloseOk())
+    assert wire.conn.closing
+
+
+def test_a_client_closing_at_the_same_time_gets_close_ok_and_we_still_wait_for_ours() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.conn.shutdown(wait=1.5)
+    closes_connection_with(wire, ReplyCode.CONNECTION_FORCED)
+    wire.send(0, c.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+    assert wire.names() == ["Connection.CloseOk"] and not wire.conn.closing
+    wire.send(0, c.Connection.CloseOk())
+    assert wire.conn.closing
+
+
+def test_shutdown_with_a_wait_closes_on_close_ok_or_at_its_deadline() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.conn.shutdown(wait=1.5)
+    closes_connection_with(wire, ReplyCode.CONNECTION_FORCED)
+    assert not wire.conn.closing and wire.conn.next_deadline() == wire.clock.now + 1.5
+    wire.clock.now += 1.5
+    wire.conn.handle_timeout()
+    assert wire.conn.closing
+
+
+def test_garbage_while_waiting_for_close_ok_is_dropped_until_the_deadline() -> None:
+    wire = Wire(AMQPSettings(close_timeout=3))
+    wire.handshake()
+    wire.send(3, c.Queue.Declare(queue="x"))
+    closes_connection_with(wire, ReplyCode.CHANNEL_ERROR)
+    wire.send_raw(b"\x01\x00\x01\x00\x00\x00\x00\x00")  # a bad frame end
+    wire.send(0, c.Connection.CloseOk())  # unreadable after that: the deadline closes
+    assert wire.received() == [] and not wire.conn.closing
+    wire.clock.now += 3
+    wire.conn.handle_timeout()
     assert wire.conn.closing
 
 

@@ -1,5 +1,5 @@
 // amqplib against RosettaMQ: each scenario prints one JSON line of what it observed.
-// usage: node amqp_client.js PORT SCENARIO
+// usage: node amqp_client.js PORT SCENARIO [ARG]
 'use strict';
 const amqp = require('amqplib');
 
@@ -96,14 +96,35 @@ const scenarios = {
              contentType: msg.properties.contentType, headers: msg.properties.headers,
              deliveryMode: msg.properties.deliveryMode };
   },
+
+  async closeBuffered(conn) {
+    // The publisher of issue 22: it closes with publishes still in amqplib's buffers (amqplib writes
+    // connection.close ahead of them). Its close must complete, and what the server read be routed.
+    const queue = process.argv[4];
+    const errors = [];
+    conn.on('error', (err) => errors.push(String(err)));
+    const closeEvent = new Promise((resolve) => conn.on('close', (err) => resolve(err ? String(err) : 'clean')));
+    const ch = await conn.createChannel();
+    for (let i = 0; i < 1000; i++) ch.sendToQueue(queue, Buffer.from(String(i)));
+    await ch.checkQueue(queue); // behind the first thousand on the same channel: the server has read them
+    for (let i = 1000; i < 2000; i++) ch.sendToQueue(queue, Buffer.from(String(i)));
+    conn.closedByScenario = true;
+    const closed = await Promise.race([
+      conn.close().then(() => 'closed', (err) => `close failed: ${err}`), within(10000, 'close timed out')]);
+    return { closed, closeEvent: await Promise.race([closeEvent, within(10000, 'no close event')]), errors };
+  },
 };
+
+function within(ms, what) {
+  return new Promise((resolve) => setTimeout(() => resolve(what), ms).unref());
+}
 
 (async () => {
   const conn = await amqp.connect(url);
   try {
     console.log(JSON.stringify(await scenarios[scenario](conn)));
   } finally {
-    await conn.close();
+    if (!conn.closedByScenario) await conn.close();
   }
 })().catch((err) => {
   console.error(err && err.stack || String(err));
