@@ -27,6 +27,13 @@ class ClusterPair(Broker):
 
     others: list[subprocess.Popen] = []
 
+    def cpu_seconds(self) -> float:
+        """Both nodes and nats-server (none is the other's child)."""
+        total = super().cpu_seconds()
+        for proc in self.others:
+            total += Broker("", proc, 0, self.workdir).cpu_seconds()
+        return total
+
     def stop(self) -> None:
         for proc in [self.proc, *self.others]:
             proc.terminate()

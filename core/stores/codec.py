@@ -77,6 +77,7 @@ _ORIGINS: dict[tuple[bytes | None, bytes | None, bytes | None], Origin] = {}
 
 
 _PLAIN_LENGTHS = struct.Struct(f"<{_FIXED_FIELDS}I")
+_PLAIN_START = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
 _ORIGIN_BYTES: dict[Origin, tuple[bytes, bytes, bytes | None]] = {}
 
 
@@ -107,12 +108,37 @@ def _origin(proto: bytes | None, client: bytes | None, user: bytes | None) -> Or
     return found
 
 
+def _decode_plain(data: bytes, flags: int, expiry: float) -> Message | None:
+    """The common case in one struct call and a few slices (a cluster node decodes every message
+    another node forwards): no optional field, no user property, no extra; else None."""
+    (topic_len, payload_len, ctype, corr, resp, proto_len, client_len, user_len,
+     extra) = _PLAIN_LENGTHS.unpack_from(data, _HEAD.size)
+    if ctype != NONE or corr != NONE or resp != NONE or extra != NONE or proto_len == NONE or client_len == NONE:
+        return None
+    topic_end = _PLAIN_START + topic_len
+    payload_end = topic_end + payload_len
+    proto_end = payload_end + proto_len
+    client_end = proto_end + client_len
+    end = client_end if user_len == NONE else client_end + user_len
+    if end != len(data):
+        raise CodecError("message truncated" if end > len(data) else "trailing bytes after message")
+    data = bytes(data)
+    return Message(data[_PLAIN_START:topic_end].decode(), data[topic_end:payload_end], flags & 3,  # type: ignore[arg-type]
+                   bool(flags & 4), None, None, None, (), expiry if flags & 16 else None, bool(flags & 8),
+                   _origin(data[payload_end:proto_end], data[proto_end:client_end],
+                           None if user_len == NONE else data[client_end:end]), _EMPTY)
+
+
 def decode_message(data: bytes) -> Message:
     """The `Message` `encode_message` wrote; raises CodecError for anything else."""
     try:
         fmt, flags, expiry, n_props = _HEAD.unpack_from(data)
         if fmt != FORMAT:
             raise CodecError(f"message format {fmt}, this build reads {FORMAT}")
+        if not n_props:
+            plain = _decode_plain(data, flags, expiry)  # what encode_message's common case wrote
+            if plain is not None:
+                return plain
         count = _FIXED_FIELDS + 2 * n_props
         offset = _HEAD.size + 4 * count
         data = bytes(data)  # slices of bytes are bytes: no copy per field below
