@@ -49,7 +49,7 @@ from adapters.amqp.frames import (
     MethodFrame, encode_method,
 )
 from adapters.amqp.handshake import Handshake, State
-from adapters.amqp.methods import HANDLERS
+from adapters.amqp.methods import HANDLERS, unhandled
 from adapters.amqp.vhost import VirtualHost
 
 log = logging.getLogger("rosettamq.amqp")
@@ -248,6 +248,8 @@ class AMQPConnection(Handshake):
                  c.Connection.Open: self._open}[expected](method)
             elif isinstance(method, c.Connection.CloseOk):
                 self._finish()
+            elif self.state is State.OPEN and method.name.startswith("Connection."):
+                raise unhandled(method, 0)  # 540 for connection.update-secret, 503 for the others
             else:
                 raise errors.command_invalid(f"unexpected method {method.name} on channel 0 in state "
                                              f"{self.state.value}")
@@ -289,7 +291,7 @@ class AMQPConnection(Handshake):
             raise errors.channel_error(f"second 'channel.open' on channel {number}")
         handler = HANDLERS.get(type(method))
         if handler is None:
-            raise errors.command_invalid(f"unexpected method {method.name} on channel {number}")
+            raise unhandled(method, number)
         handler(channel, method)
 
     # -- closing ----------------------------------------------------------------------------------

@@ -68,10 +68,6 @@ def exchange_delete(ch: Channel, m: c.Exchange.Delete) -> None:
         ch.send(c.Exchange.DeleteOk())
 
 
-def exchange_to_exchange(ch: Channel, m: base.Frame) -> None:
-    raise errors.not_implemented("exchange-to-exchange bindings are not supported")
-
-
 # -- queue class ---------------------------------------------------------------------------
 
 
@@ -284,8 +280,6 @@ HANDLERS: dict[type, Handler] = {
     c.Channel.FlowOk: ignore,
     c.Exchange.Declare: exchange_declare,
     c.Exchange.Delete: exchange_delete,
-    c.Exchange.Bind: exchange_to_exchange,
-    c.Exchange.Unbind: exchange_to_exchange,
     c.Queue.Declare: queue_declare,
     c.Queue.Bind: queue_bind,
     c.Queue.Unbind: queue_unbind,
@@ -307,4 +301,24 @@ HANDLERS: dict[type, Handler] = {
     c.Tx.Rollback: tx_rollback,
 }
 
-__all__ = ["HANDLERS", "ChannelState", "complete_publish"]
+# Methods a client may send (0-9-1 and RabbitMQ's extensions) that this server does not implement:
+# 540 NOT_IMPLEMENTED, a connection error. Methods only a server sends (basic.deliver, queue.declare-ok,
+# ...) are 503 COMMAND_INVALID from a client, as in RabbitMQ. Not implemented options of implemented
+# methods (basic.qos prefetch_size, basic.publish immediate) are 540 in their handlers.
+NOT_IMPLEMENTED: dict[type, str] = {
+    c.Connection.UpdateSecret: "connection.update-secret is not supported",
+    c.Exchange.Bind: "exchange-to-exchange bindings are not supported",
+    c.Exchange.Unbind: "exchange-to-exchange bindings are not supported",
+}
+
+
+def unhandled(method: base.Frame, channel: int) -> errors.AMQPError:
+    """The error for a method no handler takes: 540 if a client may send it (connection methods on
+    channel 0, the others on a channel), else 503."""
+    text = NOT_IMPLEMENTED.get(type(method))
+    if text is not None and (channel == 0) == method.name.startswith("Connection."):
+        return errors.not_implemented(text)
+    return errors.command_invalid(f"unexpected method {method.name} on channel {channel}")
+
+
+__all__ = ["HANDLERS", "NOT_IMPLEMENTED", "ChannelState", "complete_publish", "unhandled"]

@@ -393,3 +393,56 @@ def test_a_header_that_is_not_utf8_survives_a_mandatory_return() -> None:
     publish_with_a_header_that_is_not_utf8(wire, "", "no-such-queue", mandatory=True)
     names = wire.names()
     assert names[:2] == ["Basic.Return", "ContentHeader"], names
+
+
+# Every method a client may send in AMQP 0-9-1 with RabbitMQ's extensions (the spec's "server" chassis).
+CLIENT_METHODS = {
+    c.Connection.StartOk, c.Connection.SecureOk, c.Connection.TuneOk, c.Connection.Open, c.Connection.Close,
+    c.Connection.CloseOk, c.Connection.UpdateSecret,
+    c.Channel.Open, c.Channel.Flow, c.Channel.FlowOk, c.Channel.Close, c.Channel.CloseOk,
+    c.Exchange.Declare, c.Exchange.Delete, c.Exchange.Bind, c.Exchange.Unbind,
+    c.Queue.Declare, c.Queue.Bind, c.Queue.Purge, c.Queue.Delete, c.Queue.Unbind,
+    c.Basic.Qos, c.Basic.Consume, c.Basic.Cancel, c.Basic.Publish, c.Basic.Get, c.Basic.Ack, c.Basic.Reject,
+    c.Basic.RecoverAsync, c.Basic.Recover, c.Basic.Nack,
+    c.Confirm.Select, c.Tx.Select, c.Tx.Commit, c.Tx.Rollback,
+}
+ON_CHANNEL_ZERO = {c.Connection.StartOk, c.Connection.SecureOk, c.Connection.TuneOk, c.Connection.Open,
+                   c.Connection.Close, c.Connection.CloseOk}
+ON_CHANNELS = {c.Channel.Open, c.Channel.Close, c.Channel.CloseOk}
+
+
+def test_every_method_a_client_may_send_is_handled_or_named_not_implemented() -> None:
+    from adapters.amqp.methods import HANDLERS, NOT_IMPLEMENTED
+
+    covered = set(HANDLERS) | set(NOT_IMPLEMENTED) | ON_CHANNEL_ZERO | ON_CHANNELS
+    assert CLIENT_METHODS - covered == set()
+    assert set(NOT_IMPLEMENTED) <= CLIENT_METHODS and not set(NOT_IMPLEMENTED) & set(HANDLERS)
+
+
+def test_connection_update_secret_is_540_not_implemented() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.send(0, c.Connection.UpdateSecret(new_secret="token", reason="refresh"))
+    close = closes_connection_with(wire, ReplyCode.NOT_IMPLEMENTED)
+    assert (close.class_id, close.method_id) == (10, 70)
+
+
+def test_exchange_to_exchange_bindings_are_540_not_implemented() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Exchange.Bind(destination="a", source="amq.topic", routing_key="#"))
+    close = closes_connection_with(wire, ReplyCode.NOT_IMPLEMENTED)
+    assert (close.class_id, close.method_id) == (40, 30)
+
+
+def test_a_method_only_a_server_sends_is_503_command_invalid() -> None:
+    for channel, method in ((1, c.Basic.Deliver(consumer_tag="t", delivery_tag=1, exchange="", routing_key="q")),
+                            (1, c.Queue.DeclareOk(queue="q", message_count=0, consumer_count=0)),
+                            (0, c.Connection.Tune(channel_max=0, frame_max=0, heartbeat=0)),
+                            (1, c.Connection.UpdateSecret(new_secret="s", reason="r"))):
+        wire = Wire()
+        wire.handshake()
+        wire.open_channel()
+        wire.send(channel, method)
+        closes_connection_with(wire, ReplyCode.COMMAND_INVALID)
