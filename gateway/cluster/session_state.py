@@ -73,6 +73,7 @@ class Replicator:
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.local_only: set[str] = set()  # client ids whose next session deletion stays local
 
     async def start(self, js: Any, conn: Any) -> None:
         config = api.StreamConfig(name=self.stream, subjects=[f"{self.prefix}.{STATE}.>"], max_msgs_per_subject=1,
@@ -245,6 +246,9 @@ class ReplicatedStore(Store):
 
     def delete_session(self, client_id: str) -> None:
         self.local.delete_session(client_id)
+        if client_id in self.replicator.local_only:  # a stale local copy: the stream is its holder's now
+            self.replicator.local_only.discard(client_id)
+            return
         self.replicator.purge(self._subject(client_id, ">"))
 
     def put_subscription(self, client_id: str, topic_filter: str, options: SubscriptionOptions) -> None:

@@ -70,7 +70,7 @@ class ClusterSessions:
         self.node_alive = node_alive
         self.replicator = replicator
         self.claims = self.handed_over = self.adopted = self.lost_with_node = self.refused = self.unclaimed = 0
-        self.recovered = self.orphans = 0
+        self.recovered = self.orphans = self.stale_dropped = 0
         self._kv: Any = None
         self._conn: Any = None
         self._owned: dict[str, int] = {}  # client id -> the KV revision naming this node
@@ -87,6 +87,33 @@ class ClusterSessions:
                 bucket=bucket, history=1, replicas=self.replicas, storage=api.StorageType.FILE))
         self._conn = conn
         await conn.subscribe(f"{self.prefix}.{CONTROL}.sess.{self.node}", cb=self._on_request)
+        await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """The sessions this node restored from its store at start: keep those the bucket still
+        names it for (or names no one for), drop those another node took while it was away."""
+        for client_id, session in list(self.registry.sessions.items()):
+            key = session_key(client_id)
+            mine = json.dumps({"node": self.node, "user": session.username}).encode()
+            try:
+                try:
+                    self._owned[client_id] = await self._kv.create(key, mine)
+                    continue
+                except KeyWrongLastSequenceError:
+                    entry = await self._kv.get(key)
+            except Exception as exc:
+                log.warning("cluster: cannot check session %r against the cluster: %r", client_id, exc)
+                continue
+            holder = _holder(entry.value).get("node")
+            if holder == self.node:
+                self._owned[client_id] = entry.revision
+                continue
+            self.stale_dropped += 1
+            log.info("cluster: session %r moved to node %s while this node was away: its copy here is dropped",
+                     client_id, holder)
+            session.will = None
+            self.replicator.local_only.add(client_id)  # the stream is the holder's: nothing purged there
+            self.registry.release(session)
 
     @property
     def ready(self) -> bool:
@@ -300,7 +327,7 @@ class ClusterSessions:
 
     def describe(self) -> dict[str, int]:
         return {"claims": self.claims, "handed_over": self.handed_over, "adopted": self.adopted,
-                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "recovered": self.recovered, "orphans": self.orphans,
+                "lost_with_node": self.lost_with_node, "refused": self.refused, "unclaimed": self.unclaimed, "recovered": self.recovered, "orphans": self.orphans, "stale_dropped": self.stale_dropped,
                 "held": len(self._owned)}
 
 

@@ -220,12 +220,12 @@ def test_another_user_cannot_take_a_session_held_on_another_node(nats: NatsClust
 # -- a node that dies loses nothing it acknowledged -------------------------------------------------
 
 
-def node_process(nats: NatsCluster, tmp_path, name: str):  # type: ignore[no-untyped-def]
-    """A gateway node as its own process (so that it can be killed with SIGKILL)."""
+def node_process(nats: NatsCluster, tmp_path, name: str, store: str = "memory"):  # type: ignore[no-untyped-def]
+    """A gateway node as its own process (so that it can be killed with SIGKILL, or restarted)."""
     from tests.e2e.process_support import EVERY_LISTENER_ON_PORT_0, LoggingGateway
     config = tmp_path / f"{name}.toml"
     servers = ", ".join(f'"{url}"' for url in nats.urls)
-    config.write_text(f'[store]\npath = "memory"\n[cluster]\nnats = [{servers}]\nnode = "{name}"\n'
+    config.write_text(f'[store]\npath = "{store}"\n[cluster]\nnats = [{servers}]\nnode = "{name}"\n'
                       'replicas = 3\nheartbeat = 0.2\n')
     process = LoggingGateway(config, tmp_path / f"{name}.ports.json", *EVERY_LISTENER_ON_PORT_0)
     process.wait_for_log("joined through NATS")
@@ -345,3 +345,47 @@ def test_the_will_of_a_session_whose_node_died_is_published_once_by_another_node
         watcher.close()
         doomed.stop()
         survivor.stop()
+
+
+def test_a_node_restarted_from_its_store_drops_the_sessions_the_cluster_moved_while_it_was_away(
+    nats: NatsCluster, tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    store = str(tmp_path / "restart.db")
+    first = node_process(nats, tmp_path, "gw-restart", store=store)
+    other = cluster_node(nats, "gw-restart-other", cluster={"replicas": 3})
+    try:
+        device = WireClient(first.mqtt_port(), 5)
+        device.connect("restart-device", clean_start=False, properties=Properties(session_expiry_interval=600))
+        subscribe(device, "restart/#")
+        device.close()
+        first.stop()  # its store keeps the session
+        moved = WireClient(other.mqtt_port, 5, timeout=40)
+        connack = moved.connect("restart-device", clean_start=False,
+                                properties=Properties(session_expiry_interval=600))
+        assert connack.reason_code == ReasonCode.SUCCESS and connack.session_present  # read back from JetStream
+        moved.close()
+        again = node_process(nats, tmp_path, "gw-restart", store=store)  # the same node, from the same store
+        try:
+            again.wait_for_log("moved to node gw-restart-other while this node was away")
+            assert holds(other, "restart-device")
+            publish_qos1_port(again.mqtt_port(), "restart/x", b"once")
+            back = WireClient(other.mqtt_port, 5, timeout=40)
+            connack = back.connect("restart-device", clean_start=False,
+                                   properties=Properties(session_expiry_interval=600))
+            assert connack.session_present
+            got = back.recv()
+            assert isinstance(got, Publish) and got.payload == b"once"
+            back.send(PubAck(got.packet_id))
+            back.close()
+        finally:
+            again.stop()
+    finally:
+        first.stop()
+        other.stop()
+
+
+def publish_qos1_port(port: int, topic: str, payload: bytes) -> None:
+    with WireClient(port, 5) as publisher:
+        publisher.connect(f"pub{next(_ids)}", clean_start=True)
+        publisher.send(Publish(topic, payload, qos=1, packet_id=1))
+        assert isinstance(publisher.recv(), PubAck)
