@@ -12,6 +12,7 @@ The supervisor (this module, in the process the user started) runs no listener i
   the supervisor runs a local nats-server for them (gateway/local_nats.py);
 - worker 1 serves the admin API and prints the ready banner; each worker keeps its own store
   (`rosettamq-w2.db` beside `rosettamq.db`), named so that a restarted worker finds its sessions;
+- worker 1 alone runs the bridges (every worker's copy would forward each message once more);
 - worker 1 alone serves AMQP: AMQP queues and exchanges other than amq.topic's bindings live on
   one node, so every AMQP client of the machine must reach the same one (a durable queue declared
   through one worker and consumed through another would be two queues);
@@ -73,6 +74,8 @@ def worker_config(config: Config, spec: dict[str, Any]) -> Config:
     if not spec.get("amqp", True):
         for name in ("amqp", "amqps"):
             changes[name] = dataclasses.replace(getattr(config, name), enabled=False)
+    if not spec.get("bridges", True):
+        changes["bridges"] = ()
     cluster = config.cluster
     if cluster is None:
         changes["cluster"] = ClusterSettings(servers=(spec["nats"],), node=spec["node"])
@@ -163,7 +166,7 @@ class Supervisor:
         return self.nats.url
 
     def _spawn(self, index: int) -> None:
-        spec = {"index": index, "ports": self.ports, "http": index == 1, "amqp": index == 1,
+        spec = {"index": index, "ports": self.ports, "http": index == 1, "amqp": index == 1, "bridges": index == 1,
                 "node": f"{self.node_base}-w{index}",
                 "nats": self.nats.url if self.nats is not None else "", "quiet": index != 1,
                 "store": worker_store(self.config.store.path, index)}
