@@ -60,6 +60,7 @@ class Channel:
         self.tx = False
         self.tx_actions: list[tuple[Any, ...]] = []
         self.last_queue = ""
+        self.reply_key: str | None = None  # the amq.rabbitmq.reply-to consumer's key (reply_to.py)
         self._publish: commands.Basic.Publish | None = None
         self._properties: commands.Basic.Properties | None = None
         self._header: bytes | None = None
@@ -254,6 +255,8 @@ class Channel:
     def cancel(self, tag: str) -> Consumer | None:
         consumer = self.consumers.pop(tag, None)
         if consumer is not None:
+            if consumer.queue.name == self.reply_key:
+                self.conn.vhost.replies.forget(self)
             consumer.queue.remove_consumer(consumer, self.conn.vhost_clock())
             self.conn.vhost.consumer_gone(consumer.queue)
         return consumer

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
-from pamqp.commands import Basic
 
 from adapters.amqp.content import Content
-from adapters.amqp.properties import Timestamp
+from adapters.amqp.properties import Timestamp, copy_properties
 from adapters.amqp.queues import Entry, Queue
-
-_PROPERTY_NAMES = tuple(Basic.Properties.__slots__)
-
-
-def copy_properties(properties: Basic.Properties, **changes: Any) -> Basic.Properties:
-    """A copy with `changes`; not through Basic.Properties' constructor, which would check the
-    values (a client's cluster_id included) the wire already delivered."""
-    copy = object.__new__(Basic.Properties)
-    for name in _PROPERTY_NAMES:
-        setattr(copy, name, changes[name] if name in changes else getattr(properties, name, None))
-    return copy
 
 
 def dead_letter(queue: Queue, entry: Entry, reason: str, exchange: str) -> Content:

@@ -20,7 +20,9 @@ from adapters.amqp.channel import Channel, ChannelState
 from adapters.amqp.content import Content
 from adapters.amqp.frames import encode_declare_ok, encode_return
 from adapters.amqp.permissions import CONFIGURE, EXCHANGE, QUEUE, READ, WRITE
+from adapters.amqp.properties import copy_properties
 from adapters.amqp.queues import Consumer
+from adapters.amqp.reply_to import REPLY_PREFIX, REPLY_QUEUE
 
 Handler = Callable[[Channel, base.Frame], None]
 
@@ -81,6 +83,9 @@ def _queue_name(ch: Channel, name: str) -> str:
 
 
 def queue_declare(ch: Channel, m: c.Queue.Declare) -> None:
+    if m.passive and m.queue == REPLY_QUEUE:  # clients check for direct reply-to this way
+        ch.conn.send_bytes(encode_declare_ok(ch.number, REPLY_QUEUE, 0, 0))
+        return
     queue = ch.conn.vhost.declare_queue(_stripped(m.queue), ch.conn, passive=m.passive, durable=m.durable,
                                         exclusive=m.exclusive, auto_delete=m.auto_delete, arguments=m.arguments,
                                         principal=ch.conn.principal)
@@ -139,11 +144,14 @@ def basic_qos(ch: Channel, m: c.Basic.Qos) -> None:
 
 def basic_consume(ch: Channel, m: c.Basic.Consume) -> None:
     name = _queue_name(ch, m.queue)
-    _require(ch, READ, QUEUE, name)
-    queue = ch.conn.vhost.queue(name, ch.conn)
     tag = m.consumer_tag or ch.new_consumer_tag()
     if tag in ch.consumers:
         raise errors.not_allowed(f"attempt to reuse consumer tag '{tag}'")
+    if name == REPLY_QUEUE:
+        _consume_replies(ch, m, tag)
+        return
+    _require(ch, READ, QUEUE, name)
+    queue = ch.conn.vhost.queue(name, ch.conn)
     if queue.has_exclusive_consumer or (m.exclusive and queue.consumers):
         raise errors.access_refused(f"queue '{queue.name}' in vhost '{ch.conn.vhost.name}' in exclusive use")
     consumer = Consumer(tag, queue, ch, no_ack=m.no_ack, exclusive=m.exclusive, prefetch=ch.prefetch,
@@ -152,6 +160,14 @@ def basic_consume(ch: Channel, m: c.Basic.Consume) -> None:
     if not m.nowait:
         ch.send(c.Basic.ConsumeOk(consumer_tag=tag))  # before the first basic.deliver
     queue.add_consumer(consumer, ch.conn.vhost_clock())
+
+
+def _consume_replies(ch: Channel, m: c.Basic.Consume, tag: str) -> None:
+    consumer = ch.conn.vhost.replies.consume(ch, tag, m.no_ack)
+    ch.consumers[tag] = consumer
+    if not m.nowait:
+        ch.send(c.Basic.ConsumeOk(consumer_tag=tag))
+    consumer.queue.add_consumer(consumer, ch.conn.vhost_clock())
 
 
 def basic_cancel(ch: Channel, m: c.Basic.Cancel) -> None:
@@ -172,8 +188,11 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
     """A whole message arrived: route it now, or keep it for tx.commit (write permission checked now)."""
     if m.exchange:
         _require(ch, WRITE, EXCHANGE, m.exchange)
-    else:  # the default exchange delivers to the queue its routing key names: write on that queue
+    elif not m.routing_key.startswith(REPLY_PREFIX):  # the default exchange: write on the queue it names
         _require(ch, WRITE, QUEUE, m.routing_key)
+    if properties.reply_to == REPLY_QUEUE:  # a direct reply-to request: the reply key names our consumer
+        properties = copy_properties(properties, reply_to=ch.conn.vhost.replies.key_of(ch))
+        header = None
     if ch.tx:
         ch.conn.vhost.exchange(m.exchange)  # a missing exchange fails now, as in RabbitMQ
         ch.tx_actions.append(("publish", m, properties, body, header))

@@ -165,6 +165,15 @@ def decode_header(payload: bytes) -> tuple[int, int, Basic.Properties]:
     return class_id, body_size, properties
 
 
+def copy_properties(properties: Basic.Properties, **changes: Any) -> Basic.Properties:
+    """A copy with `changes`; not through Basic.Properties' constructor, which would check the
+    values (a client's cluster_id included) the wire already delivered."""
+    copy = _new_properties(Basic.Properties)
+    for name in _NAMES:
+        setattr(copy, name, changes[name] if name in changes else getattr(properties, name, None))
+    return copy
+
+
 def encode_header(properties: Basic.Properties, body_size: int, class_id: int = 60) -> bytes:
     """A content header payload (without the frame around it). TypeError/ValueError for an unencodable value."""
     flags = 0

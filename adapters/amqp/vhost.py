@@ -33,6 +33,7 @@ from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
 from adapters.amqp.mapping import binding_key_to_filter, message_from_amqp, parse_expiration, routing_key_to_topic
 from adapters.amqp.permissions import ANY, CONFIGURE, EXCHANGE, QUEUE, Permissions, owner_record
 from adapters.amqp.queues import Deadlines, Entry, Queue
+from adapters.amqp.reply_to import REPLY_PREFIX, DirectReplyTo
 
 logger = logging.getLogger("rosettamq.amqp")
 
@@ -52,6 +53,7 @@ class VirtualHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.subscribers: dict[str, QueueSubscriber] = {}
+        self.replies = DirectReplyTo()  # amq.rabbitmq.reply-to consumers
         self.on_deadline_change: Callable[[], None] = lambda: None
         self.on_held_change: Callable[[int], None] = lambda delta: None
         self._deadlines = Deadlines()
@@ -323,6 +325,8 @@ class VirtualHost:
                 raise errors.publish_refused(result.status, message.topic, self.name, result.reason)
             return result.deliveries > 0
         if exchange.name == "":
+            if routing_key.startswith(REPLY_PREFIX):
+                return self.replies.route(routing_key, content, now)
             queue = self.queues.get(routing_key)
             names = () if queue is None else (routing_key,)
         else:

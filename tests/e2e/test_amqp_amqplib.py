@@ -98,3 +98,9 @@ def test_amqplib_closing_with_publishes_still_buffered_gets_its_close_and_what_w
         ch.queue_delete(queue)
     # What the server read before the close, in order, and nothing of what came after it.
     assert len(routed) >= 1000 and routed == list(range(len(routed)))
+
+
+def test_amqplib_rpc_through_direct_reply_to(amqp_gateway: RunningGateway) -> None:
+    """Issue 18: replies to amq.rabbitmq.reply-to reach the requester's no-ack consumer, no queue declared."""
+    out = run_scenario(amqp_gateway, "directReplyTo")
+    assert out == {"outcome": "answered", "answers": {"a": "A", "b": "B", "c": "C"}}

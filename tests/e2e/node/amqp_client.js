@@ -113,6 +113,34 @@ const scenarios = {
       conn.close().then(() => 'closed', (err) => `close failed: ${err}`), within(10000, 'close timed out')]);
     return { closed, closeEvent: await Promise.race([closeEvent, within(10000, 'no close event')]), errors };
   },
+
+  async directReplyTo(conn) {
+    // RPC the way amqplib's tutorials do it with RabbitMQ: replies through amq.rabbitmq.reply-to.
+    const server = await amqp.connect(url);
+    try {
+      const sch = await server.createChannel();
+      const { queue } = await sch.assertQueue('', { exclusive: true });
+      await sch.consume(queue, (msg) => {
+        sch.sendToQueue(msg.properties.replyTo, Buffer.from(msg.content.toString().toUpperCase()),
+                        { correlationId: msg.properties.correlationId });
+      }, { noAck: true });
+      const ch = await conn.createChannel();
+      const answers = new Map();
+      const done = new Promise((resolve) => {
+        ch.consume('amq.rabbitmq.reply-to', (msg) => {
+          answers.set(msg.properties.correlationId, msg.content.toString());
+          if (answers.size === 3) resolve();
+        }, { noAck: true });
+      });
+      for (const word of ['a', 'b', 'c']) {
+        ch.sendToQueue(queue, Buffer.from(word), { replyTo: 'amq.rabbitmq.reply-to', correlationId: word });
+      }
+      const outcome = await Promise.race([done.then(() => 'answered'), within(10000, 'no answers')]);
+      return { outcome, answers: Object.fromEntries(answers) };
+    } finally {
+      await server.close();
+    }
+  },
 };
 
 function within(ms, what) {
