@@ -79,7 +79,7 @@ class VirtualHost:
                 raise errors.not_found(f"no exchange '{name}' in vhost '{self.name}'")
             return exchange
         if kind not in KINDS:
-            raise errors.command_invalid(f"invalid exchange type '{kind}'")
+            raise errors.precondition_failed(f"invalid exchange type '{kind}'")  # RabbitMQ 3.x: 406, the channel
         if exchange is None and name.startswith("amq."):
             raise errors.access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         if exchange is not None:

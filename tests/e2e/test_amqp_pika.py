@@ -260,6 +260,7 @@ def test_declaration_errors_close_the_channel_with_rabbitmq_codes(amqp_gateway: 
             (lambda ch: ch.exchange_declare(unique("missing"), passive=True), 404),
             (lambda ch: ch.exchange_declare("amq.custom", "direct"), 403),
             (lambda ch: ch.exchange_declare("amq.topic", "direct", durable=True), 406),
+            (lambda ch: ch.exchange_declare(unique("odd"), "x-no-such-type"), 406),  # issue 18: not 503
             (lambda ch: ch.exchange_delete("amq.direct"), 403),
             (lambda ch: ch.queue_bind(unique("missing"), "amq.direct"), 404),
             (lambda ch: ch.basic_publish(unique("no-exchange"), "k", b"x") or ch.basic_get("x"), 404),

@@ -446,3 +446,13 @@ def test_a_method_only_a_server_sends_is_503_command_invalid() -> None:
         wire.open_channel()
         wire.send(channel, method)
         closes_connection_with(wire, ReplyCode.COMMAND_INVALID)
+
+
+def test_an_unknown_exchange_type_closes_only_the_channel_with_406() -> None:
+    wire = Wire()
+    wire.handshake()
+    wire.open_channel()
+    wire.send(1, c.Exchange.Declare(exchange="odd", exchange_type="x-no-such-type"))
+    (close,) = wire.methods()
+    assert isinstance(close, c.Channel.Close) and close.reply_code == ReplyCode.PRECONDITION_FAILED
+    assert "invalid exchange type 'x-no-such-type'" in close.reply_text and not wire.conn.closing
