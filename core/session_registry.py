@@ -58,6 +58,7 @@ class SessionRegistry:
         self.takeovers_refused = 0
         self.on_deadline_change: Callable[[], None] | None = None
         self.on_ended: Callable[[str], None] | None = None  # a session ended here (the cluster forgets it)
+        self.on_will: Callable[[Session], None] | None = None  # a clean session's will was set or cleared
         self.wills_published = 0
         self.sessions_expired = 0
         # Drops (SessionCounters fields) of sessions that have ended, so metrics never go backwards.
@@ -144,6 +145,8 @@ class SessionRegistry:
         session.will_expiry_interval = expiry_interval
         if session.persistent:
             self.store.put_session(session.stored())
+        elif self.on_will is not None:
+            self.on_will(session)  # a clean session's will: the cluster keeps it too (its node may die)
 
     def disconnected(self, session: Session, *, publish_will: bool) -> None:
         """The session's connection is gone; handle its will and start its expiry."""

@@ -41,7 +41,7 @@ from core.session_handover import adopt_session, export_session
 from core.session_registry import SessionRegistry
 from core.stores.codec import CodecError
 
-from gateway.cluster.handover import decode_snapshot, encode_snapshot
+from gateway.cluster.handover import decode_snapshot, encode_session, encode_snapshot
 from gateway.cluster.session_state import Replicator, SessionUnavailable, state_subject
 from gateway.cluster.subjects import CONTROL
 
@@ -76,6 +76,7 @@ class ClusterSessions:
         self._owned: dict[str, int] = {}  # client id -> the KV revision naming this node
         self._tasks: set[asyncio.Task[None]] = set()
         registry.on_ended = self._ended
+        registry.on_will = self._clean_will
 
     async def start(self, js: Any, conn: Any) -> None:
         """Open (or create) the bucket and answer handover requests (called once NATS is joined)."""
@@ -172,7 +173,8 @@ class ClusterSessions:
             alive = self.node_alive(node)
             # A gone holder's session is read from JetStream before the key moves: if it cannot be
             # read now (a leader election), the claim fails and the key still names the old holder.
-            recovered = None if alive or clean_start else await self.replicator.load_session(client_id)
+            # (with clean start too: a will it left is published as its session ends, `registry.open`)
+            recovered = None if alive else await self.replicator.load_session(client_id)
             try:
                 self._owned[client_id] = await self._kv.update(key, mine, last=entry.revision)
             except KeyWrongLastSequenceError:
@@ -190,7 +192,7 @@ class ClusterSessions:
             log.warning("cluster: node %s did not hand over session %r (%r): reading it from JetStream",
                         node, client_id, exc)
             try:
-                recovered = None if clean_start else await self.replicator.load_session(client_id)
+                recovered = await self.replicator.load_session(client_id)
             except SessionUnavailable:
                 await self._give_back(client_id, previous)
                 raise
@@ -216,7 +218,8 @@ class ClusterSessions:
                 log.warning("cluster: could not give session %r back: %r", client_id, exc)
 
     def _adopt_recovered(self, node: str, client_id: str, snapshot: Any, clean_start: bool) -> Any:
-        """The holder is gone: adopt what JetStream had of the session (session_state.py)."""
+        """The holder is gone: adopt what JetStream had of the session (session_state.py); with clean
+        start the CONNECT then ends it, publishing the will it may have left."""
         if snapshot is None:
             if not clean_start:
                 self.lost_with_node += 1
@@ -304,6 +307,16 @@ class ClusterSessions:
             await msg.respond(data)
         except Exception as exc:  # the asking node is gone: the session is lost with its answer
             log.warning("cluster: could not hand session %r over: %r", client_id, exc)
+
+    def _clean_will(self, session: Any) -> None:
+        """A clean session's will goes to the stream too, as a session record: if this node dies,
+        the node that takes its sessions over publishes it (persistent sessions' records go there
+        through the store). Cleared when the session ends (the store's delete purges it)."""
+        subject = state_subject(self.prefix, session.client_id, "s")
+        if session.will is None:
+            self.replicator.purge(subject)
+        else:
+            self.replicator.put(subject, encode_session(session.stored()))
 
     def _ended(self, client_id: str) -> None:
         """A session ended on this node: forget it in the bucket, if this node still holds it there."""

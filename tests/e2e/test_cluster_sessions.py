@@ -311,35 +311,38 @@ def load_then_kill(nats: NatsCluster, tmp_path, kill_a_nats_server: bool) -> Non
         survivor.stop()
 
 
+@pytest.mark.parametrize("expiry", [600, 0], ids=["persistent", "clean"])
 def test_the_will_of_a_session_whose_node_died_is_published_once_by_another_node(
-    nats: NatsCluster, nodes: tuple[RunningGateway, RunningGateway], tmp_path,  # type: ignore[no-untyped-def]
+    nats: NatsCluster, nodes: tuple[RunningGateway, RunningGateway], tmp_path, expiry: int,  # type: ignore[no-untyped-def]
 ) -> None:
     import signal
+    device_id = f"will-device-{expiry}"
     from adapters.mqtt.packets import Will
-    doomed = node_process(nats, tmp_path, "gw-will-doomed")
-    survivor = cluster_node(nats, "gw-will-survivor", cluster={"replicas": 3})
+    doomed = node_process(nats, tmp_path, f"gw-will-doomed-{expiry}")
+    survivor = cluster_node(nats, f"gw-will-survivor-{expiry}", cluster={"replicas": 3})
     watcher = WireClient(survivor.mqtt_port, 5)
     try:
         watcher.connect("will-watcher", clean_start=True)
         subscribe(watcher, "wills/#")
         device = WireClient(doomed.mqtt_port(), 5)
-        connack = device.connect("will-device", clean_start=False, will=Will(
-            "wills/will-device", b"gone", qos=1, properties=Properties(will_delay_interval=1)),
-            properties=Properties(session_expiry_interval=600))
+        connack = device.connect(device_id, clean_start=not expiry, will=Will(
+            f"wills/{device_id}", b"gone", qos=1, properties=Properties(will_delay_interval=1 if expiry else 0)),
+            properties=Properties(session_expiry_interval=expiry))
         assert connack.reason_code == ReasonCode.SUCCESS
         routed_from(doomed.mqtt_port(), watcher, "wills/probe")  # the watcher's interest reached the doomed node
-        wait_until(lambda: "gw-will-doomed" in survivor.call(lambda: set(survivor.gateway.fabric.view.nodes)),
+        wait_until(lambda: f"gw-will-doomed-{expiry}" in survivor.call(lambda: set(survivor.gateway.fabric.view.nodes)),
                    what="the doomed node in the survivor's view")
         wills_before = sum(n.call(lambda: n.broker.mqtt_sessions.wills_published) for n in [survivor, *nodes])
         doomed.proc.send_signal(signal.SIGKILL)  # the device's connection dies with its node
         doomed.proc.wait(10)
         watcher.sock.settimeout(15)
         will = watcher.recv()
-        assert isinstance(will, Publish) and will.topic == "wills/will-device" and will.payload == b"gone"
+        assert isinstance(will, Publish) and will.topic == f"wills/{device_id}" and will.payload == b"gone"
         watcher.send(PubAck(will.packet_id))
         others = [survivor, *nodes]  # every live node of the cluster tried: exactly one took the session
         assert sum(n.call(lambda: n.broker.mqtt_sessions.wills_published) for n in others) == wills_before + 1
-        assert [n.call(lambda: "will-device" in n.broker.mqtt_sessions.sessions) for n in others].count(True) == 1
+        holders = [n.call(lambda: device_id in n.broker.mqtt_sessions.sessions) for n in others].count(True)
+        assert holders == (1 if expiry else 0)  # a clean session ends with its will
         device.close()
     finally:
         watcher.close()
