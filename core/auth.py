@@ -5,6 +5,10 @@ iterations): adapters first call `quick_answer`, which answers at once when
 that is cheap (anonymous clients, a missing password, a login this process
 already verified), and otherwise run `authenticate` off the event loop
 (`loop.run_in_executor`), their connection state machine waiting meanwhile.
+
+An answer is a bool, or a `Grant` (truthy) when the credential names its own
+identity: an OAuth 2.0 access token (gateway/auth_jwt.py) gives the username
+from its claims, maybe its own ACL rules and roles, and when the login ends.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.passwords import PasswordFile, PasswordFileError
 
@@ -34,13 +38,46 @@ class Credentials:
     address: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """An accepted login whose credential says who it is: username, ACL rules, roles and expiry.
+
+    `rules`: the token's own ACL (core/acl_tokens.py `TokenRules`), None when the ACL file
+    applies to `username`; `expires_at`: wall-clock seconds (`time.time()`), None for never.
+    """
+
+    username: str
+    expires_at: float | None = None
+    rules: Any = None
+    roles: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return True
+
+
+Answer = bool | Grant
+
+
 class Authenticator(Protocol):
-    """Decides whether credentials are accepted."""
+    """Decides whether credentials are accepted (a `Grant` accepts them with its own identity)."""
 
-    def authenticate(self, credentials: Credentials) -> bool: ...
+    def authenticate(self, credentials: Credentials) -> Answer: ...
 
 
-def quick_answer(authenticator: Authenticator, credentials: Credentials) -> bool | None:
+def login_name(answer: Answer, presented: str | None) -> str | None:
+    """The username a login acts as: the grant's, else the one the client presented."""
+    return answer.username if isinstance(answer, Grant) else presented
+
+
+def passwords_of(authenticator: object) -> "PasswordAuthenticator | None":
+    """The password-file authenticator, alone or behind a token authenticator's `fallback`."""
+    if isinstance(authenticator, PasswordAuthenticator):
+        return authenticator
+    fallback = getattr(authenticator, "fallback", None)
+    return fallback if isinstance(fallback, PasswordAuthenticator) else None
+
+
+def quick_answer(authenticator: Authenticator, credentials: Credentials) -> Answer | None:
     """The decision if it is cheap to make now; None: call `authenticate` off the event loop.
 
     An authenticator without a `quick_check` method is taken to be cheap.
@@ -48,7 +85,7 @@ def quick_answer(authenticator: Authenticator, credentials: Credentials) -> bool
     quick = getattr(authenticator, "quick_check", None)
     if quick is None:
         return authenticator.authenticate(credentials)
-    result: bool | None = quick(credentials)
+    result: Answer | None = quick(credentials)
     return result
 
 
