@@ -34,6 +34,7 @@ from gateway.cluster.settings import ClusterSettings
 from gateway.config_bridges import read_bridges
 from gateway.config_cluster import read_cluster
 from gateway.config_http import read_http
+from gateway.config_jwt import read_jwt
 from gateway.config_sections import (
     _ORIGIN,
     _TOML_TYPES,
@@ -398,13 +399,14 @@ def _store(sec: _Section) -> StoreConfig:
 
 def _auth(sec: _Section) -> AuthConfig:
     password_file, acl_file = sec.path("password_file"), sec.path("acl_file")
-    allow = sec.boolean("allow_anonymous", password_file is None)
+    jwt = read_jwt(_Section(f"{sec.name}.jwt", sec._get("jwt", dict, {}), sec.base_dir))
+    allow = sec.boolean("allow_anonymous", password_file is None and jwt is None)
     backoff_after = sec.integer("login_backoff_after", AuthConfig().login_backoff_after, 0, 1_000_000)
     backoff_max = sec.number("login_backoff_max", AuthConfig().login_backoff_max, 0.0, 86400.0)
     sec.done()
     sec.require_file("password_file", password_file)
     sec.require_file("acl_file", acl_file)
-    return AuthConfig(password_file, acl_file, bool(allow), backoff_after, backoff_max)
+    return AuthConfig(password_file, acl_file, bool(allow), backoff_after, backoff_max, jwt)
 
 
 def _log(sec: _Section) -> LogConfig:

@@ -11,9 +11,12 @@ import ipaddress
 import re
 import ssl
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from adapters.lwm2m.bootstrap import BootstrapConfig
+
+if TYPE_CHECKING:
+    from gateway.config_jwt import JwtSettings
 
 ALL_INTERFACES = "0.0.0.0"  # what ":port" and a bare port mean, as in mosquitto's `listener PORT`
 LOOPBACK = "127.0.0.1"  # where a listener binds when its listen is not set (local only, as mosquitto 2)
@@ -299,6 +302,7 @@ class AuthConfig:
     allow_anonymous: bool = True
     login_backoff_after: int = 5  # failed logins per address answered at once; 0 = no backoff
     login_backoff_max: float = 30.0  # seconds: the longest a refusal or a login is held back
+    jwt: "JwtSettings | None" = None  # [auth.jwt]: OAuth 2.0 access tokens as logins (gateway/config_jwt.py)
 
 
 @dataclass(frozen=True, slots=True)

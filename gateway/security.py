@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from adapters.mqtt.server import ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
 from core.acl import Authorizer
-from core.auth import Authenticator, PasswordAuthenticator
+from core.auth import Authenticator, passwords_of
 from core.limits import ConnectionGate, LoginBackoff, RateLimiter
 
 from gateway.auth import build_authenticator, with_auth
@@ -114,8 +114,9 @@ class Security:
     def reload(self) -> bool:
         """Re-read the password file and the ACL file; False if either kept its old content."""
         ok = True
-        if isinstance(self.authenticator, PasswordAuthenticator):
-            ok = self.authenticator.reload() and ok
+        passwords = passwords_of(self.authenticator)
+        if passwords is not None:
+            ok = passwords.reload() and ok
         ok = self.authorizer.reload() and ok
         log.info("security reload %s", "done" if ok else "incomplete: see the errors above")
         return ok
