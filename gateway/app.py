@@ -33,6 +33,7 @@ from core.stores.memory import MemoryStore
 from core.stores.sqlite import SqliteStore
 from core.tokens import TokenFile, TokenFileError
 
+from gateway.auth_jwt import TokenAuthenticator
 from gateway.bridges.manager import Bridges
 from gateway.clients import PROTOCOLS, kick, list_clients
 from gateway.cluster.nats_fabric import NATSFabric
@@ -130,6 +131,7 @@ class Gateway:
     metrics: Registry = field(init=False)  # every collector (gateway/metrics.py), read at scrape time
     sys_publisher: SysPublisher | None = None
     topic_watcher: Any = None  # the console's topic counter while an event stream is open (gateway/http/events.py)
+    _key_refresh: asyncio.Task[None] | None = None  # [auth.jwt]: the provider's keys, refreshed
 
     def __post_init__(self) -> None:
         self.security = Security.from_config(self.config)  # a bad password or ACL file fails here
@@ -197,6 +199,8 @@ class Gateway:
                              max_message_bytes=self.config.limits.max_message_size)
         self.broker.mqtt_sessions.owners_enforced = logins_are_checked(self.config, self.authenticator)
         self.broker.start()
+        if isinstance(self.authenticator, TokenAuthenticator):  # keys before the first login (a thread's fetch)
+            self._key_refresh = await self.authenticator.source.start()
         if self.config.cluster is not None:  # join the cluster before any client can subscribe
             self.fabric = NATSFabric(self.broker, self.config.cluster, self._cluster_details, replicator,
                                      self.admin_answer)
@@ -236,7 +240,7 @@ class Gateway:
                 ssl_context = self.tls.context("wss", self.config.wss) if name == "wss" else None
                 self.listening.begin(name, section.listen)
                 ws, _ = await start_ws_server(
-                    self.broker, settings, ws_settings(self.config, section, self._token_file(section)), section.listen.host, section.listen.port,
+                    self.broker, settings, ws_settings(self.config, section, self._token_file(section), self.authenticator), section.listen.host, section.listen.port,
                     ssl_context=ssl_context, listener=name, tracker=self.mqtt_connections, guard=guard(name, section),
                     reuse_port=reuse_port,
                 )
@@ -369,6 +373,8 @@ class Gateway:
             await self.bridges.stop()  # what is still queued stays in the store for the next start
         if self.fabric is not None:
             await self.fabric.stop()
+        if self._key_refresh is not None:
+            self._key_refresh.cancel()
         self.broker.close()
         if announce:
             log.info("stopped")

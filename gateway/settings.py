@@ -19,6 +19,7 @@ from core.limits import LoginBackoff
 from core.sessions import SessionLimits
 from core.tokens import TokenFile
 
+from gateway.auth_jwt import bearer_check
 from gateway.config import Config, WSListenerConfig, WSSListenerConfig
 from gateway.security import Security
 
@@ -38,9 +39,10 @@ def mqtt_settings(config: Config) -> MQTTSettings:
 
 
 def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig,
-                tokens: TokenFile | None = None) -> WSSettings:
+                tokens: TokenFile | None = None, authenticator: Authenticator | None = None) -> WSSettings:
     """The WebSocket listener's options; a frame may carry at most one maximum-size MQTT packet.
-    `tokens`: the listener's token file, kept by the gateway so that SIGHUP reloads it."""
+    `tokens`: the listener's token file, kept by the gateway so that SIGHUP reloads it;
+    `authenticator`: with `[auth.jwt]`, access tokens are bearer tokens of the upgrade too."""
     return WSSettings(
         path=section.path,
         allowed_origins=section.allowed_origins,
@@ -48,6 +50,7 @@ def ws_settings(config: Config, section: WSListenerConfig | WSSListenerConfig,
         max_frame_size=config.mqtt_limits.max_packet_size,
         ping_interval=float(section.ping_interval),
         token_user=tokens.user_for if tokens is not None else None,
+        access_token=bearer_check(authenticator),
     )
 
 

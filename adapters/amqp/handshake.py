@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as c
 
-from core.auth import Credentials, quick_answer
+from core.acl_tokens import access_for
+from core.auth import Answer, Credentials, Grant, login_name, quick_answer
 from core.message import Origin
 from core.principal import Principal
 
@@ -104,7 +105,7 @@ class Handshake:
             return
         self._logged_in(login, answer)
 
-    def login_decided(self, accepted: bool) -> None:
+    def login_decided(self, accepted: Answer) -> None:
         """The owner's answer to `pending_login`; held input is processed after it."""
         login = self.pending_login
         if self.closing or self.state is not State.VERIFYING or login is None:
@@ -118,7 +119,7 @@ class Handshake:
         if self.on_output is not None:
             self.on_output()
 
-    def _logged_in(self, login: Credentials, accepted: bool) -> None:
+    def _logged_in(self, login: Credentials, accepted: Answer) -> None:
         if not accepted:
             log.warning("login refused peer=%s username=%s", self.peer, login.username)
             backoff = self.settings.login_backoff
@@ -127,8 +128,10 @@ class Handshake:
                 self._hold(None, delay)  # the refusal waits
                 return
             raise errors.access_refused(f"Login was refused using authentication mechanism {self._mechanism}")
-        self.username = login.username
-        self.origin = Origin("amqp", login.client_id, login.username)
+        # An access token's grant ([auth.jwt]) names the user; `grant.expires_at` says when it expires.
+        self.grant = accepted if isinstance(accepted, Grant) else None
+        self.username = login_name(accepted, login.username)
+        self.origin = Origin("amqp", login.client_id, self.username)
         self.state = State.AWAIT_TUNE_OK
         self.send_method(0, c.Connection.Tune(channel_max=self.settings.channel_max,
                                               frame_max=self.settings.frame_max,
@@ -169,7 +172,9 @@ class Handshake:
             raise errors.not_allowed(f"vhost {m.virtual_host} not found")
         self.vhost = vhost
         # The ACL file: topics on the shared amq.topic, queue and exchange rules in every vhost.
-        self.access = self.broker.core.authorizer.for_client(self.origin.client_id, self.username)
+        grant: Grant | None = getattr(self, "grant", None)
+        self.access = access_for(self.broker.core.authorizer, self.origin.client_id, self.username,
+                                 grant.rules if grant is not None else None)
         self.principal = Principal("amqp", self.origin.client_id, self.username, access=self.access,
                                    address=str(self.peer))
         self.state = State.OPEN

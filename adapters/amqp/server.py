@@ -147,7 +147,7 @@ class ConnectionDriver(TransportDriver):
         def decided(done: asyncio.Future[bool]) -> None:
             if self._closed:
                 return
-            accepted = not done.cancelled() and done.exception() is None and bool(done.result())
+            accepted = not done.cancelled() and done.exception() is None and done.result()  # a Grant stays one
             self.unblock_reading("login")
             self.conn.login_decided(accepted)
             self.flush()

@@ -6,6 +6,9 @@
   (and ``clientid``) go to it as `Credentials("coap", ...)`; a refusal is 4.01.
 - no authenticator: anonymous access is allowed, as for every other protocol.
 A token that names no live connection is a 4.01 whatever else the request carries.
+An OAuth 2.0 access token as ``p=`` (`[auth.jwt]`) is a password the authenticator answers
+with a `Grant`: the identity takes its username and rules, and a connection opened with it
+ends when the token expires (a request's ``p=`` is checked, or remembered, only until then).
 
 Password checks cost PBKDF2 work (tens of milliseconds), and a sensor may send
 its password with every request: an accepted (clientid, username, password)
@@ -18,11 +21,14 @@ layer checks off the event loop, then passes to `finish_login`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Hashable
+import time
+from dataclasses import dataclass, field
+from typing import Any, Hashable
 
-from core.auth import Authenticator, Credentials, quick_answer
+from core.acl_tokens import access_for
+from core.auth import Answer, Authenticator, Credentials, Grant, login_name, quick_answer
 from core.message import Origin
+from core.principal import Principal
 
 from adapters.coap.connections import ConnectionRegistry
 from adapters.coap.errors import Unauthorized
@@ -39,6 +45,21 @@ class Identity:
     client_id: str | None
     username: str | None
     address: str
+    grant: Grant | None = field(default=None, compare=False)  # an access token's
+
+    def until(self, now: float) -> float | None:
+        """When its access token expires, on the clock of `now` (None: no expiry)."""
+        if self.grant is None or self.grant.expires_at is None:
+            return None
+        return now + (self.grant.expires_at - time.time())
+
+    def principal(self, broker: Any) -> Principal:
+        """Who acts for this identity at the door: its ACL view is its token's rules over the ACL file's."""
+        principal: Principal = broker.principal("coap", self.client_id or "", self.username, self.address)
+        if self.grant is not None and self.grant.rules is not None:
+            principal.access = access_for(broker.authorizer, self.client_id or "", self.username,
+                                          self.grant.rules)  # type: ignore[assignment]
+        return principal
 
     @property
     def key(self) -> Hashable:
@@ -55,20 +76,24 @@ class AuthCache:
     def __init__(self, ttl: float = 30.0, size: int = 1024) -> None:
         self.ttl = ttl
         self.size = size
-        self._accepted: dict[tuple[str, str | None, bytes], float] = {}
+        self._accepted: dict[tuple[str, str | None, bytes], tuple[float, Identity]] = {}
 
     @staticmethod
     def _key(query: Query) -> tuple[str, str | None, bytes]:
         return (query.client_id or "", query.username, hashlib.sha256(query.password or b"").digest())
 
-    def accepted(self, query: Query, now: float) -> bool:
-        until = self._accepted.get(self._key(query))
-        return until is not None and until > now
+    def accepted(self, query: Query, now: float) -> Identity | None:
+        """The identity these credentials logged in as, while remembered."""
+        entry = self._accepted.get(self._key(query))
+        return entry[1] if entry is not None and entry[0] > now else None
 
-    def remember(self, query: Query, now: float) -> None:
+    def remember(self, query: Query, now: float, identity: Identity) -> None:
+        """Remember for `ttl` seconds, never past an access token's expiry."""
         if len(self._accepted) >= self.size:
             self._accepted.clear()
-        self._accepted[self._key(query)] = now + self.ttl
+        token_until = identity.until(now)
+        until = now + self.ttl if token_until is None else min(now + self.ttl, token_until)
+        self._accepted[self._key(query)] = (until, identity)
 
 
 def begin_login(
@@ -84,10 +109,12 @@ def begin_login(
         connection = connections.check(query.client_id, query.token, now)
         if connection is None:
             raise Unauthorized("unknown or expired connection token for this clientid")
-        return Identity(connection.client_id, connection.username, address)
-    identity = Identity(query.client_id, query.username, address)
-    if authenticator is None or (cache is not None and cache.accepted(query, now)):
-        return identity
+        return Identity(connection.client_id, connection.username, address, connection.grant)
+    remembered = cache.accepted(query, now) if cache is not None else None
+    if remembered is not None:
+        return Identity(query.client_id, remembered.username, address, remembered.grant)
+    if authenticator is None:
+        return Identity(query.client_id, query.username, address)
     credentials = Credentials("coap", query.client_id or "", query.username, query.password, address)
     answer = quick_answer(authenticator, credentials)
     if answer is None:
@@ -95,13 +122,16 @@ def begin_login(
     return finish_login(query, address, answer, now, cache)
 
 
-def finish_login(query: Query, address: str, accepted: bool, now: float, cache: AuthCache | None = None) -> Identity:
+def finish_login(query: Query, address: str, accepted: Answer, now: float,
+                 cache: AuthCache | None = None) -> Identity:
     """The identity once the authenticator has answered; raises Unauthorized for a refusal."""
     if not accepted:
         raise Unauthorized("bad username or password")
+    identity = Identity(query.client_id, login_name(accepted, query.username), address,
+                        accepted if isinstance(accepted, Grant) else None)
     if cache is not None:
-        cache.remember(query, now)
-    return Identity(query.client_id, query.username, address)
+        cache.remember(query, now, identity)
+    return identity
 
 
 def authenticate(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from adapters.coap.errors import Overloaded
 
@@ -36,6 +36,8 @@ class Connection:
     username: str | None
     token: str
     expires_at: float
+    grant: Any = None  # an access token's `core.auth.Grant`: the connection ends when it expires
+    auth_until: float | None = None  # that expiry, on the registry's clock
 
 
 class ConnectionRegistry:
@@ -52,13 +54,15 @@ class ConnectionRegistry:
     def __len__(self) -> int:
         return len(self._connections)
 
-    def open(self, client_id: str, username: str | None, now: float) -> Connection:
+    def open(self, client_id: str, username: str | None, now: float, grant: Any = None,
+             auth_until: float | None = None) -> Connection:
         """A new connection (replacing `client_id`'s); raises Overloaded past `max_connections`."""
         if self.max_connections and client_id not in self._connections \
                 and len(self._connections) >= self.max_connections:
             self.refused += 1
             raise Overloaded(f"connection limit of {self.max_connections} reached", retry_after=RETRY_AFTER)
-        connection = Connection(client_id, username, self._new_token(), now + self.heartbeat)
+        until = now + self.heartbeat if auth_until is None else min(now + self.heartbeat, auth_until)
+        connection = Connection(client_id, username, self._new_token(), until, grant, auth_until)
         self._connections[client_id] = connection
         return connection
 
@@ -76,6 +80,8 @@ class ConnectionRegistry:
         if connection is None:
             return False
         connection.expires_at = now + self.heartbeat
+        if connection.auth_until is not None:  # never past its access token's expiry
+            connection.expires_at = min(connection.expires_at, connection.auth_until)
         return True
 
     def close(self, client_id: str | None, token: str | None, now: float) -> bool:

@@ -71,7 +71,7 @@ class PubSubResource(Resource, PathCapable):
             confirmable=request.mtype is Type.CON, observe=request.opt.observe, origin=identity.origin,
             max_payload=state.settings.max_payload_size, now=state.clock(),
         )
-        principal = state.broker.principal("coap", identity.client_id or "", identity.username, identity.address)
+        principal = identity.principal(state.broker)
         access = principal.access
         if access is not None:
             _check_access(access, plan)
@@ -208,10 +208,11 @@ class ConnectionResource(Resource):
             raise BadOption("clientid is required")
         if request.code == Code.POST:
             identity = await state.identify(request, dataclasses.replace(query, token=None))
-            access = state.broker.authorizer.for_client(query.client_id, identity.username)
+            access = identity.principal(state.broker).access
             if access is not None and not access.may_use_client_id(query.client_id):
                 raise Forbidden("no clientid rule of the acl lets this user use this clientid")
-            connection = connections.open(query.client_id, identity.username, now)
+            connection = connections.open(query.client_id, identity.username, now, identity.grant,
+                                          identity.until(now))
             state.on_connections_changed()
             return CoAPMessage(code=Code.CREATED, payload=connection.token.encode("ascii"), content_format=0)
         if request.code == Code.PUT:

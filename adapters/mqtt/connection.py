@@ -96,6 +96,7 @@ class MQTTConnection:
         self.login = Login(self)
         self.access: ClientAccess | None = None  # this client's ACL view once connected (None: no ACL)
         self.principal = Principal("mqtt")  # who publishes through this connection, once logged in
+        self.auth_expires: float | None = None  # when its access token expires (clock timebase), if it has one
         self.publishes_denied = 0  # counters for metrics: ACL refusals and subscription quota
         self.publishes_invalid = 0  # refused by the core's door as invalid (too large, bad property)
         self.subscriptions_denied = 0
@@ -167,9 +168,11 @@ class MQTTConnection:
         if self.state is not State.CONNECTED:
             held = self.login.deadline  # a login held back by the backoff
             return self._connect_deadline if held is None else held
-        if self.keep_alive:
-            return self._last_rx + 1.5 * self.keep_alive  # [MQTT-3.1.2-22]
-        return None
+        deadline = self._last_rx + 1.5 * self.keep_alive if self.keep_alive else None  # [MQTT-3.1.2-22]
+        expires = self.auth_expires
+        if expires is not None and (deadline is None or expires < deadline):
+            return expires
+        return deadline
 
     def handle_timeout(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
@@ -177,7 +180,11 @@ class MQTTConnection:
         deadline = self._liveness_deadline()
         if self.closing or deadline is None or now < deadline:
             return
-        if self.state is State.CONNECTED:
+        if self.state is State.CONNECTED and self.auth_expires is not None and now >= self.auth_expires:
+            log.info("access token expired peer=%s client_id=%s username=%s", self.peer, self.client_id,
+                     self.username)
+            self.disconnect(ReasonCode.MAXIMUM_CONNECT_TIME, publish_will=True, reason_string="access token expired")
+        elif self.state is State.CONNECTED:
             log.info("keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)
             self._fail(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         elif self.login.deadline is not None:

@@ -20,6 +20,13 @@ The owner calls the connection's `handle_timeout` at `deadline` (through
 has already proven who the client is: a TLS listener's `use_identity_as_username`
 (the certificate's CN, as in Mosquitto) or a WebSocket bearer token; that
 identity is the username and the CONNECT's username and password are ignored.
+
+An access token (`[auth.jwt]`) is a password the authenticator answers with a `Grant`: the
+login takes its username, its ACL rules (core/acl_tokens.py) and its expiry, when the
+connection ends (DISCONNECT 0xA0) unless the client re-authenticates first. The token comes
+in the password field, as the WebSocket upgrade's bearer token (`transport_token`), or as
+OAUTHBEARER Authentication Data (adapters/mqtt/oauthbearer.py), the only way to renew it on a
+live connection (AUTH 0x19); each goes through the same authenticator as a password.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from core.auth import Credentials, quick_answer
+from core.acl_tokens import access_for
+from core.auth import Answer, Credentials, Grant, login_name, quick_answer
 from core.fabric import SessionClaim
 from core.principal import Principal
 from core.session_registry import SessionOwned
@@ -37,6 +45,7 @@ from core.session_registry import SessionOwned
 from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
 from adapters.mqtt.enhanced_auth import CONTINUE, SUCCESS, AuthMethod, AuthStep
 from adapters.mqtt.errors import ProtocolViolation, ReasonCode, UnsupportedProtocolVersion
+from adapters.mqtt.oauthbearer import bearer_credentials
 from adapters.mqtt.outbound import TopicAliases
 from adapters.mqtt.packets import Auth, ConnAck, Connect
 from adapters.mqtt.properties import Properties
@@ -60,6 +69,9 @@ class Login:
         self.deadline: float | None = None  # when a held login is checked, or its refusal sent
         self.use_transport_identity = False
         self.transport_identity: str | None = None  # certificate CN or bearer token user, if any
+        self.transport_token: bytes | None = None  # a bearer access token of the WebSocket upgrade
+        self.grant: Grant | None = None  # what an access token granted (username, rules, expiry)
+        self._reauthenticating = False  # a token re-authentication waits for the authenticator
         self._exchange: AuthMethod | None = None
         self._pending: tuple[Connect, ConnectTerms] | None = None
         self._verification: Credentials | None = None  # handed to the owner by take_verification
@@ -99,25 +111,41 @@ class Login:
                 log.info("login held peer=%s client_id=%s seconds=%.1f", conn.peer, terms.client_id, hold)
                 conn.state, self.deadline = State.VERIFYING, now + hold
                 return
-        if self.use_transport_identity:  # the certificate or token is the credential; nothing else counts
-            self._decided(self.transport_identity is not None, self.transport_identity)
+        if self.use_transport_identity and self.transport_token is None:
+            self._decided(self.transport_identity is not None, self.transport_identity)  # the certificate
             return
+        username, password = connect.username, connect.password
         method = connect.properties.authentication_method if conn.level == 5 else None
-        if method is not None:
+        if self.transport_token is not None:  # the upgrade's token is the credential; nothing else counts
+            username, password = None, self.transport_token
+        elif method is not None and self._takes_token(method):
+            self.method = method
+            bearer = bearer_credentials(connect.properties.authentication_data)
+            username, password = (connect.username, None) if bearer is None else (bearer[0] or connect.username,
+                                                                                   bearer[1])
+        elif method is not None:
             self._exchange, self.method = conn.settings.auth_methods[method](), method
             conn.state = State.AUTHENTICATING
             self._answer(self._exchange.start(connect.properties.authentication_data))
             return
         authenticator = conn.settings.authenticator
         if authenticator is None:
-            self._decided(True, connect.username)
+            self._decided(True, username)
             return
-        credentials = Credentials("mqtt", terms.client_id, connect.username, connect.password, conn.peer)
+        credentials = Credentials("mqtt", terms.client_id, username, password, conn.peer)
         answer = quick_answer(authenticator, credentials)
         if answer is None:  # a slow check: the owner runs it off the event loop
             conn.state, self._verification = State.VERIFYING, credentials
             return
-        self._decided(answer, connect.username)
+        self._decided(answer, username)
+
+    def _takes_token(self, method: str) -> bool:
+        return getattr(self.conn.settings.auth_methods.get(method), "takes_token", False)
+
+    @property
+    def has_verification(self) -> bool:
+        """Credentials wait for the owner (`take_verification`), also on a connected client re-authenticating."""
+        return self._verification is not None
 
     def take_verification(self) -> Credentials | None:
         """Credentials the owner must check with `settings.authenticator` off the loop, then call `verified`."""
@@ -171,10 +199,13 @@ class Login:
             return
         self.accept(connect, terms, username, auth_props)
 
-    def verified(self, ok: bool) -> None:
+    def verified(self, ok: Answer) -> None:
         """The owner's answer for the credentials `take_verification` gave it."""
         credentials, self._checking = self._checking, None
         if credentials is None or self.conn.closing:
+            return
+        if self._reauthenticating:
+            self._reauthenticated(ok)
             return
         self._decided(ok, credentials.username)
 
@@ -188,13 +219,15 @@ class Login:
         elif self._pending is not None:
             self._attempt()
 
-    def _decided(self, ok: bool, username: str | None) -> None:
+    def _decided(self, ok: Answer, username: str | None) -> None:
         conn = self.conn
         assert self._pending is not None
         connect, terms = self._pending
         if ok:
             self._pending = None
-            self.accept(connect, terms, username, Properties())
+            self.grant = ok if isinstance(ok, Grant) else None
+            props = Properties(authentication_method=self.method) if self.method is not None else Properties()
+            self.accept(connect, terms, login_name(ok, username), props)
             return
         log.warning("login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)
         if self.use_transport_identity:
@@ -226,8 +259,53 @@ class Login:
         method = packet.properties.authentication_method
         if method is None or method != self.method:
             raise ProtocolViolation("re-authentication must use the CONNECT's method")  # [MQTT-4.12.1-1]
+        if self._takes_token(method):
+            self._reauthenticate_with_token(packet.properties.authentication_data)
+            return
         self._exchange = self.conn.settings.auth_methods[method]()
         self._answer(self._exchange.start(packet.properties.authentication_data))
+
+    def _reauthenticate_with_token(self, data: bytes | None) -> None:
+        """A fresh access token for a connected client: checked like a password (maybe off the loop)."""
+        conn = self.conn
+        bearer = bearer_credentials(data)
+        authenticator = conn.settings.authenticator
+        if bearer is None or authenticator is None:
+            self._reauthenticated(False)
+            return
+        credentials = Credentials("mqtt", conn.client_id or "", conn.username, bearer[1], conn.peer)
+        answer = quick_answer(authenticator, credentials)
+        if answer is None:
+            self._verification, self._reauthenticating = credentials, True  # the owner checks it off the loop
+            return
+        self._reauthenticated(answer)
+
+    def _reauthenticated(self, ok: Answer) -> None:
+        """A renewed token keeps the connection to its new expiry (and rules); anything else ends it (0x87)."""
+        conn = self.conn
+        self._reauthenticating = False
+        if not isinstance(ok, Grant) or ok.username != conn.username:
+            log.warning("re-authentication refused peer=%s client_id=%s username=%s", conn.peer, conn.client_id,
+                        conn.username)
+            conn.disconnect(ReasonCode.NOT_AUTHORIZED, reason_string="re-authentication failed")
+            return
+        self.grant = ok
+        self._apply_grant()
+        log.info("re-authenticated peer=%s client_id=%s username=%s", conn.peer, conn.client_id, conn.username)
+        conn.send_packet(Auth(ReasonCode.SUCCESS, Properties(authentication_method=self.method)))
+
+    def _apply_grant(self) -> None:
+        """The access token's expiry (on the connection's clock) and its ACL rules, if it has any."""
+        conn, grant = self.conn, self.grant
+        if grant is None:
+            return
+        if grant.expires_at is not None:
+            conn.auth_expires = conn.clock() + (grant.expires_at - time.time())
+        if grant.rules is not None and conn.session is not None:
+            access = access_for(conn.broker.authorizer, conn.client_id or "", conn.username, grant.rules)
+            conn.session.access = conn.access = access  # type: ignore[assignment]
+            if conn.principal is not None:
+                conn.principal.access = access  # type: ignore[assignment]
 
     def _answer(self, step: AuthStep) -> None:
         """Apply a method's answer during CONNECT or during re-authentication."""
@@ -253,7 +331,8 @@ class Login:
     def accept(self, connect: Connect, terms: ConnectTerms, username: str | None, auth_props: Properties) -> None:
         conn = self.conn
         conn.client_id, conn.username = terms.client_id, username
-        access = conn.broker.authorizer.for_client(terms.client_id, username)
+        grant = self.grant
+        access = access_for(conn.broker.authorizer, terms.client_id, username, grant.rules if grant else None)
         if access is not None and not access.may_use_client_id(terms.client_id):
             log.warning("connect refused peer=%s client_id=%s username=%s (no clientid rule of the acl names it)",
                         conn.peer, terms.client_id, username)
@@ -287,6 +366,7 @@ class Login:
         conn.access = session.access  # the ACL view publishes and subscriptions are checked with
         conn.principal = Principal("mqtt", terms.client_id, username, access=session.access, address=conn.peer)
         conn.origin = conn.principal.origin
+        self._apply_grant()  # an access token's rules and expiry
         props = connect.properties
         if conn.level == 5:
             conn.receive_maximum = props.receive_maximum or 65535

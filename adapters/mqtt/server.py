@@ -147,7 +147,7 @@ class ConnectionDriver(TransportDriver):
         conn.receive_data(data)
         if conn.input_gate.blocked:
             self.block_reading("flow")  # subscribers it fed are congested: stop reading it
-        if conn.state is State.VERIFYING:
+        if conn.state is State.VERIFYING or conn.login.has_verification:  # (a re-authentication's token too)
             self._login_waits()
         self.flush()
 

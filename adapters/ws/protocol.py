@@ -80,9 +80,9 @@ def handshake_response(protocol: ServerProtocol, request: Request, settings: WSS
     """The answer to an upgrade request: 101, or 404 / 401 / 400 / 403 / 426 with a short text."""
     if urlsplit(request.path).path != settings.path:
         return protocol.reject(http.HTTPStatus.NOT_FOUND, f"Not Found: MQTT over WebSocket is at {settings.path}\n")
-    if settings.token_user is not None:
+    if settings.token_user is not None or settings.access_token is not None:
         token = bearer_token(request)
-        if token is not None and settings.token_user(token) is None:
+        if token is not None and token_identity(request, settings) is None and not _access_token(token, settings):
             response = protocol.reject(http.HTTPStatus.UNAUTHORIZED, "Unauthorized: unknown bearer token\n")
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
@@ -111,6 +111,18 @@ def bearer_token(request: Request) -> str | None:
         if name == "access_token" and value:
             return value
     return None
+
+
+def _access_token(token: str, settings: WSSettings) -> bool:
+    return settings.access_token is not None and settings.access_token(token)
+
+
+def access_token(request: Request, settings: WSSettings) -> bytes | None:
+    """An access token of the upgrade that the CONNECT's login checks as its password (tokens_file first)."""
+    token = bearer_token(request)
+    if token is None or token_identity(request, settings) is not None or not _access_token(token, settings):
+        return None
+    return token.encode()
 
 
 def token_identity(request: Request, settings: WSSettings) -> str | None:

@@ -34,7 +34,7 @@ from adapters.mqtt.settings import MQTTSettings
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 from adapters.ws.protocol import (
-    client_address, close_code, handshake_response, new_protocol, request_end, token_identity,
+    access_token, client_address, close_code, handshake_response, new_protocol, request_end, token_identity,
 )
 from adapters.ws.settings import WSSettings
 from core.broker import Broker
@@ -221,6 +221,9 @@ class WSServerProtocol(asyncio.Protocol):
         if token_user is not None:  # the bearer token is the credential: CONNECT's are not asked
             conn.login.use_transport_identity = True
             conn.login.transport_identity = token_user
+        elif (token := access_token(request, self._settings)) is not None:  # checked with the CONNECT
+            conn.login.use_transport_identity = True
+            conn.login.transport_token = token
         transport = self._transport
         assert transport is not None
         self._driver = ConnectionDriver(

@@ -25,3 +25,6 @@ class WSSettings:
     close_timeout: float = 5.0
     # Bearer tokens on the upgrade: token -> user, or None for an unknown token. None: not used.
     token_user: Callable[[str], str | None] | None = None
+    # OAuth 2.0 access tokens on the upgrade ([auth.jwt]): False for one refused at once, True when the
+    # CONNECT's login is to check it (as its password). None: not used.
+    access_token: Callable[[str], bool] | None = None

@@ -5,8 +5,11 @@ Who: ``/api/v1/health``, ``/api/v1/openapi.json`` and ``/metrics`` are open
 needs, when ``[http] api_token`` is set, ``Authorization: Bearer <token>``
 (or ``?access_token=``, for browsers' EventSource, which cannot send
 headers); when ``[auth] password_file`` is set, HTTP basic credentials of
-that file work too. With neither, the API is open (its default address is
-127.0.0.1) and every caller is an administrator.
+that file work too. With `[auth.jwt]`, an OAuth 2.0 access token is a bearer token too,
+its role from the token: ``admin`` or ``monitor`` in the roles claim (`[auth.jwt]
+roles_claim`), or RabbitMQ's ``rabbitmq.tag:administrator`` / ``monitoring`` scopes. With
+none of these, the API is open (its default address is 127.0.0.1) and every caller is an
+administrator.
 
 Wrong passwords and wrong tokens count as failed logins in the login backoff
 every listener shares (per address, and per user name for basic logins): a
@@ -29,8 +32,10 @@ import logging
 import math
 from aiohttp import web
 
-from core.auth import Credentials, PasswordAuthenticator
+from core.auth import Credentials, Grant, passwords_of
+from core.jwt_tokens import looks_like_jwt
 
+from gateway.auth_jwt import TokenAuthenticator
 from gateway.http.admin import Handler, error
 from gateway.http.keys import GATEWAY, ROLE, USER
 
@@ -49,8 +54,9 @@ async def require_credentials(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     gateway = request.app[GATEWAY]
     token = gateway.config.http.api_token
-    passwords = gateway.authenticator if isinstance(gateway.authenticator, PasswordAuthenticator) else None
-    if token is None and passwords is None:
+    passwords = passwords_of(gateway.authenticator)
+    tokens = gateway.authenticator if isinstance(gateway.authenticator, TokenAuthenticator) else None
+    if token is None and passwords is None and tokens is None:
         request[USER], request[ROLE] = None, ADMIN_ROLE
         return await handler(request)
     header = request.headers.get("Authorization")
@@ -67,6 +73,12 @@ async def require_credentials(request: web.Request, handler: Handler) -> web.Str
         if token is not None and hmac.compare_digest(offered.encode(), token.encode()):
             request[USER], request[ROLE] = None, ADMIN_ROLE
             return await handler(request)
+        if tokens is not None and looks_like_jwt(offered):
+            credentials = Credentials("http", "http:token", None, offered.encode("ascii", "replace"), peer)
+            granted = await loop.run_in_executor(None, tokens.authenticate, credentials)
+            if isinstance(granted, Grant):
+                request[USER] = granted.username
+                return await _with_role(request, handler, granted.username, granted.roles)
     elif passwords is not None and username is not None:
         credentials = Credentials("http", f"http:{username}", username, password, peer)
         if await loop.run_in_executor(None, passwords.authenticate, credentials):
@@ -78,11 +90,13 @@ async def require_credentials(request: web.Request, handler: Handler) -> web.Str
     return _too_many(delay) if delay > 0 else _unauthorized()
 
 
-async def _with_role(request: web.Request, handler: Handler, username: str) -> web.StreamResponse:
+async def _with_role(request: web.Request, handler: Handler, username: str,
+                     roles: frozenset[str] = frozenset()) -> web.StreamResponse:
+    """`roles`: an access token's (``admin``, ``monitor``), besides `[http] admins` and `monitors`."""
     security = request.app[GATEWAY].security
-    if security.is_admin(username):
+    if security.is_admin(username) or ADMIN_ROLE in roles:
         request[ROLE] = ADMIN_ROLE
-    elif security.is_monitor(username):
+    elif security.is_monitor(username) or MONITOR_ROLE in roles:
         if request.method not in READ_METHODS:
             return error(403, f"user {username!r} is a monitor: the admin API is read-only for it (GET); "
                               "actions need [http] admins")

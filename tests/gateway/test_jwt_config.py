@@ -86,3 +86,9 @@ def test_the_token_authenticator_keeps_the_password_file_behind_it(tmp_path: Pat
     assert isinstance(authenticator, TokenAuthenticator)
     assert isinstance(passwords_of(authenticator), PasswordAuthenticator)  # reload and SCRAM reach it
     assert set(auth_methods(authenticator)) == {"OAUTHBEARER", "SCRAM-SHA-256"}
+
+
+def test_the_keycloak_example_config_loads() -> None:
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "oauth2-keycloak.toml")
+    assert config.auth.jwt is not None and config.auth.jwt.policy.roles_claim == "realm_access.roles"
+    assert config.auth.jwt.jwks_url is None and config.auth.jwt.fetches_keys  # discovered from the issuer
