@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.jwt_tokens import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS, HMAC_ALGORITHMS, TokenPolicy
 from gateway.config_sections import ConfigError
@@ -39,6 +40,10 @@ def _url(sec: Any, key: str) -> str | None:
     value = sec.string(key, None)
     if value is not None and not value.startswith(("https://", "http://")):
         raise ConfigError(f"{sec.name}.{key}: expected an https:// (or http://) URL, got {value!r}")
+    host = urlsplit(value or "").hostname or ""
+    if value and value.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+        log.warning("%s.%s is plain http: anyone on the path can hand the gateway keys of their own; "
+                    "use https", sec.name, key)
     return value
 
 
