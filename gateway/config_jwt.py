@@ -40,11 +40,15 @@ def _url(sec: Any, key: str) -> str | None:
     value = sec.string(key, None)
     if value is not None and not value.startswith(("https://", "http://")):
         raise ConfigError(f"{sec.name}.{key}: expected an https:// (or http://) URL, got {value!r}")
+    _warn_http(sec, key, value)
+    return value
+
+
+def _warn_http(sec: Any, key: str, value: str | None) -> None:
     host = urlsplit(value or "").hostname or ""
     if value and value.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
         log.warning("%s.%s is plain http: anyone on the path can hand the gateway keys of their own; "
                     "use https", sec.name, key)
-    return value
 
 
 def read_jwt(sec: Any) -> JwtSettings | None:
@@ -53,6 +57,8 @@ def read_jwt(sec: Any) -> JwtSettings | None:
         sec.done()
         return None
     jwks_url, issuer = _url(sec, "jwks_url"), sec.string("issuer", None)
+    if jwks_url is None:
+        _warn_http(sec, "issuer", issuer)  # the keys come from its discovery document
     audience = sec.data.get("audience", [])
     sec.known.append("audience")
     if isinstance(audience, str):
