@@ -151,9 +151,15 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
             sub_ids = () if sub_id is None else (sub_id,)
             for message in conn.broker.router.retained_for(request.topic_filter):
                 retained.append(Delivery(message, min(qos, message.qos), True, sub_ids))
-    conn.send_packet(SubAck(packet.packet_id, tuple(codes)))
-    for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
-        session.deliver(delivery)
+    def acknowledge() -> None:
+        conn.send_packet(SubAck(packet.packet_id, tuple(codes)))
+        for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
+            session.deliver(delivery)
+
+    if session.persistent:  # a persistent session's subscriptions are stored (and replicated) first
+        conn.broker.store.sync(acknowledge)
+    else:
+        acknowledge()
 
 
 def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCode | None:

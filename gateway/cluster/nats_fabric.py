@@ -115,6 +115,8 @@ class NATSFabric:
             return False
 
     async def stop(self) -> None:
+        if self.replicator.connected:
+            await self.replicator.flush(timeout=5)  # what was acknowledged is in JetStream before we go
         self.replicator.stop()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
