@@ -134,9 +134,11 @@ class AMQPConnection(Handshake):
             return None
         if self.state is not State.OPEN:
             return self._deadline if self.hold_until is None else min(self._deadline, self.hold_until)
+        deadline = self.auth_expires
         if self.heartbeat:
-            return min(self._last_rx + 2 * self.heartbeat, self._last_tx + self.heartbeat / 2)
-        return None
+            beat = min(self._last_rx + 2 * self.heartbeat, self._last_tx + self.heartbeat / 2)
+            deadline = beat if deadline is None else min(deadline, beat)
+        return deadline
 
     def handle_timeout(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
@@ -150,6 +152,10 @@ class AMQPConnection(Handshake):
                 waiting = {State.CLOSING: "close-ok", State.DRAINING: "client to close"}.get(self.state, "handshake")
                 log.info("timeout peer=%s waiting_for=%s", self.peer, waiting)
                 self._finish()
+            return
+        if self.auth_expires is not None and now >= self.auth_expires:
+            log.info("access token expired peer=%s username=%s", self.peer, self.username)
+            self.shutdown("access token expired (send connection.update-secret with a fresh one before it does)")
             return
         if self.heartbeat and now >= self._last_rx + 2 * self.heartbeat:
             log.warning("missed heartbeats peer=%s timeout=%d", self.peer, self.heartbeat)
@@ -248,8 +254,10 @@ class AMQPConnection(Handshake):
                  c.Connection.Open: self._open}[expected](method)
             elif isinstance(method, c.Connection.CloseOk):
                 self._finish()
+            elif self.state is State.OPEN and isinstance(method, c.Connection.UpdateSecret):
+                self._update_secret(method)
             elif self.state is State.OPEN and method.name.startswith("Connection."):
-                raise unhandled(method, 0)  # 540 for connection.update-secret, 503 for the others
+                raise unhandled(method, 0)  # 540 for what we do not implement, 503 for the others
             else:
                 raise errors.command_invalid(f"unexpected method {method.name} on channel 0 in state "
                                              f"{self.state.value}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as c
@@ -55,6 +56,8 @@ class Handshake:
 
     hold_until: float | None = None  # a login backoff deadline (the owner's clock), while VERIFYING
     _held_login: Credentials | None = None  # checked at `hold_until`; None: refused then
+    grant: Grant | None = None  # an access token's grant ([auth.jwt]), None for a password login
+    auth_expires: float | None = None  # when that token expires (the owner's clock): the connection ends
 
     if TYPE_CHECKING:
         state: State
@@ -129,13 +132,34 @@ class Handshake:
                 return
             raise errors.access_refused(f"Login was refused using authentication mechanism {self._mechanism}")
         # An access token's grant ([auth.jwt]) names the user; `grant.expires_at` says when it expires.
-        self.grant = accepted if isinstance(accepted, Grant) else None
+        self._granted(accepted if isinstance(accepted, Grant) else None)
         self.username = login_name(accepted, login.username)
         self.origin = Origin("amqp", login.client_id, self.username)
         self.state = State.AWAIT_TUNE_OK
         self.send_method(0, c.Connection.Tune(channel_max=self.settings.channel_max,
                                               frame_max=self.settings.frame_max,
                                               heartbeat=self.settings.heartbeat))
+
+    def _granted(self, grant: Grant | None) -> None:
+        self.grant = grant
+        expires = None if grant is None else grant.expires_at
+        self.auth_expires = None if expires is None else self.clock() + (expires - time.time())
+
+    def _update_secret(self, m: c.Connection.UpdateSecret) -> None:
+        """RabbitMQ's connection.update-secret: a fresh access token for the same user keeps the
+        connection open past the old one's expiry; anything else closes it with 403."""
+        secret = m.new_secret if isinstance(m.new_secret, bytes) else str(m.new_secret).encode()
+        authenticator = self.settings.authenticator
+        login = Credentials("amqp", self.origin.client_id, self.username, secret, self.peer)
+        answer = None if authenticator is None else quick_answer(authenticator, login)
+        if not isinstance(answer, Grant) or answer.username != self.username:
+            why = ("its key is not at hand" if answer is None and authenticator is not None
+                   else "it is not a valid access token of this connection's user")
+            log.warning("update-secret refused peer=%s username=%s: %s", self.peer, self.username, why)
+            raise errors.access_refused(f"connection.update-secret refused: {why}")
+        self._granted(answer)
+        log.info("update-secret accepted peer=%s username=%s reason=%s", self.peer, self.username, m.reason)
+        self.send_method(0, c.Connection.UpdateSecretOk())
 
     def _hold(self, login: Credentials | None, seconds: float) -> None:
         self.state = State.VERIFYING

@@ -325,7 +325,6 @@ HANDLERS: dict[type, Handler] = {
 # ...) are 503 COMMAND_INVALID from a client, as in RabbitMQ. Not implemented options of implemented
 # methods (basic.qos prefetch_size, basic.publish immediate) are 540 in their handlers.
 NOT_IMPLEMENTED: dict[type, str] = {
-    c.Connection.UpdateSecret: "connection.update-secret is not supported",
     c.Exchange.Bind: "exchange-to-exchange bindings are not supported",
     c.Exchange.Unbind: "exchange-to-exchange bindings are not supported",
 }

@@ -21,11 +21,12 @@ from tests.e2e.amqp_support import TIMEOUT, amqp_gateway, amqp_port, connect, re
 __all__ = ["amqp_gateway"]
 
 
-def test_pika_update_secret_is_refused_with_540_not_implemented(amqp_gateway: RunningGateway) -> None:
+def test_pika_update_secret_of_a_password_login_is_refused_with_403(amqp_gateway: RunningGateway) -> None:
+    """update-secret renews access tokens (tests/e2e/test_jwt_logins.py): not a valid token, 403."""
     conn = connect(amqp_gateway)
     with pytest.raises(ConnectionClosedByBroker) as closed:
         conn.update_secret("new-token", "refresh")
-    assert closed.value.reply_code == 540
+    assert closed.value.reply_code == 403
     assert "update-secret" in closed.value.reply_text
 
 

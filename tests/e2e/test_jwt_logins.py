@@ -341,3 +341,56 @@ def test_paho_can_use_oauthbearer_at_connect(gateway: RunningGateway, provider: 
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+# -- AMQP: the connection ends at exp unless connection.update-secret renews it (as RabbitMQ) ----------
+
+
+def amqp_connection(gateway: RunningGateway, token: str) -> pika.BlockingConnection:
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        LOOPBACK, gateway.gateway.ports["amqp"], credentials=pika.PlainCredentials("ignored", token)))
+
+
+def closed_by_broker_within(connection: pika.BlockingConnection, seconds: float) -> Any:
+    """The broker's connection.close within `seconds` (pika's ConnectionClosedByBroker), else None."""
+    from pika.exceptions import ConnectionClosedByBroker
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+    except ConnectionClosedByBroker as closed:
+        return closed
+    return None
+
+
+def test_an_amqp_connection_ends_with_320_soon_after_exp(gateway: RunningGateway, provider: Provider) -> None:
+    token = provider.issue(sub="amqp-short", lifetime=2)
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    connection = amqp_connection(gateway, token)
+    closed = closed_by_broker_within(connection, 2 + TIMEOUT)
+    assert closed is not None and closed.reply_code == 320 and "expired" in closed.reply_text
+    assert exp - 0.5 <= time.time() <= exp + 2.5
+
+
+def test_amqp_update_secret_with_a_fresh_token_keeps_the_connection_past_exp(
+        gateway: RunningGateway, provider: Provider) -> None:
+    token = provider.issue(sub="amqp-renewing", lifetime=2)
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    connection = amqp_connection(gateway, token)
+    try:
+        connection.update_secret(provider.issue(sub="amqp-renewing", lifetime=300), "refresh")
+        assert closed_by_broker_within(connection, exp - time.time() + 2) is None  # lived past the first exp
+        assert connection.is_open and connection.channel().queue_declare("", exclusive=True).method.queue
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_amqp_update_secret_with_another_users_or_a_bad_token_closes_with_403(
+        gateway: RunningGateway, provider: Provider) -> None:
+    from pika.exceptions import ConnectionClosedByBroker
+    for new_secret in (provider.issue(sub="someone-else"), "not-a-token"):
+        connection = amqp_connection(gateway, provider.issue(sub="amqp-user"))
+        with pytest.raises(ConnectionClosedByBroker) as closed:
+            connection.update_secret(new_secret, "refresh")
+        assert closed.value.reply_code == 403 and "update-secret" in closed.value.reply_text

@@ -407,7 +407,7 @@ CLIENT_METHODS = {
     c.Confirm.Select, c.Tx.Select, c.Tx.Commit, c.Tx.Rollback,
 }
 ON_CHANNEL_ZERO = {c.Connection.StartOk, c.Connection.SecureOk, c.Connection.TuneOk, c.Connection.Open,
-                   c.Connection.Close, c.Connection.CloseOk}
+                   c.Connection.Close, c.Connection.CloseOk, c.Connection.UpdateSecret}
 ON_CHANNELS = {c.Channel.Open, c.Channel.Close, c.Channel.CloseOk}
 
 
@@ -419,11 +419,13 @@ def test_every_method_a_client_may_send_is_handled_or_named_not_implemented() ->
     assert set(NOT_IMPLEMENTED) <= CLIENT_METHODS and not set(NOT_IMPLEMENTED) & set(HANDLERS)
 
 
-def test_connection_update_secret_is_540_not_implemented() -> None:
+def test_connection_update_secret_without_an_access_token_login_is_403() -> None:
+    """update-secret renews an access token ([auth.jwt], tests/e2e/test_jwt_logins.py); a connection
+    that logged in otherwise has none to renew."""
     wire = Wire()
     wire.handshake()
     wire.send(0, c.Connection.UpdateSecret(new_secret="token", reason="refresh"))
-    close = closes_connection_with(wire, ReplyCode.NOT_IMPLEMENTED)
+    close = closes_connection_with(wire, ReplyCode.ACCESS_REFUSED)
     assert (close.class_id, close.method_id) == (10, 70)
 
 
