@@ -105,6 +105,9 @@ class Queue:
             raise precondition_failed(f"x-overflow {overflow!r} is not supported (only drop-head)")
         self.dead_letter_exchange = _str_arg(arguments, "x-dead-letter-exchange")
         self.dead_letter_routing_key = _str_arg(arguments, "x-dead-letter-routing-key")
+        # x-single-active-consumer (RabbitMQ 3.8): one consumer at a time gets the messages, the one
+        # registered first; when it goes, the next in line takes over (what it left unacked included).
+        self.single_active = arguments.get("x-single-active-consumer") is True
         queue_type = _str_arg(arguments, "x-queue-type")
         if queue_type not in (None, "classic", "quorum", "stream"):
             raise precondition_failed(f"invalid x-queue-type {queue_type!r}")
@@ -133,7 +136,7 @@ class Queue:
         if auto_delete != self.auto_delete:
             return "auto_delete"
         for key in ("x-message-ttl", "x-expires", "x-max-length", "x-dead-letter-exchange",
-                    "x-dead-letter-routing-key", "x-overflow"):
+                    "x-dead-letter-routing-key", "x-overflow", "x-single-active-consumer"):
             if arguments.get(key) != self.arguments.get(key):
                 return key
         return None
@@ -216,6 +219,9 @@ class Queue:
 
     def _next_consumer(self) -> Consumer | None:
         consumers = self.consumers
+        if self.single_active:  # the active one, or nobody while it has no room
+            active = consumers[0] if consumers else None
+            return active if active is not None and active.sink.consumer_ready(active) else None
         count = len(consumers)
         start = self._cursor
         for step in range(count):
