@@ -49,7 +49,8 @@ class ConsumerSink(Protocol):
 
 
 class Consumer:
-    __slots__ = ("tag", "tag_field", "queue", "sink", "no_ack", "exclusive", "prefetch", "unacked", "arguments")
+    __slots__ = ("tag", "tag_field", "queue", "sink", "no_ack", "exclusive", "prefetch", "unacked", "arguments",
+                 "priority")
 
     def __init__(self, tag: str, queue: "Queue", sink: ConsumerSink, *, no_ack: bool, exclusive: bool,
                  prefetch: int, arguments: dict[str, Any] | None = None) -> None:
@@ -62,6 +63,10 @@ class Consumer:
         self.prefetch = prefetch  # 0: unlimited
         self.unacked = 0
         self.arguments = arguments or {}
+        priority = self.arguments.get("x-priority", 0)  # RabbitMQ's consumer priority (basic.consume argument)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise precondition_failed(f"x-priority must be an integer, not {priority!r}")
+        self.priority = priority
 
 
 def _int_arg(arguments: dict[str, Any], name: str, minimum: int) -> int | None:
@@ -117,6 +122,7 @@ class Queue:
         self.deleted = False
         self.last_used = now
         self._cursor = 0
+        self._level_cursors: dict[int, int] = {}  # with consumer priorities: a round-robin cursor per level
         self._dispatching = False
         self._again = False
         self.scheduled_at: float | None = None
@@ -222,6 +228,8 @@ class Queue:
         if self.single_active:  # the active one, or nobody while it has no room
             active = consumers[0] if consumers else None
             return active if active is not None and active.sink.consumer_ready(active) else None
+        if self._level_cursors:
+            return self._next_by_priority()
         count = len(consumers)
         start = self._cursor
         for step in range(count):
@@ -230,6 +238,26 @@ class Queue:
                 self._cursor = (start + step + 1) % count
                 return consumer
         return None
+
+    def _next_by_priority(self) -> Consumer | None:
+        """Consumer priorities (x-priority), as RabbitMQ: the highest level with room gets the
+        message, round-robin within a level; a lower level only while every higher one is full."""
+        for level in sorted(self._level_cursors, reverse=True):
+            group = [consumer for consumer in self.consumers if consumer.priority == level]
+            start = self._level_cursors[level] % len(group)
+            for step in range(len(group)):
+                consumer = group[(start + step) % len(group)]
+                if consumer.sink.consumer_ready(consumer):
+                    self._level_cursors[level] = start + step + 1
+                    return consumer
+        return None
+
+    def _levels_changed(self) -> None:
+        levels = {consumer.priority for consumer in self.consumers}
+        if levels <= {0}:
+            self._level_cursors = {}  # no priorities: plain round-robin
+        else:
+            self._level_cursors = {level: self._level_cursors.get(level, 0) for level in levels}
 
     def get(self, now: float) -> Entry | None:
         """basic.get: the head message, skipping expired ones."""
@@ -243,6 +271,8 @@ class Queue:
 
     def add_consumer(self, consumer: Consumer, now: float) -> None:
         self.consumers.append(consumer)
+        if consumer.priority or self._level_cursors:
+            self._levels_changed()
         self.had_consumer = True
         self.last_used = now
         self.dispatch(now)
@@ -255,6 +285,8 @@ class Queue:
                 self._cursor -= 1
             if self._cursor >= len(self.consumers):
                 self._cursor = 0
+            if self._level_cursors:
+                self._levels_changed()
         self.last_used = now
         self._schedule()
 

@@ -1,6 +1,6 @@
-"""x-single-active-consumer (issue 18), as RabbitMQ 3.8+: one consumer of the queue gets every
-message, the one that registered first; when it goes, the next takes over, with what it left
-unacknowledged. Clients: pika."""
+"""Which consumer of a queue gets a message (issue 18), as RabbitMQ: x-single-active-consumer (one
+consumer gets every message, the one registered first; when it goes, the next takes over with
+what it left unacknowledged) and consumer priorities (x-priority). Clients: pika."""
 
 from __future__ import annotations
 
@@ -66,4 +66,56 @@ def test_redeclaring_without_the_argument_is_refused_406(amqp_gateway: RunningGa
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
         channel.queue_declare(queue, auto_delete=True)
     assert closed.value.reply_code == 406 and "x-single-active-consumer" in closed.value.reply_text
+    connection.close()
+
+
+# -- consumer priorities (x-priority on basic.consume), as RabbitMQ ---------------------------------
+
+
+def test_the_higher_priority_consumer_gets_everything_while_it_has_room(amqp_gateway: RunningGateway) -> None:
+    connection = connect(amqp_gateway)
+    channel = connection.channel()
+    queue = unique("prio")
+    channel.queue_declare(queue, auto_delete=True)
+    low, high = [], []  # type: ignore[var-annotated]
+    channel.basic_consume(queue, lambda ch, m, p, body: low.append(body), auto_ack=True)
+    channel.basic_consume(queue, lambda ch, m, p, body: high.append(body), auto_ack=True,
+                          arguments={"x-priority": 10})
+    for n in range(20):
+        channel.basic_publish("", queue, str(n).encode())
+    wait_until(lambda: len(high) == 20, connection)
+    assert low == []  # round-robin would have split them
+    connection.close()
+
+
+def test_a_lower_priority_consumer_gets_messages_only_while_the_higher_one_is_full(
+        amqp_gateway: RunningGateway) -> None:
+    connection = connect(amqp_gateway)
+    busy = connection.channel()
+    busy.basic_qos(prefetch_count=5)
+    queue = unique("prio")
+    busy.queue_declare(queue, auto_delete=True)
+    idle = connection.channel()
+    high, low = [], []  # type: ignore[var-annotated]
+    busy.basic_consume(queue, lambda ch, m, p, body: high.append(body), auto_ack=False,
+                       arguments={"x-priority": 5})  # never acknowledges: full after 5
+    idle.basic_consume(queue, lambda ch, m, p, body: low.append(body), auto_ack=True)
+    for n in range(20):
+        idle.basic_publish("", queue, str(n).encode())
+    wait_until(lambda: len(high) + len(low) == 20, connection)
+    assert (len(high), len(low)) == (5, 15)
+    connection.close()
+
+
+def test_a_priority_that_is_not_an_integer_is_refused_406(amqp_gateway: RunningGateway) -> None:
+    import pika.exceptions
+    import pytest
+    connection = connect(amqp_gateway)
+    channel = connection.channel()
+    queue = unique("prio")
+    channel.queue_declare(queue, auto_delete=True)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as closed:
+        channel.basic_consume(queue, lambda *a: None, arguments={"x-priority": "high"})
+        connection.process_data_events(time_limit=1)
+    assert closed.value.reply_code == 406
     connection.close()
