@@ -84,6 +84,9 @@ class Bridge:
         self.attempt = 0  # failures in a row (the backoff's exponent)
         self._ready: asyncio.Event | None = None
         self._lost: asyncio.Future[None] | None = None
+        # A loss reported between the handshake and `_serve` (the upstream's DISCONNECT right behind
+        # its CONNACK): kept for `_serve`, which would otherwise wait on a connection already gone.
+        self._lost_early: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- the router's side (core/subscriptions.py Subscriber) --------------------------------------
@@ -166,6 +169,7 @@ class Bridge:
     async def _run(self) -> None:
         while True:
             started = time.monotonic()
+            self._lost_early = None
             try:
                 await self.connect()
             except asyncio.CancelledError:
@@ -187,6 +191,9 @@ class Bridge:
     async def _serve(self) -> str | None:
         """Pump the queue until the connection is lost (or the bridge stops); says why it ended."""
         lost = self._lost = asyncio.get_running_loop().create_future()
+        if self._lost_early is not None:
+            lost.set_exception(self._lost_early)
+            self._lost_early = None
         self.connected, self.connected_since = True, time.time()
         self.connects += 1
         log.info("bridge %s (%s): connected (%s); %d messages queued", self.name,
@@ -247,8 +254,11 @@ class Bridge:
     def connection_lost(self, exc: BaseException | None) -> None:
         """Called by the kind's client when the upstream connection ends."""
         lost = self._lost
-        if lost is not None and not lost.done():
-            lost.set_exception(exc if exc is not None else UpstreamError("the upstream closed the connection"))
+        error = exc if exc is not None else UpstreamError("the upstream closed the connection")
+        if lost is None:
+            self._lost_early = error  # connected, not yet serving: `_serve` finds it
+        elif not lost.done():
+            lost.set_exception(error)
 
     def _failed(self, what: str, exc: BaseException) -> str:
         self.failures += 1

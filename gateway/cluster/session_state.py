@@ -15,8 +15,10 @@ A deletion purges its subject (no tombstone is left). Changes are sent in order 
 publishes of a burst concurrently, and sent again until JetStream acknowledges them; `sync`
 (what PUBACK, PUBREC and AMQP confirms wait for) calls back only once every change asked before
 it is acknowledged, so an acknowledged message is on `replicas` NATS servers. While NATS is
-unreachable those acknowledgements wait (publishers to persistent sessions are held back; QoS 0
-and clean sessions, which write nothing here, are not).
+unreachable those acknowledgements wait OUTAGE_GRACE (3 s: a NATS server failing over to
+another), then go on: the node serves its clients alone, as everywhere in the cluster, and the
+changes are sent when NATS is back (what a node acknowledges during a longer outage is not safe
+from its own death).
 
 When the node holding a session is gone, the node its client reconnects to reads the session
 back from the stream (`load_session`) and adopts it (gateway/cluster/sessions.py).
@@ -47,6 +49,7 @@ log = logging.getLogger("rosettamq.cluster")
 STATE = "st"
 LOAD_TIMEOUT = 10.0  # seconds to read a session back (a stream may be electing a new leader)
 RETRY = 0.2  # seconds between attempts to send what JetStream did not acknowledge
+OUTAGE_GRACE = 3.0  # seconds acknowledgements wait for NATS to come back (a server failing over)
 
 
 class SessionUnavailable(Exception):
@@ -74,6 +77,7 @@ class Replicator:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.local_only: set[str] = set()  # client ids whose next session deletion stays local
+        self._away_since: float | None = None  # when NATS became unreachable (loop time)
 
     async def start(self, js: Any, conn: Any) -> None:
         config = api.StreamConfig(name=self.stream, subjects=[f"{self.prefix}.{STATE}.>"], max_msgs_per_subject=1,
@@ -108,7 +112,7 @@ class Replicator:
     def when_replicated(self, callback: Callable[[], None]) -> None:
         """Call back once every change asked so far is acknowledged by JetStream (while NATS is
         away, that waits: a persistent session's message is acknowledged only once replicated)."""
-        if self._done >= self._asked or self._js is None:
+        if self._done >= self._asked or self._js is None or self._outage_past_grace():
             callback()
         else:
             self._waiters.append((self._asked, callback))
@@ -137,7 +141,11 @@ class Replicator:
                 else:  # not acknowledged: sent again, in order, when JetStream answers (a leader moved...)
                     self._ops.extendleft(reversed(burst))
                     await asyncio.sleep(RETRY)
-            if self._ops and not self.connected:
+            if self.connected:
+                self._away_since = None
+            elif self._ops:
+                if self._outage_past_grace():
+                    self._release_waiters()  # NATS is gone for longer than a failover: go on alone
                 await asyncio.sleep(RETRY)  # nats-py reconnects meanwhile; acknowledgements wait
                 self._wake.set()
 
@@ -161,6 +169,19 @@ class Replicator:
             return False
         self.sent += len(burst)
         return True
+
+    def _outage_past_grace(self) -> bool:
+        """NATS has been unreachable for longer than OUTAGE_GRACE (starting the clock if it just went)."""
+        if self.connected:
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._away_since is None:
+            self._away_since = now
+        return now - self._away_since >= OUTAGE_GRACE
+
+    def _release_waiters(self) -> None:
+        while self._waiters:
+            self._waiters.popleft()[1]()
 
     def _acknowledged(self, number: int) -> None:
         self._done = number

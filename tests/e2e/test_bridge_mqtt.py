@@ -259,3 +259,40 @@ def test_tls_upstreams_are_verified_by_default(tmp_path: Path) -> None:
     finally:
         gateway.stop()
         upstream.stop()
+
+
+def test_an_upstream_that_disconnects_right_behind_its_connack_is_seen_gone_and_retried() -> None:
+    """CONNACK and DISCONNECT 0x8B in one read (an upstream that began to shut down as the bridge
+    logged in): the bridge must not think itself connected to it; it reconnects."""
+    import socket
+    import threading
+
+    from adapters.mqtt.codec import encode
+    from adapters.mqtt.packets import ConnAck, Disconnect
+
+    listener = socket.create_server((LOOPBACK, 0))
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.recv(4096)  # the CONNECT
+            first = len(accepted) == 1
+            conn.sendall(encode(ConnAck(False, 0), 5) + (encode(Disconnect(0x8B), 5) if first else b""))
+
+    threading.Thread(target=serve, daemon=True).start()
+    gateway = bridged({"name": "flaky", "url": f"mqtt://{LOOPBACK}:{listener.getsockname()[1]}",
+                       "out": ["sensors/#"]})
+    try:
+        assert wait_until(lambda: len(accepted) >= 2, TIMEOUT)  # it saw the first connection end, came back
+        wait_connected(gateway)
+        assert gateway.call(lambda: bridge(gateway).failures) >= 1
+    finally:
+        gateway.stop()
+        listener.close()
+        for conn in accepted:
+            conn.close()
