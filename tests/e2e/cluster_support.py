@@ -14,7 +14,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 
@@ -86,6 +88,16 @@ def _wait_port(port: int, timeout: float = TIMEOUT) -> None:
             if time.monotonic() > deadline:
                 raise AssertionError(f"nats-server did not listen on {port}") from None
             time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def nats() -> Iterator[NatsCluster]:
+    """Three nats-server processes in a cluster with JetStream, for one test module."""
+    cluster = NatsCluster(3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def cluster_node(nats: NatsCluster, node: str, servers: list[str] | None = None, **sections: Any) -> RunningGateway:

@@ -13,18 +13,10 @@ import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway
 from tests.e2e.clients import PahoClient
-from tests.e2e.cluster_support import NatsCluster, cluster_node, wait_until
+from tests.e2e.cluster_support import NatsCluster, cluster_node, nats, wait_until
 
 _ids = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def nats() -> Iterator[NatsCluster]:
-    cluster = NatsCluster(3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+__all__ = ["nats"]  # the module's three-server NATS cluster (a fixture)
 
 
 @pytest.fixture(scope="module")

@@ -18,19 +18,11 @@ from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.packets import ConnAck, Disconnect, PubAck, Publish, SubAck, Subscribe, SubscriptionRequest
 from adapters.mqtt.properties import Properties
 from tests.conftest import RunningGateway
-from tests.e2e.cluster_support import NatsCluster, cluster_node, wait_until
+from tests.e2e.cluster_support import NatsCluster, cluster_node, nats, wait_until
 from tests.wire_client import WireClient
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def nats() -> Iterator[NatsCluster]:
-    cluster = NatsCluster(3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+__all__ = ["nats"]  # the module's three-server NATS cluster (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +68,9 @@ def subscribe(client: WireClient, topic_filter: str) -> None:
     assert isinstance(client.recv(), SubAck)
 
 
-def publish_qos1(node: RunningGateway, topic: str, payloads: list[bytes]) -> None:
-    with WireClient(node.mqtt_port, 5) as publisher:
+def publish_qos1(port: int, topic: str, payloads: list[bytes]) -> None:
+    """Publish `payloads` at QoS 1 on the node listening on `port`, each acknowledged."""
+    with WireClient(port, 5) as publisher:
         publisher.connect(f"pub{next(_ids)}", clean_start=True)
         for number, payload in enumerate(payloads, 1):
             publisher.send(Publish(topic, payload, qos=1, packet_id=number))
@@ -111,12 +104,12 @@ def test_a_session_reconnecting_on_another_node_brings_its_queue_and_what_was_in
     assert not connack.session_present
     subscribe(roamer, "roam/#")
     routed_from(b.mqtt_port, roamer, "roam/probe")
-    publish_qos1(a, "roam/first", [b"in flight"])
+    publish_qos1(a.mqtt_port, "roam/first", [b"in flight"])
     first = roamer.recv()
     assert isinstance(first, Publish) and first.payload == b"in flight"  # never acknowledged
     roamer.close()
     wait_until(lambda: a.call(lambda: a.broker.mqtt_sessions.sessions["roamer"].sink is None), what="offline on a")
-    publish_qos1(b, "roam/t", [f"queued {n}".encode() for n in range(20)])  # published on the other node
+    publish_qos1(b.mqtt_port, "roam/t", [f"queued {n}".encode() for n in range(20)])  # published on the other node
     wait_until(lambda: queued(a, "roamer") == 20, what="20 queued on gw-a")
 
     back, connack = connect(b, "roamer")  # the load balancer sent it to gw-b this time
@@ -135,7 +128,7 @@ def test_a_session_reconnecting_on_another_node_brings_its_queue_and_what_was_in
     assert not holds(a, "roamer") and holds(b, "roamer")
     assert b.call(lambda: b.gateway.fabric.describe()["sessions"]["adopted"]) >= 1
     assert a.call(lambda: a.gateway.fabric.describe()["sessions"]["handed_over"]) >= 1
-    publish_qos1(a, "roam/after", [b"follows it"])  # its subscription moved with it
+    publish_qos1(a.mqtt_port, "roam/after", [b"follows it"])  # its subscription moved with it
     after = back.recv()
     assert isinstance(after, Publish) and after.payload == b"follows it"
     back.close()
@@ -153,7 +146,7 @@ def test_a_second_connection_on_another_node_takes_over_with_0x8e(
     assert isinstance(disconnect, Disconnect) and disconnect.reason_code == ReasonCode.SESSION_TAKEN_OVER
     assert first.closed_by_server()
     assert not holds(a, "taken") and holds(b, "taken")
-    publish_qos1(a, "taken/x", [b"to the new connection"])
+    publish_qos1(a.mqtt_port, "taken/x", [b"to the new connection"])
     got = second.recv()
     assert isinstance(got, Publish) and got.payload == b"to the new connection"
     second.close()
@@ -376,7 +369,7 @@ def test_a_node_restarted_from_its_store_drops_the_sessions_the_cluster_moved_wh
                                    properties=Properties(session_expiry_interval=600))
             assert connack.session_present
             routed_from(again.mqtt_port(), back, "restart/probe")  # the restarted node's messages reach it
-            publish_qos1_port(again.mqtt_port(), "restart/x", b"once")
+            publish_qos1(again.mqtt_port(), "restart/x", [b"once"])
             got = back.recv()
             while isinstance(got, Publish) and got.topic == "restart/probe":  # probes still on their way
                 got = back.recv()
@@ -389,9 +382,3 @@ def test_a_node_restarted_from_its_store_drops_the_sessions_the_cluster_moved_wh
         first.stop()
         other.stop()
 
-
-def publish_qos1_port(port: int, topic: str, payload: bytes) -> None:
-    with WireClient(port, 5) as publisher:
-        publisher.connect(f"pub{next(_ids)}", clean_start=True)
-        publisher.send(Publish(topic, payload, qos=1, packet_id=1))
-        assert isinstance(publisher.recv(), PubAck)
