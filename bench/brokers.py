@@ -43,6 +43,30 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 20) -> N
     raise TimeoutError(f"nothing listening on {port}")
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of process `root` and every process under it, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
 @dataclass
 class Broker:
     """A running broker process."""
@@ -63,26 +87,7 @@ class Broker:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the broker and every process under it (workers, nats-server)."""
-        tick = os.sysconf("SC_CLK_TCK")
-        children: dict[int, list[int]] = {}
-        times: dict[int, float] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            pid = int(entry)
-            children.setdefault(int(fields[1]), []).append(pid)
-            times[pid] = (int(fields[11]) + int(fields[12])) / tick
-        total, todo = 0.0, [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            total += times.get(pid, 0.0)
-            todo += children.get(pid, [])
-        return total
+        return tree_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.terminate()

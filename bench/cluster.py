@@ -17,7 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.brokers import HOST, ROOT, Broker, _raise_fd_limit, _wait_listening, free_port, start_rosettamq
+from bench.brokers import (
+    HOST, ROOT, Broker, _raise_fd_limit, _wait_listening, free_port, start_rosettamq, tree_cpu_seconds,
+)
 from bench.clients import STAMP, open_client, publish_batch, publish_size
 from bench.scenarios import PAYLOAD, Params, Result, _flood, _subscribers, _timed, _windowed_qos1
 
@@ -29,10 +31,7 @@ class ClusterPair(Broker):
 
     def cpu_seconds(self) -> float:
         """Both nodes and nats-server (none is the other's child)."""
-        total = super().cpu_seconds()
-        for proc in self.others:
-            total += Broker("", proc, 0, self.workdir).cpu_seconds()
-        return total
+        return sum(tree_cpu_seconds(proc.pid) for proc in [self.proc, *self.others])
 
     def stop(self) -> None:
         for proc in [self.proc, *self.others]:
