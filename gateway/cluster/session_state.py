@@ -11,7 +11,8 @@ and the item::
     <prefix>.st.<client id hex>.d.<seq>        a queued or in-flight message
     <prefix>.st.<client id hex>.q.<packet id>  a QoS 2 packet id received, not yet released
 
-A deletion purges its subject (no tombstone is left). Changes are sent in order by one task,
+A deletion purges its subject (no tombstone is left); a session that ends purges all of its
+subjects, when this node wrote any (a clean session without a will writes nothing here). Changes are sent in order by one task,
 publishes of a burst concurrently, and sent again until JetStream acknowledges them; `sync`
 (what PUBACK, PUBREC and AMQP confirms wait for) calls back only once every change asked before
 it is acknowledged, so an acknowledged message is on `replicas` NATS servers. While NATS is
@@ -77,6 +78,7 @@ class Replicator:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.local_only: set[str] = set()  # client ids whose next session deletion stays local
+        self.held: set[str] = set()  # client ids with something in the stream written by this node
         self._away_since: float | None = None  # when NATS became unreachable (loop time)
 
     async def start(self, js: Any, conn: Any) -> None:
@@ -103,6 +105,28 @@ class Replicator:
 
     def purge(self, subject: str) -> None:
         self._push(subject, None)
+
+    def put_state(self, client_id: str, item: tuple[str, ...], payload: bytes) -> None:
+        """One item of a session (module docstring's subjects)."""
+        self.held.add(client_id)
+        self.put(state_subject(self.prefix, client_id, *item), payload)
+
+    def purge_state(self, client_id: str, item: tuple[str, ...]) -> None:
+        """Purge one item, if this node ever wrote anything of that session (a clean session's
+        CONNECT without a will clears a will that was never written: nothing to send)."""
+        if client_id in self.held:
+            self.purge(state_subject(self.prefix, client_id, *item))
+
+    def forget_state(self, client_id: str) -> None:
+        """A session ended: purge all of it, if this node ever wrote any (a clean session without a
+        will wrote nothing: its end costs JetStream nothing)."""
+        if client_id in self.local_only:  # a stale local copy: the stream is its holder's now
+            self.local_only.discard(client_id)
+            self.held.discard(client_id)
+            return
+        if client_id in self.held:
+            self.held.discard(client_id)
+            self.purge(state_subject(self.prefix, client_id, ">"))
 
     def _push(self, subject: str, payload: bytes | None) -> None:
         self._asked += 1
@@ -254,50 +278,46 @@ class ReplicatedStore(Store):
         self.replicator = replicator
         self.reads_wait_for_writes = local.reads_wait_for_writes
 
-    def _subject(self, client_id: str, *item: str) -> str:
-        return state_subject(self.replicator.prefix, client_id, *item)
-
     def load(self) -> StoredState:
-        return self.local.load()
+        state = self.local.load()
+        self.replicator.held.update(state.sessions)  # what it restores was replicated by an earlier run
+        return state
 
     def put_session(self, session: StoredSession) -> None:
         self.local.put_session(session)
         if session.protocol == "mqtt":
-            self.replicator.put(self._subject(session.client_id, "s"), encode_session(session))
+            self.replicator.put_state(session.client_id, ("s",), encode_session(session))
 
     def delete_session(self, client_id: str) -> None:
         self.local.delete_session(client_id)
-        if client_id in self.replicator.local_only:  # a stale local copy: the stream is its holder's now
-            self.replicator.local_only.discard(client_id)
-            return
-        self.replicator.purge(self._subject(client_id, ">"))
+        self.replicator.forget_state(client_id)
 
     def put_subscription(self, client_id: str, topic_filter: str, options: SubscriptionOptions) -> None:
         self.local.put_subscription(client_id, topic_filter, options)
-        self.replicator.put(self._subject(client_id, "f", topic_filter.encode().hex()), encode_options(options))
+        self.replicator.put_state(client_id, ("f", topic_filter.encode().hex()), encode_options(options))
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
         self.local.delete_subscription(client_id, topic_filter)
-        self.replicator.purge(self._subject(client_id, "f", topic_filter.encode().hex()))
+        self.replicator.purge_state(client_id, ("f", topic_filter.encode().hex()))
 
     def put_delivery(self, client_id: str, delivery: StoredDelivery) -> None:
         self.local.put_delivery(client_id, delivery)
-        self.replicator.put(self._subject(client_id, "d", str(delivery.seq)), encode_delivery(delivery))
+        self.replicator.put_state(client_id, ("d", str(delivery.seq)), encode_delivery(delivery))
 
     def delete_delivery(self, client_id: str, seq: int) -> None:
         self.local.delete_delivery(client_id, seq)
-        self.replicator.purge(self._subject(client_id, "d", str(seq)))
+        self.replicator.purge_state(client_id, ("d", str(seq)))
 
     def load_deliveries(self, client_id: str) -> list[StoredDelivery]:
         return self.local.load_deliveries(client_id)
 
     def put_incoming_qos2(self, client_id: str, packet_id: int) -> None:
         self.local.put_incoming_qos2(client_id, packet_id)
-        self.replicator.put(self._subject(client_id, "q", str(packet_id)), b"1")
+        self.replicator.put_state(client_id, ("q", str(packet_id)), b"1")
 
     def delete_incoming_qos2(self, client_id: str, packet_id: int) -> None:
         self.local.delete_incoming_qos2(client_id, packet_id)
-        self.replicator.purge(self._subject(client_id, "q", str(packet_id)))
+        self.replicator.purge_state(client_id, ("q", str(packet_id)))
 
     def put_retained(self, message: Message) -> None:
         self.local.put_retained(message)  # retained messages have their own stream (nats_fabric.py)

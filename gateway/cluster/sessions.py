@@ -312,11 +312,10 @@ class ClusterSessions:
         """A clean session's will goes to the stream too, as a session record: if this node dies,
         the node that takes its sessions over publishes it (persistent sessions' records go there
         through the store). Cleared when the session ends (the store's delete purges it)."""
-        subject = state_subject(self.prefix, session.client_id, "s")
         if session.will is None:
-            self.replicator.purge(subject)
+            self.replicator.purge_state(session.client_id, ("s",))
         else:
-            self.replicator.put(subject, encode_session(session.stored()))
+            self.replicator.put_state(session.client_id, ("s",), encode_session(session.stored()))
 
     def _ended(self, client_id: str) -> None:
         """A session ended on this node: forget it in the bucket, if this node still holds it there."""
