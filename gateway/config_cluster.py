@@ -32,7 +32,14 @@ def read_cluster(sec: Any) -> ClusterSettings | None:
         heartbeat=sec.number("heartbeat", 1.0, 0.1, 60.0),
         user=sec.string("user", None), password=sec.string("password", None),
         creds_file=sec.path("creds_file"), tls_ca=sec.path("tls_ca"), tls_cert=sec.path("tls_cert"),
-        tls_key=sec.path("tls_key"),
+        tls_key=sec.path("tls_key"), durable_queues=_durable_queues(sec),
     )
     sec.done()
     return settings
+
+
+def _durable_queues(sec: Any) -> str:
+    value = sec.string("durable_queues", "refuse")
+    if value not in ("refuse", "local"):
+        raise ConfigError(f'{sec.name}.durable_queues: "refuse" or "local", got {value!r}')
+    return value  # type: ignore[no-any-return]

@@ -93,6 +93,7 @@ def amqp_settings(config: Config, authenticator: Authenticator | None,
         vhosts=section.vhosts, origin_header=section.origin_header,
         max_held_messages=section.max_held_messages, core_queue_max_length=section.core_queue_max_length,
         authenticator=authenticator, login_backoff=login_backoff, is_admin=is_admin,
+        durable_queues=config.cluster is None or config.cluster.durable_queues == "local",
     )
 
 

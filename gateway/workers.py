@@ -78,7 +78,8 @@ def worker_config(config: Config, spec: dict[str, Any]) -> Config:
         changes["bridges"] = ()
     cluster = config.cluster
     if cluster is None:
-        changes["cluster"] = ClusterSettings(servers=(spec["nats"],), node=spec["node"])
+        # One machine, AMQP on worker 1 only: its durable queues are the machine's, as without workers.
+        changes["cluster"] = ClusterSettings(servers=(spec["nats"],), node=spec["node"], durable_queues="local")
     else:
         changes["cluster"] = dataclasses.replace(cluster, node=spec["node"])
     changes["store"] = StoreConfig(spec["store"])

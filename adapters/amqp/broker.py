@@ -32,7 +32,8 @@ class AMQPBroker:
         for name in settings.vhosts:
             vhost = VirtualHost(name, core=core if name == settings.shared_vhost else None, log=log,
                                 clock=clock, origin_header=settings.origin_header,
-                                core_queue_max_length=settings.core_queue_max_length)
+                                core_queue_max_length=settings.core_queue_max_length,
+                                durable_queues=settings.durable_queues)
             vhost.on_deadline_change = self._deadline_changed
             vhost.on_held_change = self._held_changed
             vhost.permissions = self.permissions

@@ -32,6 +32,8 @@ class AMQPSettings:
     # The bound of a queue fed from other protocols through amq.topic without an x-max-length
     # of its own (drop-head past it, dead-lettered if the queue says so); 0: none.
     core_queue_max_length: int = 100_000
+    # False on a cluster node: durable queues would be node-local, so queue.declare refuses them (406).
+    durable_queues: bool = True
     authenticator: "Authenticator | None" = None
     login_backoff: "LoginBackoff | None" = None  # failed logins per address slow down later ones
     # Who may use every queue and exchange whatever the ACL file says (adapters/amqp/permissions.py).

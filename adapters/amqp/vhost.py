@@ -43,8 +43,9 @@ class VirtualHost:
 
     def __init__(self, name: str, *, core: Broker | None = None, log: DurableLog | None = None,
                  clock: Callable[[], float] = time.time, origin_header: bool = False,
-                 core_queue_max_length: int = 0) -> None:
+                 core_queue_max_length: int = 0, durable_queues: bool = True) -> None:
         self.name = name
+        self.durable_queues = durable_queues  # False: a cluster node, whose queues no other node sees
         self.core = core  # set in the vhost that shares amq.topic with the core
         self.log = log
         self.clock = clock
@@ -157,6 +158,10 @@ class VirtualHost:
                     f"inequivalent arg '{differs}' for queue '{name}' in vhost '{self.name}'")
             queue.last_used = now
             return queue
+        if durable and not exclusive and not self.durable_queues:
+            raise errors.precondition_failed(
+                f"durable queue '{name}' refused: in a cluster, AMQP queues are not replicated between nodes; "
+                "declare it durable=false, or set [cluster] durable_queues = \"local\" on the one node to keep it")
         queue = Queue(name, durable=durable, exclusive_owner=owner if exclusive else None,
                       auto_delete=auto_delete, arguments=arguments, now=now)
         if principal is not None:

@@ -29,6 +29,9 @@ class ClusterSettings:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    # AMQP durable queues: "refuse" (queue.declare 406: they would live on one node only) or "local"
+    # (this node keeps them, as a single gateway does; the operator sends their clients here).
+    durable_queues: str = "refuse"
 
     def connect_options(self) -> dict[str, Any]:
         """Keyword arguments of `nats.connect` (reconnecting for ever)."""

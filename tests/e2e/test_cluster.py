@@ -204,6 +204,47 @@ def test_amqp_queues_and_coap_observers_on_one_node_get_what_mqtt_publishes_on_a
         x.close()
 
 
+def test_a_cluster_node_refuses_durable_amqp_queues_unless_told_to_keep_them_locally(
+    nats: NatsCluster, protocol_nodes: tuple[RunningGateway, RunningGateway],
+) -> None:
+    """AMQP queues are not replicated between nodes, so a durable one would be a promise kept by
+    one node only: refused (406, the channel only) unless the node is named their keeper."""
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+
+    c, d = protocol_nodes
+    conn = pika.BlockingConnection(pika.ConnectionParameters(LOOPBACK, d.gateway.ports["amqp"]))
+    with pytest.raises(ChannelClosedByBroker) as refused:
+        conn.channel().queue_declare("orders", durable=True)
+    assert refused.value.reply_code == 406
+    assert "not replicated" in refused.value.reply_text and "durable_queues" in refused.value.reply_text
+    ch = conn.channel()  # the connection goes on; transient and exclusive queues are fine
+    assert ch.queue_declare("orders", durable=False).method.queue == "orders"
+    assert ch.queue_declare("", durable=True, exclusive=True).method.queue.startswith("amq.gen-")
+    conn.close()
+
+    keeper = cluster_node(nats, "gw-e", cluster={"durable_queues": "local"},
+                          amqp={"enabled": True, "listen": f"{LOOPBACK}:0"})
+    try:
+        conn = pika.BlockingConnection(pika.ConnectionParameters(LOOPBACK, keeper.gateway.ports["amqp"]))
+        ch = conn.channel()
+        ch.queue_declare("orders", durable=True)
+        ch.queue_bind("orders", "amq.topic", "orders.#")
+        pub, watcher = client(c), client(keeper)
+        watcher.subscribe("orders/#", qos=1)
+        until_routed(pub, watcher, "orders/probe")
+        pub.publish("orders/42", b"placed", qos=1)
+        for method, _, body in ch.consume("orders", auto_ack=True, inactivity_timeout=10):
+            assert method is not None, "nothing reached the durable queue"
+            if body == b"placed":
+                break
+        conn.close()
+        for x in (pub, watcher):
+            x.close()
+    finally:
+        keeper.stop()
+
+
 def test_an_lwm2m_device_on_one_node_is_managed_from_an_app_on_another(
     protocol_nodes: tuple[RunningGateway, RunningGateway],
 ) -> None:

@@ -28,3 +28,22 @@ def test_worker_1_keeps_the_admin_api_amqp_and_the_bridges_and_the_others_leave_
 
 def test_a_memory_store_stays_memory_for_every_worker() -> None:
     assert worker_store("memory", 3) == "memory"
+
+
+def test_durable_amqp_queues_are_kept_by_worker_1_but_refused_on_a_cluster_node_unless_local() -> None:
+    """Workers of one machine have one AMQP node (worker 1): its durable queues are the machine's.
+    A node of a user's cluster refuses them (no other node sees its queues), unless told "local"."""
+    import pytest
+
+    from gateway.config_sections import ConfigError
+    from gateway.settings import amqp_settings
+
+    assert amqp_settings(worker_config(config_from_dict({}), spec(1)), None).durable_queues
+    assert amqp_settings(config_from_dict({}), None).durable_queues
+    cluster = {"nats": ["nats://127.0.0.1:4222"], "node": "gw-a"}
+    assert not amqp_settings(config_from_dict({"cluster": cluster}), None).durable_queues
+    local = config_from_dict({"cluster": {**cluster, "durable_queues": "local"}})
+    assert amqp_settings(local, None).durable_queues
+    assert not amqp_settings(worker_config(config_from_dict({"cluster": cluster}), spec(1)), None).durable_queues
+    with pytest.raises(ConfigError, match="durable_queues"):
+        config_from_dict({"cluster": {**cluster, "durable_queues": "replicated"}})
