@@ -126,6 +126,8 @@ class Queue:
         self._dispatching = False
         self._again = False
         self.scheduled_at: float | None = None
+        self.publish_total = 0  # messages enqueued, and handed to consumers or basic.get, ever (admin API)
+        self.deliver_total = 0
         self.owner: object = None  # the Principal that declared it (dead letters pass the door as it)
         # Set by the vhost:
         self.on_dead_letter: Callable[[Queue, Entry, str], None] = lambda queue, entry, reason: None
@@ -162,6 +164,7 @@ class Queue:
             ttl = expiration
         entry = Entry(content, None if ttl is None else now + ttl)
         self.ready.append(entry)
+        self.publish_total += 1
         self.on_stored(self, entry)
         limit = self.max_length if self.max_length is not None else default_max_length
         if limit is not None:
@@ -221,6 +224,7 @@ class Queue:
             if consumer is None:
                 return
             ready.popleft()
+            self.deliver_total += 1
             consumer.sink.deliver(consumer, self, entry)
 
     def _next_consumer(self) -> Consumer | None:
@@ -264,6 +268,7 @@ class Queue:
         self.last_used = now
         self.expire(now)
         entry = self.ready.popleft() if self.ready else None
+        self.deliver_total += entry is not None
         self._schedule()
         return entry
 
