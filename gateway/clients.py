@@ -3,7 +3,10 @@
 A client is a JSON object: ``id`` (the client id, AMQP connection name or CoAP
 clientid; what ``DELETE /api/v1/clients/{id}`` takes), ``protocol``,
 ``listener``, ``address``, ``username``, ``connected_since`` (Unix time),
-``subscriptions`` and ``queue_depth``. Kicking: MQTT 5 gets DISCONNECT 0x98
+``subscriptions``, ``queue_depth``, ``messages_in`` and ``messages_out``
+(PUBLISHes since the CONNECT for MQTT; null where a protocol has no such
+count). `client_detail` adds what the management UI's detail view shows
+(issue 20). Kicking: MQTT 5 gets DISCONNECT 0x98
 (administrative action; 3.1.1 a plain close), AMQP connection.close 320
 CONNECTION_FORCED, a CoAP connection ends with its observations (final 4.01).
 """
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.coap.exchange import end_observers_of
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.states import State
+from core.sessions import NEVER_EXPIRES
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -44,6 +48,7 @@ def _mqtt_clients(gateway: "Gateway") -> list[dict[str, Any]]:
             "username": conn.username, "connected_since": conn.connected_at, "protocol_level": conn.level,
             "subscriptions": sorted(session.subscriptions), "queue_depth": session.queued,
             "inflight": len(session.inflight), "keep_alive": conn.keep_alive,
+            "messages_in": conn.messages_in, "messages_out": conn.messages_out,
         })
     return out
 
@@ -68,6 +73,7 @@ def _amqp_clients(gateway: "Gateway") -> list[dict[str, Any]]:
             "address": conn.peer, "username": conn.username, "vhost": conn.vhost.name,
             "connected_since": getattr(conn, "connected_at", None), "channels": len(conn.channels),
             "subscriptions": sorted(set(queues)), "queue_depth": depth, "inflight": unacked,
+            "messages_in": None, "messages_out": None,
         })
     return out
 
@@ -100,7 +106,46 @@ def _coap_entry(client_id: str, username: str | None, observers: list[Any], mode
         "id": client_id, "protocol": "coap", "listener": "coap", "address": address, "username": username,
         "connected_since": None, "mode": mode, "subscriptions": sorted({o.topic_filter for o in observers}),
         "queue_depth": sum(len(o) for o in observers), "inflight": 0,
+        "messages_in": None, "messages_out": None,
     }
+
+
+def client_detail(gateway: "Gateway", client_id: str, protocol: str | None = None) -> dict[str, Any] | None:
+    """The connected client `client_id` (of `protocol`, if given) with its subscriptions' options,
+    session expiry, clean start, will and last errors; None if it is not connected here."""
+    for row in list_clients(gateway, protocol):
+        if row["id"] != client_id:
+            continue
+        if row["protocol"] == "mqtt":
+            return _mqtt_detail(gateway, row)
+        detail = dict(row, session_expiry=None, clean_start=None, will=None, last_errors=[])
+        detail["subscriptions_detail"] = [{"filter": name, "qos": None, "no_local": None,
+                                           "retain_as_published": None, "retain_handling": None,
+                                           "subscription_id": None} for name in row["subscriptions"]]
+        return detail
+    return None
+
+
+def _mqtt_detail(gateway: "Gateway", row: dict[str, Any]) -> dict[str, Any]:
+    conn = next((c for c in list(gateway.mqtt_connections.connections)
+                 if c.client_id == row["id"] and c.state is State.CONNECTED and c.session is not None), None)
+    detail = dict(row, subscriptions_detail=[], session_expiry=None, clean_start=None, will=None)
+    detail["last_errors"] = gateway.mqtt_connections.last_errors(row["id"])
+    if conn is None or conn.session is None:
+        return detail
+    session = conn.session
+    detail["subscriptions_detail"] = [
+        {"filter": name, "qos": options.qos, "no_local": options.no_local,
+         "retain_as_published": options.retain_as_published, "retain_handling": options.retain_handling,
+         "subscription_id": options.subscription_id}
+        for name, options in sorted(session.subscriptions.items())]
+    expiry = session.expiry_interval
+    detail["session_expiry"] = None if expiry == NEVER_EXPIRES else expiry
+    detail["clean_start"] = conn.clean_start
+    will = session.will
+    detail["will"] = None if will is None else {"topic": will.topic, "qos": will.qos, "retain": will.retain,
+                                                "delay": session.will_delay, "payload_bytes": len(will.payload)}
+    return detail
 
 
 def kick(gateway: "Gateway", client_id: str, protocol: str | None = None) -> list[str]:

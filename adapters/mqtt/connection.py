@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Callable
 
 from core.acl import ClientAccess
@@ -47,6 +48,7 @@ from adapters.mqtt.states import State
 log = logging.getLogger("rosettamq.mqtt")
 
 MAX_DETAIL = 200  # characters of an error detail kept for the log and the Reason String
+ERRORS_KEPT = 10  # protocol errors and refusals a connection remembers (the admin API's last_errors)
 
 
 class MQTTConnection:
@@ -80,6 +82,10 @@ class MQTTConnection:
         self.keep_alive = 0
         self.problem_information = True
         self.connected_at: float | None = None
+        self.clean_start = True  # as the CONNECT asked (the admin API shows it)
+        self.messages_in = 0  # PUBLISHes received and sent since the CONNECT (the admin API's counters)
+        self.messages_out = 0
+        self.errors: deque[tuple[str, float, str]] | None = None  # (client id, unix time, what): `note_error`
         self.dropped_too_large = 0
         # Why the server ended the connection (None: the client or the transport did);
         # transports with their own close codes (WebSocket) translate it.
@@ -238,6 +244,7 @@ class MQTTConnection:
         if packet_id is not None:
             out.append(packet_id.to_bytes(2, "big"))
         out.append(tail)
+        self.messages_out += 1
         if not self._in_receive and self.on_output is not None:
             self.on_output()
         return True
@@ -256,6 +263,13 @@ class MQTTConnection:
         if not self.closing:
             log.info("slow client disconnected client_id=%s peer=%s reason=outbox_full", self.client_id, self.peer)
             self.disconnect(ReasonCode.QUOTA_EXCEEDED, publish_will=True, reason_string="outbox full")
+
+    def note_error(self, message: str, client_id: str | None = None) -> None:
+        """Remember a protocol error or refusal of this client (the last `ERRORS_KEPT`; the listener's
+        `ConnectionTracker` keeps them past the connection)."""
+        if self.errors is None:
+            self.errors = deque(maxlen=ERRORS_KEPT)
+        self.errors.append((client_id or self.client_id, time.time(), message))
 
     # -- sending -------------------------------------------------------------------
 
@@ -357,6 +371,7 @@ class MQTTConnection:
         )
         if not self.closing:
             self.close_reason = ReasonCode(reason)
+        self.note_error(f"{ReasonCode(reason).name}: {detail}")
         if self.state in (State.AWAIT_CONNECT, State.AUTHENTICATING, State.VERIFYING):
             # A v5 client (its CONNECT's level is known even when the rest was malformed) is
             # told why in a CONNACK [MQTT-3.1.4-1] (v5); 3.1.1 closes without one [MQTT-3.1.4-1].

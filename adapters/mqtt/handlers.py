@@ -42,6 +42,7 @@ log = logging.getLogger("rosettamq.mqtt")
 
 
 def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
+    conn.messages_in += 1
     message = conn.to_message(packet)
     qos = packet.qos
     packet_id = packet.packet_id
@@ -81,9 +82,11 @@ def _publish_refused(conn: "MQTTConnection", packet: Publish, topic: str, status
     if status == PublishStatus.DENIED:
         conn.publishes_denied += 1
         log.debug("publish denied client_id=%s username=%s topic=%s", conn.client_id, conn.username, topic)
+        conn.note_error(f"publish to {topic!r} refused: not authorized")
     else:
         conn.publishes_invalid += 1
         log.info("publish refused client_id=%s topic=%s reason=%s", conn.client_id, topic, why)
+        conn.note_error(f"publish to {topic!r} refused: {why}")
     packet_id = packet.packet_id
     if packet.qos == 0 or packet_id is None:
         return
@@ -168,12 +171,14 @@ def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCo
     if access is not None and not access.can_subscribe(topic_filter):
         conn.subscriptions_denied += 1
         log.info("subscribe denied client_id=%s username=%s filter=%s", conn.client_id, conn.username, topic_filter)
+        conn.note_error(f"subscribe to {topic_filter!r} refused: not authorized")
         return ReasonCode.NOT_AUTHORIZED
     limit = conn.settings.max_subscriptions
     subscriptions = conn.session.subscriptions
     if limit and topic_filter not in subscriptions and len(subscriptions) >= limit:
         conn.subscriptions_over_quota += 1
         log.info("subscription quota exceeded client_id=%s limit=%d", conn.client_id, limit)
+        conn.note_error(f"subscribe to {topic_filter!r} refused: over the quota of {limit} subscriptions")
         return ReasonCode.QUOTA_EXCEEDED
     return None
 

@@ -381,6 +381,7 @@ class Login:
         conn.keep_alive = terms.keep_alive
         conn.state = State.CONNECTED
         conn.connected_at = time.time()
+        conn.clean_start = connect.clean_start
         connack_props = terms.connack_properties
         if auth_props.authentication_method is not None:
             connack_props = dataclasses.replace(
@@ -401,6 +402,8 @@ class Login:
         conn = self.conn
         log.info("connect refused peer=%s reason=%s", conn.peer, reason.name)
         conn.refused = reason
+        conn.note_error(f"connect refused: {reason.name}",
+                        conn.client_id or (self._pending[1].client_id if self._pending is not None else None))
         conn.send_packet(ConnAck(False, reason))
         conn.close(publish_will=False)
 

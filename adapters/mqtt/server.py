@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import socket
 import ssl
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ log = logging.getLogger("rosettamq.mqtt")
 LISTEN_BACKLOG = 4096
 WRITE_BUFFER_HIGH = 256 * 1024  # bytes buffered for a client before its transport pauses (low: a quarter)
 # Per-connection counters of MQTTConnection that metrics sum over live and ended connections.
+ERRORS_KEPT = 1000  # protocol errors and refusals of ended connections kept for the admin API (last_errors)
 CONNECTION_COUNTERS = ("dropped_too_large", "publishes_denied", "publishes_invalid", "subscriptions_denied",
                        "subscriptions_over_quota")
 
@@ -51,6 +53,7 @@ class ConnectionTracker:
         self.refused: dict[tuple[str, str], int] = {}  # (listener, CONNACK reason) -> logins refused
         self.totals: dict[tuple[str, str], int] = {}  # (listener, counter) -> sum over ended connections
         self.closing = False  # shutdown began: a connection the loop accepts from now on is dropped
+        self.errors: deque[tuple[str, float, str]] = deque(maxlen=ERRORS_KEPT)  # (client id, time, what)
 
     def __len__(self) -> int:
         return len(self.connections)
@@ -72,6 +75,18 @@ class ConnectionTracker:
         for name in CONNECTION_COUNTERS:
             key = (listener, name)
             self.totals[key] = self.totals.get(key, 0) + getattr(conn, name)
+        if conn.errors:
+            self.errors.extend(conn.errors)
+
+    def last_errors(self, client_id: str, count: int = 10) -> list[dict[str, Any]]:
+        """The last `count` protocol errors and refusals of `client_id`, oldest first, ended
+        connections' and live ones' (``{"time": unix seconds, "message": ...}``)."""
+        found = [item for item in self.errors if item[0] == client_id]
+        for conn in list(self.connections):
+            if conn.errors:
+                found.extend(item for item in conn.errors if item[0] == client_id)
+        found.sort(key=lambda item: item[1])
+        return [{"time": at, "message": message} for _, at, message in found[-count:]]
 
     def shutdown(self, reason: ReasonCode = ReasonCode.SERVER_SHUTTING_DOWN) -> None:
         self.closing = True

@@ -21,7 +21,7 @@ from core.message import Message, expiry_from_interval
 from core.principal import Principal
 from core.topics import InvalidTopic, validate_topic_filter, validate_topic_name
 
-from gateway.clients import PROTOCOLS, kick, list_clients
+from gateway.clients import PROTOCOLS, kick
 from gateway.http.guard import read_json
 from gateway.http.keys import GATEWAY, USER
 from gateway.metrics import stats
@@ -80,32 +80,19 @@ async def get_stats(request: web.Request) -> web.Response:
 # -- clients and subscriptions -------------------------------------------------------------
 
 
-def _protocol_param(request: web.Request) -> str | None:
+def protocol_param(request: web.Request) -> str | None:
     protocol = request.query.get("protocol") or None
     if protocol is not None and protocol not in PROTOCOLS:
         raise web.HTTPBadRequest(text=f"protocol must be one of {', '.join(PROTOCOLS)}")
     return protocol
 
 
-async def get_clients(request: web.Request) -> web.Response:
-    """Every node's clients in a cluster (each with its "node"; `nodes_missing`: no answer in time)."""
-    gateway = request.app[GATEWAY]
-    protocol = _protocol_param(request)
-    clients = list_clients(gateway, protocol)
-    if gateway.fabric is None:
-        return web.json_response({"clients": clients, "count": len(clients)})
-    clients = [dict(client, node=gateway.fabric.node) for client in clients]
-    remote, missing = await gateway.fabric.admin.clients(protocol)
-    clients = sorted(clients + remote, key=lambda c: (c["protocol"], c["id"], c["node"]))
-    return web.json_response({"clients": clients, "count": len(clients), "nodes_missing": missing})
-
-
 async def delete_client(request: web.Request) -> web.Response:
     client_id = request.match_info["client_id"]
     gateway = request.app[GATEWAY]
-    kicked = kick(gateway, client_id, _protocol_param(request))
+    kicked = kick(gateway, client_id, protocol_param(request))
     if gateway.fabric is not None:
-        kicked += await gateway.fabric.admin.kick(client_id, _protocol_param(request))
+        kicked += await gateway.fabric.admin.kick(client_id, protocol_param(request))
     if not kicked:
         raise web.HTTPNotFound(text=f"no connected client {client_id!r}")
     log.info("admin kicked client_id=%s protocols=%s user=%s", client_id, ",".join(kicked), request.get(USER))
@@ -113,7 +100,7 @@ async def delete_client(request: web.Request) -> web.Response:
 
 
 async def get_subscriptions(request: web.Request) -> web.Response:
-    protocol = _protocol_param(request)
+    protocol = protocol_param(request)
     out = []
     for topic_filter, group, subscriber, options in request.app[GATEWAY].broker.router.subscriptions():
         sub_protocol = getattr(subscriber, "protocol", "internal")
@@ -145,7 +132,8 @@ def _subscriber_name(subscriber: Any) -> str:
 
 
 def _filter_param(request: web.Request) -> str:
-    topic_filter = request.query.get("topic", "#")
+    """The ``topic`` query parameter (``filter`` is another name for it), an MQTT filter; default #."""
+    topic_filter = request.query.get("topic", request.query.get("filter", "#"))
     try:
         validate_topic_filter(topic_filter)
     except InvalidTopic as exc:
@@ -286,42 +274,14 @@ def _user_properties(value: Any) -> tuple[tuple[str, str], ...]:
     return out
 
 
-# -- AMQP ----------------------------------------------------------------------------------
-
-
-async def get_amqp(request: web.Request) -> web.Response:
-    amqp = request.app[GATEWAY].amqp
-    if amqp is None:
-        raise web.HTTPNotFound(text="the AMQP listener is not enabled")
-    kind = request.match_info["kind"]
-    out: list[dict[str, Any]] = []
-    for vhost in amqp.broker.vhosts.values():
-        if kind == "exchanges":
-            out.extend({"vhost": vhost.name, "name": e.name, "type": e.kind, "durable": e.durable,
-                        "auto_delete": e.auto_delete, "internal": e.internal} for e in vhost.exchanges.values())
-        elif kind == "queues":
-            out.extend({"vhost": vhost.name, "name": q.name, "durable": q.durable, "auto_delete": q.auto_delete,
-                        "exclusive": q.exclusive_owner is not None, "messages": len(q.ready),
-                        "consumers": len(q.consumers),
-                        "unacked": sum(c.unacked for c in q.consumers)} for q in vhost.queues.values())
-        else:
-            for exchange in vhost.exchanges.values():
-                out.extend({"vhost": vhost.name, "source": exchange.name, "destination": queue,
-                            "routing_key": key, "arguments": dict(args)}
-                           for (queue, key, _), args in exchange.bindings.items())
-    return web.json_response({kind: out, "count": len(out)})
-
-
 def add_routes(app: web.Application) -> None:
     app.middlewares.append(json_errors)  # then access.require_credentials
     router = app.router
     router.add_get("/metrics", metrics)
     router.add_get("/api/v1/health", health)
     router.add_get("/api/v1/stats", get_stats)
-    router.add_get("/api/v1/clients", get_clients)
     router.add_delete("/api/v1/clients/{client_id}", delete_client)
     router.add_get("/api/v1/subscriptions", get_subscriptions)
     router.add_get("/api/v1/retained", get_retained)
     router.add_delete("/api/v1/retained", delete_retained)
     router.add_post("/api/v1/publish", publish)
-    router.add_get("/api/v1/amqp/{kind:exchanges|queues|bindings}", get_amqp)
