@@ -3,7 +3,10 @@
 One `QueueSubscriber` per queue holds all of that queue's amq.topic bindings
 as MQTT filters, so a message matching several bindings reaches the queue
 once (the router merges a subscriber's overlapping filters). Each publish is
-converted to AMQP once per fan-out through the router's encode cache.
+converted to AMQP once per fan-out through the router's encode cache. An
+exchange bound to amq.topic (exchange.bind) is an `ExchangeSubscriber`: what
+reaches it is routed again from that exchange, within the fan-out's `Route`
+(route.py), so a queue reached both ways gets one copy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from adapters.amqp.mapping import (
     amqp_from_message, binding_key_to_filter, routing_key_fits, topic_key_matches, topic_to_routing_key,
 )
 from adapters.amqp.queues import Queue
+from adapters.amqp.route import Route, route_of
 
 SHARED_EXCHANGE = "amq.topic"
 # Queues take QoS 1 (they are reliable buffers); retained messages keep their x-retain header.
@@ -127,8 +131,7 @@ class QueueSubscriber:
         return False
 
     def deliver(self, delivery: Delivery, cache: EncodeCache) -> None:
-        queue = self.queue
-        if queue.deleted:
+        if not self.is_online:
             return
         message = delivery.message
         if self.inexact and not self._matches(message.topic):
@@ -144,8 +147,11 @@ class QueueSubscriber:
                 return
         else:
             remaining = None
-        queue.enqueue(content_for(delivery, cache, now, self._origin_header), now, remaining,
-                      self._default_max_length)
+        self._take(content_for(delivery, cache, now, self._origin_header), now, remaining,
+                   route_of(cache, SHARED_EXCHANGE))
+
+    def _take(self, content: Content, now: float, remaining: float | None, route: Route) -> None:
+        route.offer(self.queue, content, now, remaining, self._default_max_length)
 
     def _matches(self, topic: str) -> bool:
         """With a binding MQTT cannot express, check the AMQP rule (the router used a wider filter)."""
@@ -153,3 +159,22 @@ class QueueSubscriber:
             return True
         routing_key = topic_to_routing_key(topic)
         return any(topic_key_matches(key, routing_key) for key in self.inexact)
+
+
+class ExchangeSubscriber(QueueSubscriber):
+    """An exchange bound to amq.topic: `forward(exchange, content, expiration, route)` routes on from it."""
+
+    __slots__ = ("exchange", "forward")
+
+    def __init__(self, exchange: str, forward: Callable[[str, Content, float | None, Route], None],
+                 clock: Callable[[], float], origin_header: bool) -> None:
+        super().__init__(None, clock, origin_header)  # type: ignore[arg-type]  # no queue of its own
+        self.exchange = exchange
+        self.forward = forward
+
+    @property
+    def is_online(self) -> bool:
+        return True
+
+    def _take(self, content: Content, now: float, remaining: float | None, route: Route) -> None:
+        self.forward(self.exchange, content, remaining, route)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from pamqp import base, commands
@@ -57,6 +58,7 @@ class Channel:
         self.confirm_asked = 0  # highest publish seq acknowledged or waiting for the store
         self.durable_seq = 0  # highest publish seq of a persistent message (its ack waits for the store)
         self.syncing = 0  # acks waiting for the store's `sync`
+        self.rejected: deque[int] = deque()  # publish seqs a queue refused (x-overflow reject-publish): nacked
         self.tx = False
         self.tx_actions: list[tuple[Any, ...]] = []
         self.last_queue = ""
@@ -118,7 +120,8 @@ class Channel:
         self.conn.send_method(self.number, method)
 
     def flush_confirms(self) -> None:
-        """Acknowledge every publish so far in one basic.ack (multiple) per receive batch.
+        """Acknowledge every publish so far in one basic.ack (multiple) per receive batch; a publish
+        a queue refused (x-overflow reject-publish) gets its own basic.nack, in sequence.
 
         Nothing acknowledged is lost: a batch holding a persistent message (delivery_mode 2,
         wherever it went: a durable queue, an MQTT persistent session through amq.topic) is
@@ -142,9 +145,16 @@ class Channel:
             self.syncing -= 1
         if upto <= self.confirmed_to or self.state is not ChannelState.OPEN or self.conn.closing:
             return
-        multiple = upto - self.confirmed_to > 1
-        self.confirmed_to = upto
-        self.send(commands.Basic.Ack(delivery_tag=upto, multiple=multiple))
+        start, self.confirmed_to = self.confirmed_to, upto
+        rejected = self.rejected
+        while rejected and rejected[0] <= upto:  # each refused publish is nacked alone, in order
+            seq = rejected.popleft()
+            if seq - 1 > start:
+                self.send(commands.Basic.Ack(delivery_tag=seq - 1, multiple=seq - 1 - start > 1))
+            self.send(commands.Basic.Nack(delivery_tag=seq, multiple=False, requeue=False))
+            start = seq
+        if upto > start:
+            self.send(commands.Basic.Ack(delivery_tag=upto, multiple=upto - start > 1))
 
     # -- ConsumerSink -----------------------------------------------------------------------
 

@@ -45,15 +45,23 @@ class QueueRecord:
 
 @dataclass(frozen=True, slots=True)
 class BindingRecord:
+    """A binding of `exchange` to the queue `queue`, or (destination_kind "exchange") to the exchange so named."""
+
     vhost: str
     exchange: str
     queue: str
     routing_key: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    destination_kind: str = "queue"
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.vhost, self.exchange, self.queue, self.routing_key, repr(sorted(self.arguments.items())))
+    def key(self) -> tuple[str, ...]:
+        key = (self.vhost, self.exchange, self.queue, self.routing_key, repr(sorted(self.arguments.items())))
+        return key if self.destination_kind == "queue" else (*key, self.destination_kind)
+
+    def ends_at(self, kind: str, name: str) -> bool:
+        """Whether the binding's destination is the queue or exchange `name` (kind "queue" / "exchange")."""
+        return self.destination_kind == kind and self.queue == name
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +117,8 @@ class MemoryLog:
 
     def delete_exchange(self, vhost: str, name: str) -> None:
         self.state.exchanges.pop((vhost, name), None)
-        for key in [k for k, b in self.state.bindings.items() if b.vhost == vhost and b.exchange == name]:
+        for key in [k for k, b in self.state.bindings.items()
+                    if b.vhost == vhost and (b.exchange == name or b.ends_at("exchange", name))]:
             del self.state.bindings[key]
 
     def put_queue(self, record: QueueRecord) -> None:
@@ -117,7 +126,7 @@ class MemoryLog:
 
     def delete_queue(self, vhost: str, name: str) -> None:
         self.state.queues.pop((vhost, name), None)
-        for key in [k for k, b in self.state.bindings.items() if b.vhost == vhost and b.queue == name]:
+        for key in [k for k, b in self.state.bindings.items() if b.vhost == vhost and b.ends_at("queue", name)]:
             del self.state.bindings[key]
         for key in [k for k in self.state.messages if k[0] == vhost and k[1] == name]:
             del self.state.messages[key]

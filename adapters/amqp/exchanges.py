@@ -1,18 +1,35 @@
-"""Exchanges and their bindings: direct, fanout, topic and headers, routing to queue names.
+"""Exchanges and their bindings: direct, fanout, topic and headers, routing to destinations.
 
-Pure routing tables with no knowledge of queues' contents. The vhost owns
-them and turns a route's queue names into deliveries. amq.topic of the
+Pure routing tables with no knowledge of queues' contents. A destination is a
+queue name (a `str`) or, for an exchange-to-exchange binding, a `ToExchange`
+(never equal to a queue of the same name). The vhost owns them and turns a
+route's destinations into deliveries (routing.py). amq.topic of the
 shared vhost is an ordinary `TopicExchange` here (it keeps its bindings as
 records); its routing runs through the core router instead (see vhost.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Union
 
 from adapters.amqp.mapping import topic_key_matches
 
 FieldTable = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToExchange:
+    """The destination of an exchange-to-exchange binding (exchange.bind)."""
+
+    name: str
+    kind = "exchange"  # the admin API's destination_type
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Destination = Union[str, ToExchange]  # a queue name, or an exchange
 
 
 def _frozen(arguments: FieldTable | None) -> tuple:
@@ -23,7 +40,7 @@ def _frozen(arguments: FieldTable | None) -> tuple:
 
 
 class Exchange:
-    """Common state: declaration flags and the set of (queue, key, arguments) bindings."""
+    """Common state: declaration flags and the set of (destination, key, arguments) bindings."""
 
     kind = ""
 
@@ -36,12 +53,12 @@ class Exchange:
         self.arguments = dict(arguments or {})
         self.builtin = builtin
         self.owner: object = None  # the Principal that declared it (adapters/amqp/permissions.py)
-        self.bindings: dict[tuple[str, str, tuple], FieldTable] = {}
+        self.bindings: dict[tuple[Destination, str, tuple], FieldTable] = {}
 
     def equivalent(self, kind: str, durable: bool, auto_delete: bool, internal: bool) -> bool:
         return (kind, durable, auto_delete, internal) == (self.kind, self.durable, self.auto_delete, self.internal)
 
-    def bind(self, queue: str, key: str, arguments: FieldTable | None) -> bool:
+    def bind(self, queue: Destination, key: str, arguments: FieldTable | None) -> bool:
         """Add a binding; False if it was already there."""
         ident = (queue, key, _frozen(arguments))
         if ident in self.bindings:
@@ -50,7 +67,7 @@ class Exchange:
         self._add(queue, key, self.bindings[ident])
         return True
 
-    def unbind(self, queue: str, key: str, arguments: FieldTable | None) -> bool:
+    def unbind(self, queue: Destination, key: str, arguments: FieldTable | None) -> bool:
         ident = (queue, key, _frozen(arguments))
         if self.bindings.pop(ident, None) is None:
             return False
@@ -64,16 +81,16 @@ class Exchange:
             self.unbind(queue, ident[1], args)
         return [(ident[1], args) for ident, args in gone]
 
-    def queues_bound(self) -> set[str]:
+    def queues_bound(self) -> set[Destination]:
         return {ident[0] for ident in self.bindings}
 
-    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[str]:
+    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[Destination]:
         raise NotImplementedError
 
-    def _add(self, queue: str, key: str, arguments: FieldTable) -> None:
+    def _add(self, queue: Destination, key: str, arguments: FieldTable) -> None:
         pass
 
-    def _remove(self, queue: str, key: str, frozen_args: tuple) -> None:
+    def _remove(self, queue: Destination, key: str, frozen_args: tuple) -> None:
         pass
 
 
@@ -82,13 +99,13 @@ class DirectExchange(Exchange):
 
     def __init__(self, name: str, **flags: Any) -> None:
         super().__init__(name, **flags)
-        self._by_key: dict[str, dict[str, int]] = {}
+        self._by_key: dict[str, dict[Destination, int]] = {}
 
-    def _add(self, queue: str, key: str, arguments: FieldTable) -> None:
+    def _add(self, queue: Destination, key: str, arguments: FieldTable) -> None:
         counts = self._by_key.setdefault(key, {})
         counts[queue] = counts.get(queue, 0) + 1
 
-    def _remove(self, queue: str, key: str, frozen_args: tuple) -> None:
+    def _remove(self, queue: Destination, key: str, frozen_args: tuple) -> None:
         counts = self._by_key.get(key)
         if counts is not None:
             counts[queue] -= 1
@@ -97,14 +114,14 @@ class DirectExchange(Exchange):
             if not counts:
                 del self._by_key[key]
 
-    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[str]:
+    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[Destination]:
         return self._by_key.get(routing_key, {}).keys()
 
 
 class FanoutExchange(Exchange):
     kind = "fanout"
 
-    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[str]:
+    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[Destination]:
         return self.queues_bound()
 
 
@@ -113,7 +130,7 @@ class _Node:
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
-        self.queues: dict[str, int] = {}
+        self.queues: dict[Destination, int] = {}
 
 
 class TopicExchange(Exchange):
@@ -125,13 +142,13 @@ class TopicExchange(Exchange):
         super().__init__(name, **flags)
         self._root = _Node()
 
-    def _add(self, queue: str, key: str, arguments: FieldTable) -> None:
+    def _add(self, queue: Destination, key: str, arguments: FieldTable) -> None:
         node = self._root
         for word in key.split("."):
             node = node.children.setdefault(word, _Node())
         node.queues[queue] = node.queues.get(queue, 0) + 1
 
-    def _remove(self, queue: str, key: str, frozen_args: tuple) -> None:
+    def _remove(self, queue: Destination, key: str, frozen_args: tuple) -> None:
         path = [self._root]
         words = key.split(".")
         for word in words:
@@ -146,12 +163,12 @@ class TopicExchange(Exchange):
                 break
             del path[depth - 1].children[words[depth - 1]]
 
-    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[str]:
-        found: set[str] = set()
+    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[Destination]:
+        found: set[Destination] = set()
         self._walk(self._root, routing_key.split("."), 0, found)
         return found
 
-    def _walk(self, node: _Node, words: list[str], index: int, found: set[str]) -> None:
+    def _walk(self, node: _Node, words: list[str], index: int, found: set[Destination]) -> None:
         if index == len(words):
             found.update(node.queues)
             hash_node = node.children.get("#")
@@ -179,9 +196,9 @@ class HeadersExchange(Exchange):
 
     kind = "headers"
 
-    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[str]:
+    def route(self, routing_key: str, headers: FieldTable | None) -> Iterable[Destination]:
         headers = headers or {}
-        found: set[str] = set()
+        found: set[Destination] = set()
         for (queue, _key, _args), arguments in self.bindings.items():
             if queue not in found and headers_match(arguments, headers):
                 found.add(queue)

@@ -27,7 +27,7 @@ from adapters.amqp.settings import PRODUCT, VERSION
 log = logging.getLogger("rosettamq.amqp")
 
 SERVER_CAPABILITIES = {
-    "publisher_confirms": True, "exchange_exchange_bindings": False, "basic.nack": True,
+    "publisher_confirms": True, "exchange_exchange_bindings": True, "basic.nack": True,
     "consumer_cancel_notify": True, "connection.blocked": True, "consumer_priorities": True,
     "authentication_failure_close": True, "per_consumer_qos": True, "direct_reply_to": True,
 }

@@ -62,6 +62,25 @@ def exchange_declare(ch: Channel, m: c.Exchange.Declare) -> None:
         ch.send(c.Exchange.DeclareOk())
 
 
+def exchange_bind(ch: Channel, m: c.Exchange.Bind) -> None:
+    """RabbitMQ's exchange-to-exchange binding: write on the destination, read on the source."""
+    destination, source = _stripped(m.destination), _stripped(m.source)
+    _require(ch, WRITE, EXCHANGE, destination)
+    _require(ch, READ, EXCHANGE, source)
+    ch.conn.vhost.bind_exchange(destination, source, m.routing_key, m.arguments, ch.conn.access)
+    if not m.nowait:
+        ch.send(c.Exchange.BindOk())
+
+
+def exchange_unbind(ch: Channel, m: c.Exchange.Unbind) -> None:
+    destination, source = _stripped(m.destination), _stripped(m.source)
+    _require(ch, WRITE, EXCHANGE, destination)
+    _require(ch, READ, EXCHANGE, source)
+    ch.conn.vhost.unbind_exchange(destination, source, m.routing_key, m.arguments)
+    if not m.nowait:
+        ch.send(c.Exchange.UnbindOk())
+
+
 def exchange_delete(ch: Channel, m: c.Exchange.Delete) -> None:
     name = _stripped(m.exchange)
     _require(ch, CONFIGURE, EXCHANGE, name)
@@ -197,20 +216,24 @@ def complete_publish(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Proper
         ch.conn.vhost.exchange(m.exchange)  # a missing exchange fails now, as in RabbitMQ
         ch.tx_actions.append(("publish", m, properties, body, header))
         return
-    route(ch, m, properties, body, header)
+    rejected = route(ch, m, properties, body, header)
     if ch.confirm:  # after routing: a publish that closes the channel (404, 403) is never confirmed
         ch.publish_seq += 1
-        if properties.delivery_mode == 2:
+        if rejected:  # a full queue with x-overflow reject-publish refused it: basic.nack, as RabbitMQ
+            ch.rejected.append(ch.publish_seq)
+        elif properties.delivery_mode == 2:
             ch.durable_seq = ch.publish_seq  # its ack waits for the store (Channel.flush_confirms)
 
 
 def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body: bytes,
-          header: bytes | None = None) -> None:
-    routed = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.principal, header)
-    if not routed and m.mandatory:
+          header: bytes | None = None) -> bool:
+    """Route a publish (basic.return if mandatory and unroutable); True if a queue refused it."""
+    outcome = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.principal, header)
+    if not outcome.routed and m.mandatory:
         ret = encode_return(ch.number, errors.ReplyCode.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key)
         content = Content(m.exchange, m.routing_key, properties, body)
         ch.conn.send_bytes(ret + content.frames(ch.number, ch.conn.frame_max))
+    return outcome.rejected
 
 
 def basic_get(ch: Channel, m: c.Basic.Get) -> None:
@@ -299,6 +322,8 @@ HANDLERS: dict[type, Handler] = {
     c.Channel.FlowOk: ignore,
     c.Exchange.Declare: exchange_declare,
     c.Exchange.Delete: exchange_delete,
+    c.Exchange.Bind: exchange_bind,
+    c.Exchange.Unbind: exchange_unbind,
     c.Queue.Declare: queue_declare,
     c.Queue.Bind: queue_bind,
     c.Queue.Unbind: queue_unbind,
@@ -324,10 +349,7 @@ HANDLERS: dict[type, Handler] = {
 # 540 NOT_IMPLEMENTED, a connection error. Methods only a server sends (basic.deliver, queue.declare-ok,
 # ...) are 503 COMMAND_INVALID from a client, as in RabbitMQ. Not implemented options of implemented
 # methods (basic.qos prefetch_size, basic.publish immediate) are 540 in their handlers.
-NOT_IMPLEMENTED: dict[type, str] = {
-    c.Exchange.Bind: "exchange-to-exchange bindings are not supported",
-    c.Exchange.Unbind: "exchange-to-exchange bindings are not supported",
-}
+NOT_IMPLEMENTED: dict[type, str] = {}  # none left since exchange.bind / exchange.unbind (issue 18)
 
 
 def unhandled(method: base.Frame, channel: int) -> errors.AMQPError:

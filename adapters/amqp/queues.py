@@ -156,9 +156,9 @@ class Queue:
     # -- messages in ------------------------------------------------------------------
 
     def enqueue(self, content: Content, now: float, expiration: float | None = None,
-                default_max_length: int | None = None) -> None:
+                default_max_length: int | None = None) -> bool:
         """Add a published message; `expiration` is its per-message TTL in seconds;
-        `default_max_length` bounds a queue without an x-max-length of its own."""
+        `default_max_length` bounds a queue without an x-max-length of its own. False: refused."""
         ttl = self.ttl
         if expiration is not None and (ttl is None or expiration < ttl):
             ttl = expiration
@@ -172,6 +172,7 @@ class Queue:
                 self._drop(self.ready.popleft(), "maxlen")
         self.dispatch(now)
         self.expire(now)
+        return True
 
     def requeue(self, entries: list[Entry], now: float) -> None:
         """Put delivered, unacknowledged messages back at the head, oldest first, marked redelivered."""

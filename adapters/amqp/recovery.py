@@ -1,4 +1,4 @@
-"""Rebuild a vhost's durable exchanges, queues, bindings and persistent messages from its records.
+"""Rebuild a vhost's durable exchanges, queues, bindings (to queues and exchanges) and persistent messages.
 
 The inverse of the `DurableLog` calls the vhost makes: run once at start,
 before any client connects. Recovered entries keep their record numbers, so
@@ -19,7 +19,7 @@ import logging
 from adapters.amqp.bridge import SHARED_EXCHANGE
 from adapters.amqp.content import Content
 from adapters.amqp.durable import DurableRecords, Owner
-from adapters.amqp.exchanges import KINDS
+from adapters.amqp.exchanges import KINDS, Destination, ToExchange
 from adapters.amqp.frames import decode_content_header
 from adapters.amqp.queues import Entry, Queue, advance_sequence
 from adapters.amqp.vhost import VirtualHost
@@ -46,13 +46,18 @@ def restore_vhost(vhost: VirtualHost, records: DurableRecords) -> None:
                 vhost._adopt(queue)
         for record in records.bindings.values():
             exchange = vhost.exchanges.get(record.exchange)
-            queue = vhost.queues.get(record.queue)
-            if record.vhost != vhost.name or exchange is None or queue is None:
+            destination: Destination = record.queue
+            if record.destination_kind == "exchange":  # an exchange-to-exchange binding
+                destination = ToExchange(record.queue)
+                there = record.queue in vhost.exchanges
+            else:
+                there = record.queue in vhost.queues
+            if record.vhost != vhost.name or exchange is None or not there:
                 continue
-            if exchange.bind(queue.name, record.routing_key, record.arguments) and (
+            if exchange.bind(destination, record.routing_key, record.arguments) and (
                 record.exchange == SHARED_EXCHANGE and vhost.core is not None
             ):
-                vhost._subscribe(queue, record.routing_key)
+                vhost._subscribe(destination, record.routing_key)
         highest = 0
         for record in sorted(records.messages.values(), key=lambda r: r.seq):
             queue = vhost.queues.get(record.queue)

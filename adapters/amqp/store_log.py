@@ -9,7 +9,8 @@ of AMQP imports and the SQLite schema has one generic table for every adapter.
   "amqp.delivered" (an empty marker: this persistent message was handed to a
   consumer, so after a restart it comes back with redelivered=True);
 - keys: the record's identity as a JSON array (vhost, name, ...), so any
-  character in a name is safe and equal identities give equal keys;
+  character in a name is safe and equal identities give equal keys (an
+  exchange-to-exchange binding's ends with "exchange");
 - values: exchanges, queues and bindings as an AMQP field table (pamqp), so
   `arguments` keep their AMQP types; the owner of an exchange or queue as a
   table under "owner" (`{"user": NAME}`, `{}` for an anonymous client; records
@@ -50,7 +51,7 @@ class StoreLog:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._delivered: set[str] = set()  # message keys with a "delivered" marker on disk
-        self._bindings: dict[str, tuple[str, str, str]] = {}  # binding key -> (vhost, exchange, queue)
+        self._bindings: dict[str, tuple[str, str, str, str]] = {}  # key -> (vhost, exchange, destination, kind)
 
     # -- exchanges, queues, bindings ----------------------------------------------------------
 
@@ -61,7 +62,7 @@ class StoreLog:
 
     def delete_exchange(self, vhost: str, name: str) -> None:
         self.store.delete_record(EXCHANGE, _key(vhost, name))
-        self._drop_bindings(lambda ends: ends[0] == vhost and ends[1] == name)
+        self._drop_bindings(lambda ends: ends[0] == vhost and (ends[1] == name or ends[2:] == (name, "exchange")))
 
     def put_queue(self, record: QueueRecord) -> None:
         value = _table({"auto_delete": record.auto_delete, "arguments": record.arguments,
@@ -71,11 +72,11 @@ class StoreLog:
     def delete_queue(self, vhost: str, name: str) -> None:
         """Its messages were removed one by one; its bindings go here (the vhost forgets the queue first)."""
         self.store.delete_record(QUEUE, _key(vhost, name))
-        self._drop_bindings(lambda ends: ends[0] == vhost and ends[2] == name)
+        self._drop_bindings(lambda ends: ends[0] == vhost and ends[2:] == (name, "queue"))
 
     def put_binding(self, record: BindingRecord) -> None:
         key = _key(*record.key)
-        self._bindings[key] = (record.vhost, record.exchange, record.queue)
+        self._bindings[key] = (record.vhost, record.exchange, record.queue, record.destination_kind)
         self.store.put_record(BINDING, key, _table({"arguments": record.arguments}))
 
     def delete_binding(self, record: BindingRecord) -> None:
@@ -83,7 +84,7 @@ class StoreLog:
         self._bindings.pop(key, None)
         self.store.delete_record(BINDING, key)
 
-    def _drop_bindings(self, matches: Callable[[tuple[str, str, str]], bool]) -> None:
+    def _drop_bindings(self, matches: Callable[[tuple[str, str, str, str]], bool]) -> None:
         for key in [key for key, ends in self._bindings.items() if matches(ends)]:
             del self._bindings[key]
             self.store.delete_record(BINDING, key)
@@ -133,13 +134,14 @@ class StoreLog:
             out.queues[(vhost, name)] = QueueRecord(vhost, name, fields["auto_delete"], fields["arguments"],
                                                     _owner(fields))
         for key, value in store.load_records(BINDING).items():
-            vhost, exchange, queue, routing_key, _ = json.loads(key)
-            if (vhost, queue) not in out.queues:
+            vhost, exchange, queue, routing_key, _, *kind = json.loads(key)
+            kind = kind[0] if kind else "queue"  # an exchange-to-exchange binding's key ends with "exchange"
+            if kind == "queue" and (vhost, queue) not in out.queues:
                 store.delete_record(BINDING, key)
                 continue
-            record = BindingRecord(vhost, exchange, queue, routing_key, _untable(value)["arguments"])
+            record = BindingRecord(vhost, exchange, queue, routing_key, _untable(value)["arguments"], kind)
             out.bindings[record.key] = record
-            self._bindings[key] = (vhost, exchange, queue)
+            self._bindings[key] = (vhost, exchange, queue, kind)
         delivered = store.load_records(DELIVERED)
         for key, value in store.load_records(MESSAGE).items():
             vhost, queue, seq = json.loads(key)

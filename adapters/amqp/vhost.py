@@ -16,30 +16,29 @@ import secrets
 import time
 from typing import Any, Callable
 
-from pamqp.commands import Basic
-
-from core.acl import ClientAccess
 from core.broker import Broker
 from core.principal import Principal
-from core.subscriptions import Delivery
-from core.topics import InvalidTopic
 
 from adapters.amqp import errors
-from adapters.amqp.bridge import ORIGINAL_CONTENT, QUEUE_OPTIONS, SHARED_EXCHANGE, QueueSubscriber
-from adapters.amqp.content import Content
+from adapters.amqp.bindings import Bindings
+from adapters.amqp.bridge import QueueSubscriber
 from adapters.amqp.deadletter import dead_letter
-from adapters.amqp.durable import BindingRecord, DurableLog, ExchangeRecord, MessageRecord, QueueRecord
-from adapters.amqp.exchanges import BUILTINS, KINDS, Exchange
-from adapters.amqp.mapping import binding_key_to_filter, message_from_amqp, parse_expiration, routing_key_to_topic
+from adapters.amqp.durable import DurableLog, ExchangeRecord, MessageRecord, QueueRecord
+from adapters.amqp.exchanges import BUILTINS, KINDS, Destination, Exchange, ToExchange
 from adapters.amqp.permissions import ANY, CONFIGURE, EXCHANGE, QUEUE, Permissions, owner_record
+from adapters.amqp.publishing import Publishing
 from adapters.amqp.queues import Deadlines, Entry, Queue
-from adapters.amqp.reply_to import REPLY_PREFIX, DirectReplyTo
+from adapters.amqp.reply_to import DirectReplyTo
 
 logger = logging.getLogger("rosettamq.amqp")
 
 MAX_DEAD_LETTER_DEPTH = 8
-class VirtualHost:
-    """The AMQP broker model of one vhost (no I/O; times are wall-clock seconds)."""
+
+
+class VirtualHost(Bindings, Publishing):
+    """The AMQP broker model of one vhost (no I/O; times are wall-clock seconds).
+
+    Bindings are in bindings.py, publishing (the walk through exchanges) in publishing.py."""
 
     def __init__(self, name: str, *, core: Broker | None = None, log: DurableLog | None = None,
                  clock: Callable[[], float] = time.time, origin_header: bool = False,
@@ -53,7 +52,7 @@ class VirtualHost:
         self.core_queue_max_length = core_queue_max_length or None  # bound of queues fed from the core
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
-        self.subscribers: dict[str, QueueSubscriber] = {}
+        self.subscribers: dict[Destination, QueueSubscriber] = {}  # amq.topic bindings as core subscribers
         self.replies = DirectReplyTo()  # amq.rabbitmq.reply-to consumers
         self.on_deadline_change: Callable[[], None] = lambda: None
         self.on_held_change: Callable[[int], None] = lambda delta: None
@@ -110,6 +109,7 @@ class VirtualHost:
         del self.exchanges[name]
         for ident, arguments in list(exchange.bindings.items()):
             self._unbind(exchange, ident[0], ident[1], arguments)
+        self._drop_destination(ToExchange(name))  # RabbitMQ: bindings to it go too
         if exchange.durable and self.log is not None:
             self.log.delete_exchange(self.name, name)
 
@@ -196,13 +196,7 @@ class VirtualHost:
         count = queue.message_count
         queue.deleted = True
         del self.queues[queue.name]
-        for exchange in list(self.exchanges.values()):
-            for key, arguments in [(i[1], a) for i, a in exchange.bindings.items() if i[0] == queue.name]:
-                self._unbind(exchange, queue.name, key, arguments)
-        subscriber = self.subscribers.pop(queue.name, None)
-        if subscriber is not None and self.core is not None:
-            for topic_filter in subscriber.router_filters:
-                self.core.router.unsubscribe(subscriber, topic_filter)
+        self._drop_destination(queue.name)
         for consumer in list(queue.consumers):
             queue.remove_consumer(consumer, self.clock())
             consumer.sink.cancelled_by_server(consumer)  # type: ignore[attr-defined]
@@ -223,126 +217,6 @@ class VirtualHost:
         """A connection closed: its exclusive queues go."""
         for queue in [q for q in self.queues.values() if q.exclusive_owner is owner]:
             self._remove_queue(queue)
-
-    # -- bindings -----------------------------------------------------------------------
-
-    def bind(self, queue_name: str, exchange_name: str, key: str, arguments: dict[str, Any] | None,
-             owner: object, access: ClientAccess | None = None) -> None:
-        """Bind; on the shared amq.topic `access` (the ACL of the binder) must allow the filter."""
-        queue = self.queue(queue_name, owner)
-        exchange = self.exchange(exchange_name)
-        if exchange_name == "":
-            raise errors.access_refused("operation not permitted on the default exchange")
-        shared = exchange_name == SHARED_EXCHANGE and self.core is not None
-        if shared and access is not None:
-            found = binding_key_to_filter(key)
-            if found is not None and not access.can_subscribe(found.topic_filter):
-                raise errors.access_refused(f"access to topic '{found.topic_filter}' in exchange "
-                                            f"'{SHARED_EXCHANGE}' in vhost '{self.name}' refused")
-            if queue.name in self.subscribers or found is not None:
-                self._reader(queue).reader = access  # read rules of the latest binder apply per delivery
-        if not exchange.bind(queue.name, key, arguments):
-            return
-        if shared:
-            try:
-                self._subscribe(queue, key)
-            except errors.AMQPError:
-                exchange.unbind(queue.name, key, arguments)
-                raise
-        if queue.durable and exchange.durable and self.log is not None:
-            self.log.put_binding(BindingRecord(self.name, exchange_name, queue.name, key, dict(arguments or {})))
-
-    def unbind(self, queue_name: str, exchange_name: str, key: str, arguments: dict[str, Any] | None,
-               owner: object) -> None:
-        queue = self.queue(queue_name, owner)
-        exchange = self.exchange(exchange_name)
-        if exchange_name == "":
-            raise errors.access_refused("operation not permitted on the default exchange")
-        self._unbind(exchange, queue.name, key, arguments)
-
-    def _unbind(self, exchange: Exchange, queue_name: str, key: str, arguments: dict[str, Any] | None) -> None:
-        if not exchange.unbind(queue_name, key, arguments):
-            return
-        queue = self.queues.get(queue_name)
-        subscriber = self.subscribers.get(queue_name)
-        if exchange.name == SHARED_EXCHANGE and subscriber is not None and self.core is not None:
-            topic_filter = subscriber.remove_binding(key)
-            if topic_filter is not None:
-                self.core.router.unsubscribe(subscriber, topic_filter)
-        if queue is not None and queue.durable and exchange.durable and self.log is not None:
-            self.log.delete_binding(BindingRecord(self.name, exchange.name, queue_name, key, dict(arguments or {})))
-        if exchange.auto_delete and not exchange.bindings and self.exchanges.get(exchange.name) is exchange:
-            self.delete_exchange(exchange.name)
-
-    def _reader(self, queue: Queue) -> QueueSubscriber:
-        subscriber = self.subscribers.get(queue.name)
-        if subscriber is None:
-            subscriber = self.subscribers[queue.name] = QueueSubscriber(queue, self.clock, self.origin_header,
-                                                                           self.core_queue_max_length)
-        return subscriber
-
-    def _subscribe(self, queue: Queue, key: str) -> None:
-        assert self.core is not None
-        subscriber = self._reader(queue)
-        topic_filter = subscriber.add_binding(key)
-        if topic_filter is None:
-            return
-        router = self.core.router
-        try:
-            router.subscribe(subscriber, topic_filter, QUEUE_OPTIONS)
-        except InvalidTopic as exc:
-            subscriber.remove_binding(key)
-            raise errors.precondition_failed(f"binding key '{key}' has no MQTT form: {exc}") from None
-        cache: dict = {}
-        for message in router.retained_for(topic_filter):  # like an MQTT subscribe: the last known values
-            if not message.is_expired():
-                subscriber.deliver(Delivery(message, min(1, message.qos), True), cache)
-
-    # -- publishing ---------------------------------------------------------------------
-
-    def publish(self, exchange_name: str, routing_key: str, properties: Basic.Properties, body: bytes,
-                principal: Principal, header: bytes | None = None) -> bool:
-        """Route one basic.publish; True if it reached at least one queue (or core subscriber).
-
-        To the shared amq.topic it goes through the core's door as `principal` (403 when its
-        topic ACL refuses)."""
-        exchange = self.exchange(exchange_name)
-        if exchange.internal:
-            raise errors.access_refused(f"cannot publish to internal exchange '{exchange_name}'")
-        try:
-            expiration = parse_expiration(properties.expiration)
-        except ValueError as exc:
-            raise errors.precondition_failed(str(exc)) from None
-        content = Content(exchange_name, routing_key, properties, body, header)
-        return self._route(exchange, routing_key, content, expiration, principal)
-
-    def _route(self, exchange: Exchange, routing_key: str, content: Content, expiration: float | None,
-               principal: Principal) -> bool:
-        now = self.clock()
-        if exchange.name == SHARED_EXCHANGE and self.core is not None:
-            header = content.header_payload()
-            message = message_from_amqp(routing_key, content.properties, content.body, origin=principal.origin,
-                                        now=now, extra={"amqp": header})
-            if message is None:
-                return False
-            result = self.core.publish(principal, message, {ORIGINAL_CONTENT: content})
-            if not result.accepted:
-                raise errors.publish_refused(result.status, message.topic, self.name, result.reason)
-            return result.deliveries > 0
-        if exchange.name == "":
-            if routing_key.startswith(REPLY_PREFIX):
-                return self.replies.route(routing_key, content, now)
-            queue = self.queues.get(routing_key)
-            names = () if queue is None else (routing_key,)
-        else:
-            names = exchange.route(routing_key, content.properties.headers)
-        routed = False
-        for name in list(names):
-            queue = self.queues.get(name)
-            if queue is not None:
-                queue.enqueue(content, now, expiration)
-                routed = True
-        return routed
 
     # -- dead letters and durable messages ------------------------------------------------
 

@@ -66,7 +66,8 @@ async def get_amqp(request: web.Request) -> web.Response:
             out.extend(queue_row(vhost, q) for q in vhost.queues.values())
         else:
             for exchange in vhost.exchanges.values():
-                out.extend({"vhost": vhost.name, "source": exchange.name, "destination": queue,
+                out.extend({"vhost": vhost.name, "source": exchange.name, "destination": str(queue),
+                            "destination_type": getattr(queue, "kind", "queue"),  # "exchange": exchange.bind
                             "routing_key": key, "arguments": dict(args)}
                            for (queue, key, _), args in exchange.bindings.items())
     return web.json_response({kind: out, "count": len(out)})

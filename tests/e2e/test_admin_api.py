@@ -291,8 +291,8 @@ def test_amqp_exchanges_queues_and_bindings_are_listed(gateway: RunningGateway) 
                                      if q["name"] == queue and q["messages"] == 1])
         assert queues[0]["consumers"] == 0
         bindings = http(gateway, "GET", "/api/v1/amqp/bindings").json()["bindings"]
-        assert {"vhost": "/", "source": exchange, "destination": queue, "routing_key": "key1",
-                "arguments": {}} in bindings
+        assert {"vhost": "/", "source": exchange, "destination": queue, "destination_type": "queue",
+                "routing_key": "key1", "arguments": {}} in bindings
         channel.queue_delete(queue)
         channel.exchange_delete(exchange)
 

@@ -429,13 +429,15 @@ def test_connection_update_secret_without_an_access_token_login_is_403() -> None
     assert (close.class_id, close.method_id) == (10, 70)
 
 
-def test_exchange_to_exchange_bindings_are_540_not_implemented() -> None:
+def test_exchange_to_exchange_binding_to_a_missing_exchange_is_a_404_channel_error() -> None:
+    """exchange.bind is implemented (issue 18; it was 540): a missing end closes the channel only."""
     wire = Wire()
     wire.handshake()
     wire.open_channel()
     wire.send(1, c.Exchange.Bind(destination="a", source="amq.topic", routing_key="#"))
-    close = closes_connection_with(wire, ReplyCode.NOT_IMPLEMENTED)
-    assert (close.class_id, close.method_id) == (40, 30)
+    (close,) = [m for m in wire.methods() if isinstance(m, c.Channel.Close)]
+    assert (close.reply_code, close.class_id, close.method_id) == (404, 40, 30)
+    assert "no exchange 'a'" in close.reply_text
 
 
 def test_a_method_only_a_server_sends_is_503_command_invalid() -> None:
