@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from core.redact import redact_text
 
-from gateway.http import access, admin, admin_amqp, admin_clients, events, openapi
+from gateway.http import access, admin, admin_amqp, admin_clients, admin_lwm2m, events, openapi
 from gateway.http.guard import ACCESS_LOG, AccessLog
 from gateway.http.keys import GATEWAY
 
@@ -82,6 +82,7 @@ def build_app(gateway: "Gateway") -> web.Application:
     access.add_routes(app)
     admin_clients.add_routes(app)
     admin_amqp.add_routes(app)
+    admin_lwm2m.add_routes(app)
     events.add_routes(app)
     openapi.add_routes(app)
     app.router.add_get("/api/v1/cluster", get_cluster)
