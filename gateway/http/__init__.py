@@ -24,7 +24,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from core.redact import redact_text
 
-from gateway.http import access, admin, admin_amqp, admin_clients, admin_lwm2m, events, openapi
+from gateway.http import (access, admin, admin_amqp, admin_clients, admin_lwm2m, admin_retained, admin_sessions,
+                          events, openapi)
 from gateway.http.guard import ACCESS_LOG, AccessLog
 from gateway.http.keys import GATEWAY
 
@@ -83,6 +84,8 @@ def build_app(gateway: "Gateway") -> web.Application:
     admin_clients.add_routes(app)
     admin_amqp.add_routes(app)
     admin_lwm2m.add_routes(app)
+    admin_sessions.add_routes(app)
+    admin_retained.add_routes(app)
     events.add_routes(app)
     openapi.add_routes(app)
     app.router.add_get("/api/v1/cluster", get_cluster)
