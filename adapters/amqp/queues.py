@@ -1,4 +1,4 @@
-"""Queues: ready messages, consumers, TTL, max-length (drop-head), expiry and dead-letter hooks.
+"""Queues: ready messages, consumers, TTL, max-length and overflow, priorities, expiry and dead-letter hooks.
 
 A queue knows nothing of frames or channels: consumers reach it through the
 `ConsumerSink` protocol (is there room? take this message) and it reports
@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Protocol
 from adapters.amqp.content import Content
 from adapters.amqp.errors import precondition_failed
 from adapters.amqp.frames import encode_shortstr
+from adapters.amqp.priority import MAX_SUPPORTED, PriorityReady
 
 _sequence = itertools.count(1)
 
@@ -106,8 +107,16 @@ class Queue:
         self.expires = None if expires is None else expires / 1000.0
         self.max_length = _int_arg(arguments, "x-max-length", 0)
         overflow = _str_arg(arguments, "x-overflow")
-        if overflow not in (None, "drop-head"):
-            raise precondition_failed(f"x-overflow {overflow!r} is not supported (only drop-head)")
+        if overflow not in (None, "drop-head", "reject-publish", "reject-publish-dlx"):
+            raise precondition_failed(f"invalid arg 'x-overflow' for queue: {overflow!r}")
+        # RabbitMQ's overflow modes: drop-head (the default) drops the oldest, reject-publish refuses
+        # the new message (basic.nack with confirms), reject-publish-dlx also dead-letters it.
+        self.reject_publish = overflow in ("reject-publish", "reject-publish-dlx")
+        self.reject_dead_letters = overflow == "reject-publish-dlx"
+        max_priority = _int_arg(arguments, "x-max-priority", 0)
+        if max_priority is not None and max_priority > MAX_SUPPORTED:
+            raise precondition_failed(f"invalid arg 'x-max-priority' for queue: {max_priority} is above "
+                                      f"the maximum supported priority {MAX_SUPPORTED}")
         self.dead_letter_exchange = _str_arg(arguments, "x-dead-letter-exchange")
         self.dead_letter_routing_key = _str_arg(arguments, "x-dead-letter-routing-key")
         # x-single-active-consumer (RabbitMQ 3.8): one consumer at a time gets the messages, the one
@@ -116,7 +125,8 @@ class Queue:
         queue_type = _str_arg(arguments, "x-queue-type")
         if queue_type not in (None, "classic", "quorum", "stream"):
             raise precondition_failed(f"invalid x-queue-type {queue_type!r}")
-        self.ready: deque[Entry] = deque()
+        # x-max-priority: highest priority first (priority.py); without it a plain FIFO deque
+        self.ready: deque[Entry] | PriorityReady = PriorityReady(max_priority) if max_priority else deque()
         self.consumers: list[Consumer] = []
         self.had_consumer = False
         self.deleted = False
@@ -144,7 +154,7 @@ class Queue:
         if auto_delete != self.auto_delete:
             return "auto_delete"
         for key in ("x-message-ttl", "x-expires", "x-max-length", "x-dead-letter-exchange",
-                    "x-dead-letter-routing-key", "x-overflow", "x-single-active-consumer"):
+                    "x-dead-letter-routing-key", "x-overflow", "x-single-active-consumer", "x-max-priority"):
             if arguments.get(key) != self.arguments.get(key):
                 return key
         return None
@@ -163,10 +173,14 @@ class Queue:
         if expiration is not None and (ttl is None or expiration < ttl):
             ttl = expiration
         entry = Entry(content, None if ttl is None else now + ttl)
+        limit = self.max_length if self.max_length is not None else default_max_length
+        if self.reject_publish and limit is not None and len(self.ready) >= limit:
+            if self.reject_dead_letters:
+                self.on_dead_letter(self, entry, "maxlen")  # never stored: nothing to remove
+            return False
         self.ready.append(entry)
         self.publish_total += 1
         self.on_stored(self, entry)
-        limit = self.max_length if self.max_length is not None else default_max_length
         if limit is not None:
             while len(self.ready) > limit:
                 self._drop(self.ready.popleft(), "maxlen")
