@@ -19,6 +19,7 @@ def read_http(sec: Any, default: HTTPListenerConfig) -> HTTPListenerConfig:
         bool(sec.boolean("enabled", True)), sec.listen(default.listen), token or None, admins, monitors,
         header_timeout=sec.number("header_timeout", default.header_timeout, 0.5, 3600.0),
         max_body_size=sec.integer("max_body_size", default.max_body_size, 1024, 268_435_456),
+        history_interval=sec.number("history_interval", default.history_interval, 0.01, 3600.0),
     )
     sec.done()
     return result

@@ -322,12 +322,14 @@ class HTTPListenerConfig(ListenerConfig):
     administrator's); of the password file's users, `admins` may use all of the API and `monitors`
     may only read it (GET). A client that has not sent its whole request head `header_timeout`
     seconds after connecting (or after its last answer) is closed; a body over `max_body_size`
-    bytes is refused (413)."""
+    bytes is refused (413). The management UI's metrics history is sampled every
+    `history_interval` seconds (an hour of samples is kept in memory)."""
     api_token: str | None = None
     admins: tuple[str, ...] = ()
     monitors: tuple[str, ...] = ()
     header_timeout: float = 10.0
     max_body_size: int = 1_048_576
+    history_interval: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from core.redact import redact_text
 
 from gateway.http import (access, admin, admin_amqp, admin_clients, admin_lwm2m, admin_retained, admin_sessions,
-                          events, openapi, stream)
+                          events, history, openapi, stream)
 from gateway.http.guard import ACCESS_LOG, AccessLog
 from gateway.http.keys import GATEWAY
 
@@ -87,6 +87,7 @@ def build_app(gateway: "Gateway") -> web.Application:
     admin_sessions.add_routes(app)
     admin_retained.add_routes(app)
     stream.add_routes(app)
+    history.add_routes(app)
     events.add_routes(app)
     openapi.add_routes(app)
     app.router.add_get("/api/v1/cluster", get_cluster)
