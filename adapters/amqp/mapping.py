@@ -201,13 +201,13 @@ def _truthy(value: Any) -> bool:
 
 
 def parse_expiration(expiration: str | None) -> float | None:
-    """The `expiration` property in seconds; ValueError unless a non-negative integer of ms."""
+    """The `expiration` property in seconds; ValueError unless a non-negative integer of ms with
+    nothing around it (RabbitMQ refuses leftover characters, spaces included)."""
     if expiration is None:
         return None
-    text = expiration.strip()
-    if not text.isdigit():
+    if not (expiration.isascii() and expiration.isdigit()):
         raise ValueError(f"invalid expiration {expiration!r}")
-    return int(text) / 1000.0
+    return int(expiration) / 1000.0
 
 
 def message_from_amqp(

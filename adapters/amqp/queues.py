@@ -232,8 +232,8 @@ class Queue:
         ready, consumers = self.ready, self.consumers
         while ready and consumers:
             entry = ready[0]
-            if entry.expires_at is not None and entry.expires_at <= now:
-                self._drop(ready.popleft(), "expired")
+            if entry.expires_at is not None and entry.expires_at < now:  # expiration "0": a ready consumer
+                self._drop(ready.popleft(), "expired")  # still gets it, as in RabbitMQ
                 continue
             consumer = self._next_consumer()
             if consumer is None:
