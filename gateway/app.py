@@ -23,6 +23,7 @@ from adapters.coap.server import CoAPListener, Mount, start_coap_server
 from adapters.lwm2m.server import LwM2MServer
 from adapters.mqtt.server import ConnectionTracker, start_mqtt_server
 from adapters.mqtt.settings import MQTTSettings
+from adapters.net.server import ServerGroup
 from adapters.tls.server import TLSServer
 from adapters.ws.server import WSListener, start_ws_server
 from core.auth import Authenticator
@@ -113,7 +114,7 @@ class Gateway:
     listening: Listening = field(default_factory=Listening)  # bound listeners, announced once all are
     live_mqtt_settings: MQTTSettings = field(init=False)  # what a new MQTT connection gets (SIGHUP replaces it)
     mqtt_connections: ConnectionTracker = field(default_factory=ConnectionTracker)
-    _servers: list[asyncio.Server | TLSServer] = field(default_factory=list)
+    _servers: list[ServerGroup | TLSServer] = field(default_factory=list)
     tls_servers: dict[str, TLSServer] = field(default_factory=dict)  # by listener name (metrics)
     ws_listeners: list[WSListener] = field(default_factory=list)
     _http: HTTPServer | None = None
@@ -148,7 +149,8 @@ class Gateway:
         self.listening.begin("coaps", section.listen)
         port = await coap.start_dtls(section.listen.host, section.listen.port, psks)
         self.ports["coaps"] = port
-        self.listening.done("coaps", section.listen.host, port)
+        bound = coap.dtls_addresses
+        self.listening.done("coaps", section.listen.host if len(bound) > 1 else bound[0], port, bound)
 
     def _token_file(self, section: WSListenerConfig | WSSListenerConfig) -> TokenFile | None:
         """The section's token file, loaded once and kept (SIGHUP reloads it in place)."""
@@ -269,16 +271,15 @@ class Gateway:
             self.listening.begin("coap", listen)
             self.coap = await start_coap_server(self.broker, coap_settings(self.config, self.security),
                                                 listen.host, listen.port, mounts=mounts, reuse_port=reuse_port)
-            self.ports["coap"] = self.coap.port
-            self.listening.done("coap", listen.host, self.coap.port)
+            self.ports["coap"] = self.listening.done_sockets("coap", self.coap.sockets)
             if self.config.coaps.enabled:
                 await self._start_coaps(self.coap)
         if self.config.http.enabled:
             listen = self.config.http.listen
             self._http = HTTPServer(self)
             self.listening.begin("http", listen)
-            self.ports["http"] = await self._http.start(listen.host, listen.port, reuse_port)
-            self.listening.done("http", listen.host, self.ports["http"])
+            await self._http.start(listen.host, listen.port, reuse_port)
+            self.ports["http"] = self.listening.done_sockets("http", self._http.sockets)
         if self.config.sys.interval > 0:
             self.sys_publisher = SysPublisher(self, self.config.sys.interval)
             self.sys_publisher.start()
@@ -322,13 +323,11 @@ class Gateway:
         amqp = len(self.amqp) if self.amqp is not None else 0
         return len(self.mqtt_connections) + sum(len(ws.handshakes.pending) for ws in self.ws_listeners) + amqp
 
-    def _register(self, name: str, server: asyncio.Server | TLSServer) -> None:
+    def _register(self, name: str, server: ServerGroup | TLSServer) -> None:
         self._servers.append(server)
         if isinstance(server, TLSServer):
             self.tls_servers[name] = server
-        sockname = server.sockets[0].getsockname()
-        self.ports[name] = sockname[1]
-        self.listening.done(name, sockname[0], sockname[1])
+        self.ports[name] = self.listening.done_sockets(name, server.sockets)  # one port, one socket per stack
 
     def write_ports_file(self, path: str) -> None:
         """Write {"listener": port} as JSON, atomically (for scripts and tests using port 0)."""

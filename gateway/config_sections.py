@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from gateway.config_jwt import JwtSettings
 
 ALL_INTERFACES = "0.0.0.0"  # what ":port" and a bare port mean, as in mosquitto's `listener PORT`
-LOOPBACK = "127.0.0.1"  # where a listener binds when its listen is not set (local only, as mosquitto 2)
+# Where a listener binds when its listen is not set: local only, as mosquitto 2, on both stacks
+# (127.0.0.1 and ::1, one port; 127.0.0.1 alone without IPv6): see adapters/net/server.py.
+LOOPBACK = "localhost"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 
@@ -55,7 +57,8 @@ _IPV4ISH = re.compile(r"[0-9.]+")
 def parse_listen(text: str, key: str = "listen") -> ListenAddress:
     """Parse ``host:port``, ``[v6addr]:port``, ``:port`` or a bare ``port``.
 
-    ``:port`` and a bare port bind all IPv4 interfaces (0.0.0.0). `key` names
+    ``:port`` and a bare port bind all IPv4 interfaces (0.0.0.0); ``[::]:port`` binds
+    every interface of both stacks, ``localhost:port`` both loopbacks. `key` names
     the setting in error messages (e.g. ``mqtt.listen``).
     """
 

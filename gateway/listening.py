@@ -13,7 +13,9 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
+from adapters.net.server import addresses, shown_host
 from gateway.config import ListenAddress
 
 log = logging.getLogger("rosettamq.gateway")
@@ -42,18 +44,31 @@ def describe(exc: OSError) -> str:
 
 @dataclass
 class Listening:
-    """The listeners bound so far, by name, and the one being bound."""
+    """The listeners bound so far, by name, and the one being bound.
+
+    `bound` is how each is shown (banner): ("localhost", port) when it bound both loopbacks, else
+    its one address; `addresses` lists every address it bound (the "listening" line).
+    """
 
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    addresses: dict[str, list[str]] = field(default_factory=dict)
     binding: tuple[str, ListenAddress] | None = None
 
     def begin(self, name: str, address: ListenAddress) -> None:
         """`name` is about to bind `address`: an OSError until `done` is its failure."""
         self.binding = (name, address)
 
-    def done(self, name: str, host: str, port: int) -> None:
+    def done(self, name: str, host: str, port: int, bound: list[str] | None = None) -> None:
         self.bound[name] = (host, port)
+        self.addresses[name] = bound or [host]
         self.binding = None
+
+    def done_sockets(self, name: str, sockets: list[Any]) -> int:
+        """`name` is bound on these sockets (adapters.net.server: "localhost" binds two); its port."""
+        host = self.binding[1].host if self.binding is not None else ""
+        port = int(sockets[0].getsockname()[1])
+        self.done(name, shown_host(host, sockets), port, addresses(sockets))
+        return port
 
     def failure(self, exc: OSError) -> ListenerError | None:
         """The ListenerError of the listener that was binding when `exc` was raised, if one was."""
@@ -63,4 +78,4 @@ class Listening:
 
     def announce(self) -> None:
         for name, (host, port) in self.bound.items():
-            log.info("listening listener=%s address=%s port=%d", name, host, port)
+            log.info("listening listener=%s address=%s port=%d", name, ",".join(self.addresses.get(name, [host])), port)

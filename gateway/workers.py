@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adapters.net.server import free_port
 from gateway.cluster.settings import ClusterSettings
 from gateway.config import Config, ListenAddress, StoreConfig
 from gateway.local_nats import LocalNATS, NATSServerMissing
@@ -101,11 +102,7 @@ def fixed_ports(config: Config) -> dict[str, int]:
         port = section.listen.port
         if port == 0:
             kind = socket.SOCK_DGRAM if name in UDP_LISTENERS else socket.SOCK_STREAM
-            host = section.listen.host or "0.0.0.0"
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            with socket.socket(family, kind) as probe:
-                probe.bind((host, 0))
-                port = probe.getsockname()[1]
+            port = free_port(section.listen.host or "0.0.0.0", kind)  # "localhost": free on 127.0.0.1 and ::1
         ports[name] = port
     return ports
 

@@ -26,6 +26,7 @@ from adapters.amqp.connection import AMQPConnection
 from adapters.amqp.durable import DurableLog
 from adapters.amqp.errors import ReplyCode
 from adapters.amqp.settings import AMQPSettings
+from adapters.net.server import ServerGroup, serve_tcp
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
@@ -56,7 +57,7 @@ class AMQPService:
 
     async def listen(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
                      listener: str = "amqp", gate: ConnectionGate | None = None,
-                     reuse_port: bool = False) -> asyncio.Server | TLSServer:
+                     reuse_port: bool = False) -> ServerGroup | TLSServer:
         """Listen on host:port (port 0: the OS picks; read it from the server's sockets).
 
         `gate` (gateway.security) admits connections: a refused one is closed before any AMQP byte.
@@ -66,10 +67,8 @@ class AMQPService:
             return await serve_tls(lambda: AMQPServerProtocol(self, listener, admitted), host, port,
                                    ssl_context=ssl_context, gate=gate, listener=listener, backlog=LISTEN_BACKLOG,
                                    reuse_port=reuse_port)
-        return await self._loop.create_server(
-            lambda: AMQPServerProtocol(self, listener, gate), host, port,
-            backlog=LISTEN_BACKLOG, reuse_address=True, reuse_port=reuse_port or None,
-        )
+        return await serve_tcp(lambda: AMQPServerProtocol(self, listener, gate), host, port,
+                               backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
 
     def ended(self, conn: AMQPConnection) -> None:
         """A connection's transport is gone: forget it, count how it ended."""

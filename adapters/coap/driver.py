@@ -31,6 +31,7 @@ import array
 import asyncio
 import errno
 import fcntl
+import ipaddress
 import logging
 import select
 import socket
@@ -250,33 +251,39 @@ class GatewayUDPInterface(MessageInterfaceUDP6):
 
     transport: ResilientDatagramTransport
     faults: DatagramFaults
+    reaches_ipv4: bool  # the socket is bound to an IPv4(-mapped) address, or to :: (dual-stack)
+    reaches_ipv6: bool
 
     @classmethod
     async def create_server(cls, ctx: Any, log: logging.Logger, loop: asyncio.AbstractEventLoop,
-                            host: str, port: int, faults: DatagramFaults,
-                            reuse_port: bool = False) -> "GatewayUDPInterface":
-        """Bind a dual-stack UDP socket on (host, port). Without `reuse_port` (workers sharing the port:
-        the kernel keeps each client address on one of them) a port in use is an error."""
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, family=socket.AF_INET6,
-                                       flags=socket.AI_V4MAPPED | socket.AI_PASSIVE)
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+                            sock: socket.socket, faults: DatagramFaults) -> "GatewayUDPInterface":
+        """Serve on `sock`: an IPv6 UDP socket `adapters.net.server.bind_udp(mapped=True)` bound (an IPv4
+        address as ::ffff:a.b.c.d), given the packet-info and ICMP-error options aiocoap relies on."""
         try:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
             if socknumbers.HAS_RECVERR:
                 sock.setsockopt(socket.IPPROTO_IPV6, socknumbers.IPV6_RECVERR, 1)
                 sock.setsockopt(socket.IPPROTO_IP, socknumbers.IP_RECVERR, 1)
-            sock.bind(infos[0][4])
+            bound = ipaddress.IPv6Address(str(sock.getsockname()[0]).partition("%")[0])
         except BaseException:
             sock.close()
             raise
         interface = cls(ctx, log=log, loop=loop)
         interface.faults = faults
+        interface.reaches_ipv4 = bound.is_unspecified or bound.ipv4_mapped is not None
+        interface.reaches_ipv6 = bound.ipv4_mapped is None
         ResilientDatagramTransport(loop, sock, interface, faults)
         await interface.ready
         return interface
+
+    async def determine_remote(self, request: Any) -> Any:
+        """aiocoap's choice, but only for an address this socket can send to: a listener bound on both
+        loopbacks has a socket per stack, and a request to a device must leave through the right one."""
+        remote = await super().determine_remote(request)
+        if remote is None:
+            return None
+        mapped = ipaddress.IPv6Address(str(remote.sockaddr[0]).partition("%")[0]).ipv4_mapped is not None
+        return remote if (self.reaches_ipv4 if mapped else self.reaches_ipv6) else None
 
     def datagram_msg_received(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
         pktinfo = None

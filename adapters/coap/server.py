@@ -1,4 +1,4 @@
-"""The CoAP listener: one aiocoap server context on one UDP socket, its site, and its timer.
+"""The CoAP listener: one aiocoap server context on its UDP sockets (one per IP stack), its site, its timer.
 
 Mounting more resources (the LwM2M server's ``/rd`` tree): pass `mounts`, a
 list of functions that get the started `CoAPListener` (its aiocoap `context`,
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Any, Callable, Iterable, Sequence
 
@@ -46,6 +47,7 @@ from adapters.coap.resources import ConnectionResource, PubSubResource
 from adapters.coap.settings import CoAPSettings
 from adapters.coap.tokens import TokenKeepingManager
 from adapters.coap.driver import DatagramFaults, GatewayUDPInterface
+from adapters.net.server import bind_each, bind_udp
 
 log = logging.getLogger("rosettamq.coap")
 
@@ -86,9 +88,11 @@ class CoAPListener:
         self.context: Context | None = None
         self.port = 0
         self.dtls_port = 0  # coaps://, when start_dtls ran
+        self.sockets: list[Any] = []  # the bound UDP sockets
+        self.dtls_addresses: list[str] = []  # where coaps:// is bound ("localhost": 127.0.0.1 and ::1)
         self._timer: asyncio.TimerHandle | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._interface: GatewayUDPInterface | None = None
+        self._interfaces: list[GatewayUDPInterface] = []  # a socket each ("localhost": 127.0.0.1 and ::1)
         self.faults = DatagramFaults()
         self.state = ListenerState(
             broker=broker,
@@ -127,21 +131,24 @@ class CoAPListener:
 
     def reading(self) -> bool:
         """False when datagrams have waited unread past the grace period (the receive path stopped)."""
-        return self._interface is None or not self._interface.transport.stalled()
+        return not any(interface.transport.stalled() for interface in self._interfaces)
 
     async def start(self, host: str, port: int, mounts: Iterable[Mount] = (), reuse_port: bool = False) -> int:
-        """Bind the UDP socket, build the site; returns the bound port."""
+        """Bind the UDP sockets `host` means (adapters.net.server: "localhost" is both loopbacks, on one
+        port), one aiocoap message stack each, and build the site; returns the bound port. Without
+        `reuse_port` (workers sharing the port: the kernel keeps a client on one) a port in use is an error."""
         loop = asyncio.get_running_loop()
         context = Context(loop=loop, serversite=None, loggername="rosettamq.coap.aiocoap")
-        tokens = TokenKeepingManager(context)
-        messages = _WatchedMessageManager(tokens, self.state.watch)
-        transport = await GatewayUDPInterface.create_server(messages, context.log, loop, host, port, self.faults,
-                                                            reuse_port)
-        self._interface = transport
-        messages.message_interface = transport
-        tokens.token_interface = messages
-        context.request_interfaces.append(tokens)
         self.context = context
+        self.sockets = await bind_udp(host, port, reuse_port=reuse_port, mapped=True)
+        for sock in self.sockets:
+            tokens = TokenKeepingManager(context)
+            messages = _WatchedMessageManager(tokens, self.state.watch)
+            transport = await GatewayUDPInterface.create_server(messages, context.log, loop, sock, self.faults)
+            self._interfaces.append(transport)
+            messages.message_interface = transport
+            tokens.token_interface = messages
+            context.request_interfaces.append(tokens)
         contributions: list[Contribution] = [
             (PS_MOUNT, PubSubResource(self.state, PS_MOUNT)),
             (CONNECTION_MOUNT, ConnectionResource(self.state)),
@@ -149,16 +156,21 @@ class CoAPListener:
         for mount in mounts:
             contributions.extend(mount(self))
         context.serversite = build_site(contributions)
-        self.port = transport.transport.get_extra_info("socket").getsockname()[1]
+        self.port = self.sockets[0].getsockname()[1]
         self._watch_reader()
         return self.port
 
     async def start_dtls(self, host: str, port: int, psks: dict[bytes, bytes]) -> int:
         """Serve the same site over DTLS with these PSKs (adapters.coap.dtls), after `start`; the bound port."""
         assert self.context is not None, "start() first"
-        self.dtls_port = await start_dtls_transport(
-            self.context, lambda tokens: _WatchedMessageManager(tokens, self.state.watch), host, port, psks,
-            asyncio.get_running_loop())
+        context = self.context
+
+        async def bind_one(address: str, port: int) -> int:
+            return await start_dtls_transport(
+                context, lambda tokens: _WatchedMessageManager(tokens, self.state.watch), address, port, psks,
+                asyncio.get_running_loop())
+
+        self.dtls_addresses, self.dtls_port = await bind_each(host, port, socket.SOCK_DGRAM, bind_one)
         return self.dtls_port
 
     def _rearm(self) -> None:
@@ -179,8 +191,9 @@ class CoAPListener:
 
     def _watch_reader(self) -> None:
         self._watchdog = None
-        if self._interface is not None:
-            self._interface.transport.watchdog()
+        if self._interfaces:
+            for interface in self._interfaces:
+                interface.transport.watchdog()
             self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch_reader)
 
     async def stop(self) -> None:
@@ -188,7 +201,7 @@ class CoAPListener:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        self._interface = None
+        self._interfaces = []
         if self._timer is not None:
             self._timer.cancel()
         if self.context is not None:

@@ -26,6 +26,7 @@ from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
 from adapters.mqtt.states import State
+from adapters.net.server import ServerGroup, serve_tcp
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
@@ -334,26 +335,20 @@ async def start_mqtt_server(
     tracker: ConnectionTracker | None = None,
     guard: ListenerGuard = ListenerGuard(),
     reuse_port: bool = False,
-) -> tuple[asyncio.Server | TLSServer, ConnectionTracker]:
-    """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets).
+) -> tuple[ServerGroup | TLSServer, ConnectionTracker]:
+    """Listen for MQTT on host:port (port 0: the OS picks; read it from the server's sockets; host: see
+    adapters.net.server, "localhost" is both loopbacks).
 
     `settings` may be a function: each new connection then gets the settings of the moment (SIGHUP).
     """
     tracker = tracker if tracker is not None else ConnectionTracker()
-    loop = asyncio.get_running_loop()
     current = settings if callable(settings) else lambda: settings
     if ssl_context is not None:  # admitted before the handshake (adapters/tls/server.py)
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
         return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted),
                                host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener,
                                backlog=LISTEN_BACKLOG, reuse_port=reuse_port), tracker
-    server = await loop.create_server(
-        lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard),
-        host,
-        port,
-        backlog=LISTEN_BACKLOG,
-        reuse_address=True,
-        reuse_port=reuse_port or None,
-    )
+    server = await serve_tcp(lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard), host, port,
+                             backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     return server, tracker
 

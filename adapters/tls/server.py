@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from core.limits import ConnectionGate, Refusal
 
+from adapters.net.server import bind_tcp
 from adapters.peer import format_peer
 
 log = logging.getLogger("rosettamq.tls")
@@ -101,36 +102,12 @@ async def serve_tls(
 ) -> TLSServer:
     """Listen on host:port (port 0: the OS picks) and serve `protocol_factory` over TLS; see the module."""
     loop = asyncio.get_running_loop()
-    sockets = await _bind(loop, host, port, backlog, reuse_port)
+    sockets = await bind_tcp(host, port, backlog=backlog, reuse_port=reuse_port)  # adapters.net.server
     server = TLSServer(sockets, TLSListenerStats())
     for sock in sockets:
         server._accepting.append(loop.create_task(
             _accept_loop(server, sock, protocol_factory, ssl_context, gate, listener, handshake_timeout)))
     return server
-
-
-async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int, backlog: int,
-                reuse_port: bool) -> list[socket.socket]:
-    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:  # workers of one machine share the port (the kernel spreads connections)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio's create_server
-            sock.bind((address[0], port, *address[2:]))
-            sock.listen(backlog)
-            sock.setblocking(False)
-            port = sock.getsockname()[1]  # port 0: the next addresses get the port the OS chose
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 async def _accept_loop(server: TLSServer, listening: socket.socket, protocol_factory: Callable[[], asyncio.Protocol],

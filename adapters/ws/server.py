@@ -31,6 +31,7 @@ from websockets.protocol import State
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker, ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
+from adapters.net.server import ServerGroup, serve_tcp
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 from adapters.ws.protocol import (
@@ -71,7 +72,7 @@ class Handshakes:
 class WSListener:
     """A WebSocket listener: the asyncio server and its connections still in the HTTP handshake."""
 
-    server: asyncio.Server | TLSServer
+    server: ServerGroup | TLSServer
     handshakes: Handshakes = field(default_factory=Handshakes)
 
     def abort_handshakes(self) -> None:
@@ -336,7 +337,6 @@ async def start_ws_server(
     tracker = tracker if tracker is not None else ConnectionTracker()
     current = mqtt_settings if callable(mqtt_settings) else lambda: mqtt_settings
     handshakes = Handshakes()
-    loop = asyncio.get_running_loop()
     if ssl_context is not None:  # admitted before the TLS handshake (adapters/tls/server.py)
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
         tls = await serve_tls(
@@ -344,12 +344,7 @@ async def start_ws_server(
             host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener, backlog=LISTEN_BACKLOG,
             reuse_port=reuse_port)
         return WSListener(tls, handshakes), tracker
-    server = await loop.create_server(
+    server = await serve_tcp(
         lambda: WSServerProtocol(broker, current(), settings, tracker, listener, handshakes, guard),
-        host,
-        port,
-        backlog=LISTEN_BACKLOG,
-        reuse_address=True,
-        reuse_port=reuse_port or None,
-    )
+        host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     return WSListener(server, handshakes), tracker

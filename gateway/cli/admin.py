@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from gateway.config import ConfigError, load_config
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = "http://localhost:8080"  # the default [http] listen: 127.0.0.1 and ::1, whichever localhost names
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 

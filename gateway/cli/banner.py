@@ -3,12 +3,15 @@
     RosettaMQ 0.1.0 ready (pid 4242)
       config     none: embedded defaults (every key: examples/rosettamq.toml)
       store      /srv/rosettamq/rosettamq.db
-      mqtt       mqtt://127.0.0.1:1883
-      ws         ws://127.0.0.1:8083/mqtt
+      mqtt       mqtt://localhost:1883
+      ws         ws://localhost:8083/mqtt
       ...
-      console    http://127.0.0.1:8080/
-      dashboard  http://127.0.0.1:8080/dashboard/
-      local only: ...how to let other hosts in
+      console    http://localhost:8080/
+      dashboard  http://localhost:8080/dashboard/
+      local only: every listener binds loopback (127.0.0.1 and ::1). ...how to let other hosts in
+
+"localhost" is a listener bound on both loopbacks (adapters/net/server.py); one that fell back to
+IPv4 (no IPv6 on the host) shows 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ def banner_lines(gateway: "Gateway", config_path: str | None) -> list[str]:
             continue
         path = getattr(config, name).path if name in ("ws", "wss") else ""
         note = "  (every interface)" if host in WILDCARDS else ""
+        if host == "::":
+            note = "  (every interface, IPv6 and IPv4)"
         if name == "coap" and gateway.lwm2m is not None:
             note += "  LwM2M registration: /rd"
         rows.append((name, url(name, host, port, path) + note))
@@ -70,7 +75,9 @@ def banner_lines(gateway: "Gateway", config_path: str | None) -> list[str]:
     lines += [f"  {label.ljust(width)}  {value}" for label, value in rows]
     opened = [name for name, (host, _) in bound.items() if not is_loopback(host)]
     if not opened:
-        lines.append("  local only: every listener binds loopback. To let other hosts in, set listen = \"0.0.0.0:PORT\""
+        both = any(host == "localhost" for host, _ in bound.values())
+        lines.append(f"  local only: every listener binds loopback{' (127.0.0.1 and ::1)' if both else ''}."
+                     " To let other hosts in, set listen = \"0.0.0.0:PORT\" (or \"[::]:PORT\", IPv6 and IPv4)"
                      " in a config file (--config, see examples/rosettamq.toml) or pass --mqtt 0.0.0.0:1883"
                      " (likewise --ws, --amqp, --coap, --http)")
     elif gateway.authenticator is None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from adapters.net.server import bind_tcp
 from core.redact import redact_text
 
 from gateway.http import (access, admin, admin_amqp, admin_clients, admin_lwm2m, admin_retained, admin_sessions,
@@ -130,11 +131,14 @@ class HTTPServer:
             access_log=ACCESS_LOG, access_log_class=AccessLog,
             keepalive_timeout=gateway.config.http.header_timeout,  # also bounds reading a request head
         )
+        self.sockets: list[Any] = []  # the bound sockets (two for "localhost": 127.0.0.1 and ::1)
 
     async def start(self, host: str, port: int, reuse_port: bool = False) -> int:
+        """Bind `host` as every listener does (adapters.net.server: "localhost" is both loopbacks)."""
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, reuse_port=reuse_port or None)
-        await site.start()
+        self.sockets = await bind_tcp(host, port, backlog=128, reuse_port=reuse_port)
+        for sock in self.sockets:
+            await web.SockSite(self._runner, sock).start()
         return int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:

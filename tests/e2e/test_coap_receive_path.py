@@ -152,7 +152,7 @@ def test_libcoap_requests_still_work_after_many_clients_went_away(gateway: Runni
 def test_icmp_errors_stop_no_loop_from_reading_without_any_re_arming(gateway: RunningGateway) -> None:
     """The loop watches a private epoll, not the socket: EPOLLERR never reaches libuv, so the
     reader goes on though neither the reader nor the watchdog re-arms anything here."""
-    transport = gateway.call(lambda: gateway.gateway.coap._interface.transport)
+    transport = gateway.call(lambda: gateway.gateway.coap._interfaces[0].transport)  # its one socket (127.0.0.1)
     gateway.call(lambda: setattr(transport, "rearm", lambda reason="": None))
     gateway.call(lambda: gateway.gateway.coap._watchdog.cancel())
     for _ in range(20):
@@ -161,7 +161,7 @@ def test_icmp_errors_stop_no_loop_from_reading_without_any_re_arming(gateway: Ru
 
 
 def test_a_reader_that_stopped_is_reported_then_re_armed_by_the_watchdog(gateway: RunningGateway) -> None:
-    transport = gateway.call(lambda: gateway.gateway.coap._interface.transport)
+    transport = gateway.call(lambda: gateway.gateway.coap._interfaces[0].transport)  # its one socket (127.0.0.1)
     gateway.call(lambda: gateway.loop.remove_reader(transport.reader_fd))  # what libuv does after POLLERR
     peer = RawCoAP(coap_port(gateway))
     try:

@@ -49,11 +49,11 @@ def touch(tmp_path: Path, *names: str) -> None:
 def test_no_file_gives_the_embedded_defaults() -> None:
     config = load_config(None)
     assert config == Config() == config_from_dict({})
-    assert config.mqtt == ListenerConfig(True, ListenAddress("127.0.0.1", 1883))
-    assert config.ws == WSListenerConfig(True, ListenAddress("127.0.0.1", 8083), "/mqtt")
-    assert config.amqp.listen == ListenAddress("127.0.0.1", 5672)
-    assert config.coap.listen == ListenAddress("127.0.0.1", 5683)
-    assert config.http.listen == ListenAddress("127.0.0.1", 8080)
+    assert config.mqtt == ListenerConfig(True, ListenAddress("localhost", 1883))  # 127.0.0.1 and ::1
+    assert config.ws == WSListenerConfig(True, ListenAddress("localhost", 8083), "/mqtt")
+    assert config.amqp.listen == ListenAddress("localhost", 5672)
+    assert config.coap.listen == ListenAddress("localhost", 5683)
+    assert config.http.listen == ListenAddress("localhost", 8080)
     assert config.mqtt_tls.listen.port == 8883 and not config.mqtt_tls.enabled
     assert config.wss.listen.port == 8084 and not config.wss.enabled
     assert config.amqps.listen.port == 5671 and not config.amqps.enabled
@@ -71,10 +71,10 @@ def test_every_listener_binds_loopback_only_until_its_listen_names_another_addre
     """As mosquitto 2 without listeners configured: nothing is reachable from another host by default."""
     config = config_from_dict({"mqtt_tls": {"certfile": __file__}, "ws": {"path": "/x"}})
     assert {name: listener.listen.host for name, listener in Config().enabled_listeners().items()} == {
-        name: "127.0.0.1" for name in ("mqtt", "ws", "amqp", "coap", "http")}
-    assert config.mqtt_tls.listen == ListenAddress("127.0.0.1", 8883) and config.ws.listen.host == "127.0.0.1"
+        name: "localhost" for name in ("mqtt", "ws", "amqp", "coap", "http")}  # both loopbacks, nothing else
+    assert config.mqtt_tls.listen == ListenAddress("localhost", 8883) and config.ws.listen.host == "localhost"
     opened = config_from_dict({"mqtt": {"listen": "0.0.0.0:1883"}, "amqp": {"listen": ":5672"}})
-    assert opened.mqtt.listen.host == opened.amqp.listen.host == "0.0.0.0" and opened.coap.listen.host == "127.0.0.1"
+    assert opened.mqtt.listen.host == opened.amqp.listen.host == "0.0.0.0" and opened.coap.listen.host == "localhost"
 
 
 def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_a_full_file_sets_every_section(tmp_path: Path) -> None:
         str(tmp_path / "server.key"), str(tmp_path / "ca.pem"), True,
     )
     assert config.wss == WSSListenerConfig(
-        True, ListenAddress("127.0.0.1", 8084), str(tmp_path / "server.pem"), path="/secure",
+        True, ListenAddress("localhost", 8084), str(tmp_path / "server.pem"), path="/secure",
     )
     assert not config.amqps.enabled
     assert config.store.path == str(tmp_path / "data" / "gw.db")
@@ -212,7 +212,7 @@ def test_an_ipv6_listen_address_keeps_its_brackets_when_printed(tmp_path: Path) 
     config = load_config(write(tmp_path, '[amqp]\nlisten = "[::1]:5673"\n'))
     assert config.amqp.listen == ListenAddress("::1", 5673)
     assert str(config.amqp.listen) == "[::1]:5673"
-    assert str(config.http.listen) == "127.0.0.1:8080"
+    assert str(config.http.listen) == "localhost:8080"
 
 
 def test_a_bad_listen_in_a_file_names_its_section(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ def test_a_bad_listen_in_a_file_names_its_section(tmp_path: Path) -> None:
 def test_enabled_false_turns_a_listener_off(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[ws]\nenabled = false\n[amqp]\nenabled = false\n"))
     assert not config.ws.enabled and not config.amqp.enabled
-    assert config.ws.listen == ListenAddress("127.0.0.1", 8083)
+    assert config.ws.listen == ListenAddress("localhost", 8083)
     assert list(config.enabled_listeners()) == ["mqtt", "coap", "http"]
 
 
