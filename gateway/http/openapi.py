@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.http import openapi_ui
 from gateway.version import gateway_version
 
 JSON = "application/json"
@@ -20,8 +21,9 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Bad request", 401: "Credentials required",
             403: "Not allowed: a user with no role, a monitor's action, or the user's topic ACL",
-            404: "Not found", 408: "The body did not arrive in time", 413: "Body over [http] max_body_size",
-            429: "Held back by the login backoff (see Retry-After)", 503: "Not ready"}
+            404: "Not found", 408: "The body did not arrive in time", 409: "Conflicts with the current state",
+            413: "Body over [http] max_body_size", 429: "Held back by the login backoff (see Retry-After)",
+            503: "Not ready", 504: "No answer in time"}
     return {str(code): _json(ERROR, text[code]) for code in sorted(set(codes))}
 
 
@@ -86,6 +88,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Liveness and readiness with listener states",
                                       _json({"$ref": "#/components/schemas/Health"}), 503, security=OPEN)},
+        "/api/v1/openapi.json": {"get": _op("This document", _json(ANY_OBJECT), security=OPEN)},
         "/metrics": {"get": _op("Prometheus metrics (text format 0.0.4)", {
             "description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}, security=OPEN)},
         "/api/v1/stats": {"get": _op("Totals by protocol and protocol pair", _json(ANY_OBJECT), 401)},
@@ -119,6 +122,8 @@ def document() -> dict[str, Any]:
             "dropped by reason, failures, last error", _json({"type": "object", "required": ["bridges"], "properties": {
                 "node": {"type": ["string", "null"]}, "bridges": {"type": "array", "items": ANY_OBJECT}}}), 401)},
     }
+    for path, operations in openapi_ui.paths(_op, _json).items():  # the management UI's routes (issue 20)
+        paths.setdefault(path, {}).update(operations)
     for kind in ("exchanges", "queues", "bindings"):
         paths[f"/api/v1/amqp/{kind}"] = {"get": _op(f"AMQP {kind} of every vhost",
                                                     _json(_list(kind, "AMQPObject")), 401, 404)}
@@ -130,7 +135,7 @@ def document() -> dict[str, Any]:
                                 " [auth] password_file, HTTP basic credentials of a user in [http] admins (everything)"
                                 " or [http] monitors (GET only)."},
         "paths": paths,
-        "components": {"schemas": SCHEMAS, "securitySchemes": {
+        "components": {"schemas": {**SCHEMAS, **openapi_ui.SCHEMAS}, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"}, "basic": {"type": "http", "scheme": "basic"}}},
         "security": [{"bearer": []}, {"basic": []}],
     }
