@@ -11,7 +11,9 @@ import dataclasses
 import errno
 import json
 import socket
+import subprocess
 import urllib.request
+from pathlib import Path
 from typing import Any, Iterator
 
 import pika
@@ -24,6 +26,7 @@ from gateway.config import Config, ListenAddress
 from tests.conftest import RunningGateway, make_config
 from tests.e2e.admin_support import eventually
 from tests.e2e.clients import PahoClient
+from tests.e2e.process_support import LoggingGateway
 
 TIMEOUT = 10.0
 LISTENERS = ("mqtt", "ws", "amqp", "coap", "http")
@@ -210,3 +213,64 @@ def test_every_address_localhost_resolves_to_answers(gateway: RunningGateway) ->
             assert raw.recv(4) == CONNACK_ACCEPTED, address
     client = HostPaho("localhost", port(gateway, "mqtt"), "by-name").connect()
     client.close()
+
+
+async def coaps_put(host: str, port_: int, path: str, payload: bytes) -> Code:
+    """A CoAP PUT over DTLS (aiocoap's tinydtls client, PSK) to coaps://host:port/path; the response code."""
+    authority = f"{f'[{host}]' if ':' in host else host}:{port_}"
+    client = await Context.create_client_context(transports=["tinydtls"])
+    client.client_credentials.load_from_dict({f"coaps://{authority}/*": {
+        "dtls": {"psk": {"ascii": "dual-psk"}, "client-identity": {"ascii": "dual-device"}}}})
+    try:
+        request = Message(code=Code.PUT, uri=f"coaps://{authority}{path}", payload=payload)
+        return (await asyncio.wait_for(client.request(request).response, TIMEOUT)).code
+    finally:
+        await client.shutdown()
+
+
+def test_coaps_binds_both_loopbacks_on_one_port(tmp_path: Path) -> None:
+    psk = tmp_path / "coaps.psk"
+    psk.write_text("dual-device:dual-psk\n")
+    host = Config().coaps.listen.host  # the default
+    running = RunningGateway(make_config(coap={"enabled": True, "listen": f"{host}:0"},
+                                         coaps={"listen": f"{host}:0", "psk_file": str(psk)}))
+    try:
+        coaps = running.gateway.ports["coaps"]
+        expected = ["127.0.0.1", "::1"] if HAS_IPV6 else ["127.0.0.1"]
+        assert running.gateway.listening.addresses["coaps"] == expected
+        for address in expected:
+            assert asyncio.run(coaps_put(address, coaps, "/ps/dual/dtls?r=1", b"21.5")) == Code.CHANGED, address
+    finally:
+        running.stop()
+
+
+def listening_sockets(port_: int) -> set[tuple[str, int]]:
+    """(local address, pid) of every TCP socket listening on `port_` (ss -ltnp)."""
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port_}"], capture_output=True, text=True, check=True).stdout
+    found = set()
+    for line in out.splitlines():
+        local = line.split()[3].rsplit(":", 1)[0]
+        for chunk in line.split("pid=")[1:]:
+            found.add((local, int(chunk.split(",")[0])))
+    return found
+
+
+def test_workers_share_the_port_on_both_loopbacks_with_so_reuseport(tmp_path: Path) -> None:
+    """`run --workers 2` on the default host: each worker binds 127.0.0.1 and ::1 on the one port."""
+    flags = [f"--{name}=localhost:0" for name in LISTENERS]
+    workers = LoggingGateway(None, tmp_path / "ports.json", "--workers", "2", "--store", "memory", *flags)
+    try:
+        workers.wait_for_log("workers ready")
+        mqtt_port = workers.ports()["mqtt"]
+        sockets = listening_sockets(mqtt_port)
+        pids = {pid for _, pid in sockets}
+        assert len(pids) == 2
+        stacks = ["127.0.0.1", "[::1]"] if HAS_IPV6 else ["127.0.0.1"]
+        assert sockets == {(address, pid) for address in stacks for pid in pids}
+        for host in ("127.0.0.1", "::1") if HAS_IPV6 else ("127.0.0.1",):
+            for _ in range(4):
+                with socket.create_connection((host, mqtt_port), timeout=TIMEOUT) as raw:
+                    raw.sendall(MQTT_CONNECT)
+                    assert raw.recv(4) == CONNACK_ACCEPTED, host
+    finally:
+        workers.stop()
