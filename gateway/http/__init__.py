@@ -3,7 +3,12 @@
 Routes:
 
 - ``/api/v1/...`` and ``/metrics``: the admin API (admin.py beside this file, its
-  OpenAPI document in openapi.py) and the live event stream (events.py).
+  OpenAPI document in openapi.py) and the live event stream (events.py); the
+  management UI's routes (issue 20): clients searched and paged with their detail
+  (admin_clients.py), offline sessions (admin_sessions.py), a retained value
+  (admin_retained.py), AMQP queues and publishing (admin_amqp.py), LwM2M devices
+  and commands (admin_lwm2m.py), live messages (stream.py), metrics history
+  (history.py); `paging` is their shared q/offset/limit.
 - ``GET /``: the live web console (static files in console/).
 - ``GET /dashboard``: the MQTT-over-WebSocket dashboard (examples/dashboard),
   with ``/dashboard/config.json`` telling the page where the WebSocket
