@@ -62,20 +62,23 @@ def exchange_declare(ch: Channel, m: c.Exchange.Declare) -> None:
         ch.send(c.Exchange.DeclareOk())
 
 
-def exchange_bind(ch: Channel, m: c.Exchange.Bind) -> None:
+def _exchange_ends(ch: Channel, m: c.Exchange.Bind | c.Exchange.Unbind) -> tuple[str, str]:
     """RabbitMQ's exchange-to-exchange binding: write on the destination, read on the source."""
     destination, source = _stripped(m.destination), _stripped(m.source)
     _require(ch, WRITE, EXCHANGE, destination)
     _require(ch, READ, EXCHANGE, source)
+    return destination, source
+
+
+def exchange_bind(ch: Channel, m: c.Exchange.Bind) -> None:
+    destination, source = _exchange_ends(ch, m)
     ch.conn.vhost.bind_exchange(destination, source, m.routing_key, m.arguments, ch.conn.access)
     if not m.nowait:
         ch.send(c.Exchange.BindOk())
 
 
 def exchange_unbind(ch: Channel, m: c.Exchange.Unbind) -> None:
-    destination, source = _stripped(m.destination), _stripped(m.source)
-    _require(ch, WRITE, EXCHANGE, destination)
-    _require(ch, READ, EXCHANGE, source)
+    destination, source = _exchange_ends(ch, m)
     ch.conn.vhost.unbind_exchange(destination, source, m.routing_key, m.arguments)
     if not m.nowait:
         ch.send(c.Exchange.UnbindOk())

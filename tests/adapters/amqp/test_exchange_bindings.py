@@ -201,3 +201,25 @@ def test_the_server_advertises_exchange_exchange_bindings() -> None:
     wire.send_raw(b"AMQP\x00\x00\x09\x01")
     (start,) = wire.methods()
     assert start.server_properties["capabilities"]["exchange_exchange_bindings"] is True
+
+
+def test_binding_needs_write_on_the_destination_read_on_the_source_and_the_topic_acl_on_amq_topic() -> None:
+    from tests.adapters.amqp.test_permissions import amqp_broker, login, ok, refused
+
+    broker = amqp_broker()
+    alice = login(broker, "alice")
+    ok(alice, c.Exchange.Declare(exchange="alice-x", exchange_type="fanout"))
+    bob = login(broker, "bob")
+    ok(bob, c.Exchange.Declare(exchange="bob-x", exchange_type="fanout"),
+       c.Exchange.Declare(exchange="bob-y", exchange_type="topic"))
+    assert "write access to exchange 'alice-x'" in refused(bob, c.Exchange.Bind(destination="alice-x",
+                                                                                source="bob-x"))
+    assert "read access to exchange 'alice-x'" in refused(bob, c.Exchange.Bind(destination="bob-x",
+                                                                               source="alice-x"))
+    assert "write access to exchange 'alice-x'" in refused(bob, c.Exchange.Unbind(destination="alice-x",
+                                                                                  source="bob-x"))
+    assert "access to topic 'secret/#'" in refused(bob, c.Exchange.Bind(destination="bob-y", source="amq.topic",
+                                                                         routing_key="secret.#"))
+    assert ok(bob, c.Exchange.Bind(destination="bob-y", source="bob-x"),
+              c.Exchange.Bind(destination="bob-y", source="amq.topic", routing_key="public.#")) == \
+        ["Exchange.BindOk", "Exchange.BindOk"]
