@@ -10,7 +10,7 @@ Rules of this module:
   file's directory; files a listener or auth needs are checked at load.
 - TLS listeners are off unless their section names a ``certfile``; any
   listener is off when its section says ``enabled = false``.
-- A listener whose ``listen`` is not set binds loopback only (127.0.0.1), as
+- A listener whose ``listen`` is not set binds loopback only (127.0.0.1 and ::1), as
   mosquitto 2 does until configured: other hosts are let in only by a
   ``listen`` (or a command-line flag) that names another address.
 """

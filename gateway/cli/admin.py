@@ -1,7 +1,7 @@
 """`rosettamq status`, `rosettamq clients` and `rosettamq bridges`: the admin API from a terminal, as tables.
 
 Where the API is, first found wins: `--url`, `$ROSETTAMQ_URL`, the `[http] listen` of
-`--config FILE` (the file the gateway runs with), http://127.0.0.1:8080. The bearer token:
+`--config FILE` (the file the gateway runs with), http://localhost:8080. The bearer token:
 `--token`, `$ROSETTAMQ_TOKEN`, the config's `[http] api_token`.
 """
 
