@@ -87,7 +87,7 @@ export function render(view, ctx) {
     bindings.replaceChildren(table([
       { label: "vhost", value: (r) => r.vhost },
       { label: "source", value: (r) => r.source || "(AMQP default)" },
-      { label: "destination", value: (r) => r.destination },
+      { label: "destination", value: (r) => r.destination + (r.destination_type === "exchange" ? " (exchange)" : "") },
       { label: "routing key", value: (r) => r.routing_key },
     ], b.bindings, { id: "amqp-bindings-table", empty: "no binding" }));
     const chosen = exchangeSelect.value;

@@ -4,9 +4,15 @@ export const COLORS = ["#0b5cad", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#
 
 /**
  * Draw `series` ([{color, values: [number]}]) on `canvas`, x evenly spaced over `slots` positions
- * (values right-aligned), y from 0 to the largest value; `xLabels` [left, right] are written under the axis.
+ * (values right-aligned), y from 0 to the largest value; `xLabels` [left, right] are written under the axis;
+ * `fit`: the canvas's pixel size follows the size it is shown at.
  */
-export function drawLines(canvas, series, { slots, xLabels = null } = {}) {
+export function drawLines(canvas, series, { slots, xLabels = null, fit = false } = {}) {
+  if (fit && canvas.clientWidth > 0) {  // one canvas pixel per CSS pixel: labels stay readable on a phone
+    const ratio = window.devicePixelRatio || 1;
+    const [w, hgt] = [Math.round(canvas.clientWidth * ratio), Math.round(canvas.clientHeight * ratio)];
+    if (canvas.width !== w || canvas.height !== hgt) [canvas.width, canvas.height] = [w, hgt];
+  }
   const ctx = canvas.getContext("2d");
   const width = canvas.width, height = canvas.height, pad = 28, bottom = xLabels ? 16 : 0;
   const plot = height - pad - bottom;

@@ -141,7 +141,8 @@ export function device(view, ctx, endpoint) {
           { label: "", value: ([id, r]) => opsButtons(`${instancePath}/${id}`, r.operations || "") },
         ], resources, { rowAttrs: ([id]) => ({ dataset: { path: `${instancePath}/${id}` } }) })
           : h("p.muted", {}, "no definition known for this object")));
-      sections.push(h("details.object", { open: true, dataset: { object: objectId } },
+      // Security (0) and Server (1) are the device's plumbing: folded until asked for.
+      sections.push(h("details.object", { open: !["0", "1"].includes(objectId), dataset: { object: objectId } },
         h("summary", {}, h("strong", {}, `/${objectId}`), ` ${def?.name || "unknown object"}`), blocks));
     }
     tree.replaceChildren(...(sections.length ? sections : [h("p.muted", {}, "no object registered")]));

@@ -38,7 +38,7 @@ export function show(appCtx, only = null) {
   };
   if (!only) {
     every(refreshTree, 2000);
-    every(refreshHistory, 10000);
+    every(refreshHistory, 5000);
   }
   every(refreshCluster, 2000);
   every(refreshBridges, 2000);
@@ -113,7 +113,7 @@ async function refreshHistory() {
   const labels = samples.length ? [first, "now"] : null;
   for (const [key, canvas] of [["messages_in", "history-in"], ["messages_out", "history-out"], ["connections", "history-connections"]]) {
     const series = [...names].sort().map((p) => ({ color: protocols.of(p), values: samples.map((s) => (s[key] || {})[p] ?? 0) }));
-    drawLines($(canvas), series, { slots: Math.max(slots, samples.length), xLabels: labels });
+    drawLines($(canvas), series, { slots: Math.max(slots, samples.length), xLabels: labels, fit: true });
   }
   $("history-card").dataset.samples = String(samples.length);
   $("history-legend").replaceChildren(...[...names].sort().map((p) => h("li", { dataset: { protocol: p } },
