@@ -141,6 +141,34 @@ const scenarios = {
       await server.close();
     }
   },
+
+  // RabbitMQ extensions of issue 18: exchange-to-exchange bindings, priority queues, reject-publish nacks.
+  async extensions(conn) {
+    const out = {};
+    const ch = await conn.createConfirmChannel();
+    const src = `node-src-${uid}`, dst = `node-dst-${uid}`;
+    await ch.assertExchange(src, 'topic', { autoDelete: true });
+    await ch.assertExchange(dst, 'fanout', { autoDelete: true });
+    const { queue } = await ch.assertQueue('', { exclusive: true });
+    await ch.bindQueue(queue, dst, '');
+    await ch.bindExchange(dst, src, 'metrics.#');
+    ch.publish(src, 'metrics.cpu', Buffer.from('via two exchanges'));
+    out.e2e = (await nextMessage(ch, queue, { noAck: true })).content.toString();
+    await ch.unbindExchange(dst, src, 'metrics.#');
+    const prio = (await ch.assertQueue('', { exclusive: true, arguments: { 'x-max-priority': 5 } })).queue;
+    for (const [body, priority] of [['low', 1], ['high', 5], ['none', undefined], ['mid', 3]]) {
+      await new Promise((resolve) => ch.sendToQueue(prio, Buffer.from(body), { priority }, resolve));
+    }
+    out.priorities = [];
+    for (let i = 0; i < 4; i++) out.priorities.push((await ch.get(prio, { noAck: true })).content.toString());
+    const full = (await ch.assertQueue('', { exclusive: true,
+      arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' } })).queue;
+    const sent = ['kept', 'refused'].map((body) => new Promise((resolve) =>
+      ch.sendToQueue(full, Buffer.from(body), {}, (err) => resolve(err ? 'nack' : 'ack'))));
+    out.confirms = await Promise.all(sent);
+    await ch.close();
+    return out;
+  },
 };
 
 function within(ms, what) {
