@@ -20,7 +20,8 @@ from collections import deque
 from aiohttp import web
 
 from core.message import Message
-from core.topics import InvalidTopic, topic_matches, validate_topic_filter
+from core.filter_index import FilterIndex
+from core.topics import InvalidTopic, validate_topic_filter
 
 from gateway.http.admin import message_json
 from gateway.http.events import STOP
@@ -35,13 +36,14 @@ class StreamTap:
 
     def __init__(self, topic_filter: str, size: int = BUFFER) -> None:
         self.topic_filter = topic_filter
+        self.index = FilterIndex.of([topic_filter])  # the core's one topic matcher
         self.size = size
         self.messages: deque[Message] = deque()
         self.dropped = 0
         self.arrived = asyncio.Event()
 
     def __call__(self, message: Message) -> None:
-        if not topic_matches(self.topic_filter, message.topic):
+        if not self.index.matches(message.topic):
             return
         if len(self.messages) >= self.size:
             self.dropped += 1
