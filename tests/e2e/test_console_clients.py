@@ -1,7 +1,7 @@
 """The console's Clients and Sessions pages in Chromium, with real MQTT (paho) and AMQP (pika) clients.
 
 Search (debounced, server-side), protocol filter, paging, a client's page with
-its subscriptions, session and will, a kick answered by the client's
+its subscriptions, session, will and last error (a publish the ACL refused), a kick answered by the client's
 disconnection, and the deletion of an offline session that a reconnection
 then finds gone. Screenshots: clients.png, client.png, sessions.png.
 """
@@ -9,6 +9,7 @@ then finds gone. Screenshots: clients.png, client.png, sessions.png.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, Iterator
 
 import paho.mqtt.client as mqtt
@@ -26,8 +27,9 @@ from tests.e2e.console_support import Console, browser_page, js  # noqa: F401 (f
 
 
 @pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
+def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
+    (tmp_path / "acl").write_text("topic readwrite plant/#\ntopic readwrite meters/#\ntopic write wills/#\n")
+    running = admin_gateway(auth={"acl_file": str(tmp_path / "acl"), "allow_anonymous": True})
     try:
         yield running
     finally:
@@ -87,6 +89,7 @@ def test_clients_search_filter_page_detail_and_kick(gateway: RunningGateway, bro
     press = PahoClient(port, "press-7", "311").connect()
     persistent = SessionClient(port, "sensor-2").connect()
     persistent.subscribe("plant/+/temp", 1)
+    persistent.client.publish("secret/door", b"open", 1).wait_for_publish(TIMEOUT)  # refused by the ACL
     amqp = pika.BlockingConnection(pika.ConnectionParameters(
         LOOPBACK, gateway.gateway.ports["amqp"], client_properties={"connection_name": "amqp-line-4"}))
     console = Console(browser_page, gateway)
@@ -123,7 +126,9 @@ def test_clients_search_filter_page_detail_and_kick(gateway: RunningGateway, bro
         assert cells[:2] == ["plant/+/temp", "1"]
         assert console.text("[data-fact='session expiry']") == "3600 s"
         assert console.text("[data-fact='topic']") == "wills/sensor-2"
-        assert console.count("#client-errors") == 1
+        errors = console.page.evaluate("[...document.querySelectorAll('#client-errors tbody td:last-child')]"
+                                       ".map((td) => td.textContent)")
+        assert errors == ["publish to 'secret/door' refused: not authorized"]
         console.screenshot("client.png")
 
         # Kick, cancelled first, then confirmed: the client is disconnected by an administrative action.

@@ -1,7 +1,8 @@
 """The console's shell in Chromium: signing in (token, user and password), roles, a 401 sending the
 page back to its sign-in, the overview's last-hour charts, keyboard navigation and the phone layout.
 
-Screenshots: signin.png, overview.png (1280x800), overview-phone.png (390 px wide).
+Also the cluster page (#/cluster: the cluster and bridges cards alone). Screenshots: signin.png,
+overview.png (1280x800), overview-phone.png (390 px wide), cluster.png.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import pika
 import pytest
 
 from core.passwords import PasswordFile
-from tests.conftest import LOOPBACK, RunningGateway
+from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.admin_support import admin_gateway
+from tests.e2e.bridge_support import Webhook
 from tests.e2e.browser import Page
 from tests.e2e.clients import PahoClient
 from tests.e2e.console_support import DESKTOP, PHONE, Console, browser_page, js  # noqa: F401 (fixture)
@@ -155,3 +157,35 @@ def test_overview_history_keyboard_and_phone(sampled: RunningGateway, browser_pa
     finally:
         listener.close()
         device.close()
+
+
+def test_the_cluster_page_shows_bridges_and_nodes_alone(browser_page: Page) -> None:
+    webhook = Webhook().start()
+    running = RunningGateway(make_config(http={"enabled": True, "listen": f"{LOOPBACK}:0"}, bridge={"http": [
+        {"name": "hook", "url": webhook.url, "out": ["alerts/#"], "reconnect_min": 0.05, "reconnect_max": 0.4}]}))
+    console = Console(browser_page, running)
+    try:
+        console.open("#/cluster")
+        console.wait("document.querySelector('#bridges tr[data-bridge=\"hook\"]')?.dataset.connected === 'true'")
+        visible = console.page.evaluate("[...document.querySelectorAll('#overview > *')]"
+                                        ".filter((e) => e.offsetParent !== null).map((e) => e.id)")
+        assert visible == ["bridges-card"]  # single node: no cluster card, no 'single node' note beside a bridge
+        assert console.page.evaluate("document.querySelector('#nav a[aria-current=page]').dataset.route") == "cluster"
+        console.screenshot("cluster.png")
+        console.go("#/overview")
+        console.wait("document.getElementById('connections-card').offsetParent !== null")
+        assert console.errors() == []
+    finally:
+        running.stop()
+        webhook.stop()
+
+
+def test_a_single_node_without_bridges_says_so(browser_page: Page) -> None:
+    running = admin_gateway()
+    console = Console(browser_page, running)
+    try:
+        console.open("#/cluster")
+        console.wait("document.getElementById('cluster-none').offsetParent !== null")
+        assert console.page.evaluate("document.getElementById('connections-card').offsetParent") is None
+    finally:
+        running.stop()

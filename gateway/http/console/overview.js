@@ -195,6 +195,7 @@ async function refreshCluster() {
     return;  // an older gateway, or no rights: the card stays as it is
   }
   $("overview").classList.toggle("has-cluster", Boolean(cluster.node));
+  $("overview").classList.add("checked-cluster");
   if (!cluster.node) return;  // single-node mode: no card
   $("cluster-card").hidden = false;
   setText($("cluster-node"), cluster.node);
@@ -212,6 +213,7 @@ async function refreshBridges() {
     return;  // an older gateway, or no rights: the card stays as it is
   }
   $("overview").classList.toggle("has-bridges", answer.bridges.length > 0);
+  $("overview").classList.add("checked-bridges");
   if (!answer.bridges.length) return;  // no bridge configured: no card
   $("bridges-card").hidden = false;
   rows(document.querySelector("#bridges tbody"), answer.bridges,
