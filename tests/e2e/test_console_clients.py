@@ -165,6 +165,11 @@ def test_an_offline_session_is_listed_and_deleted(gateway: RunningGateway, brows
         cells = console.page.evaluate(f"[...document.querySelectorAll({js(row + ' td')})].map((td) => td.textContent)")
         assert cells[0] == "meter-9" and cells[2] == "2"  # two messages queued for it
         console.screenshot("sessions.png")
+        console.type("#sessions-q", "nobody")  # the search goes to the server (?q=), debounced
+        console.wait(f"document.querySelector({js(row)}) === null && "
+                     "document.querySelector('#sessions-results .range').textContent === '0 of 0'")
+        console.type("#sessions-q", "METER")
+        console.wait(f"document.querySelector({js(row)}) !== null")
 
         console.click(f"{row} button.delete")
         console.confirm("Delete the session of meter-9")
