@@ -131,6 +131,8 @@ class QueueSubscriber:
         return False
 
     def deliver(self, delivery: Delivery, cache: EncodeCache) -> None:
+        route = route_of(cache, SHARED_EXCHANGE)
+        route.core_calls += 1  # routed only if it reaches a queue, whatever the router counts
         if not self.is_online:
             return
         message = delivery.message
@@ -147,8 +149,7 @@ class QueueSubscriber:
                 return
         else:
             remaining = None
-        self._take(content_for(delivery, cache, now, self._origin_header), now, remaining,
-                   route_of(cache, SHARED_EXCHANGE))
+        self._take(content_for(delivery, cache, now, self._origin_header), now, remaining, route)
 
     def _take(self, content: Content, now: float, remaining: float | None, route: Route) -> None:
         route.offer(self.queue, content, now, remaining, self._default_max_length)

@@ -90,7 +90,7 @@ class Publishing:
                 if first:
                     raise errors.publish_refused(result.status, message.topic, self.name, result.reason)
                 return  # a later hop the topic ACL refuses is closed, as an unroutable one
-            if result.deliveries:
+            if result.deliveries > route.core_calls:  # an MQTT, WebSocket or CoAP subscriber got it
                 route.routed = True
             return
         if exchange.name == "":

@@ -23,13 +23,14 @@ ROUTE = ("amqp", "route")  # the key of the Route under way in a core fan-out's 
 class Route:
     """The exchanges one publish visited, the queues it reached, whether one refused it."""
 
-    __slots__ = ("visited", "reached", "routed", "rejected")
+    __slots__ = ("visited", "reached", "routed", "rejected", "core_calls")
 
     def __init__(self) -> None:
         self.visited: set[str] = set()
         self.reached: set[Queue] = set()
         self.routed = False  # reached a queue or a core subscriber (else basic.return when mandatory)
         self.rejected = False  # a full queue with x-overflow reject-publish(-dlx) refused it (basic.nack)
+        self.core_calls = 0  # AMQP subscribers the core router handed it to (it counts each as a delivery)
 
     def enter(self, exchange: str) -> bool:
         """False if the walk was at `exchange` before (a cycle of bindings ends there)."""

@@ -223,3 +223,18 @@ def test_binding_needs_write_on_the_destination_read_on_the_source_and_the_topic
     assert ok(bob, c.Exchange.Bind(destination="bob-y", source="bob-x"),
               c.Exchange.Bind(destination="bob-y", source="amq.topic", routing_key="public.#")) == \
         ["Exchange.BindOk", "Exchange.BindOk"]
+
+
+def test_a_mandatory_publish_that_reaches_only_exchanges_without_queues_is_returned() -> None:
+    wire = opened()
+    declare(wire, c.Exchange.Declare(exchange="empty", exchange_type="fanout"),
+            c.Exchange.Bind(destination="empty", source="amq.topic", routing_key="lonely.#"),
+            c.Exchange.Declare(exchange="fan", exchange_type="fanout"),
+            c.Exchange.Bind(destination="amq.topic", source="fan"))
+    wire.publish(1, "amq.topic", "lonely.a", b"to amq.topic", mandatory=True)
+    wire.publish(1, "fan", "lonely.b", b"through amq.topic", mandatory=True)
+    assert [m.reply_code for m in wire.methods() if isinstance(m, c.Basic.Return)] == [312, 312]
+    declare(wire, c.Queue.Declare(queue="q"), c.Queue.Bind(queue="q", exchange="empty"))
+    wire.publish(1, "fan", "lonely.c", b"reaches q", mandatory=True)
+    assert [m for m in wire.methods() if isinstance(m, c.Basic.Return)] == []
+    assert bodies_in(wire, "q") == [b"reaches q"]
