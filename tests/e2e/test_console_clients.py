@@ -36,6 +36,9 @@ def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
         running.stop()
 
 
+MARKUP = "<img src=x onerror=window.pwned=1>"
+
+
 class SessionClient:
     """A paho MQTT 5 client with a persistent session (expiry 3600 s) and a will; records its DISCONNECT."""
 
@@ -87,6 +90,7 @@ def test_clients_search_filter_page_detail_and_kick(gateway: RunningGateway, bro
     port = gateway.mqtt_port
     plain = [PahoClient(port, name, "5").connect() for name in ("sensor-1", "sensor-3")]
     press = PahoClient(port, "press-7", "311").connect()
+    markup = PahoClient(port, MARKUP, "5").connect()
     persistent = SessionClient(port, "sensor-2").connect()
     persistent.subscribe("plant/+/temp", 1)
     persistent.client.publish("secret/door", b"open", 1).wait_for_publish(TIMEOUT)  # refused by the ACL
@@ -96,9 +100,15 @@ def test_clients_search_filter_page_detail_and_kick(gateway: RunningGateway, bro
     try:
         # Two rows a page; every client shows up, AMQP too.
         console.open("#/clients?limit=2")
-        console.wait("document.getElementById('clients-total')?.dataset.total === '5'")
+        console.wait("document.getElementById('clients-total')?.dataset.total === '6'")
         assert len(rows(console, "clients-table")) == 2
         console.screenshot("clients.png")
+
+        # A client id is text on the page, never markup.
+        console.type("#clients-q", "onerror")
+        console.wait(f"document.querySelector('#clients-table tbody tr')?.dataset.client === {js(MARKUP)}")
+        assert console.text("#clients-table tbody tr td a") == MARKUP
+        assert console.page.evaluate("document.querySelector('#clients-table img') === null && window.pwned === undefined")
 
         console.page.evaluate("(s => { s.value = 'amqp'; s.dispatchEvent(new Event('change')); })"
                               "(document.getElementById('clients-protocol'))")
@@ -146,6 +156,7 @@ def test_clients_search_filter_page_detail_and_kick(gateway: RunningGateway, bro
         persistent.client.loop_stop()
         amqp.close()
         press.close()
+        markup.close()
         for client in plain:
             client.close()
 
