@@ -69,9 +69,11 @@ def test_a_message_routed_to_an_exchange_is_routed_again_there_by_its_type() -> 
     wire.publish(1, "src", "x.y", b"dst has no binding for x.y")
     wire.publish(1, "src", "a.c", b"src has no binding for a.c")
     assert bodies_in(wire, "q") == [b"routed twice"]
-    declare(wire, c.Exchange.Unbind(destination="dst", source="src", routing_key="a.b"))
+    assert declare(wire, c.Exchange.Unbind(destination="dst", source="src", routing_key="a.b", nowait=True)) == []
     wire.publish(1, "src", "a.b", b"unbound")
     assert bodies_in(wire, "q") == []
+    assert [type(m) for m in declare(wire, c.Exchange.Unbind(destination="dst", source="src",
+                                                             routing_key="x.y"))] == [c.Exchange.UnbindOk]
 
 
 def test_cycles_end_and_each_queue_gets_one_copy_whatever_the_paths() -> None:
