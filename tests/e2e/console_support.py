@@ -15,12 +15,23 @@ from typing import Any, Iterator
 import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway
+from tests.e2e.admin_support import admin_gateway
 from tests.e2e.browser import Chromium, Page
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SHOWS_UP = 15.0  # seconds: pages refresh every few seconds, the stats stream once a second
 DESKTOP = (1280, 800)
 PHONE = (390, 844)
+
+
+@pytest.fixture
+def gateway() -> Iterator[RunningGateway]:
+    """Every protocol and the HTTP listener (open API) on loopback, OS-chosen ports."""
+    running = admin_gateway()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -9,49 +9,26 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Iterator
 
 import pika
-import pytest
 from aiocoap.numbers.codes import Code
 
 from core.passwords import PasswordFile
 from tests.conftest import LOOPBACK, RunningGateway
 from tests.e2e.admin_support import admin_gateway, coap_requests
-from tests.e2e.browser import Chromium, Page
+from tests.e2e.browser import Page
+from tests.e2e.console_support import ARTIFACTS, browser_page, gateway  # noqa: F401 (fixtures)
 from tests.e2e.clients import PahoClient
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SHOWS_UP = 10.0  # seconds: events come once a second
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
-    browser = Chromium(tmp_path / "chromium-profile")
-    try:
-        tab = browser.page()
-        try:
-            yield tab
-        finally:
-            tab.close()
-    finally:
-        browser.close()
 
 
 def connections(protocol: str) -> str:
     return f"document.querySelector('#connections li[data-protocol=\"{protocol}\"] .count')?.textContent"
 
 
-def test_the_console_shows_connections_rates_topics_and_publishes(gateway: RunningGateway, page: Page) -> None:
+def test_the_console_shows_connections_rates_topics_and_publishes(gateway: RunningGateway, browser_page: Page) -> None:
+    page = browser_page
     ports = gateway.gateway.ports
     subscriber = PahoClient(gateway.mqtt_port, "console-sub", "5").connect()
     subscriber.subscribe("plant/#", qos=1)
@@ -105,7 +82,7 @@ def test_the_console_shows_connections_rates_topics_and_publishes(gateway: Runni
         subscriber.close()
 
 
-def test_the_console_shows_only_what_the_role_allows(tmp_path: Path, page: Page) -> None:
+def test_the_console_shows_only_what_the_role_allows(tmp_path: Path, browser_page: Page) -> None:
     """Issue 24: an admin gets the publish form, a monitor reads without it, a user with no role is
     told why (403) and how to get access; each signs in with HTTP basic credentials."""
     passwords = PasswordFile(tmp_path / "passwords")
@@ -115,6 +92,7 @@ def test_the_console_shows_only_what_the_role_allows(tmp_path: Path, page: Page)
     running = admin_gateway(auth={"password_file": str(tmp_path / "passwords"), "allow_anonymous": True},
                             http={"admins": ["alice"], "monitors": ["carol"]})
     url = f"http://{LOOPBACK}:{running.gateway.ports['http']}/"
+    page = browser_page
     page.send("Network.enable")
     shown = "!document.getElementById('{}').hidden"
     try:

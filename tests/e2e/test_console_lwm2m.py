@@ -14,21 +14,11 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import RunningGateway
-from tests.e2e.admin_support import admin_gateway
 from tests.e2e.browser import Page
-from tests.e2e.console_support import PHONE, Console, browser_page, js  # noqa: F401 (fixture)
+from tests.e2e.console_support import PHONE, Console, browser_page, gateway, js  # noqa: F401 (fixtures)
 from tests.e2e.lwm2m_support import SimulatedDevice
 
 EP = "boiler-17"
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ it). Screenshots: retained.png, amqp.png.
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import pika
 import pika.exceptions
@@ -17,23 +16,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.conftest import RunningGateway
-from tests.e2e.admin_support import admin_gateway
 from tests.e2e.amqp_support import connect, next_message, ready_count
 from tests.e2e.browser import Page
 from tests.e2e.clients import PahoClient
-from tests.e2e.console_support import Console, browser_page, js  # noqa: F401 (fixture)
+from tests.e2e.console_support import Console, browser_page, gateway, js  # noqa: F401 (fixtures)
 
 CONFIG = b'{"setpoint":21.5,"modes":["eco","boost"]}'
 BLOB = b"\x00\x01\xffAB"
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def shown(console: Console) -> str:
