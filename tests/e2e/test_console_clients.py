@@ -20,7 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.conftest import LOOPBACK, RunningGateway
-from tests.e2e.admin_support import admin_gateway, http
+from tests.e2e.admin_support import admin_gateway, eventually, http
 from tests.e2e.browser import Page
 from tests.e2e.clients import TIMEOUT, PahoClient
 from tests.e2e.console_support import Console, browser_page, js  # noqa: F401 (fixture)
@@ -165,6 +165,7 @@ def test_an_offline_session_is_listed_and_deleted(gateway: RunningGateway, brows
     persistent = SessionClient(gateway.mqtt_port, "meter-9").connect()
     persistent.subscribe("meters/9/#", 1)
     persistent.close()
+    eventually(lambda: any(s["client_id"] == "meter-9" for s in http(gateway, "GET", "/api/v1/sessions").json()["sessions"]))
     publisher = PahoClient(gateway.mqtt_port, "meter-publisher", "5").connect()
     publisher.publish("meters/9/kwh", b"12.5", qos=1)
     publisher.publish("meters/9/kwh", b"12.6", qos=1)
