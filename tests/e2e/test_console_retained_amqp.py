@@ -89,7 +89,7 @@ def test_amqp_queues_purge_delete_and_publish(gateway: RunningGateway, browser_p
     channel.basic_publish("", "work", b"job")
     console = Console(browser_page, gateway)
     row = "#amqp-queues-table tr[data-queue=\"{}\"]"
-    cell = "document.querySelector({}).children[{}].textContent"
+    cell = "document.querySelector({})?.children[{}]?.textContent"
     try:
         console.open("#/amqp")
         console.wait(cell.format(js(row.format("orders")), 2) + " === '3'")
