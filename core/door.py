@@ -114,34 +114,53 @@ class Door:
         return PublishResult(PublishStatus.NO_SUBSCRIBERS)
 
     def problem(self, message: Message) -> str | None:
-        """Why the core cannot take `message`, or None. Cheap for the usual ASCII topic."""
-        topic = message.topic
+        """Why the core cannot take `message`, or None. Cheap for the usual ASCII topic.
+
+        Fields are read untyped (`m: Any`): a caller may have put anything in them, and the
+        door's answer for a wrong type is a reason, never the TypeError a compiled read raises."""
+        m: Any = message
+        topic = m.topic
         if (type(topic) is not str or not topic or not topic.isascii() or len(topic) > 65535
                 or "+" in topic or "#" in topic or "\x00" in topic):
             try:
                 validate_topic_name(topic)
             except (InvalidTopic, TypeError) as exc:
                 return str(exc) if isinstance(exc, InvalidTopic) else "topic must be text"
-        payload = message.payload
+        payload = m.payload
         if type(payload) is not bytes:
             return "payload must be bytes"
         if len(payload) > self.max_message_bytes:
             return f"payload of {len(payload)} bytes is over the limit of {self.max_message_bytes}"
-        if message.qos not in (0, 1, 2):
-            return f"QoS {message.qos!r} is not 0, 1 or 2"
-        if message.user_properties or message.content_type is not None or message.response_topic is not None:
-            problem = _property_problem(message)
+        qos = m.qos
+        if type(qos) is not int or qos not in (0, 1, 2):
+            return f"QoS {qos!r} is not 0, 1 or 2"
+        if type(m.retain) is not bool or type(m.payload_format_utf8) is not bool:
+            return "retain and payload format must be booleans"
+        expiry = m.expiry
+        if expiry is not None and type(expiry) is not float and type(expiry) is not int:
+            return f"expiry {expiry!r} is not a time"
+        correlation = m.correlation_data
+        if correlation is not None and type(correlation) is not bytes:
+            return "correlation data must be bytes"
+        if m.user_properties or m.content_type is not None or m.response_topic is not None:
+            problem = _property_problem(m)
             if problem is not None:
                 return problem
-        if message.extra and (message.qos or message.retain):
-            return _extra_problem(message.extra)  # it may be stored: the store must be able to write it
+        extra = m.extra
+        if not isinstance(extra, Mapping):
+            return "protocol fields must be a mapping"
+        if extra and (qos or m.retain):
+            return _extra_problem(extra)  # it may be stored: the store must be able to write it
         return None
 
 
-def _property_problem(message: Message) -> str | None:
+def _property_problem(message: Any) -> str | None:
     """Property values every protocol could at least carry as text: str, encodable as UTF-8."""
     texts: list[object] = [message.content_type, message.response_topic]
-    for pair in message.user_properties:
+    pairs = message.user_properties
+    if type(pairs) is not tuple:
+        return "user properties must be a tuple of (name, value) pairs"
+    for pair in pairs:
         if type(pair) is not tuple or len(pair) != 2:
             return "a user property must be a (name, value) pair"
         texts.extend(pair)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from dataclasses import fields
 from typing import Callable
 
 from core.acl import Authorizer
@@ -62,7 +63,7 @@ class SessionRegistry:
         self.wills_published = 0
         self.sessions_expired = 0
         # Drops (SessionCounters fields) of sessions that have ended, so metrics never go backwards.
-        self.ended_counters: dict[str, int] = {name: 0 for name in SessionCounters.__slots__}
+        self.ended_counters: dict[str, int] = {field.name: 0 for field in fields(SessionCounters)}
         self._timers: list[tuple[float, int, str]] = []
         self._timer_seq = 0
 

@@ -65,6 +65,9 @@ class Subscriber(Protocol):
         """True if this subscriber published `message` (for the no-local option)."""
         ...
 
+    def __hash__(self) -> int:  # a key of the subscription trie (by identity, as object's)
+        ...
+
     def deliver(self, delivery: Delivery, cache: EncodeCache) -> bool | None:
         """Take one message. Must not block and must not raise for flow reasons. A true answer asks
         the producer to pause briefly (its outbox is past high water while its client drains it)."""

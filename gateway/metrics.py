@@ -85,7 +85,7 @@ def listener_families(gateway: "Gateway") -> list[Family]:
         denied.add(n, listener=listener, event=name)
     adapted = Family("mqtt_properties_adapted", "counter",
                      "Properties left out of MQTT 5 PUBLISHes because MQTT cannot carry them, by kind")
-    for kind in ADAPTED.__slots__:
+    for kind in ADAPTED.KINDS:
         adapted.add(getattr(ADAPTED, kind), kind=kind)
     families = [current, opened, closed, refused, auth, dropped, denied, adapted, *tls_families(gateway)]
     amqp = gateway.amqp

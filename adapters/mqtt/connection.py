@@ -26,6 +26,7 @@ from core.broker import Broker
 from core.flow import ProducerGate
 from core.message import Message, Origin, expiry_from_interval
 from core.principal import Principal
+from core.sessions import Session
 from core.subscriptions import Delivery, EncodeCache
 
 from adapters.mqtt import handlers
@@ -73,7 +74,7 @@ class MQTTConnection:
         self.level = 4
         self.client_id = ""
         self.username: str | None = None
-        self.session = None  # core.sessions.Session once connected
+        self.session: Session | None = None  # once connected
         self.origin = Origin("mqtt")
         self.closing = False
         self.on_output: Callable[[], None] | None = None

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.message import Message
-from core.sessions import NEVER_EXPIRES
+from core.sessions import NEVER_EXPIRES, Session
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.topics import InvalidTopic, parse_shared_filter
 
@@ -41,12 +41,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("rosettamq.mqtt")
 
 
+def _session(conn: "MQTTConnection") -> Session:
+    session = conn.session
+    assert session is not None  # every handler but CONNECT's runs once CONNECTED, with a session
+    return session
+
+
 def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     conn.messages_in += 1
     message = conn.to_message(packet)
     qos = packet.qos
     packet_id = packet.packet_id
-    session = conn.session
+    session = _session(conn)
     if qos == 2:
         assert packet_id is not None
         if packet_id in session.incoming_qos2:  # a resent QoS 2 PUBLISH: acknowledge, never deliver twice
@@ -96,17 +102,17 @@ def _publish_refused(conn: "MQTTConnection", packet: Publish, topic: str, status
     elif conn.level == 5:
         ack = PubRec(packet_id, reason)  # an error PUBREC ends the QoS 2 flow
     else:
-        conn.session.add_incoming_qos2(packet_id)  # 3.1.1 cannot say no: the flow completes, nothing delivered
+        _session(conn).add_incoming_qos2(packet_id)  # 3.1.1 cannot say no: the flow completes, nothing delivered
         ack = PubRec(packet_id)
     conn.broker.store.sync(lambda: conn.send_packet(ack))
 
 
 def on_puback(conn: "MQTTConnection", packet: PubAck) -> None:
-    conn.session.acknowledge(packet.packet_id)
+    _session(conn).acknowledge(packet.packet_id)
 
 
 def on_pubrec(conn: "MQTTConnection", packet: PubRec) -> None:
-    session = conn.session
+    session = _session(conn)
     if packet.reason_code >= 0x80:
         session.drop_inflight(packet.packet_id)  # the client refused it: the flow ends here
     elif session.release(packet.packet_id):
@@ -116,17 +122,17 @@ def on_pubrec(conn: "MQTTConnection", packet: PubRec) -> None:
 
 
 def on_pubrel(conn: "MQTTConnection", packet: PubRel) -> None:
-    known = conn.session.complete_incoming_qos2(packet.packet_id)
+    known = _session(conn).complete_incoming_qos2(packet.packet_id)
     reason = ReasonCode.SUCCESS if known else ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
     conn.broker.store.sync(lambda: conn.send_packet(PubComp(packet.packet_id, reason)))
 
 
 def on_pubcomp(conn: "MQTTConnection", packet: PubComp) -> None:
-    conn.session.acknowledge(packet.packet_id)
+    _session(conn).acknowledge(packet.packet_id)
 
 
 def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
-    session = conn.session
+    session = _session(conn)
     settings = conn.settings
     ids = packet.properties.subscription_identifiers
     sub_id = ids[0] if ids else None
@@ -174,7 +180,7 @@ def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCo
         conn.note_error(f"subscribe to {topic_filter!r} refused: not authorized")
         return ReasonCode.NOT_AUTHORIZED
     limit = conn.settings.max_subscriptions
-    subscriptions = conn.session.subscriptions
+    subscriptions = _session(conn).subscriptions
     if limit and topic_filter not in subscriptions and len(subscriptions) >= limit:
         conn.subscriptions_over_quota += 1
         log.info("subscription quota exceeded client_id=%s limit=%d", conn.client_id, limit)
@@ -184,7 +190,7 @@ def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCo
 
 
 def on_unsubscribe(conn: "MQTTConnection", packet: Unsubscribe) -> None:
-    session = conn.session
+    session = _session(conn)
     codes: list[int] = []
     for topic_filter in packet.topic_filters:
         try:
@@ -202,7 +208,7 @@ def on_pingreq(conn: "MQTTConnection", packet: PingReq) -> None:
 
 
 def on_disconnect(conn: "MQTTConnection", packet: Disconnect) -> None:
-    session = conn.session
+    session = _session(conn)
     expiry = packet.properties.session_expiry_interval if conn.level == 5 else None
     if expiry is not None:
         if session.expiry_interval == 0 and expiry != 0:

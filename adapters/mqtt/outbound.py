@@ -30,7 +30,8 @@ MAX_FIELD = 65535
 class Adapted:
     """Properties left out of MQTT 5 PUBLISHes because MQTT cannot carry them, by kind."""
 
-    __slots__ = ("user_properties", "content_type", "response_topic", "correlation_data")
+    KINDS = ("user_properties", "content_type", "response_topic", "correlation_data")
+    __slots__ = KINDS  # (a compiled class has no __slots__ attribute: read KINDS)
 
     def __init__(self) -> None:
         self.user_properties = self.content_type = self.response_topic = self.correlation_data = 0

@@ -73,6 +73,23 @@ def test_invalid_messages_are_refused_with_a_reason_and_never_routed() -> None:
     assert collector.messages == [] and door.invalid == len(cases)
 
 
+def test_fields_of_the_wrong_type_are_refused_with_a_reason_not_a_type_error() -> None:
+    """A caller may put anything in a Message (it is a tuple); the compiled hot path would raise on
+    a wrong type, so the door names it instead (the fuzzer sent the admin API a QoS of 2.0)."""
+    door, collector = door_with_subscriber()
+    cases = [
+        Message(b"a", b"x"), Message("a", "text"), Message("a", b"x", 2.0), Message("a", b"x", True),  # type: ignore[arg-type]
+        Message("a", b"x", retain=1), Message("a", b"x", payload_format_utf8=None),  # type: ignore[arg-type]
+        Message("a", b"x", expiry="soon"), Message("a", b"x", correlation_data="id"),  # type: ignore[arg-type]
+        Message("a", b"x", user_properties=[("k", "v")]), Message("a", b"x", user_properties=(("k", 1),)),  # type: ignore[arg-type]
+        Message("a", b"x", content_type=7), Message("a", b"x", 1, extra=[("k", 1)]),  # type: ignore[arg-type]
+    ]
+    for message in cases:
+        result = door.publish(SYSTEM, message)
+        assert result.status is PublishStatus.INVALID and result.reason, message
+    assert collector.messages == [] and door.invalid == len(cases)
+
+
 def test_properties_other_protocols_cannot_carry_are_not_the_doors_business() -> None:
     door, collector = door_with_subscriber()
     message = Message("a", b"x", user_properties=(("nul", "a\x00b"), ("long", "y" * 70_000)))
