@@ -94,3 +94,11 @@ install_project() {  # pip install -e ".$1" ("" or "[a,b]") unless each of its e
         printf '%s' "$want" >"$VENV/.rosettamq-installed-$name"
     done
 }
+
+build_hot_path() {  # compile the hot path with mypyc when a C compiler is there (core/compiled.py); pure Python otherwise
+    "$VENV/bin/python" scripts/build_hot_path.py
+}
+
+runs_compiled() {  # true when the gateway in $VENV loads its compiled hot path
+    "$VENV/bin/python" -c 'import sys, core.router, core.compiled as c; sys.exit(0 if c.running_compiled(core.router) else 1)'
+}

@@ -18,6 +18,7 @@ die() { printf 'start.sh: error: %s\n' "$*" >&2; exit 1; }
 . scripts/lib.sh
 
 ensure_venv
-install_project "[examples]"  # the gateway and what the example clients import (paho-mqtt, pika)
+install_project "[examples,compile]"  # the gateway, what the example clients import (paho-mqtt, pika), mypyc
+build_hot_path  # the compiled hot path when a C compiler is there, else pure Python (core/compiled.py)
 say "starting: rosettamq run $*"
 exec "$VENV/bin/rosettamq" run "$@"

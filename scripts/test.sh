@@ -9,6 +9,7 @@
 #   ROSETTAMQ_VENV      virtualenv folder (default .venv, relative to the repo root)
 #   ROSETTAMQ_PYTHON    interpreter that creates it (default python3, must be >= 3.11)
 #   ROSETTAMQ_SKIP_APT  set to 1 to never call apt-get (missing peers are then reported)
+#   ROSETTAMQ_PURE      set to 1 to build nothing and run everything on the pure-Python modules
 # Paths given to pytest are relative to the repo root.
 set -euo pipefail
 
@@ -29,7 +30,8 @@ install_missing_peers $DEBIAN_PEERS
 
 # 2. Python virtualenv with the project, its test extra and the examples extra (the README's quick starts run)
 ensure_venv
-install_project "[test,examples]"
+install_project "[test,examples,compile]"
+build_hot_path  # mypyc's compiled codecs, trie, router and sessions; the suite runs against them
 
 # 3. Node peers (amqplib, lwm2m-node-lib) from tests/e2e/node's lock file, only when missing or older than the lock
 NODE_DIR=tests/e2e/node
@@ -48,5 +50,10 @@ status=0
 if [ "$status" -eq 5 ]; then
     say "pytest collected no tests: failing"
     exit 1
+fi
+# 5. the protocol and core tests again against the pure-Python modules, the reference and the fallback
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ] && runs_compiled; then
+    say "pytest (pure Python): ROSETTAMQ_PURE=1 $VENV/bin/python -m pytest -q tests/core tests/adapters"
+    ROSETTAMQ_PURE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/core tests/adapters || status=$?
 fi
 exit "$status"

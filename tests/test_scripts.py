@@ -156,7 +156,7 @@ def test_the_start_command_installs_the_examples_extra_and_it_covers_their_impor
     import re
     import tomllib
 
-    assert 'install_project "[examples]"' in (ROOT / "scripts" / "start.sh").read_text()
+    assert 'install_project "[examples,compile]"' in (ROOT / "scripts" / "start.sh").read_text()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     allowed = {re.split(r"[<>=;\[ ]", spec)[0].lower().replace("_", "-")
                for spec in project["dependencies"] + project["optional-dependencies"]["examples"]}
