@@ -35,10 +35,11 @@ class Params:
     idle_connections: int = 10_000
     timeout: float = 60.0
     stalled_messages: int = 20_000
+    connects: int = 5_000
 
     @classmethod
     def quick(cls) -> "Params":
-        return cls(2_000, 200, 5, 1_000, 100, 200, 0.5, 200, 20.0, 2_000)
+        return cls(2_000, 200, 5, 1_000, 100, 200, 0.5, 200, 20.0, 2_000, 200)
 
 
 async def _flood(pub: BenchClient, topic: str, total: int, qos: int = 0) -> None:
@@ -205,6 +206,23 @@ async def stalled_subscriber(host: str, port: int, p: Params) -> Result:
     return {"msgs_per_s": reader.received / elapsed, "seconds": elapsed, "delivered": reader.received / count}
 
 
+async def connect_subscribe(host: str, port: int, p: Params) -> Result:
+    """Clients per second that connect (CONNECT/CONNACK), subscribe to their own topic
+    (SUBSCRIBE/SUBACK) and go away, 50 at a time, as a fleet reconnecting after an outage."""
+    count, window = p.connects, 50
+
+    async def one(index: int) -> None:
+        client = await open_client(host, port, f"cs{index}")
+        await client.subscribe(f"devices/cs{index}/cmd", 1)
+        client.close()
+        await client.closed
+
+    start = time.perf_counter()
+    for first in range(0, count, window):
+        await asyncio.gather(*(one(i) for i in range(first, min(first + window, count))))
+    return {"clients_per_s": count / (time.perf_counter() - start)}
+
+
 THROUGHPUT: dict[str, Scenario] = {
     "qos0_1to1": qos0_one_to_one,
     "fanout_1to50": fanout_one_to_many,
@@ -212,6 +230,7 @@ THROUGHPUT: dict[str, Scenario] = {
     "qos1_window100": qos1_windowed,
     "latency": latency_at_fixed_rate,
     "stalled_subscriber": stalled_subscriber,
+    "connect_subscribe": connect_subscribe,
 }
 
 # Run against brokers that persist sessions (`python -m bench compare --group persistent`).
