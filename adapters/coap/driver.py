@@ -21,6 +21,8 @@ loop's selector survives it.
 - every exception a datagram causes stays inside: counted by reason in `DatagramFaults`,
   logged once per peer per interval, never as a traceback;
 - a datagram that does not decode is answered as RFC 7252 says (`errors.reject_datagram`);
+- the common publish (a POST or PUT on ``/ps/...``) is taken whole by `fast_path.FastPath`
+  before aiocoap decodes anything; every other datagram goes to aiocoap;
 - a request without Block2 is answered block-wise with a first block no larger than itself
   size (`first_block`): the listener cannot be used to amplify traffic towards a spoofed address.
 """
@@ -48,6 +50,7 @@ from aiocoap.util import socknumbers
 from core.log_throttle import LogThrottle
 
 from adapters.coap.errors import reject_datagram
+from adapters.coap.fast_path import FastPath
 
 log = logging.getLogger("rosettamq.coap")
 
@@ -285,7 +288,23 @@ class GatewayUDPInterface(MessageInterfaceUDP6):
         mapped = ipaddress.IPv6Address(str(remote.sockaddr[0]).partition("%")[0]).ipv4_mapped is not None
         return remote if (self.reaches_ipv4 if mapped else self.reaches_ipv6) else None
 
+    fast: "FastPath | None" = None  # the publish fast path (adapters.coap.fast_path), when attached
+
+    def attach_fast_path(self, state: Any, mount: str) -> "FastPath":
+        """Let `FastPath` take the common publishes of this socket before aiocoap decodes them."""
+        self.fast = FastPath(state, self._ctx, lambda address: UDP6EndpointAddress(address, self).hostinfo,
+                             self._reply, mount)
+        return self.fast
+
+    def _reply(self, data: bytes, ancdata: Any, address: Any) -> None:
+        """Answer a request from `address` from the local address it was sent to (as aiocoap does)."""
+        ancillary = [item for item in ancdata if item[0] == socket.IPPROTO_IPV6 and item[1] == socket.IPV6_PKTINFO]
+        self.transport.sendmsg(data, ancillary, 0, address)
+
     def datagram_msg_received(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+        fast = self.fast
+        if fast is not None and fast.take(data, ancdata, address):
+            return
         pktinfo = None
         for level, kind, value in ancdata:
             if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:

@@ -31,11 +31,12 @@ from aiocoap import Message as CoAPMessage
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
 
+from core.auth import Credentials
 from core.broker import Broker
 
 from adapters.coap.access import AuthCache, Identity, begin_login, finish_login
 from adapters.coap.connections import ConnectionRegistry
-from adapters.coap.errors import CoAPCode, ErrorResponse, Unauthorized
+from adapters.coap.errors import CoAPCode, ErrorResponse, Overloaded, Unauthorized, publish_refusal
 from adapters.coap.limits import CoAPLimits
 from adapters.coap.observers import Observer, ObserverRegistry, identity_key
 from adapters.coap.pubsub import Notification
@@ -104,6 +105,21 @@ class ListenerState:
         caller has taken its rate token already (an LwM2M Register).
         """
         address = request.remote.hostinfo
+        step = self.identify_now(address, query, admit)
+        if isinstance(step, Identity):
+            return step
+        assert self.settings.authenticator is not None
+        accepted = await self.loop.run_in_executor(None, self.settings.authenticator.authenticate, step)
+        try:
+            return finish_login(query, address, accepted, self.clock(), self.auth_cache)
+        except Unauthorized:
+            self.limits.login_failed(address, self.loop.time(), query.username)
+            raise
+
+    def identify_now(self, address: str, query: Any, admit: bool = True) -> Identity | Credentials:
+        """`identify` up to the password check: the identity when it is cheap to decide, else the
+        credentials to check off the loop (doing this again for them changes nothing: the rate token
+        of a new identity is taken once, and a login not held stays not held)."""
         authenticator = self.settings.authenticator
         limits, now = self.limits, self.loop.time()
         if query.token is None and admit:  # a connection's requests: admitted when it was opened
@@ -111,15 +127,35 @@ class ListenerState:
         if query.token is None and authenticator is not None and not self.auth_cache.accepted(query, self.clock()):
             limits.check_login(address, now, query.username)
         try:
-            step = begin_login(query, address, authenticator, self.connections, self.clock(), self.auth_cache)
-            if isinstance(step, Identity):
-                return step
-            assert authenticator is not None
-            accepted = await self.loop.run_in_executor(None, authenticator.authenticate, step)
-            return finish_login(query, address, accepted, self.clock(), self.auth_cache)
+            return begin_login(query, address, authenticator, self.connections, self.clock(), self.auth_cache)
         except Unauthorized:
             limits.login_failed(address, self.loop.time(), query.username)
             raise
+
+    def begin_publish(self, principal: Any, message: Any, confirmable: bool) -> bool:
+        """Hand a publish to the core's door; True when its answer must wait for the store (`durable`).
+        Raises Overloaded (too many waiting already) and the door's refusal (`publish_refusal`)."""
+        if self.pending_publishes >= self.settings.max_pending_publishes:
+            raise Overloaded("too many publishes waiting for the store")
+        result = self.broker.publish(principal, message)  # the door: validation, ACL, routing
+        if not result.accepted:
+            raise publish_refusal(result.status, message.topic, result.reason)
+        return confirmable or message.qos > 0
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """`durable` for a caller that is not a task: `callback` runs (once) when the store has
+        everything asked of it so far, counted in `pending_publishes` meanwhile."""
+        self.pending_publishes += 1
+        done = False
+
+        def synced() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.pending_publishes -= 1
+                callback()
+
+        self.broker.store.sync(synced)
 
     async def durable(self) -> None:
         """Wait until the store has everything asked of it so far (what MQTT waits for before PUBACK)."""

@@ -23,7 +23,7 @@ from core.message import Message
 from core.principal import Principal
 
 from adapters.coap.access import Identity
-from adapters.coap.errors import BadBlock, BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, Overloaded, \
+from adapters.coap.errors import BadBlock, BadOption, CoAPError, Forbidden, MethodNotAllowed, NotFound, \
     TooLarge, Unauthorized, error_response, publish_refusal
 from adapters.coap.exchange import ListenerState, ObserveLink, end_observers_of, error_message, notification_message
 from adapters.coap.pubsub import Clear, Observe, Publish, Read, Unobserve, check_critical_options, notification_for, \
@@ -90,12 +90,7 @@ class PubSubResource(Resource, PathCapable):
 
     async def _publish(self, principal: Principal, message: Message, confirmable: bool) -> CoAPMessage:
         state = self.state
-        if state.pending_publishes >= state.settings.max_pending_publishes:
-            raise Overloaded("too many publishes waiting for the store")
-        result = state.broker.publish(principal, message)  # the door: validation, ACL, routing
-        if not result.accepted:
-            raise publish_refusal(result.status, message.topic, result.reason)
-        if confirmable or message.qos > 0:
+        if state.begin_publish(principal, message, confirmable):  # the door: validation, ACL, routing
             await state.durable()  # the 2.04 means the core has it
         return CoAPMessage(code=Code.CHANGED)
 

@@ -19,7 +19,8 @@ that) and that a NON one was answered with RST (aiocoap ignores those).
 The UDP socket is read by `driver.ResilientDatagramTransport`, not aiocoap's reader: no
 datagram, decode failure or ICMP error stops it (under uvloop, aiocoap's stopped for good
 after one ICMP error), and a watchdog run every second re-arms a reader that has data
-waiting unread. `reading()` tells health whether the listener still reads.
+waiting unread. `reading()` tells health whether the listener still reads. The common publish
+(POST or PUT on ``/ps/...``) is taken below aiocoap by `fast_path.FastPath`, one per socket.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ class CoAPListener:
     def metrics(self) -> dict[str, int]:
         """Counters for the admin API: live observers and connections, dropped and expired notifications,
         and requests refused by a limit (max observers / connections: 5.03; new identities over the
-        per-address rate and logins held by the backoff: 4.29; failed logins: 4.01)."""
+        per-address rate and logins held by the backoff: 4.29; failed logins: 4.01), and the publishes
+        the fast path (adapters.coap.fast_path) handed to the core."""
         registry, limits = self.state.registry, self.state.limits
         return {
             "observers": len(registry),
@@ -126,8 +128,19 @@ class CoAPListener:
             "refused_rate": limits.refused_rate,
             "refused_login_backoff": limits.refused_login_backoff,
             "login_failures": limits.login_failures,
+            "fast_publishes": sum(interface.fast.published for interface in self._interfaces if interface.fast),
             **{f"datagrams_{reason}": count for reason, count in self.faults.counts.items()},
         }
+
+    def use_fast_path(self, enabled: bool) -> None:
+        """Take common publishes below aiocoap (the default, adapters.coap.fast_path) or leave every
+        request to aiocoap (to compare the two)."""
+        for interface in self._interfaces:
+            if enabled:
+                if interface.fast is None:
+                    interface.attach_fast_path(self.state, PS_MOUNT[0])
+            else:
+                interface.fast = None
 
     def reading(self) -> bool:
         """False when datagrams have waited unread past the grace period (the receive path stopped)."""
@@ -146,6 +159,7 @@ class CoAPListener:
             messages = _WatchedMessageManager(tokens, self.state.watch)
             transport = await GatewayUDPInterface.create_server(messages, context.log, loop, sock, self.faults)
             self._interfaces.append(transport)
+            transport.attach_fast_path(self.state, PS_MOUNT[0])
             messages.message_interface = transport
             tokens.token_interface = messages
             context.request_interfaces.append(tokens)
