@@ -58,9 +58,18 @@ def group_library(root: Path = ROOT) -> Path | None:
     return found[0] if found else None
 
 
+def group_manifest(root: Path = ROOT) -> Path:
+    """The modules the built group holds, one per line (written by the build)."""
+    return root.joinpath(*GROUP.split(".")).with_name(GROUP.rsplit(".", 1)[-1] + "__mypyc.modules")
+
+
 def build_is_current(root: Path = ROOT, modules: Sequence[str] = HOT_MODULES) -> bool:
-    """True when every hot module has an extension and none is older than its source."""
+    """True when the group was built from exactly `modules`, each has its extension, and none
+    is older than its source."""
     if group_library(root) is None:
+        return False
+    manifest = group_manifest(root)
+    if not manifest.exists() or manifest.read_text().split() != list(modules):
         return False
     for module in modules:
         built = extension_paths(module, root)

@@ -18,7 +18,9 @@ removing a retained message without delivering anything (the admin API).
 
 from __future__ import annotations
 
+from collections import abc
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
 
 from core.budget import MemoryBudget
@@ -54,6 +56,7 @@ class PublishResult(NamedTuple):
 
 
 DENIED = PublishResult(PublishStatus.DENIED, 0, "not authorized")
+_tuple_new = tuple.__new__  # a result per publish without the NamedTuple's Python-level __new__
 
 
 class Door:
@@ -82,8 +85,8 @@ class Door:
         congested: list[Any] = []
         count = router.publish(message, encoded, False, congested)
         router.fabric.forward(message)  # to the other nodes of a cluster (core/fabric.py); a no-op alone
-        return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count, "",
-                             self.budget.congested, tuple(congested) if congested else ())
+        return _tuple_new(PublishResult, (PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count,  # type: ignore[no-any-return]
+                                          "", self.budget.congested, tuple(congested) if congested else ()))
 
     def publish_remote(self, message: Message, share: tuple[str, str] | None = None) -> PublishResult:
         """A message another node of the cluster published (and authorized): validated, then routed
@@ -147,7 +150,7 @@ class Door:
             if problem is not None:
                 return problem
         extra = m.extra
-        if not isinstance(extra, Mapping):
+        if type(extra) not in _MAPPINGS and not isinstance(extra, abc.Mapping):  # (typing's isinstance is slow)
             return "protocol fields must be a mapping"
         if extra and (qos or m.retain):
             return _extra_problem(extra)  # it may be stored: the store must be able to write it
@@ -180,6 +183,7 @@ def _property_problem(message: Any) -> str | None:
 
 
 _SIMPLE = (bytes, int, float, bool, type(None))
+_MAPPINGS = (MappingProxyType, dict)  # what every adapter builds Message.extra as
 
 
 def _extra_problem(extra: Mapping[str, object]) -> str | None:

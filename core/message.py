@@ -70,6 +70,16 @@ class Message(NamedTuple):
         return self._replace(**changes)
 
 
+_tuple_new = tuple.__new__
+
+
+def plain_message(topic: str, payload: bytes, qos: int, retain: bool, origin: Origin) -> Message:
+    """`Message(topic, payload, qos, retain, origin=origin)`, built without the NamedTuple's
+    Python-level ``__new__`` (a frame per message: a third of the compiled publish path)."""
+    return _tuple_new(Message, (topic, payload, qos, retain, None, None, None, (), None, False,  # type: ignore[no-any-return]
+                                origin, _EMPTY_EXTRA))
+
+
 def expiry_from_interval(seconds: float | None, now: float | None = None) -> float | None:
     """Turn a relative expiry interval into the absolute deadline `Message` keeps."""
     if seconds is None:

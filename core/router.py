@@ -31,6 +31,7 @@ from core.trie import SubscriptionTrie
 
 RetainedListener = Callable[[Message, bool], None]
 log = logging.getLogger("rosettamq.core")
+_tuple_new = tuple.__new__
 MATCH_CACHE = 4096  # topics whose matches the router keeps (the cache restarts when full)
 
 
@@ -274,12 +275,12 @@ def _ids(options: SubscriptionOptions) -> tuple[int, ...]:
 
 def _delivery(message: Message, options: SubscriptionOptions) -> Delivery:
     """Delivered QoS = min(published, subscribed); retain kept live only with retain-as-published."""
-    return Delivery(
+    return _tuple_new(Delivery, (  # type: ignore[no-any-return]  # (the NamedTuple's __new__ is a Python frame)
         message,
         min(options.qos, message.qos),
         message.retain and options.retain_as_published,
         _ids(options) if options.subscription_ids is None else options.subscription_ids,
-    )
+    ))
 
 
 def _merge_overlapping(

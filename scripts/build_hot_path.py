@@ -11,6 +11,7 @@ modules are the fallback, and the test of the compiled build reports the failure
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.compiled import GROUP, HOT_MODULES, PURE_ENV, build_is_current, extension_paths, source_path  # noqa: E402
+from core.compiled import GROUP, HOT_MODULES, PURE_ENV, build_is_current, group_manifest, source_path  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -35,9 +36,12 @@ def compiler() -> str | None:
 
 
 def remove_build() -> None:
-    for module in (*HOT_MODULES, GROUP + "__mypyc"):
-        for path in extension_paths(module):
-            path.unlink()
+    """Every extension a build left in the packages (also of a module since dropped from the list)."""
+    for package in {module.split(".")[0] for module in HOT_MODULES}:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            for path in (ROOT / package).rglob(f"*{suffix}"):
+                path.unlink()
+    group_manifest().unlink(missing_ok=True)
 
 
 def build() -> bool:
@@ -62,10 +66,12 @@ def build() -> bool:
             say(f"mypyc failed, running pure Python: {(lines or ['(no error line)'])[0][:300]}")
             remove_build()
             return False
+        remove_build()  # a module dropped from the list must not keep a stale extension
         for path in built:
             staged = ROOT / path.relative_to(lib)
             shutil.copyfile(path, staged.with_name(staged.name + ".new"))
             os.replace(staged.with_name(staged.name + ".new"), staged)
+        group_manifest().write_text("\n".join(HOT_MODULES) + "\n")
     return True
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 from core.acl import ClientAccess
 from core.broker import Broker
 from core.flow import ProducerGate
-from core.message import Message, Origin, expiry_from_interval
+from core.message import Message, Origin, expiry_from_interval, plain_message
 from core.principal import Principal
 from core.sessions import Session
 from core.subscriptions import Delivery, EncodeCache
@@ -345,7 +345,7 @@ class MQTTConnection:
         if packet.retain and not self.settings.retain_available:
             raise RemoteProtocolError("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
         if self.level != 5:
-            return Message(topic, packet.payload, packet.qos, packet.retain, origin=self.origin)  # type: ignore[arg-type]
+            return plain_message(topic, packet.payload, packet.qos, packet.retain, self.origin)
         return Message(
             topic=topic,
             payload=packet.payload,

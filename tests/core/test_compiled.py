@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.compiled import GROUP, HOT_MODULES, PURE_ENV, ROOT, build_is_current, running_compiled
+from core.compiled import GROUP, HOT_MODULES, PURE_ENV, ROOT, build_is_current, group_manifest, running_compiled
 
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
@@ -59,6 +59,7 @@ def fake_tree(root: Path) -> None:
         base.with_name(base.name + SUFFIX).write_bytes(b"")
     for path in root.rglob(f"*{SUFFIX}"):  # built after the sources
         os.utime(path, (2_000_000_000, 2_000_000_000))
+    group_manifest(root).write_text("\n".join(HOT_MODULES) + "\n")
 
 
 def test_a_build_is_current_only_when_whole_and_newer_than_every_source(tmp_path: Path) -> None:
@@ -74,4 +75,7 @@ def test_a_build_is_current_only_when_whole_and_newer_than_every_source(tmp_path
     assert not build_is_current(tmp_path)
     fake_tree(tmp_path)
     (tmp_path / "core" / f"hotpath__mypyc{SUFFIX}").unlink()  # the modules' shared library is missing
+    assert not build_is_current(tmp_path)
+    fake_tree(tmp_path)
+    group_manifest(tmp_path).write_text("\n".join(HOT_MODULES[:-1]) + "\n")  # built from another module list
     assert not build_is_current(tmp_path)
