@@ -126,6 +126,8 @@ def listener_families(gateway: "Gateway") -> list[Family]:
             refused.add(metrics[f"refused_{reason}"], protocol="coap", listener="coap", reason=reason)
         refused.add(metrics["refused_rate"], protocol="coap", listener="coap", reason="max_connection_rate")
         auth.add(metrics["login_failures"], protocol="coap")
+        families.append(Family("coap_fast_path_publishes", "counter", "CoAP publishes taken below aiocoap "
+                               "by the fast path (adapters/coap/fast_path.py)").add(metrics["fast_publishes"]))
         faults = Family("coap_datagram_faults", "counter",
                         "CoAP datagrams the listener could not use, and reader re-arms, by reason")
         for reason, count in coap.faults.counts.items():

@@ -288,13 +288,15 @@ class GatewayUDPInterface(MessageInterfaceUDP6):
         mapped = ipaddress.IPv6Address(str(remote.sockaddr[0]).partition("%")[0]).ipv4_mapped is not None
         return remote if (self.reaches_ipv4 if mapped else self.reaches_ipv6) else None
 
-    fast: "FastPath | None" = None  # the publish fast path (adapters.coap.fast_path), when attached
+    fast_path: FastPath | None = None  # the publish fast path (adapters.coap.fast_path), when attached
+    fast: FastPath | None = None  # the same while it is in use
 
-    def attach_fast_path(self, state: Any, mount: str) -> "FastPath":
+    def attach_fast_path(self, state: Any, mount: str) -> FastPath:
         """Let `FastPath` take the common publishes of this socket before aiocoap decodes them."""
-        self.fast = FastPath(state, self._ctx, lambda address: UDP6EndpointAddress(address, self).hostinfo,
-                             self._reply, mount)
-        return self.fast
+        self.fast_path = self.fast = FastPath(state, self._ctx,
+                                              lambda address: UDP6EndpointAddress(address, self).hostinfo,
+                                              self._reply, mount)
+        return self.fast_path
 
     def _reply(self, data: bytes, ancdata: Any, address: Any) -> None:
         """Answer a request from `address` from the local address it was sent to (as aiocoap does)."""

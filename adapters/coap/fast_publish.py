@@ -7,11 +7,13 @@ for anything else or anything in doubt:
 
 - not version 1, not CON or NON, not POST (0.02) or PUT (0.03), a token over 8 bytes;
 - a malformed header, option or payload marker (aiocoap answers those as today);
-- an option other than Uri-Path (11), Content-Format (12), Uri-Query (15) or an elective
-  option nothing in aiocoap or the resource reads: Observe (6), Size2 (28), Size1 (60),
-  Echo (252), No-Response (258) and Request-Tag (292) are read, so they go to aiocoap, and
-  so does every other critical option (Uri-Host, Block1, Block2, OSCORE, ...);
-- a Uri-Path not starting with the mount, or a path or query that is not UTF-8;
+- an option other than Uri-Path (11), Content-Format (12), Uri-Query (15), the ones the
+  resource accepts and ignores (Uri-Host 3, Uri-Port 7, Accept 17: libcoap sends Uri-Port)
+  or an elective option nothing in aiocoap or the resource reads: Observe (6), Size2 (28),
+  Size1 (60), Echo (252), No-Response (258) and Request-Tag (292) are read, so they go to
+  aiocoap, and so does every other critical option (Block1, Block2, OSCORE, If-Match, ...);
+- a Uri-Path not starting with the mount or naming nothing below it, or a path, query or other
+  string option (Uri-Host, Location-Path, Location-Query) that is not UTF-8;
 - a Content-Format given twice or longer than 2 bytes, an empty payload after the marker.
 
 `response` encodes a piggybacked ACK (CON) or a NON response the way aiocoap encodes
@@ -31,7 +33,9 @@ __all__ = ["FastRequest", "RecentExchanges", "error_bytes", "parse_publish", "re
 CON, NON, ACK = 0, 1, 2
 POST, PUT = 2, 3
 METHODS = {POST: "POST", PUT: "PUT"}
-URI_PATH, CONTENT_FORMAT, URI_QUERY = 11, 12, 15
+URI_HOST, URI_PATH, CONTENT_FORMAT, URI_QUERY = 3, 11, 12, 15
+IGNORED_CRITICAL = frozenset({7, 17})  # Uri-Port, Accept: accepted and ignored (pubsub.PROCESSED_CRITICAL)
+TEXT_IGNORED = frozenset({URI_HOST, 8, 20})  # ignored, but aiocoap refuses them when not UTF-8 (+ Location-*)
 MAX_AGE, SIZE1 = 14, 60
 # Elective options aiocoap or the resource act on in a request: such a request is not "common".
 READ_ELECTIVE = frozenset({6, 28, 60, 252, 258, 292})
@@ -118,13 +122,15 @@ def parse_publish(data: bytes, mount: str) -> FastRequest | None:
                     return None
                 seen_format = True
                 content_format = int.from_bytes(data[position:end], "big")
-            elif number & 1 or number in READ_ELECTIVE:
+            elif number in TEXT_IGNORED:
+                data[position:end].decode("utf-8")
+            elif number & 1 and number not in IGNORED_CRITICAL or number in READ_ELECTIVE:
                 return None
             position = end
     except (IndexError, UnicodeDecodeError):
         return None
-    if not path or path[0] != mount:
-        return None
+    if len(path) < 2 or path[0] != mount or path == [mount, ""]:
+        return None  # no topic: aiocoap's site answers (4.04 for the mount itself, 4.00 for "ps/")
     del path[0]
     return FastRequest(mtype == CON, method, data[2] << 8 | data[3], data[4:4 + tkl], path, query, content_format,
                        data[position:])

@@ -128,7 +128,8 @@ class CoAPListener:
             "refused_rate": limits.refused_rate,
             "refused_login_backoff": limits.refused_login_backoff,
             "login_failures": limits.login_failures,
-            "fast_publishes": sum(interface.fast.published for interface in self._interfaces if interface.fast),
+            "fast_publishes": sum(interface.fast_path.published for interface in self._interfaces
+                                  if interface.fast_path is not None),
             **{f"datagrams_{reason}": count for reason, count in self.faults.counts.items()},
         }
 
@@ -136,11 +137,7 @@ class CoAPListener:
         """Take common publishes below aiocoap (the default, adapters.coap.fast_path) or leave every
         request to aiocoap (to compare the two)."""
         for interface in self._interfaces:
-            if enabled:
-                if interface.fast is None:
-                    interface.attach_fast_path(self.state, PS_MOUNT[0])
-            else:
-                interface.fast = None
+            interface.fast = interface.fast_path if enabled else None
 
     def reading(self) -> bool:
         """False when datagrams have waited unread past the grace period (the receive path stopped)."""
