@@ -17,6 +17,10 @@ from typing import Any, Callable
 class TransportDriver:
     """Feeding, coalesced flushing, deadlines, a reading gate and closing for one connection."""
 
+    # One per connection: slots, and no set until reading is first blocked (idle memory, issue 17).
+    __slots__ = ("conn", "_write", "_close_transport", "_pause_reading", "_resume_reading", "_read_blockers",
+                 "_loop", "_flush_scheduled", "_timer", "_timer_at", "_closed")
+
     def __init__(
         self,
         conn: Any,
@@ -30,7 +34,7 @@ class TransportDriver:
         self._close_transport = close
         self._pause_reading = pause_reading
         self._resume_reading = resume_reading
-        self._read_blockers: set[str] = set()
+        self._read_blockers: set[str] | None = None
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -63,15 +67,23 @@ class TransportDriver:
 
     def block_reading(self, reason: str) -> None:
         """Stop reading the transport for `reason`; reasons add up."""
-        if not self._read_blockers and self._pause_reading is not None:
+        blockers = self._read_blockers
+        if blockers is None:
+            blockers = self._read_blockers = set()
+        if not blockers and self._pause_reading is not None:
             self._pause_reading()
-        self._read_blockers.add(reason)
+        blockers.add(reason)
 
     def unblock_reading(self, reason: str) -> None:
-        if reason in self._read_blockers:
-            self._read_blockers.discard(reason)
-            if not self._read_blockers and self._resume_reading is not None and not self._closed:
+        blockers = self._read_blockers
+        if blockers is not None and reason in blockers:
+            blockers.discard(reason)
+            if not blockers and self._resume_reading is not None and not self._closed:
                 self._resume_reading()
+
+    def reading_blocked_by(self, reason: str) -> bool:
+        blockers = self._read_blockers
+        return blockers is not None and reason in blockers
 
     def lost(self) -> None:
         self._closed = True

@@ -23,6 +23,9 @@ class Drainable(Protocol):
     def when_drained(self, callback: Callable[[], None]) -> None: ...
 
 
+_NONE_WAITING: frozenset = frozenset()  # shared: empty frozensets are not singletons since 3.10
+
+
 class ProducerGate:
     """Holds one producer's input while receivers it fed are congested, for `max_wait` at most.
 
@@ -41,7 +44,7 @@ class ProducerGate:
         self.closes = 0  # times this producer was paused
         self.timeouts = 0  # times a pause ended at its deadline rather than by draining
         self.on_open: Callable[[], None] | None = None
-        self._waiting: set[Drainable] = set()
+        self._waiting: set[Drainable] | frozenset[Drainable] = _NONE_WAITING  # (an empty set is 216 bytes)
 
     def close_for(self, receivers: list[Drainable], now: float, own: object = None) -> bool:
         """Block until each congested receiver (other than `own`) drains; True if blocked."""
@@ -65,13 +68,13 @@ class ProducerGate:
     def _drained(self, receiver: Drainable) -> None:
         waiting = self._waiting
         if receiver in waiting:
-            waiting.discard(receiver)
+            waiting.discard(receiver)  # type: ignore[union-attr]  # (a set while it holds any)
             if not waiting and self.blocked:
                 self._open()
 
     def _open(self) -> None:
         self.blocked = False
         self.until = None
-        self._waiting = set()
+        self._waiting = _NONE_WAITING
         if self.on_open is not None:
             self.on_open()

@@ -51,7 +51,9 @@ class Outbox:
         self.limits = limits
         self.budget = budget if budget is not None else MemoryBudget()
         self.bytes = 0
-        self._entries: deque[tuple[int, Delivery]] = deque()
+        # The deque (624 bytes even empty) comes with the first entry: most outboxes of idle
+        # connections never hold one.
+        self._entries: deque[tuple[int, Delivery]] | tuple[()] = ()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -74,19 +76,22 @@ class Outbox:
 
     def append(self, seq: int, delivery: Delivery) -> None:
         size = entry_size(delivery)
-        self._entries.append((seq, delivery))
+        entries = self._entries
+        if type(entries) is tuple:
+            entries = self._entries = deque()
+        entries.append((seq, delivery))  # type: ignore[union-attr]
         self.bytes += size
         self.budget.add(size)
 
     def popleft(self) -> tuple[int, Delivery]:
-        entry = self._entries.popleft()
+        entry = self._entries.popleft()  # type: ignore[union-attr]  # (IndexError when empty, as a deque's)
         size = entry_size(entry[1])
         self.bytes -= size
         self.budget.release(size)
         return entry
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._entries = ()
         self.budget.release(self.bytes)
         self.bytes = 0
 

@@ -46,6 +46,9 @@ PROGRESS_WINDOW = 0.05  # seconds: a client whose outbox did not drain for this 
 _now = time.monotonic
 
 
+_NO_IDS: frozenset[int] = frozenset()
+
+
 class SessionSink(Protocol):
     """The live connection a session sends through."""
 
@@ -116,6 +119,9 @@ class SessionCounters:
     acl_denied: int = 0  # messages its client may not read (ACL), though a subscription matched
 
 
+
+_NO_DROPS = SessionCounters()  # what `Session.counters` reads for a session that never dropped (never written)
+
 class Session:
     """Subscriptions, in-flight window and queue of one client; a router `Subscriber`."""
 
@@ -140,11 +146,12 @@ class Session:
         self.inflight: dict[int, InFlight] = {}
         self.queue = Outbox(self.limits.outbox, budget)
         self.offline_queued = 0  # queued messages kept only in the store while offline (persistent)
-        self.incoming_qos2: set[int] = set()
+        # Created on first use: an empty set is 216 bytes and an empty deque 624, per idle connection.
+        self.incoming_qos2: set[int] | frozenset[int] = _NO_IDS
         # In-flight packet ids still to be resent on this connection, in the order first sent.
-        self.resend: deque[int] = deque()
+        self.resend: deque[int] | None = None  # in-flight packet ids to resend after a reconnect
         self.sink: SessionSink | None = None
-        self.counters = SessionCounters()
+        self._counters: SessionCounters | None = None  # made by the first drop (most sessions never drop)
         # The client's ACL view (set by the registry); None: no ACL, every message may be read.
         self.access: ClientAccess | None = None
         self.will: Message | None = None
@@ -166,6 +173,17 @@ class Session:
         return f"<Session {self.protocol}:{self.client_id!r} online={self.is_online}>"
 
     @property
+    def counters(self) -> SessionCounters:
+        """Drops by reason, to read (metrics); all zero for a session that never dropped anything."""
+        return self._counters if self._counters is not None else _NO_DROPS
+
+    def _drops(self) -> SessionCounters:
+        counters = self._counters
+        if counters is None:
+            counters = self._counters = SessionCounters()
+        return counters
+
+    @property
     def persistent(self) -> bool:
         """A session that outlives its connection is written to the store."""
         return self.expiry_interval > 0
@@ -185,17 +203,17 @@ class Session:
         it (the producer should pause briefly: see the module docstring)."""
         access = self.access
         if access is not None and not access.can_read(delivery.message.topic):
-            self.counters.acl_denied += 1  # a wildcard subscription matched a topic it may not read
+            self._drops().acl_denied += 1  # a wildcard subscription matched a topic it may not read
             return False
         sink = self.sink
         queue = self.queue
         if delivery.qos == 0:
             if sink is None:
-                self.counters.offline_qos0 += 1
+                self._drops().offline_qos0 += 1
             elif sink.can_send():
                 sink.send_publish(None, delivery, False, cache)
             elif queue.full_for(delivery):
-                self.counters.slow_consumer_qos0 += 1  # the bound is reached: QoS 0 is what goes
+                self._drops().slow_consumer_qos0 += 1  # the bound is reached: QoS 0 is what goes
             else:
                 if not queue:
                     self.last_progress = _now()  # the socket took everything until now: not yet a stall
@@ -225,22 +243,22 @@ class Session:
         policy = self.limits.overflow
         queue = self.queue
         if policy == "disconnect" and self.sink is not None:
-            self.counters.overflow_disconnects += 1
-            self.counters.queue_full += 1
+            self._drops().overflow_disconnects += 1
+            self._drops().queue_full += 1
             self.sink.quota_exceeded()
             return False
         if policy == "drop_oldest" and self.sink is not None:
             while queue and queue.full_for(delivery):
                 seq, dropped = queue.popleft()
                 if dropped.qos == 0:
-                    self.counters.slow_consumer_qos0 += 1
+                    self._drops().slow_consumer_qos0 += 1
                     continue
-                self.counters.dropped_oldest += 1
+                self._drops().dropped_oldest += 1
                 if self.persistent:
                     self._store.delete_delivery(self.client_id, seq)
             if not queue.full_for(delivery):
                 return True
-        self.counters.queue_full += 1  # drop_new, offline, or one message larger than the whole bound
+        self._drops().queue_full += 1  # drop_new, offline, or one message larger than the whole bound
         return False
 
     # -- subscriptions -------------------------------------------------------
@@ -295,7 +313,10 @@ class Session:
         """Record an inbound QoS 2 packet id awaiting PUBREL; False if it was already there."""
         if packet_id in self.incoming_qos2:
             return False
-        self.incoming_qos2.add(packet_id)
+        ids = self.incoming_qos2
+        if type(ids) is not set:
+            ids = self.incoming_qos2 = set()
+        ids.add(packet_id)
         if self.persistent:
             self._store.put_incoming_qos2(self.client_id, packet_id)
         return True
@@ -303,7 +324,7 @@ class Session:
     def complete_incoming_qos2(self, packet_id: int) -> bool:
         if packet_id not in self.incoming_qos2:
             return False
-        self.incoming_qos2.discard(packet_id)
+        self.incoming_qos2.discard(packet_id)  # type: ignore[union-attr]  # (a set: it held packet_id)
         if self.persistent:
             self._store.delete_incoming_qos2(self.client_id, packet_id)
         return True
@@ -359,18 +380,18 @@ class Session:
         self.reload()
         self.sink = sink
         self.disconnected_at = None
-        self.resend.clear()
-        if resume:
-            self.resend.extend(sorted(self.inflight, key=lambda packet_id: self.inflight[packet_id].seq))
+        self.resend = None
+        if resume and self.inflight:
+            self.resend = deque(sorted(self.inflight, key=lambda packet_id: self.inflight[packet_id].seq))
         self.pump()
 
     def detach(self, now: float) -> None:
         self.sink = None
-        self.resend.clear()  # everything still in flight is resent on the next connection
+        self.resend = None  # everything still in flight is resent on the next connection
         self.disconnected_at = now
         qos0_held = sum(1 for _, delivery in self.queue if delivery.qos == 0)
         if qos0_held:  # QoS 0 is not kept for offline clients
-            self.counters.offline_qos0 += qos0_held
+            self._drops().offline_qos0 += qos0_held
             self.queue.keep([(seq, d) for seq, d in self.queue if d.qos])
         if self.persistent:  # every queued message is in the store already: memory lets go
             self.offline_queued += len(self.queue)
@@ -429,7 +450,7 @@ class Session:
                 break
             queue.popleft()
             if delivery.message.is_expired():
-                self.counters.expired += 1
+                self._drops().expired += 1
                 if self.persistent:
                     self._store.delete_delivery(self.client_id, seq)
                 continue
@@ -475,7 +496,8 @@ class Session:
     # -- internals ---------------------------------------------------------------
 
     def _window_open(self, sink: SessionSink) -> bool:
-        sent = len(self.inflight) - len(self.resend)
+        resend = self.resend
+        sent = len(self.inflight) - (len(resend) if resend is not None else 0)
         return sent < min(sink.receive_maximum, self.limits.max_inflight) and sink.can_send()
 
     def _next_seq(self) -> int:
@@ -503,8 +525,9 @@ class Session:
         entry = self.inflight.pop(packet_id, None)
         if entry is None:
             return False
-        if self.resend and packet_id in self.resend:
-            self.resend.remove(packet_id)
+        resend = self.resend
+        if resend and packet_id in resend:
+            resend.remove(packet_id)
         if self.persistent:
             self._store.delete_delivery(self.client_id, entry.seq)
         return True

@@ -121,6 +121,8 @@ class ConnectionDriver(TransportDriver):
     """Drives an `AMQPConnection` from a transport (adapters/driver.py), with AMQP's hooks:
     the resource alarm pauses reading, and password checks run off the loop."""
 
+    __slots__ = ("_login_started",)
+
     def __init__(self, conn: AMQPConnection, write: Callable[[bytes], None], close: Callable[[], None],
                  pause_reading: Callable[[], None], resume_reading: Callable[[], None]) -> None:
         super().__init__(conn, write, close, pause_reading, resume_reading)

@@ -92,7 +92,7 @@ class MQTTConnection:
         # transports with their own close codes (WebSocket) translate it.
         self.close_reason: ReasonCode | None = None
         self.refused: ReasonCode | None = None  # the CONNACK refusal, if the login was refused (metrics)
-        self.inbound_aliases: dict[int, str] = {}
+        self.inbound_aliases: dict[int, str] | None = None  # the client's topic aliases, from its first
         self.outbound_aliases: TopicAliases | None = None
         self._out: list[bytes] = []
         self._in_receive = False
@@ -332,10 +332,13 @@ class MQTTConnection:
             alias = props.topic_alias
             if alias == 0 or alias > self.settings.topic_alias_maximum:
                 raise TopicAliasInvalid(f"topic alias {alias} out of range")
+            aliases = self.inbound_aliases
+            if aliases is None:
+                aliases = self.inbound_aliases = {}
             if topic:
-                self.inbound_aliases[alias] = topic
+                aliases[alias] = topic
             else:
-                topic = self.inbound_aliases.get(alias, "")
+                topic = aliases.get(alias, "")
                 if not topic:
                     raise ProtocolViolation(f"unknown topic alias {alias}")
         # The decoder already refused what validate_topic_name would: bad UTF-8, U+0000,

@@ -147,6 +147,8 @@ class ConnectionDriver(TransportDriver):
     writes WebSocket frames instead of raw bytes.
     """
 
+    __slots__ = ()
+
     def __init__(
         self,
         conn: MQTTConnection,
@@ -223,7 +225,7 @@ class ConnectionDriver(TransportDriver):
         if self.conn.state is State.VERIFYING:
             self._login_waits()
             self.flush()
-        elif "login" in self._read_blockers:
+        elif self.reading_blocked_by("login"):
             self.unblock_reading("login")
             self.feed(b"")  # packets sent right behind the CONNECT waited in the decoder
         else:
@@ -240,7 +242,7 @@ class ConnectionDriver(TransportDriver):
         self.feed(b"")  # the packets that waited in the decoder
 
     def _after_timeout(self) -> None:
-        if "login" in self._read_blockers:
+        if self.reading_blocked_by("login"):
             self._login_moved()
         else:
             self.flush()
@@ -248,6 +250,9 @@ class ConnectionDriver(TransportDriver):
 
 class MQTTServerProtocol(asyncio.Protocol):
     """asyncio protocol for MQTT over TCP/TLS."""
+
+    __slots__ = ("_broker", "_settings", "_tracker", "_listener", "_guard", "_admitted", "_transport", "_driver",
+                 "_on_data")
 
     def __init__(
         self,
