@@ -74,7 +74,7 @@ class Router:
         group, bare_filter = parse_shared_filter(topic_filter)
         options = self._options.setdefault(options, options)  # one instance per distinct value
         added = self._trie.add(bare_filter, subscriber, options, group)
-        self._matches.clear()
+        self._forget_matches(bare_filter)
         if added:
             key = (bare_filter, group)
             count = self._interest[key] = self._interest.get(key, 0) + 1
@@ -87,8 +87,7 @@ class Router:
         group, bare_filter = parse_shared_filter(topic_filter)
         removed = self._trie.remove(bare_filter, subscriber, group)
         if removed:
-            self._matches.clear()
-        if removed:
+            self._forget_matches(bare_filter)
             key = (bare_filter, group)
             count = self._interest.get(key, 1) - 1
             if count > 0:
@@ -97,6 +96,15 @@ class Router:
                 self._interest.pop(key, None)
                 self.fabric.interest_removed(bare_filter, group)
         return removed
+
+    def _forget_matches(self, bare_filter: str) -> None:
+        """Drop the kept matches a change of `bare_filter` makes stale: a filter without wildcards
+        matches only the topic of the same name (a device subscribing to its own topic leaves every
+        other topic's matches kept); a wildcard filter may match any kept topic, so all go."""
+        if "+" in bare_filter or "#" in bare_filter:
+            self._matches.clear()
+        else:
+            self._matches.pop(bare_filter, None)
 
     def retained_for(self, topic_filter: str) -> list[Message]:
         """Retained messages a new subscription to `topic_filter` should receive (none for shared)."""

@@ -168,3 +168,24 @@ def test_deliveries_follow_every_subscription_change_between_publishes(operation
             for who, s in enumerate(subscribers):
                 wanted = [qos for (w, f), qos in subscribed.items() if w == who and topic_matches(f, topic)]
                 assert [d.qos for d in s.got] == ([max(wanted)] if wanted else []), (operation, subscribed)
+
+
+def test_an_exact_subscription_change_forgets_only_its_own_topics_matches() -> None:
+    """A device subscribing to (or leaving) its own topic keeps every other topic's kept matches;
+    its own topic's are recomputed, and a wildcard change recomputes them all."""
+    router, watcher, device = Router(), Recorder("watcher"), Recorder("device")
+    router.subscribe(watcher, "devices/#", SubscriptionOptions(qos=0))
+    router.publish(msg("devices/other/cmd"))
+    router.publish(msg("devices/d1/cmd"))
+    kept = router._matches["devices/other/cmd"]
+    router.subscribe(device, "devices/d1/cmd", SubscriptionOptions(qos=1))
+    assert router._matches.get("devices/other/cmd") is kept
+    assert router.publish(msg("devices/d1/cmd")) == 2
+    assert [d.qos for d in device.got] == [1]
+    assert router.unsubscribe(device, "devices/d1/cmd")
+    assert router._matches.get("devices/other/cmd") is kept
+    assert router.publish(msg("devices/d1/cmd")) == 1
+    assert len(device.got) == 1
+    router.subscribe(device, "devices/+/cmd", SubscriptionOptions(qos=2))
+    assert "devices/other/cmd" not in router._matches
+    assert router.publish(msg("devices/other/cmd")) == 2
