@@ -17,7 +17,7 @@ from core.topics import InvalidTopic, validate_topic_name
 
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.packets import Connect, Will
-from adapters.mqtt.properties import Properties
+from adapters.mqtt.properties import NO_PROPERTIES, Properties
 from adapters.mqtt.settings import MQTTSettings
 
 MQTT31_MAX_CLIENT_ID = 23
@@ -80,7 +80,7 @@ def negotiate(connect: Connect, settings: MQTTSettings) -> ConnectTerms | Reason
     if connect.protocol_level == 5 and (keep_alive > settings.max_keepalive or keep_alive == 0):
         keep_alive = server_keep_alive = settings.max_keepalive
     if connect.protocol_level != 5:
-        return ConnectTerms(client_id, assigned, expiry, keep_alive, Properties())
+        return ConnectTerms(client_id, assigned, expiry, keep_alive, NO_PROPERTIES)  # shared: frozen
     requested_expiry = connect.properties.session_expiry_interval or 0
     props = Properties(
         session_expiry_interval=expiry if expiry != requested_expiry else None,

@@ -48,7 +48,7 @@ from adapters.mqtt.errors import ProtocolViolation, ReasonCode, UnsupportedProto
 from adapters.mqtt.oauthbearer import bearer_credentials
 from adapters.mqtt.outbound import TopicAliases
 from adapters.mqtt.packets import Auth, ConnAck, Connect
-from adapters.mqtt.properties import Properties
+from adapters.mqtt.properties import NO_PROPERTIES, Properties
 from adapters.mqtt.states import State
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class Login:
         if ok:
             self._pending = None
             self.grant = ok if isinstance(ok, Grant) else None
-            props = Properties(authentication_method=self.method) if self.method is not None else Properties()
+            props = Properties(authentication_method=self.method) if self.method is not None else NO_PROPERTIES
             self.accept(connect, terms, login_name(ok, username), props)
             return
         log.warning("login refused peer=%s client_id=%s username=%s", conn.peer, terms.client_id, connect.username)

@@ -128,6 +128,11 @@ class ListenerGuard:
             conn.login.transport_identity = certificate_cn(transport.get_extra_info("peercert"))
 
 
+def loop_sets_nodelay(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `loop` sets TCP_NODELAY on every accepted TCP connection itself (uvloop does)."""
+    return type(loop).__module__.startswith("uvloop")
+
+
 def certificate_cn(peercert: object) -> str | None:
     """The subject's commonName of a verified peer certificate (`ssl` dict form), or None."""
     if not isinstance(peercert, dict):
@@ -251,8 +256,8 @@ class ConnectionDriver(TransportDriver):
 class MQTTServerProtocol(asyncio.Protocol):
     """asyncio protocol for MQTT over TCP/TLS."""
 
-    __slots__ = ("_broker", "_settings", "_tracker", "_listener", "_guard", "_admitted", "_transport", "_driver",
-                 "_on_data")
+    __slots__ = ("_broker", "_settings", "_tracker", "_listener", "_guard", "_loop", "_set_nodelay", "_admitted",
+                 "_transport", "_driver", "_on_data")
 
     def __init__(
         self,
@@ -261,12 +266,17 @@ class MQTTServerProtocol(asyncio.Protocol):
         tracker: ConnectionTracker,
         listener: str,
         guard: ListenerGuard = ListenerGuard(),
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._broker = broker
         self._settings = settings
         self._tracker = tracker
         self._listener = listener
         self._guard = guard
+        self._loop = loop  # the listener's loop, passed in: asking asyncio each connection costs a getpid()
+        # uvloop sets TCP_NODELAY on every TCP transport; asyncio only on sockets whose proto is
+        # IPPROTO_TCP, not on those accepted from our listeners (adapters/net/server.py): we do it then.
+        self._set_nodelay = loop is None or not loop_sets_nodelay(loop)
         self._admitted = False
         self._transport: asyncio.Transport | None = None
         self._driver: ConnectionDriver | None = None
@@ -275,18 +285,19 @@ class MQTTServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        if self._set_nodelay:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
         peer = format_peer(transport.get_extra_info("peername"))
-        loop = asyncio.get_running_loop()
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         if self._tracker.closing:  # accepted from the backlog while the gateway shuts down
             transport.abort()
             return
-        if not self._guard.admit(peer, loop.time(), self._listener):
+        if self._guard.gate is not None and not self._guard.admit(peer, loop.time(), self._listener):
             transport.abort()
             return
         self._admitted = True
@@ -348,12 +359,13 @@ async def start_mqtt_server(
     """
     tracker = tracker if tracker is not None else ConnectionTracker()
     current = settings if callable(settings) else lambda: settings
+    loop = asyncio.get_running_loop()
     if ssl_context is not None:  # admitted before the handshake (adapters/tls/server.py)
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
-        return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted),
+        return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted, loop),
                                host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener,
                                backlog=LISTEN_BACKLOG, reuse_port=reuse_port), tracker
-    server = await serve_tcp(lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard), host, port,
+    server = await serve_tcp(lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard, loop), host, port,
                              backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     return server, tracker
 

@@ -1,0 +1,55 @@
+"""The MQTT listener's accepted sockets have TCP_NODELAY, whichever event loop runs the gateway.
+
+uvloop sets it on every TCP transport, so `MQTTServerProtocol` skips its own setsockopt
+(a syscall per connection) there; asyncio does not on sockets accepted from our listeners,
+so it is set then. Checked on the gateway's own accepted socket for both loops: a loop that
+stops doing it fails here instead of quietly adding 40 ms Nagle delays to small packets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Iterator
+
+import pytest
+
+from adapters.mqtt.packets import ConnAck
+from tests.conftest import RunningGateway, make_config
+from tests.wire_client import WireClient
+
+
+def _server_side(local: tuple[str, int], peer: tuple[str, int]) -> list[socket.socket]:
+    """Sockets of this process connected from `local` to `peer` (the gateway runs in-process)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.getsockname() == local and sock.getpeername() == peer:
+                found.append(sock)
+                continue
+        except OSError:
+            pass
+        sock.close()
+    return found
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def running(request: pytest.FixtureRequest) -> Iterator[RunningGateway]:
+    gateway = RunningGateway(make_config(), loop=request.param)
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to find the accepted socket")
+def test_accepted_mqtt_sockets_have_tcp_nodelay(running: RunningGateway) -> None:
+    with WireClient(running.mqtt_port, level=4) as client:
+        assert isinstance(client.connect("nodelay"), ConnAck)  # connection_made has run
+        (accepted,) = _server_side(client.sock.getpeername(), client.sock.getsockname())
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
