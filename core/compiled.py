@@ -31,6 +31,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.sessions",
     "core.broker",
     "core.stores.codec",
+    "gateway.cluster.envelope",
     "adapters.mqtt.decoder",
     "adapters.mqtt.encoder",
     "adapters.mqtt.outbound",

@@ -1,0 +1,3 @@
+"""The gateway: app, config, CLI, admin API, cluster, bridges."""
+
+import core  # noqa: F401  (core's import guard decides compiled or source before any gateway module loads)

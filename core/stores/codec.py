@@ -45,7 +45,7 @@ def encode_message(message: Message) -> bytes:
             and message.correlation_data is None and message.response_topic is None):
         # The common case (MQTT 3.1.1, plain CoAP): no optional field; the origin's bytes are cached.
         topic, payload = message.topic.encode(), message.payload
-        proto, client, user = _origin_bytes(origin)
+        _, proto, client, user = _origin_bytes(origin)
         flags = message.qos | message.retain << 2 | message.payload_format_utf8 << 3 | (expiry is not None) << 4
         return b"".join((_HEAD.pack(FORMAT, flags, expiry or 0.0, 0),
                          _PLAIN_LENGTHS.pack(len(topic), len(payload), NONE, NONE, NONE, len(proto), len(client),
@@ -72,21 +72,26 @@ def encode_message(message: Message) -> bytes:
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_tuple_new = tuple.__new__
 _STRUCTS: dict[int, struct.Struct] = {}
 _ORIGINS: dict[tuple[bytes | None, bytes | None, bytes | None], Origin] = {}
 
 
 _PLAIN_LENGTHS = struct.Struct(f"<{_FIXED_FIELDS}I")
 _PLAIN_START = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
-_ORIGIN_BYTES: dict[Origin, tuple[bytes, bytes, bytes | None]] = {}
+# Keyed by the Origin's identity (a connection's messages share one Origin): hashing a frozen
+# dataclass runs its generated Python __hash__ and __eq__ per message. The entry keeps its Origin,
+# so the id cannot be reused while it is cached.
+_ORIGIN_BYTES: dict[int, tuple[Origin, bytes, bytes, bytes | None]] = {}
 
 
-def _origin_bytes(origin: Origin) -> tuple[bytes, bytes, bytes | None]:
-    found = _ORIGIN_BYTES.get(origin)
-    if found is None:
+def _origin_bytes(origin: Origin) -> tuple[Origin, bytes, bytes, bytes | None]:
+    found = _ORIGIN_BYTES.get(id(origin))
+    if found is None or found[0] is not origin:
         if len(_ORIGIN_BYTES) >= 65536:
             _ORIGIN_BYTES.clear()
-        found = _ORIGIN_BYTES[origin] = (origin.protocol.encode(), origin.client_id.encode(), _utf8(origin.username))
+        found = _ORIGIN_BYTES[id(origin)] = (origin, origin.protocol.encode(), origin.client_id.encode(),
+                                             _utf8(origin.username))
     return found
 
 
@@ -122,11 +127,13 @@ def _decode_plain(data: bytes, flags: int, expiry: float) -> Message | None:
     end = client_end if user_len == NONE else client_end + user_len
     if end != len(data):
         raise CodecError("message truncated" if end > len(data) else "trailing bytes after message")
-    data = bytes(data)
-    return Message(data[_PLAIN_START:topic_end].decode(), data[topic_end:payload_end], flags & 3,  # type: ignore[arg-type]
-                   bool(flags & 4), None, None, None, (), expiry if flags & 16 else None, bool(flags & 8),
-                   _origin(data[payload_end:proto_end], data[proto_end:client_end],
-                           None if user_len == NONE else data[client_end:end]), _EMPTY)
+    if type(data) is not bytes:
+        data = bytes(data)
+    return _tuple_new(Message, (  # type: ignore[no-any-return]  # (not the NamedTuple's Python-level __new__)
+        data[_PLAIN_START:topic_end].decode(), data[topic_end:payload_end], flags & 3,
+        bool(flags & 4), None, None, None, (), expiry if flags & 16 else None, bool(flags & 8),
+        _origin(data[payload_end:proto_end], data[proto_end:client_end],
+                None if user_len == NONE else data[client_end:end]), _EMPTY))
 
 
 def decode_message(data: bytes) -> Message:
