@@ -133,7 +133,10 @@ class Store(ABC):
 
     @abstractmethod
     def sync(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once every change asked for so far is durable."""
+        """Call `callback` once every change asked for so far is durable or no longer needed.
+
+        A delivery deleted (acknowledged, dropped) may release it unwritten: nothing acknowledged
+        depends on it any more (see core.stores.sqlite)."""
 
     def close(self) -> None:
         """Flush and release resources."""

@@ -15,9 +15,19 @@ committed in batches):
   the disk, nor is it ever encoded).
 - `sync(callback)` is how acks wait for durability: with nothing written and
   not yet committed it calls back at once (a QoS 1 publish nobody persistent
-  subscribed to costs nothing); otherwise right after the commit holding every
-  earlier write, on the event loop through `call_soon_threadsafe`, in the
-  order `sync` was called. A failed commit is retried, never acknowledged.
+  subscribed to costs nothing); otherwise once every earlier write is
+  committed or no longer needed, on the event loop through
+  `call_soon_threadsafe`, in the order `sync` was called. A failed commit is
+  retried, never acknowledged.
+- No longer needed: a delivery whose `delete_delivery` (its subscriber's
+  PUBACK/PUBCOMP, or a drop) is queued no longer holds back `sync`, written
+  or not. The message is acknowledged, so a kill -9 loses nothing a publisher
+  was acknowledged for; at worst the delete is not yet durable and the message
+  is sent again after a restart (at least once, as after any crash before the
+  delete's commit). Deletes of deliveries never hold back `sync` either. So with
+  a subscriber acknowledging faster than an fsync, a publisher's PUBACK waits
+  for the subscriber's PUBACK, not for the disk; an offline or slow subscriber's
+  messages are waited for until committed, as before.
 
 Durability: `synchronous=FULL`. In WAL mode, NORMAL syncs the log only at
 checkpoints: a kill -9 loses nothing committed (the OS still holds the
@@ -98,7 +108,8 @@ class SqliteStore(Store):
     ) -> None:
         """Open (or create) `path`; raises StoreError if it is not a usable RosettaMQ store.
 
-        Without `call_soon_threadsafe`, `sync` callbacks run on the writer thread.
+        Without `call_soon_threadsafe`, `sync` callbacks run on the writer thread (or on the thread
+        of the `delete_delivery` that released them).
         """
         self.path = path
         self.commits = 0  # transactions committed (group commit keeps this far below the write count)
@@ -115,7 +126,12 @@ class SqliteStore(Store):
         self._ops: list[tuple[Any, ...]] = []
         self._enqueued = 0  # operations ever queued
         self._committed = 0  # of those, how many the writer has committed
-        self._durable_seen = 0  # what `sync` callbacks have been released for
+        # Indices (0-based, in `_enqueued` order) of queued changes that `sync` waits for, oldest first;
+        # committed ones (index < `_committed`) and cancelled ones are dropped lazily from the front.
+        self._holding: deque[int] = deque()
+        self._cancelled: set[int] = set()  # held indices released early: their delivery was deleted
+        self._puts: dict[tuple[str, int], list[int]] = {}  # uncommitted delivery puts per (client, seq)
+        self._release_scheduled = False
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
         self._writer_idle = False
         self._writer_waiting = False
@@ -140,10 +156,34 @@ class SqliteStore(Store):
         self._push((DEL_SUB, client_id, topic_filter))
 
     def put_delivery(self, client_id: str, delivery: StoredDelivery) -> None:
-        self._push((PUT_DELIVERY, client_id, delivery.seq, delivery))
+        seq = delivery.seq
+        with self._lock:
+            index = self._push_locked((PUT_DELIVERY, client_id, seq, delivery), True)
+            if index >= 0:
+                puts = self._puts.get((client_id, seq))
+                if puts is None:
+                    self._puts[(client_id, seq)] = [index]
+                else:
+                    puts.append(index)
 
     def delete_delivery(self, client_id: str, seq: int) -> None:
-        self._push((DEL_DELIVERY, client_id, seq))
+        """Queue the delete; the delivery's queued puts stop holding back `sync` (see the module docstring)."""
+        with self._lock:
+            if self._push_locked((DEL_DELIVERY, client_id, seq), False) < 0:
+                return
+            puts = self._puts.pop((client_id, seq), None)
+            if puts is None:
+                return
+            committed = self._committed
+            self._cancelled.update(i for i in puts if i >= committed)
+            waiters = self._waiters
+            if not waiters or waiters[0][0] > self._first_holding():
+                return
+            if self._call_soon is not None:
+                if self._release_scheduled:
+                    return
+                self._release_scheduled = True
+        self._schedule_release()
 
     def put_incoming_qos2(self, client_id: str, packet_id: int) -> None:
         self._push((PUT_QOS2, client_id, packet_id))
@@ -165,21 +205,41 @@ class SqliteStore(Store):
 
     def sync(self, callback: Callable[[], None]) -> None:
         with self._lock:
-            if self._enqueued != self._durable_seen or self._waiters:
-                self._waiters.append((self._enqueued, callback))
+            upto = self._enqueued
+            if self._waiters or self._first_holding() < upto:
+                self._waiters.append((upto, callback))
                 return
         callback()
 
     def _push(self, op: tuple[Any, ...]) -> None:
         with self._lock:
-            if self._closing:
-                log.warning("store %s: change after close ignored: %r", self.path, op[:2])
-                return
-            ops = self._ops
-            ops.append(op)
-            self._enqueued += 1
-            if self._writer_idle or (self._writer_waiting and len(ops) >= self._max_batch):
-                self._wake.notify()
+            self._push_locked(op, True)
+
+    def _push_locked(self, op: tuple[Any, ...], holds: bool) -> int:
+        """Queue `op` (under the lock); its index, or -1 when closing. `holds`: `sync` waits for it."""
+        if self._closing:
+            log.warning("store %s: change after close ignored: %r", self.path, op[:2])
+            return -1
+        ops = self._ops
+        ops.append(op)
+        index = self._enqueued
+        self._enqueued = index + 1
+        if holds:
+            self._holding.append(index)
+        if self._writer_idle or (self._writer_waiting and len(ops) >= self._max_batch):
+            self._wake.notify()
+        return index
+
+    def _first_holding(self) -> int:
+        """The index of the oldest change `sync` still waits for (`_enqueued` if none); under the lock."""
+        holding, cancelled, committed = self._holding, self._cancelled, self._committed
+        while holding:
+            first = holding[0]
+            if first >= committed and first not in cancelled:
+                return first
+            holding.popleft()
+            cancelled.discard(first)
+        return self._enqueued
 
     # -- whole-store operations -------------------------------------------------------------
 
@@ -326,8 +386,9 @@ class SqliteStore(Store):
                 self.commit_latency.observe(took)
                 self.commits += 1
                 self._committed = upto
+                self._forget_puts(batch, upto)
                 self._done.notify_all()
-            self._released(upto)
+            self._schedule_release()
 
     def _write(self, batch: list[tuple[Any, ...]]) -> bool:
         """Commit `batch`, retrying after failures; False if it was given up at close."""
@@ -375,21 +436,35 @@ class SqliteStore(Store):
             rows.setdefault(kind, []).append(row)
         return rows
 
-    def _released(self, upto: int) -> None:
+    def _forget_puts(self, batch: list[tuple[Any, ...]], upto: int) -> None:
+        """Drop the committed delivery puts of `batch` from `_puts` (under the lock)."""
+        puts = self._puts
+        for op in batch:
+            if op[0] == PUT_DELIVERY:
+                key = (op[1], op[2])
+                indices = puts.get(key)
+                if indices is not None:
+                    while indices and indices[0] < upto:
+                        del indices[0]
+                    if not indices:
+                        del puts[key]
+
+    def _schedule_release(self) -> None:
         if self._call_soon is None:
-            self._run_callbacks(upto)
+            self._run_callbacks()
             return
         try:
-            self._call_soon(self._run_callbacks, upto)
+            self._call_soon(self._run_callbacks)
         except RuntimeError:  # the event loop is closed: nobody is left to acknowledge
             pass
 
-    def _run_callbacks(self, upto: int) -> None:
+    def _run_callbacks(self) -> None:
         ready: list[Callable[[], None]] = []
         with self._lock:
-            self._durable_seen = max(self._durable_seen, upto)
+            self._release_scheduled = False
+            first = self._first_holding()
             waiters = self._waiters
-            while waiters and waiters[0][0] <= upto:
+            while waiters and waiters[0][0] <= first:
                 ready.append(waiters.popleft()[1])
         for callback in ready:
             try:

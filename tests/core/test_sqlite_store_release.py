@@ -1,0 +1,142 @@
+"""SqliteStore.sync: a delivery deleted (acknowledged) before its commit no longer holds back `sync`;
+everything else still waits for its commit. The writer is held off the file by taking its
+connection lock, so "released before any commit" is observed, not raced."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from core.message import Message
+from core.stores.base import StoredDelivery
+from core.stores.sqlite import SqliteStore
+
+MESSAGE = Message("a/b", b"payload", 1)
+
+
+class FakeLoop:
+    """Stands in for `loop.call_soon_threadsafe`: the test thread runs what the store hands over."""
+
+    def __init__(self) -> None:
+        self.handed: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]]] = queue.Queue()
+
+    def call_soon_threadsafe(self, fn: Callable[..., None], *args: Any) -> None:
+        self.handed.put((fn, args))
+
+    def run_ready(self) -> None:
+        while not self.handed.empty():
+            fn, args = self.handed.get()
+            fn(*args)
+
+    def run_until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        while not predicate():
+            fn, args = self.handed.get(timeout=timeout)
+            fn(*args)
+
+
+@pytest.fixture
+def loop() -> FakeLoop:
+    return FakeLoop()
+
+
+@pytest.fixture
+def store(tmp_path: Path, loop: FakeLoop) -> Iterator[SqliteStore]:
+    store = SqliteStore(str(tmp_path / "store.db"), call_soon_threadsafe=loop.call_soon_threadsafe)
+    yield store
+    if store._db_lock.locked():
+        store._db_lock.release()
+    store.close()
+
+
+def delivery(seq: int) -> StoredDelivery:
+    return StoredDelivery(seq, MESSAGE, 1, False, packet_id=seq)
+
+
+def test_a_delivery_deleted_before_its_commit_releases_sync_without_waiting_for_the_disk(
+    store: SqliteStore, loop: FakeLoop
+) -> None:
+    store._db_lock.acquire()  # no commit can finish until the test lets go
+    called: list[int] = []
+    store.put_delivery("sub", delivery(1))
+    store.sync(lambda: called.append(store.commits))
+    loop.run_ready()
+    assert called == []  # the delivery is needed until its subscriber acknowledges it
+    store.delete_delivery("sub", 1)  # the subscriber's PUBACK
+    loop.run_until(lambda: called != [])
+    assert called == [0]  # released with nothing committed
+    store._db_lock.release()
+    store.close()
+    reopened = SqliteStore(store.path)
+    assert reopened.load().deliveries == {}
+    reopened.close()
+
+
+def test_a_message_still_owed_to_another_session_holds_sync_until_its_commit(
+    store: SqliteStore, loop: FakeLoop
+) -> None:
+    store._db_lock.acquire()
+    called: list[int] = []
+    store.put_delivery("s1", delivery(1))
+    store.put_delivery("s2", delivery(1))
+    store.sync(lambda: called.append(store.commits))
+    store.delete_delivery("s1", 1)  # s1 acknowledged; s2 has not
+    store.delete_delivery("s2", 2)  # another message of s2: not this one
+    loop.run_ready()
+    assert called == []
+    store._db_lock.release()
+    loop.run_until(lambda: called != [])
+    assert called[0] >= 1  # after a commit
+    store.close()
+    reopened = SqliteStore(store.path)
+    assert list(reopened.load().deliveries) == ["s2"]  # what s2 still owes survives a restart
+    reopened.close()
+
+
+def test_other_changes_still_wait_for_their_commit_and_callbacks_keep_their_order(
+    store: SqliteStore, loop: FakeLoop
+) -> None:
+    store._db_lock.acquire()
+    order: list[tuple[str, int]] = []
+    store.put_retained(Message("r", b"kept", retain=True))
+    store.sync(lambda: order.append(("retained", store.commits)))
+    store.put_delivery("sub", delivery(1))
+    store.sync(lambda: order.append(("delivery", store.commits)))
+    store.delete_delivery("sub", 1)
+    loop.run_ready()
+    assert order == []  # the acknowledged delivery may not overtake the retained message's sync
+    store._db_lock.release()
+    loop.run_until(lambda: len(order) == 2)
+    assert [name for name, _ in order] == ["retained", "delivery"]
+    assert all(commits >= 1 for _, commits in order)
+
+
+def test_deletes_of_committed_deliveries_do_not_hold_back_sync(store: SqliteStore, loop: FakeLoop) -> None:
+    store.put_delivery("sub", delivery(1))
+    assert store.flush(timeout=10)
+    loop.run_until(lambda: loop.handed.empty())
+    store._db_lock.acquire()
+    store.delete_delivery("sub", 1)  # acknowledged after it was written: resent after a crash at worst
+    called: list[str] = []
+    store.sync(lambda: called.append("now"))
+    assert called == ["now"]
+    store._db_lock.release()
+    store.close()
+    reopened = SqliteStore(store.path)
+    assert reopened.load().deliveries == {}  # the delete is committed at close
+    reopened.close()
+
+
+def test_a_replaced_delivery_holds_sync_until_every_put_is_released(store: SqliteStore, loop: FakeLoop) -> None:
+    store._db_lock.acquire()
+    called: list[int] = []
+    store.put_delivery("sub", StoredDelivery(1, MESSAGE, 1, False))  # queued
+    store.sync(lambda: called.append(store.commits))
+    store.put_delivery("sub", delivery(1))  # sent: same seq, now with a packet id
+    loop.run_ready()
+    assert called == []
+    store.delete_delivery("sub", 1)
+    loop.run_until(lambda: called != [])
+    assert called == [0]
