@@ -84,6 +84,12 @@ class Login:
         self._claim_handed = False
         self._claimed = False
 
+    def release(self) -> None:
+        """The connection is lost: forget it (this login is its only cycle), unless a cluster claim or a
+        stored queue is still being read for it; their answers need it, and a login never acts after."""
+        if self._claiming is None and self._loading is None:
+            self.__dict__.pop("conn", None)  # (once: a second call finds nothing)
+
     def on_connect(self, connect: Connect) -> None:
         conn = self.conn
         conn.level = connect.protocol_level

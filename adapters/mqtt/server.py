@@ -194,6 +194,16 @@ class ConnectionDriver(TransportDriver):
         future = self._loop.run_in_executor(None, conn.settings.authenticator.authenticate, credentials)
         future.add_done_callback(self._verified)
 
+    def lost(self) -> None:
+        """The transport is gone: end the connection, then drop its references back to this driver and
+        its login's back to it, so the connection, its session and this driver are freed by reference
+        counting at once, not left in cycles for the garbage collector (~20 objects per connection)."""
+        super().lost()
+        conn = self.conn
+        conn.on_output = None
+        conn.input_gate.on_open = None
+        conn.login.release()
+
     def _verified(self, future: "asyncio.Future[bool]") -> None:
         if self._closed:
             return
