@@ -145,6 +145,8 @@ class LoginBackoff:
 
     def hold(self, peer: str, now: float, username: str | None = None) -> float:
         """Seconds a login from `peer` (as `username`) must wait before it is even checked (0: check now)."""
+        if not self._table:  # no failure on record: every login is checked now (the usual case)
+            return 0.0
         holds = [0.0]
         for key in _keys(peer, username):
             entry = self._entry(key, now)

@@ -9,7 +9,7 @@ the client's protocol level.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.message import Message, Origin
 from core.sessions import NEVER_EXPIRES
@@ -23,9 +23,12 @@ from adapters.mqtt.settings import MQTTSettings
 MQTT31_MAX_CLIENT_ID = 23
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectTerms:
-    """What the server grants a CONNECT: id, expiry, keep-alive and the CONNACK properties."""
+class ConnectTerms(NamedTuple):
+    """What the server grants a CONNECT: id, expiry, keep-alive and the CONNACK properties.
+
+    A NamedTuple: made once per CONNECT, and a frozen dataclass's __init__ costs an
+    `object.__setattr__` call per field.
+    """
 
     client_id: str
     assigned: bool
