@@ -275,7 +275,11 @@ class MQTTConnection:
     # -- sending -------------------------------------------------------------------
 
     def send_packet(self, packet: Packet) -> None:
-        self._out.append(encode(packet, self.level))
+        self.send_encoded(encode(packet, self.level))
+
+    def send_encoded(self, data: bytes) -> None:
+        """Queue a packet already encoded (a PUBACK's four bytes); written at the next flush."""
+        self._out.append(data)
         if not self._in_receive and self.on_output is not None:
             self.on_output()
 

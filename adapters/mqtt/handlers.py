@@ -74,6 +74,10 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     assert packet_id is not None
     reason = ReasonCode.SUCCESS if conn.level != 5 else puback_reason(result.status)
     if qos == 1:
+        if reason == ReasonCode.SUCCESS:  # the usual PUBACK: 4 bytes at every level, no packet object
+            data = b"\x40\x02" + packet_id.to_bytes(2, "big")
+            broker.store.sync(lambda: conn.send_encoded(data))
+            return
         ack: PubAck | PubRec = PubAck(packet_id, reason)
     else:
         session.add_incoming_qos2(packet_id)
