@@ -108,6 +108,8 @@ class Router:
 
     def retained_for(self, topic_filter: str) -> list[Message]:
         """Retained messages a new subscription to `topic_filter` should receive (none for shared)."""
+        if not len(self.retained):
+            return []  # none held (the filter was validated when it was subscribed)
         group, bare_filter = parse_shared_filter(topic_filter)
         if group is not None:
             return []  # MQTT-3.8.4-? : retained messages are not sent for shared subscriptions
