@@ -39,18 +39,18 @@ class CodecError(ValueError):
 
 def encode_message(message: Message) -> bytes:
     """`message` as bytes; raises TypeError for an `extra` value that is not simple."""
-    origin = message.origin
-    expiry = message.expiry
-    if (not message.user_properties and not message.extra and message.content_type is None
-            and message.correlation_data is None and message.response_topic is None):
-        # The common case (MQTT 3.1.1, plain CoAP): no optional field; the origin's bytes are cached.
-        topic, payload = message.topic.encode(), message.payload
-        _, proto, client, user = _origin_bytes(origin)
-        flags = message.qos | message.retain << 2 | message.payload_format_utf8 << 3 | (expiry is not None) << 4
-        return b"".join((_HEAD.pack(FORMAT, flags, expiry or 0.0, 0),
-                         _PLAIN_LENGTHS.pack(len(topic), len(payload), NONE, NONE, NONE, len(proto), len(client),
-                                             NONE if user is None else len(user), NONE),
-                         topic, payload, proto, client, user or b""))
+    (topic_text, payload, qos, retain, content_type, correlation, response_topic, user_properties, expiry,
+     payload_format_utf8, origin, extra) = message  # one unpacking, not a dozen NamedTuple attribute reads
+    if (not user_properties and not extra and content_type is None and correlation is None
+            and response_topic is None):
+        # The common case (MQTT 3.1.1, plain CoAP): no optional field; the origin's bytes are cached,
+        # and one struct call packs the head with every length.
+        topic = topic_text.encode()
+        _, proto_len, client_len, user_len, origin_bytes = _origin_bytes(origin)
+        flags = qos | retain << 2 | payload_format_utf8 << 3 | (expiry is not None) << 4
+        head = _PLAIN_HEAD.pack(FORMAT, flags, expiry or 0.0, 0, len(topic), len(payload), NONE, NONE, NONE,
+                                proto_len, client_len, user_len, NONE)
+        return b"".join((head, topic, payload, origin_bytes))
     fields: list[bytes | None] = [
         message.topic.encode(),
         message.payload,
@@ -78,20 +78,23 @@ _ORIGINS: dict[tuple[bytes | None, bytes | None, bytes | None], Origin] = {}
 
 
 _PLAIN_LENGTHS = struct.Struct(f"<{_FIXED_FIELDS}I")
+_PLAIN_HEAD = struct.Struct(f"<BBdH{_FIXED_FIELDS}I")  # _HEAD then _PLAIN_LENGTHS, packed together
 _PLAIN_START = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
 # Keyed by the Origin's identity (a connection's messages share one Origin): hashing a frozen
 # dataclass runs its generated Python __hash__ and __eq__ per message. The entry keeps its Origin,
 # so the id cannot be reused while it is cached.
-_ORIGIN_BYTES: dict[int, tuple[Origin, bytes, bytes, bytes | None]] = {}
+_ORIGIN_BYTES: dict[int, tuple[Origin, int, int, int, bytes]] = {}
 
 
-def _origin_bytes(origin: Origin) -> tuple[Origin, bytes, bytes, bytes | None]:
+def _origin_bytes(origin: Origin) -> tuple[Origin, int, int, int, bytes]:
+    """(origin, protocol length, client id length, username length or NONE, the three joined)."""
     found = _ORIGIN_BYTES.get(id(origin))
     if found is None or found[0] is not origin:
         if len(_ORIGIN_BYTES) >= 65536:
             _ORIGIN_BYTES.clear()
-        found = _ORIGIN_BYTES[id(origin)] = (origin, origin.protocol.encode(), origin.client_id.encode(),
-                                             _utf8(origin.username))
+        proto, client, user = origin.protocol.encode(), origin.client_id.encode(), _utf8(origin.username)
+        found = _ORIGIN_BYTES[id(origin)] = (origin, len(proto), len(client), NONE if user is None else len(user),
+                                             proto + client + (user or b""))
     return found
 
 
