@@ -29,6 +29,8 @@ HOT_MODULES: tuple[str, ...] = (
     "core.router",
     "core.door",
     "core.sessions",
+    "core.outbox",
+    "core.budget",
     "core.broker",
     "core.stores.codec",
     "gateway.cluster.envelope",
