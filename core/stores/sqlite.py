@@ -50,7 +50,11 @@ from typing import Any, Callable, Sequence
 from core.message import Message
 from core.metrics import LatencyHistogram
 from core.stores.base import RecordValue, Store, StoredDelivery, StoredSession, StoredState, StoreError
-from core.stores.codec import CodecError, decode_message, encode_message
+from core.stores.codec import CodecError, decode_message
+from core.stores.sqlite_batch import (
+    SQL, WIPE_SESSION, DEL_DELIVERY, DEL_RECORD, DEL_RETAINED, DEL_SESSION, DEL_SUB, DEL_QOS2, PUT_DELIVERY,
+    PUT_QOS2, PUT_RECORD, PUT_RETAINED, PUT_SESSION, PUT_SUB, Written, compact, sql_row,
+)
 from core.stores.sqlite_schema import MIGRATIONS, Migration, open_database
 from core.subscriptions import SubscriptionOptions
 
@@ -58,36 +62,6 @@ log = logging.getLogger("rosettamq.store")
 
 CallSoon = Callable[..., Any]
 
-# Operation codes, the first item of each queued tuple.
-(PUT_SESSION, DEL_SESSION, PUT_SUB, DEL_SUB, PUT_DELIVERY, DEL_DELIVERY,
- PUT_QOS2, DEL_QOS2, PUT_RETAINED, DEL_RETAINED, PUT_RECORD, DEL_RECORD) = range(12)
-
-# Columns are named so that a later migration may add columns with defaults.
-_SQL = {
-    PUT_SESSION: "INSERT OR REPLACE INTO sessions (client_id, protocol, expiry_interval, username, disconnected_at,"
-    " will, will_delay, will_expiry_interval) VALUES (?,?,?,?,?,?,?,?)",
-    PUT_SUB: "INSERT OR REPLACE INTO subscriptions (client_id, topic_filter, qos, no_local, retain_as_published,"
-    " retain_handling, subscription_id) VALUES (?,?,?,?,?,?,?)",
-    DEL_SUB: "DELETE FROM subscriptions WHERE client_id=? AND topic_filter=?",
-    PUT_DELIVERY: "INSERT OR REPLACE INTO deliveries (client_id, seq, qos, retain, subscription_ids, packet_id,"
-    " released, message) VALUES (?,?,?,?,?,?,?,?)",
-    DEL_DELIVERY: "DELETE FROM deliveries WHERE client_id=? AND seq=?",
-    PUT_QOS2: "INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?,?)",
-    DEL_QOS2: "DELETE FROM incoming_qos2 WHERE client_id=? AND packet_id=?",
-    PUT_RETAINED: "INSERT OR REPLACE INTO retained (topic, message) VALUES (?,?)",
-    DEL_RETAINED: "DELETE FROM retained WHERE topic=?",
-    PUT_RECORD: "INSERT OR REPLACE INTO records (kind, key, value) VALUES (?,?,?)",
-    DEL_RECORD: "DELETE FROM records WHERE kind=? AND key=?",
-}
-_TABLE = {
-    PUT_SESSION: "sessions", PUT_SUB: "subscriptions", DEL_SUB: "subscriptions", PUT_DELIVERY: "deliveries",
-    DEL_DELIVERY: "deliveries", PUT_QOS2: "incoming_qos2", DEL_QOS2: "incoming_qos2", PUT_RETAINED: "retained",
-    DEL_RETAINED: "retained", PUT_RECORD: "records", DEL_RECORD: "records",
-}
-# op[1:end] is the record's key: one column for sessions and retained messages, two for the rest.
-_KEY_END = {kind: 2 if table in ("sessions", "retained") else 3 for kind, table in _TABLE.items()}
-_SESSION_TABLES = ("sessions", "subscriptions", "deliveries", "incoming_qos2")
-_WIPE_SESSION = [f"DELETE FROM {table} WHERE client_id=?" for table in _SESSION_TABLES]
 RETRY_DELAY = 1.0  # seconds between attempts after a failed commit
 
 
@@ -116,6 +90,11 @@ class SqliteStore(Store):
         self.encode_failures = 0  # changes dropped because they could not be encoded (a local bug)
         self.commit_latency = LatencyHistogram()  # seconds per transaction (fed to metrics)
         self._db = open_database(path, migrations=migrations, synchronous=synchronous)
+        try:
+            self._written = Written(self._db)  # the writer's: which delivery rows may be on disk
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{path}: cannot read deliveries: {exc}") from exc
         self._call_soon = call_soon_threadsafe
         self._flush_interval = flush_interval
         self._max_batch = max_batch
@@ -130,7 +109,9 @@ class SqliteStore(Store):
         # committed ones (index < `_committed`) and cancelled ones are dropped lazily from the front.
         self._holding: deque[int] = deque()
         self._cancelled: set[int] = set()  # held indices released early: their delivery was deleted
-        self._puts: dict[tuple[str, int], list[int]] = {}  # uncommitted delivery puts per (client, seq)
+        # Delivery puts per (client, seq): still queued (`_puts`), and in the batch being written.
+        self._puts: dict[tuple[str, int], list[int]] = {}
+        self._puts_writing: dict[tuple[str, int], list[int]] = {}
         self._release_scheduled = False
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
         self._writer_idle = False
@@ -171,11 +152,13 @@ class SqliteStore(Store):
         with self._lock:
             if self._push_locked((DEL_DELIVERY, client_id, seq), False) < 0:
                 return
-            puts = self._puts.pop((client_id, seq), None)
-            if puts is None:
+            key = (client_id, seq)
+            puts = self._puts.pop(key, None)
+            writing = self._puts_writing.pop(key, None) if self._puts_writing else None
+            if puts is None and writing is None:
                 return
-            committed = self._committed
-            self._cancelled.update(i for i in puts if i >= committed)
+            self._cancelled.update(puts or ())
+            self._cancelled.update(writing or ())
             waiters = self._waiters
             if not waiters or waiters[0][0] > self._first_holding():
                 return
@@ -376,6 +359,7 @@ class SqliteStore(Store):
                     self._wake.wait(remaining)
                     self._writer_waiting = False
                 batch, self._ops = self._ops, []
+                self._puts_writing, self._puts = self._puts, {}
                 upto = self._committed + len(batch)
                 self._urgent = False
             last_start = time.monotonic()
@@ -386,18 +370,19 @@ class SqliteStore(Store):
                 self.commit_latency.observe(took)
                 self.commits += 1
                 self._committed = upto
-                self._forget_puts(batch, upto)
+                self._puts_writing = {}
                 self._done.notify_all()
             self._schedule_release()
 
     def _write(self, batch: list[tuple[Any, ...]]) -> bool:
         """Commit `batch`, retrying after failures; False if it was given up at close."""
-        wipes, final = _compact(batch)
+        wipes, final, puts = compact(batch, self._written)
         rows = self._rows(final)
         while True:
             try:
                 with self._db_lock:
                     self._transaction(wipes, rows)
+                self._written.committed(puts)
                 return True
             except sqlite3.Error as exc:
                 log.error("store %s: commit of %d changes failed: %s", self.path, len(batch), exc)
@@ -412,10 +397,10 @@ class SqliteStore(Store):
         db.execute("BEGIN")
         try:
             for client_id in wipes:
-                for sql in _WIPE_SESSION:
+                for sql in WIPE_SESSION:
                     db.execute(sql, (client_id,))
             for kind, values in rows.items():
-                db.executemany(_SQL[kind], values)
+                db.executemany(SQL[kind], values)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -428,26 +413,13 @@ class SqliteStore(Store):
         for op in final:
             kind = op[0]
             try:
-                row = _row(op)
+                row = sql_row(op)
             except Exception as exc:  # a failing record encoder: a local bug (the door refuses unstorable messages)
                 self.encode_failures += 1
                 log.error("store %s: cannot store %r: %s", self.path, op[:3], exc)
                 continue
             rows.setdefault(kind, []).append(row)
         return rows
-
-    def _forget_puts(self, batch: list[tuple[Any, ...]], upto: int) -> None:
-        """Drop the committed delivery puts of `batch` from `_puts` (under the lock)."""
-        puts = self._puts
-        for op in batch:
-            if op[0] == PUT_DELIVERY:
-                key = (op[1], op[2])
-                indices = puts.get(key)
-                if indices is not None:
-                    while indices and indices[0] < upto:
-                        del indices[0]
-                    if not indices:
-                        del puts[key]
 
     def _schedule_release(self) -> None:
         if self._call_soon is None:
@@ -471,45 +443,3 @@ class SqliteStore(Store):
                 callback()
             except Exception:
                 log.exception("store %s: sync callback failed", self.path)
-
-
-def _compact(batch: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Sessions to wipe first, then the last operation per record, in one transaction.
-
-    A record's key is its table and primary key: (table, client_id[, ...]), ("retained", topic) or
-    ("records", kind, key); a session wipe drops only session tables' pending changes.
-    """
-    wipes: dict[str, None] = {}
-    final: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for op in batch:
-        kind = op[0]
-        if kind == DEL_SESSION:
-            client_id = op[1]
-            wipes[client_id] = None
-            final = {k: v for k, v in final.items() if k[1] != client_id or k[0] not in _SESSION_TABLES}
-        else:
-            final[(_TABLE[kind], *op[1:_KEY_END[kind]])] = op
-    return list(wipes), list(final.values())
-
-
-def _row(op: tuple[Any, ...]) -> tuple[Any, ...]:
-    kind = op[0]
-    if kind == PUT_DELIVERY:
-        _, client_id, seq, d = op
-        ids = ",".join(map(str, d.subscription_ids))
-        return (client_id, seq, d.qos, int(d.retain), ids, d.packet_id, int(d.released), encode_message(d.message))
-    if kind == PUT_SESSION:
-        _, client_id, s = op
-        will = None if s.will is None else encode_message(s.will)
-        return (client_id, s.protocol, s.expiry_interval, s.username, s.disconnected_at, will, s.will_delay,
-                s.will_expiry_interval)
-    if kind == PUT_SUB:
-        _, client_id, topic_filter, o = op
-        return (client_id, topic_filter, o.qos, int(o.no_local), int(o.retain_as_published), o.retain_handling,
-                o.subscription_id)
-    if kind == PUT_RETAINED:
-        return (op[1], encode_message(op[2]))
-    if kind == PUT_RECORD:
-        _, record_kind, key, value = op
-        return (record_kind, key, value if isinstance(value, bytes) else value())
-    return op[1:]  # deletes and inbound QoS 2 ids: the key is the row

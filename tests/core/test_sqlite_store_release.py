@@ -13,6 +13,7 @@ import pytest
 from core.message import Message
 from core.stores.base import StoredDelivery
 from core.stores.sqlite import SqliteStore
+from core.stores.sqlite_batch import DEL_DELIVERY, PUT_DELIVERY
 
 MESSAGE = Message("a/b", b"payload", 1)
 
@@ -140,3 +141,34 @@ def test_a_replaced_delivery_holds_sync_until_every_put_is_released(store: Sqlit
     store.delete_delivery("sub", 1)
     loop.run_until(lambda: called != [])
     assert called == [0]
+
+
+def test_a_delivery_put_and_deleted_in_one_batch_costs_no_sql(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "store.db"))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    with store._lock:  # both changes reach the writer in one batch
+        store._push_locked((PUT_DELIVERY, "sub", 1, delivery(1)), True)
+        store._push_locked((DEL_DELIVERY, "sub", 1), False)
+    assert store.flush(timeout=10)
+    assert not [s for s in statements if "deliveries" in s]
+    store.close()
+
+
+def test_a_delivery_written_before_a_restart_is_still_deleted_after_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "store.db")
+    store = SqliteStore(path)
+    store.put_delivery("sub", delivery(5))
+    store.put_delivery("sub", delivery(7))
+    store.close()
+    store = SqliteStore(path)  # knows seq 7 may be on disk from the file, not from its own commits
+    with store._lock:
+        store._push_locked((DEL_DELIVERY, "sub", 5), False)
+        store._push_locked((PUT_DELIVERY, "sub", 6, delivery(6)), True)
+        store._push_locked((DEL_DELIVERY, "sub", 6), False)
+    assert store.flush(timeout=10)
+    store.delete_delivery("sub", 7)
+    store.close()
+    store = SqliteStore(path)
+    assert store.load().deliveries == {}
+    store.close()
