@@ -63,6 +63,11 @@ MQTT_VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5.0"}  # CONNECT protocol level -> th
 class Login:
     """The CONNECT-to-CONNACK flow of one connection, and its later re-authentications."""
 
+    # One per connection: slots, not a dict (idle memory and the cost of every login, issue 17).
+    __slots__ = ("conn", "method", "deadline", "use_transport_identity", "transport_identity", "transport_token",
+                 "grant", "_reauthenticating", "_exchange", "_pending", "_verification", "_checking", "_refusal",
+                 "_loading", "_load_handed", "_claiming", "_claim_handed", "_claimed")
+
     def __init__(self, conn: "MQTTConnection") -> None:
         self.conn = conn
         self.method: str | None = None  # the CONNECT's Authentication Method; re-auth must reuse it
@@ -87,8 +92,8 @@ class Login:
     def release(self) -> None:
         """The connection is lost: forget it (this login is its only cycle), unless a cluster claim or a
         stored queue is still being read for it; their answers need it, and a login never acts after."""
-        if self._claiming is None and self._loading is None:
-            self.__dict__.pop("conn", None)  # (once: a second call finds nothing)
+        if self._claiming is None and self._loading is None and hasattr(self, "conn"):
+            del self.conn
 
     def on_connect(self, connect: Connect) -> None:
         conn = self.conn
