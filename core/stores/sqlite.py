@@ -91,7 +91,7 @@ class SqliteStore(Store):
         self.commit_latency = LatencyHistogram()  # seconds per transaction (fed to metrics)
         self._db = open_database(path, migrations=migrations, synchronous=synchronous)
         try:
-            self._written = Written(self._db)  # the writer's: which delivery rows may be on disk
+            self._written = Written(self._db)  # which delivery rows may be on disk (raised by the writer)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"{path}: cannot read deliveries: {exc}") from exc
@@ -102,7 +102,7 @@ class SqliteStore(Store):
         self._wake = threading.Condition(self._lock)  # the writer waits on it
         self._done = threading.Condition(self._lock)  # `flush` waits on it
         self._db_lock = threading.Lock()
-        self._ops: list[tuple[Any, ...]] = []
+        self._ops: list[tuple[Any, ...] | None] = []  # None: a delivery put dropped by its delete
         self._enqueued = 0  # operations ever queued
         self._committed = 0  # of those, how many the writer has committed
         # Indices (0-based, in `_enqueued` order) of queued changes that `sync` waits for, oldest first;
@@ -148,13 +148,22 @@ class SqliteStore(Store):
                     puts.append(index)
 
     def delete_delivery(self, client_id: str, seq: int) -> None:
-        """Queue the delete; the delivery's queued puts stop holding back `sync` (see the module docstring)."""
+        """Queue the delete, or drop the delivery's queued puts if its row was never written; either
+        way they stop holding back `sync` (see the module docstring)."""
         with self._lock:
-            if self._push_locked((DEL_DELIVERY, client_id, seq), False) < 0:
-                return
             key = (client_id, seq)
             puts = self._puts.pop(key, None)
             writing = self._puts_writing.pop(key, None) if self._puts_writing else None
+            if puts is not None and writing is None and not self._closing and not self._written.maybe_on_disk(
+                    client_id, seq):
+                # Every put of it is still queued and none reached the file: the writer never sees it.
+                # (The writer raises `_written` before it lets go of `_puts_writing`, under this lock.)
+                ops = self._ops
+                base = self._enqueued - len(ops)
+                for index in puts:
+                    ops[index - base] = None
+            elif self._push_locked((DEL_DELIVERY, client_id, seq), False) < 0:
+                return
             if puts is None and writing is None:
                 return
             self._cancelled.update(puts or ())
@@ -374,10 +383,12 @@ class SqliteStore(Store):
                 self._done.notify_all()
             self._schedule_release()
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> bool:
+    def _write(self, batch: list[tuple[Any, ...] | None]) -> bool:
         """Commit `batch`, retrying after failures; False if it was given up at close."""
         wipes, final, puts = compact(batch, self._written)
         rows = self._rows(final)
+        if not wipes and not rows:
+            return True  # everything in it cancelled out: nothing to write, nothing to fsync
         while True:
             try:
                 with self._db_lock:

@@ -46,7 +46,10 @@ WIPE_SESSION = [f"DELETE FROM {table} WHERE client_id=?" for table in _SESSION_T
 
 
 class Written:
-    """Per session, the highest delivery `seq` any committed put may have written (writer thread only)."""
+    """Per session, the highest delivery `seq` any committed put may have written.
+
+    Raised by the writer after each commit, before it releases that batch's puts; read under the
+    store's lock by `delete_delivery`."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.high: dict[str, int] = dict(db.execute("SELECT client_id, max(seq) FROM deliveries GROUP BY client_id"))
@@ -62,18 +65,20 @@ class Written:
                 high[client_id] = seq
 
 
-def compact(batch: list[tuple[Any, ...]], written: Written) -> tuple[list[str], list[tuple[Any, ...]], dict[str, int]]:
+def compact(batch: list[tuple[Any, ...] | None], written: Written) -> tuple[list[str], list[tuple[Any, ...]], dict[str, int]]:
     """Sessions to wipe first, then the last operation per record, in one transaction; and the
     highest delivery seq put per session (for `Written.committed` once it is).
 
     A record's key is its table and primary key: (table, client_id[, ...]), ("retained", topic) or
     ("records", kind, key); deliveries are keyed (client_id, seq) apart. A session wipe drops only
-    session tables' pending changes.
+    session tables' pending changes. `None` items (dropped puts) are skipped.
     """
     wipes: dict[str, None] = {}
     final: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     deliveries: dict[tuple[str, int], tuple[Any, ...]] = {}
     for op in batch:
+        if op is None:  # a delivery put its delete dropped before the writer took it
+            continue
         kind = op[0]
         if kind == PUT_DELIVERY or kind == DEL_DELIVERY:
             deliveries[(op[1], op[2])] = op

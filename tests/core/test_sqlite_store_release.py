@@ -5,6 +5,7 @@ connection lock, so "released before any commit" is observed, not raced."""
 from __future__ import annotations
 
 import queue
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -171,4 +172,23 @@ def test_a_delivery_written_before_a_restart_is_still_deleted_after_it(tmp_path:
     store.close()
     store = SqliteStore(path)
     assert store.load().deliveries == {}
+    store.close()
+
+
+def test_a_delivery_acknowledged_while_still_queued_never_reaches_the_writer(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "store.db"))
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store._db_lock.acquire()
+    store.put_retained(Message("r", b"kept", retain=True))
+    deadline = time.monotonic() + 10
+    while store._ops and time.monotonic() < deadline:  # until the writer took it (and waits for the file)
+        time.sleep(0.001)
+    assert store._ops == []
+    store.put_delivery("sub", delivery(1))
+    store.delete_delivery("sub", 1)
+    assert store._ops == [None]  # the put is dropped in place; no delete is queued
+    store._db_lock.release()
+    assert store.flush(timeout=10)
+    assert not [s for s in statements if "deliveries" in s]
     store.close()
