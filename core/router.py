@@ -42,7 +42,7 @@ class Router:
         self.retained = retained if retained is not None else RetainedStore()
         self._trie: SubscriptionTrie[Subscriber, SubscriptionOptions] = SubscriptionTrie()
         self._options: dict[SubscriptionOptions, SubscriptionOptions] = {}
-        # topic -> (matched, shared, overlapping): the trie's answer, kept until subscriptions change
+        # topic -> (matched, shared, overlapping): the trie's answer, kept until a filter matching it changes
         self._matches: dict[str, tuple[list[Any], list[Any], bool]] = {}
         self._share_cursor: dict[tuple[str, str], int] = {}
         self.retained_listeners: list[RetainedListener] = []
@@ -244,7 +244,7 @@ class Router:
 
     def _match(self, topic: str) -> tuple[list[Any], list[Any], bool]:
         """The trie's matches for `topic` (one walk), and whether a subscriber appears twice; kept
-        per topic until a subscription changes, as devices publish to the same topics again."""
+        per topic until a subscription that can match it changes, as devices publish to the same topics again."""
         found = self._matches.get(topic)
         if found is None:
             matched, shared = self._trie.match_all(topic)
