@@ -1,4 +1,4 @@
-"""The MQTT listener's accepted sockets have TCP_NODELAY, whichever event loop runs the gateway.
+"""The MQTT listeners' accepted sockets (TCP and TLS) have TCP_NODELAY, whichever event loop runs the gateway.
 
 uvloop sets it on every TCP transport, so `MQTTServerProtocol` skips its own setsockopt
 (a syscall per connection) there; asyncio does not on sockets accepted from our listeners,
@@ -15,7 +15,9 @@ from typing import Iterator
 import pytest
 
 from adapters.mqtt.packets import ConnAck
-from tests.conftest import RunningGateway, make_config
+from tests.conftest import LOOPBACK, RunningGateway, make_config
+from tests.e2e.test_tls import client_context, mqtt_connect, tls_section
+from tests.tls_certs import Pki
 from tests.wire_client import WireClient
 
 
@@ -53,3 +55,25 @@ def test_accepted_mqtt_sockets_have_tcp_nodelay(running: RunningGateway) -> None
         (accepted,) = _server_side(client.sock.getpeername(), client.sock.getsockname())
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    pki = Pki.create(tmp_path_factory.mktemp("pki"))
+    pki.server()
+    return pki
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to find the accepted socket")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_accepted_mqtt_tls_sockets_have_tcp_nodelay(pki: Pki, loop: str) -> None:
+    running = RunningGateway(make_config(mqtt_tls=tls_section(pki)), loop=loop)
+    try:
+        raw = socket.create_connection((LOOPBACK, running.gateway.ports["mqtt_tls"]), timeout=5)
+        with client_context(pki).wrap_socket(raw, server_hostname=LOOPBACK) as tls:
+            assert mqtt_connect(tls) is not None  # the handshake is done and connection_made has run
+            (accepted,) = _server_side(tls.getpeername(), tls.getsockname())
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        running.stop()
