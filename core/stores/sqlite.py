@@ -10,9 +10,10 @@ committed in batches):
   transaction. Commits start at least `flush_interval` apart, so under load the
   batches grow instead of the commit count; a commit comes sooner when
   `max_batch` operations wait. A lone write after a quiet spell is committed
-  at once. Within a batch only the last operation per record counts (a
-  delivery put then deleted because its PUBACK came quickly never touches
-  the disk, nor is it ever encoded).
+  at once. Within a batch only the last operation per record counts
+  (`core.stores.sqlite_batch`). A delivery acknowledged before its row reached
+  the file costs no SQL: still queued, its puts are dropped in place and no
+  delete is queued; in one batch with its delete, neither is written.
 - `sync(callback)` is how acks wait for durability: with nothing written and
   not yet committed it calls back at once (a QoS 1 publish nobody persistent
   subscribed to costs nothing); otherwise once every earlier write is
