@@ -7,10 +7,15 @@ committed in batches):
   tuple to a list under a lock. Everything else — turning messages into bytes
   (`core.stores.codec`), SQL, commits — happens on the writer thread.
 - Group commit: the writer takes everything queued and writes it in one
-  transaction. Commits start at least `flush_interval` apart, so under load the
-  batches grow instead of the commit count; a commit comes sooner when
+  transaction. Commits start at least `flush_interval` (2 ms) apart, so under
+  load the batches grow instead of the commit count; a commit comes sooner when
   `max_batch` operations wait. A lone write after a quiet spell is committed
-  at once. Within a batch only the last operation per record counts
+  at once. Measured (window-100 QoS 1 publisher): with an offline persistent
+  session, so that every PUBACK waits for a commit, 5 ms gave 19.5k msg/s,
+  2 ms 32k, 0 (commit as soon as the previous one ends) 29k; with only an
+  acknowledging subscriber, 0 writes puts its PUBACKs would have cancelled
+  (writer CPU x2.4, rate -15%) where 2 ms costs nothing over 5 ms. When an
+  fsync takes longer than 2 ms the spacing is no wait at all. Within a batch only the last operation per record counts
   (`core.stores.sqlite_batch`). A delivery acknowledged before its row reached
   the file costs no SQL: still queued, its puts are dropped in place and no
   delete is queued; in one batch with its delete, neither is written.
@@ -76,7 +81,7 @@ class SqliteStore(Store):
         path: str,
         *,
         call_soon_threadsafe: CallSoon | None = None,
-        flush_interval: float = 0.005,
+        flush_interval: float = 0.002,
         max_batch: int = 1000,
         synchronous: str = "FULL",
         migrations: Sequence[Migration] = MIGRATIONS,
