@@ -8,8 +8,9 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import pytest
 from aiocoap import Context, Message
 from aiocoap.numbers.codes import Code
 
@@ -29,6 +30,16 @@ def admin_gateway(**sections: dict[str, Any]) -> RunningGateway:
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return RunningGateway(make_config(**base))
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[RunningGateway]:
+    """`admin_gateway()` for one test module (import it as a fixture: `from ... import gateway`)."""
+    running = admin_gateway()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 class Answer:

@@ -8,17 +8,10 @@ import pika
 import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway
-from tests.e2e.admin_support import TIMEOUT, admin_gateway, eventually, http
+from tests.e2e.admin_support import TIMEOUT, eventually, gateway, http
 from tests.e2e.clients import PahoClient
 
-
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
+__all__ = ["gateway"]  # the module's gateway with the admin API (a fixture)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-from typing import Iterator
 
 import paho.mqtt.client as mqtt
 import pika
@@ -15,24 +14,17 @@ from paho.mqtt.client import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LOOPBACK, RunningGateway
-from tests.e2e.admin_support import TIMEOUT, admin_gateway, coap_requests, eventually, http
+from tests.e2e.admin_support import TIMEOUT, coap_requests, eventually, gateway, http
 from tests.e2e.amqp_support import next_message
 from tests.e2e.clients import PahoClient
+
+__all__ = ["gateway"]  # the module's gateway with the admin API (a fixture)
 
 _ids = itertools.count(1)
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
-
-
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def amqp_connection(gateway: RunningGateway, name: str | None = None) -> pika.BlockingConnection:

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Iterator
 
-import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.conftest import LOOPBACK, RunningGateway
-from tests.e2e.admin_support import admin_gateway, eventually, http
+from tests.e2e.admin_support import eventually, gateway, http
 from tests.e2e.clients import PahoClient
 
-
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
+__all__ = ["gateway"]  # the module's gateway with the admin API (a fixture)
 
 
 def persistent(gateway: RunningGateway, client_id: str, expiry: int) -> PahoClient:

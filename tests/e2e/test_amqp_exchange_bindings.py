@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Iterator
 
 import aio_pika
 import aiormq
@@ -19,18 +18,11 @@ import pytest
 from pika.exceptions import ChannelClosedByBroker
 
 from tests.conftest import LOOPBACK, RunningGateway
-from tests.e2e.admin_support import admin_gateway, http
+from tests.e2e.admin_support import gateway, http
 from tests.e2e.amqp_support import TIMEOUT, amqp_config, amqp_port, connect, next_message, ready_count, unique
 from tests.e2e.clients import PahoClient
 
-
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[RunningGateway]:
-    running = admin_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
+__all__ = ["gateway"]  # the module's gateway with the admin API (a fixture)
 
 
 def test_pika_a_message_is_routed_again_by_the_destination_and_listed_by_the_admin_api(
