@@ -97,7 +97,14 @@ def test_port_0_picks_again_when_the_os_port_is_taken_on_ipv6(monkeypatch: pytes
 
 
 @needs_ipv6
-def test_a_fixed_port_taken_on_ipv6_fails_the_listener_and_leaves_nothing_bound() -> None:
+def test_a_fixed_port_taken_on_ipv6_fails_the_listener_and_leaves_nothing_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_bound, made = net._bound, []
+
+    def recorded(target: Target, port: int, kind: int, reuse_port: bool) -> socket.socket:
+        made.append(real_bound(target, port, kind, reuse_port))
+        return made[-1]
+
+    monkeypatch.setattr(net, "_bound", recorded)
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as taken:
         taken.bind(("::1", 0))
         taken.listen(1)
@@ -105,8 +112,7 @@ def test_a_fixed_port_taken_on_ipv6_fails_the_listener_and_leaves_nothing_bound(
         with pytest.raises(OSError) as failed:
             tcp("localhost", busy)
         assert failed.value.errno == errno.EADDRINUSE
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", busy))  # the 127.0.0.1 socket bound before was closed
+    assert len(made) == 1 and made[0].fileno() == -1  # the 127.0.0.1 socket bound before was closed
 
 
 @pytest.mark.parametrize("missing", ["socket", "bind"])
