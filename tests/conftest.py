@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
+import socket
 import threading
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -15,6 +17,31 @@ from gateway.config import Config, config_from_dict
 T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
+
+
+def ipv6_loopback_available() -> bool:
+    """Whether this host can bind ::1 (a kernel or container without IPv6 cannot)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            return False
+        raise
+    return True
+
+
+HAS_IPV6 = ipv6_loopback_available()
+
+
+@pytest.fixture
+def ipv6_loopback() -> None:
+    """Tests that prove the listeners serve ::1 need it, as the project's machines (Debian 12) have
+    it: without it they fail saying so, never skip. The no-IPv6 fallback has its own tests, on a
+    simulated kernel (tests/test_dual_stack_bind.py)."""
+    assert HAS_IPV6, "this host cannot bind ::1 (no IPv6 loopback): these tests check the listeners on it"
 
 
 def make_config(**sections: dict[str, Any]) -> Config:

@@ -19,9 +19,8 @@ from adapters.peer import format_peer
 from core.limits import ConnectionGate, RateLimiter, address_key
 from gateway.cli.banner import banner_lines
 from gateway.config import Config, config_from_dict, parse_listen
-from tests.e2e.test_dual_stack import HAS_IPV6
 
-needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="this host has no ::1")
+needs_ipv6 = pytest.mark.usefixtures("ipv6_loopback")  # fails, never skips, on a host without ::1
 LOCALHOST = [Target(socket.AF_INET, "127.0.0.1"), Target(socket.AF_INET6, "::1", optional=True)]
 
 

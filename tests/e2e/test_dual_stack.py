@@ -1,14 +1,14 @@
 """Listeners on both IP stacks (issue 18): the default loopback binding answers real clients on ::1
 as on 127.0.0.1, for every protocol, on one port each; a `[::]` listener takes IPv4 clients too.
 
-On a host without ::1 the same tests assert the IPv4-only fallback instead (both are real behaviour).
+The tests of ::1 itself require it (the `ipv6_loopback` fixture fails on a host without it); the
+others assert the IPv4-only fallback on such a host (both are real behaviour).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
 import json
 import socket
 import subprocess
@@ -23,7 +23,7 @@ from aiocoap.numbers.codes import Code
 from websockets.sync.client import connect as ws_connect
 
 from gateway.config import Config, ListenAddress
-from tests.conftest import RunningGateway, make_config
+from tests.conftest import HAS_IPV6, RunningGateway, make_config
 from tests.e2e.admin_support import eventually
 from tests.e2e.clients import PahoClient
 from tests.e2e.process_support import LoggingGateway
@@ -34,21 +34,6 @@ MQTT_CONNECT = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"  # 3.1.1, clean s
 CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 
 
-def ipv6_loopback() -> bool:
-    """Whether this host can bind ::1 (a kernel or container without IPv6 cannot)."""
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError as exc:
-        if exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-            return False
-        raise
-    return True
-
-
-HAS_IPV6 = ipv6_loopback()
 
 
 class HostPaho(PahoClient):
@@ -126,7 +111,7 @@ def test_every_default_listener_binds_both_loopbacks_on_one_port(gateway: Runnin
             assert listening.bound[name] == ("127.0.0.1", port(gateway, name))
 
 
-@pytest.mark.skipif(not HAS_IPV6, reason="this host has no ::1; the fallback is asserted by the test above")
+@pytest.mark.usefixtures("ipv6_loopback")
 def test_real_clients_reach_every_protocol_on_ipv6_loopback_and_messages_cross_stacks(
         gateway: RunningGateway) -> None:
     ipv4 = HostPaho("127.0.0.1", port(gateway, "mqtt"), "dual-v4-sub").connect()
@@ -176,7 +161,7 @@ def test_ipv4_clients_still_reach_the_default_listeners(gateway: RunningGateway)
         assert raw.recv(4) == CONNACK_ACCEPTED
 
 
-@pytest.mark.skipif(not HAS_IPV6, reason="this host has no IPv6: no dual-stack socket")
+@pytest.mark.usefixtures("ipv6_loopback")
 def test_a_dual_stack_listener_takes_ipv4_clients_and_names_them_by_their_ipv4_address() -> None:
     running = RunningGateway(make_config(mqtt={"listen": "[::]:0"}, http={"enabled": True, "listen": "[::1]:0"}))
     try:

@@ -48,7 +48,6 @@ def running(request: pytest.FixtureRequest) -> Iterator[RunningGateway]:
         gateway.stop()
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to find the accepted socket")
 def test_accepted_mqtt_sockets_have_tcp_nodelay(running: RunningGateway) -> None:
     with WireClient(running.mqtt_port, level=4) as client:
         assert isinstance(client.connect("nodelay"), ConnAck)  # connection_made has run
@@ -64,7 +63,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return pki
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to find the accepted socket")
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_accepted_mqtt_tls_sockets_have_tcp_nodelay(pki: Pki, loop: str) -> None:
     running = RunningGateway(make_config(mqtt_tls=tls_section(pki)), loop=loop)
