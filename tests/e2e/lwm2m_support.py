@@ -16,7 +16,9 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
+
+import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.clients import TIMEOUT, PahoClient, Received
@@ -150,6 +152,16 @@ class MqttApp:
 
     def close(self) -> None:
         self.client.close()
+
+
+@pytest.fixture
+def app(gateway: RunningGateway) -> Iterator[MqttApp]:
+    """An MQTT app (paho) on the module's `gateway` fixture, for one test (import it as a fixture)."""
+    client = MqttApp(gateway)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def values(answer: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from aiocoap.numbers.codes import Code
 
 from tests.conftest import RunningGateway
 from tests.e2e.lwm2m_senml_device import SENML_JSON, SenmlDevice
-from tests.e2e.lwm2m_support import MqttApp, SimulatedDevice, lwm2m_gateway, values
+from tests.e2e.lwm2m_support import MqttApp, app, SimulatedDevice, lwm2m_gateway, values
 
+__all__ = ["app"]  # an MQTT app on this module's gateway (a fixture)
 EP = "wakaama-1"
 
 
@@ -29,15 +30,6 @@ def gateway() -> Iterator[RunningGateway]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def app(gateway: RunningGateway) -> Iterator[MqttApp]:
-    client = MqttApp(gateway)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
