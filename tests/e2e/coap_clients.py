@@ -13,7 +13,9 @@ import socket
 import subprocess
 import threading
 import warnings
-from typing import Any
+from typing import Any, Iterator
+
+import pytest
 
 from aiocoap import Message
 from aiocoap.error import UnparsableMessage
@@ -165,3 +167,23 @@ class CoAPClientProcess:
         self._reader.join(TIMEOUT)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@pytest.fixture
+def gateway() -> Iterator[RunningGateway]:
+    """`coap_gateway()` for one test (import it as a fixture: `from ... import gateway`)."""
+    running = coap_gateway()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def raw(gateway: RunningGateway) -> Iterator[RawCoAP]:
+    """A raw CoAP client of the test's `gateway` (whichever fixture that is in the test's module)."""
+    client = RawCoAP(coap_port(gateway))
+    try:
+        yield client
+    finally:
+        client.close()

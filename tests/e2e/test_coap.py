@@ -8,7 +8,7 @@ Every wait is on a response, a notification or an inbox with a timeout.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 import aiocoap
 import pytest
@@ -19,18 +19,11 @@ from core.message import Message as CoreMessage
 from core.principal import SYSTEM
 from tests.conftest import RunningGateway
 from tests.e2e.clients import PahoClient
-from tests.e2e.coap_clients import coap_gateway, coap_port
+from tests.e2e.coap_clients import coap_gateway, coap_port, gateway
+
+__all__ = ["gateway"]  # fixtures from tests.e2e.coap_clients
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = coap_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from core.message import Message as CoreMessage
 from core.passwords import PasswordFile
 from core.principal import SYSTEM
 from tests.conftest import LOOPBACK, RunningGateway, make_config
-from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_port, request
+from tests.e2e.coap_clients import RawCoAP, TIMEOUT, coap_port, raw, request
+
+__all__ = ["raw"]  # fixtures from tests.e2e.coap_clients
 
 FAST = 1000
 
@@ -37,15 +39,6 @@ def gateway(tmp_path: Path) -> Iterator[RunningGateway]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[RawCoAP]:
-    client = RawCoAP(coap_port(gateway))
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize(

@@ -25,28 +25,12 @@ from aiocoap.optiontypes import OpaqueOption
 from core.passwords import PasswordFile
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.clients import PahoClient, Received
-from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_client, coap_gateway, coap_port, request
+from tests.e2e.coap_clients import RawCoAP, TIMEOUT, coap_client, coap_gateway, coap_port, gateway, raw, request
 from tests.e2e.test_coap_observe import HeldStore
 
+__all__ = ["raw", "gateway"]  # fixtures from tests.e2e.coap_clients
+
 FAST = 1000  # password hash iterations: cheap for tests
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = coap_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[RawCoAP]:
-    client = RawCoAP(coap_port(gateway))
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -12,24 +12,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.conftest import RunningGateway
 from tests.e2e.clients import TIMEOUT, MosquittoSub, PahoClient, mosquitto_pub
-from tests.e2e.coap_clients import CoAPClientProcess, coap_client, coap_gateway, coap_port
+from tests.e2e.coap_clients import CoAPClientProcess, coap_client, coap_port, gateway
+
+__all__ = ["gateway"]  # fixtures from tests.e2e.coap_clients
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def gateway() -> Iterator[RunningGateway]:
-    running = coap_gateway()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def url(gateway: RunningGateway, path: str) -> str:

@@ -21,7 +21,9 @@ from core.message import Message as CoreMessage
 from core.stores.memory import MemoryStore
 from core.principal import SYSTEM
 from tests.conftest import LOOPBACK, RunningGateway, make_config
-from tests.e2e.coap_clients import TIMEOUT, RawCoAP, coap_gateway, coap_port, parses, request
+from tests.e2e.coap_clients import RawCoAP, TIMEOUT, coap_gateway, coap_port, parses, raw, request
+
+__all__ = ["raw"]  # fixtures from tests.e2e.coap_clients
 
 TOKEN = b"\x0a\x0b\x0c"
 
@@ -33,15 +35,6 @@ def gateway() -> Iterator[RunningGateway]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[RawCoAP]:
-    client = RawCoAP(coap_port(gateway))
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def publish(gateway: RunningGateway, topic: str, payload: bytes, qos: int = 1) -> None:
