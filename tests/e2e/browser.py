@@ -19,7 +19,9 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+import pytest
 
 from websockets.sync.client import ClientConnection, connect
 
@@ -144,3 +146,17 @@ class Page:
 
     def close(self) -> None:
         self._exit.close()
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator["Page"]:
+    """A tab of a Chromium of its own for one test; no Chromium outlives its test."""
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        tab = browser.page()
+        try:
+            yield tab
+        finally:
+            tab.close()
+    finally:
+        browser.close()

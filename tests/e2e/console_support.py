@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import LOOPBACK, RunningGateway
 from tests.e2e.admin_support import admin_gateway
-from tests.e2e.browser import Chromium, Page
+from tests.e2e.browser import Page, browser_page  # noqa: F401 (a fixture, imported from here)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SHOWS_UP = 15.0  # seconds: pages refresh every few seconds, the stats stream once a second
@@ -32,19 +32,6 @@ def gateway() -> Iterator[RunningGateway]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[Page]:
-    browser = Chromium(tmp_path / "chromium-profile")
-    try:
-        tab = browser.page()
-        try:
-            yield tab
-        finally:
-            tab.close()
-    finally:
-        browser.close()
 
 
 def js(value: Any) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from core.passwords import PasswordFile
 from tests.conftest import LOOPBACK, RunningGateway, make_config
-from tests.e2e.browser import Chromium, Page
+from tests.e2e.browser import Page, browser_page  # noqa: F401 (a fixture)
 from tests.e2e.clients import PahoClient
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -41,16 +41,8 @@ def gateway() -> Iterator[RunningGateway]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
-    browser = Chromium(tmp_path / "chromium-profile")
-    try:
-        tab = browser.page()
-        try:
-            yield tab
-        finally:
-            tab.close()
-    finally:
-        browser.close()  # always: no chromium outlives its test
+def page(browser_page: Page) -> Page:
+    return browser_page
 
 
 @pytest.fixture
