@@ -128,6 +128,18 @@ def no_retained_for(port: int, topic_filter: str) -> bool:
     return isinstance(answer, PingResp)
 
 
+def read_until(client: WireClient, received: set[int], wanted: set[int]) -> None:
+    """Read and acknowledge messages into `received` until it holds `wanted`; fail naming what is lost."""
+    while not wanted <= received:
+        try:
+            packet = client.recv()
+        except TimeoutError:
+            pytest.fail(f"{len(wanted - received)} acknowledged messages lost, e.g. {sorted(wanted - received)[:10]}")
+        assert isinstance(packet, Publish) and packet.topic == "load/n", packet
+        received.add(int(packet.payload))
+        client.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
+
+
 def test_every_message_acknowledged_before_a_kill_9_reaches_the_persistent_subscriber_after_restart(
     gateway: GatewayProcess,
 ) -> None:
@@ -151,15 +163,7 @@ def test_every_message_acknowledged_before_a_kill_9_reaches_the_persistent_subsc
     port = gateway.start()
     sub, connack = connect(port, "durable-sub", 5, **persistent(5, expiry=3600))
     assert connack.session_present is True
-    received: set[int] = set()
-    while not acked <= received:
-        try:
-            packet = sub.recv()
-        except TimeoutError:
-            pytest.fail(f"{len(acked - received)} acknowledged messages lost, e.g. {sorted(acked - received)[:10]}")
-        assert isinstance(packet, Publish) and packet.topic == "load/n", packet
-        received.add(int(packet.payload))
-        sub.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
+    read_until(sub, set(), acked)
     sub.close()
 
     reader, _ = connect(port, "retained-reader")

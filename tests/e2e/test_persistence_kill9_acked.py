@@ -16,7 +16,7 @@ import pytest
 
 from adapters.mqtt.packets import PubAck, Publish
 from tests.e2e.test_mqtt_sessions import connect, disconnect, persistent, subscribe
-from tests.e2e.test_persistence_kill9 import ACKED_BEFORE_KILL, CountingPublisher, GatewayProcess, gateway
+from tests.e2e.test_persistence_kill9 import ACKED_BEFORE_KILL, CountingPublisher, GatewayProcess, gateway, read_until
 from tests.wire_client import WireClient
 
 __all__ = ["gateway"]  # the fixture, shared with test_persistence_kill9
@@ -44,18 +44,6 @@ class AckingSubscriber(threading.Thread):
             self.error = exc
         finally:
             self.client.close()
-
-
-def read_until(client: WireClient, received: set[int], wanted: set[int]) -> None:
-    """Read and acknowledge messages into `received` until it holds `wanted`; fail naming what is lost."""
-    while not wanted <= received:
-        try:
-            packet = client.recv()
-        except TimeoutError:
-            pytest.fail(f"{len(wanted - received)} acknowledged messages lost, e.g. {sorted(wanted - received)[:10]}")
-        assert isinstance(packet, Publish) and packet.topic == "load/n", packet
-        received.add(int(packet.payload))
-        client.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("offline_too", [False, True], ids=["online-only", "with-an-offline-session"])
