@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from typing import Callable
@@ -26,7 +25,7 @@ from adapters.amqp.connection import AMQPConnection
 from adapters.amqp.durable import DurableLog
 from adapters.amqp.errors import ReplyCode
 from adapters.amqp.settings import AMQPSettings
-from adapters.net.server import ServerGroup, serve_tcp
+from adapters.net.server import ServerGroup, serve_tcp, set_tcp_nodelay
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
@@ -171,12 +170,7 @@ class AMQPServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_tcp_nodelay(transport)
         peer = format_peer(transport.get_extra_info("peername"))
         if self._service.closing:  # accepted from the backlog while the gateway shuts down
             transport.abort()  # type: ignore[attr-defined]

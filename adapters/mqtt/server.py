@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
 from adapters.mqtt.states import State
-from adapters.net.server import ServerGroup, serve_tcp
+from adapters.net.server import ServerGroup, loop_sets_nodelay, serve_tcp, set_tcp_nodelay
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
@@ -126,11 +125,6 @@ class ListenerGuard:
         if self.use_identity_as_username:
             conn.login.use_transport_identity = True
             conn.login.transport_identity = certificate_cn(transport.get_extra_info("peercert"))
-
-
-def loop_sets_nodelay(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether `loop` sets TCP_NODELAY on every accepted TCP connection itself (uvloop does)."""
-    return type(loop).__module__.startswith("uvloop")
 
 
 def certificate_cn(peercert: object) -> str | None:
@@ -296,12 +290,7 @@ class MQTTServerProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
         if self._set_nodelay:
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:
-                    pass
+            set_tcp_nodelay(transport)
         peer = format_peer(transport.get_extra_info("peername"))
         loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         if self._tracker.closing:  # accepted from the backlog while the gateway shuts down

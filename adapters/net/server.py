@@ -236,3 +236,19 @@ async def serve_tcp(protocol_factory: Callable[[], asyncio.BaseProtocol], host: 
             sock.close()
         raise
     return ServerGroup(servers)
+
+
+def loop_sets_nodelay(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `loop` sets TCP_NODELAY on every accepted TCP connection itself (uvloop does)."""
+    return type(loop).__module__.startswith("uvloop")
+
+
+def set_tcp_nodelay(transport: asyncio.BaseTransport) -> None:
+    """TCP_NODELAY on an accepted connection's socket (asyncio does not set it on sockets accepted
+    from our listeners); nothing for a socket that is not TCP or refuses it."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass

@@ -19,7 +19,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,7 +30,7 @@ from websockets.protocol import State
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTracker, ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
-from adapters.net.server import ServerGroup, serve_tcp
+from adapters.net.server import ServerGroup, serve_tcp, set_tcp_nodelay
 from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 from adapters.ws.protocol import (
@@ -118,12 +117,7 @@ class WSServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_tcp_nodelay(transport)
         self._peer = format_peer(transport.get_extra_info("peername"))
         if not self._guard.admit(self._peer, self._loop.time(), self._listener):
             transport.abort()  # before the HTTP upgrade, as a TCP listener refuses before CONNECT
