@@ -26,8 +26,8 @@ from .content import resource_type
 from .errors import ContentError, UnsupportedContentFormat
 from .formats import ContentFormat, parse_format
 from .objects import ObjectRegistry
-from .paths import format_path, parse_path
-from .senml import parse_senml_cbor, parse_senml_json
+from .paths import format_path
+from .senml import parse_senml_cbor, parse_senml_json, record_path
 from .values import coerce_value, value_to_json
 
 __all__ = ["SEND_PATH", "decode_send", "send_message"]
@@ -51,10 +51,7 @@ def decode_send(content_format: int | None, payload: bytes, registry: ObjectRegi
     for record in records:
         if record.kind is None:
             continue
-        try:
-            path = parse_path(record.name)
-        except ValueError as exc:
-            raise ContentError(f"SenML name {record.name!r}: {exc}") from None
+        path = record_path(record)
         if len(path) < 3 or not record.name.startswith("/"):
             raise ContentError(f"Send names absolute resource paths, not {record.name!r}")
         item: dict[str, Any] = {"path": format_path(path), "value": value_to_json(

@@ -191,6 +191,14 @@ def dump_senml_cbor(records: Iterable[SenMLRecord], base_name: str = "") -> byte
 
 # --- LwM2M mapping ----------------------------------------------------------------
 
+def record_path(record: SenMLRecord) -> Path:
+    """The LwM2M path a resolved record names (relative or absolute); ContentError if it names none."""
+    try:
+        return parse_path(record.name)
+    except ValueError as exc:
+        raise ContentError(f"SenML name {record.name!r}: {exc}") from None
+
+
 def senml_to_content(records: Iterable[SenMLRecord], base: Path,
                      registry: ObjectRegistry) -> Content:
     """Map resolved records (names are LwM2M paths) to `Content`.
@@ -201,10 +209,7 @@ def senml_to_content(records: Iterable[SenMLRecord], base: Path,
     for record in records:
         if record.kind is None:
             continue
-        try:
-            path = parse_path(record.name)
-        except ValueError as exc:
-            raise ContentError(f"SenML name {record.name!r}: {exc}") from None
+        path = record_path(record)
         if not record.name.startswith("/"):
             path = base + path
         if len(path) < 3:
