@@ -28,6 +28,7 @@ from adapters.amqp.errors import AMQPError, ReplyCode
 from adapters.amqp.queues import Queue
 from adapters.amqp.vhost import VirtualHost
 
+from gateway.http.admin import request_principal
 from gateway.http.guard import read_json
 from gateway.http.keys import GATEWAY
 
@@ -122,10 +123,17 @@ async def publish(request: web.Request) -> web.Response:
     body = await read_json(request, request.app[GATEWAY].config.http.header_timeout)
     routing_key, payload, properties = parse_publish(body)
     try:
-        result = vhost.publish(name, routing_key, properties, payload, ADMIN)
+        result = vhost.publish(name, routing_key, properties, payload, _publisher(request))
     except AMQPError as exc:
         raise _http_error(exc) from None
     return web.json_response({"routed": bool(getattr(result, "routed", result))})  # a Route, or a bool
+
+
+def _publisher(request: web.Request) -> Principal:
+    """Who publishes, as on POST /api/v1/publish: a user signed in by password keeps the topic ACL
+    of its name through amq.topic; the API token (or an open API) is the administrator."""
+    principal = request_principal(request)
+    return ADMIN if principal.trusted else principal
 
 
 def _http_error(exc: AMQPError) -> web.HTTPException:

@@ -43,6 +43,11 @@ def test_basic_auth_uses_the_password_file_and_the_acl_limits_http_publish(tmp_p
         assert allowed.status == 200
         denied = http(gateway, "POST", "/api/v1/publish", {"topic": "secret/x"}, basic=("ops", "pw-ops"))
         assert denied.status == 403 and denied.json()["error"]["status"] == 403
+        # The AMQP publish form reaches the same topics through amq.topic, under the same ACL.
+        amqp = "/api/v1/amqp/exchanges/%2F/amq.topic/publish"
+        assert http(gateway, "POST", amqp, {"routing_key": "ops.y", "payload": "1"}, basic=("ops", "pw-ops")).status == 200
+        denied = http(gateway, "POST", amqp, {"routing_key": "secret.y", "payload": "1"}, basic=("ops", "pw-ops"))
+        assert denied.status == 403 and denied.json()["error"]["status"] == 403
     finally:
         gateway.stop()
 
