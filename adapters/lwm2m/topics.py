@@ -9,7 +9,7 @@ registration parser refuses them.
 
 from __future__ import annotations
 
-__all__ = ["PREFIX", "command_filter", "endpoint_of_command", "response_topic",
+__all__ = ["PREFIX", "command_filter", "command_topic", "endpoint_of_command", "response_topic",
            "notify_topic", "send_topic", "bootstrap_topic", "lifecycle_topic"]
 
 PREFIX = "lwm2m"
@@ -18,6 +18,11 @@ PREFIX = "lwm2m"
 def command_filter(endpoint: str, prefix: str = PREFIX) -> str:
     """The subscription that receives an endpoint's commands."""
     return f"{prefix}/{endpoint}/dn/#"
+
+
+def command_topic(endpoint: str, prefix: str = PREFIX) -> str:
+    """Where an application publishes an endpoint's commands."""
+    return f"{prefix}/{endpoint}/dn"
 
 
 def endpoint_of_command(topic: str, prefix: str = PREFIX) -> str | None:

@@ -4,8 +4,9 @@
 - ``GET /api/v1/lwm2m/devices/{endpoint}``: the row plus ``definitions`` of every
   object it registered that the object registry knows.
 - ``POST /api/v1/lwm2m/devices/{endpoint}/commands``: the JSON an application
-  publishes on ``lwm2m/{ep}/dn``, run as that command, answered with the JSON the
-  gateway publishes on ``lwm2m/{ep}/up/resp`` for it (504 after 30 s).
+  publishes on ``lwm2m/{ep}/dn``, published there through the door as the signed-in
+  user (403 past its topic ACL), answered with the JSON the gateway publishes on
+  ``lwm2m/{ep}/up/resp`` for it (504 after 30 s).
 
 The answer is caught by a router tap (`AnswerWaiter`), installed only while a
 command waits: it sees what the gateway publishes without subscribing. An answer
@@ -29,8 +30,9 @@ from core.message import Message
 from adapters.lwm2m.commands import parse_command, translate_command
 from adapters.lwm2m.device import DeviceLink, remote_address
 from adapters.lwm2m.errors import CommandError
-from adapters.lwm2m.topics import response_topic
+from adapters.lwm2m.topics import command_topic, response_topic
 
+from gateway.http.admin import request_principal
 from gateway.http.guard import read_json
 from gateway.http.keys import GATEWAY
 from gateway.http.paging import listing, matches, paging, window
@@ -147,15 +149,26 @@ async def post_command(request: web.Request) -> web.Response:
     body = await read_json(request, request.app[GATEWAY].config.http.header_timeout)
     try:
         raw = parse_command(body if isinstance(body, dict) else json.dumps(body))
-        command = translate_command(raw, link.registration, server.settings.registry)
+        translate_command(raw, link.registration, server.settings.registry)  # a 400 here, not an answer later
     except CommandError as exc:
         raise web.HTTPBadRequest(text=f"invalid command: {exc}") from None
     keys = {key: value for key, value in raw.items() if key not in ("data", "msgType")}
+    broker = request.app[GATEWAY].broker
+    principal = request_principal(request)
+    message = Message(command_topic(link.endpoint, server.settings.prefix), json.dumps(body).encode(), qos=1,
+                      origin=principal.origin)
+
+    def send() -> None:
+        """Through the door, as an application's command on ``lwm2m/{ep}/dn``: the user's topic ACL
+        applies, and the device runs it as it runs every command (its own ACL included)."""
+        result = broker.publish(principal, message)
+        if not result.accepted:
+            raise web.HTTPForbidden(text=f"not authorized to publish to {message.topic!r}: {result.reason}")
+
     waiter = request.app[WAITER]
     topic = response_topic(link.endpoint, server.settings.prefix)
     try:
-        answer = await waiter.wait(request.app[GATEWAY].broker.router.taps, topic, keys,
-                                   lambda: link.submit(command, server.now()), COMMAND_TIMEOUT)
+        answer = await waiter.wait(broker.router.taps, topic, keys, send, COMMAND_TIMEOUT)
     except TimeoutError:
         raise web.HTTPGatewayTimeout(text=f"no answer from {link.endpoint!r} within {COMMAND_TIMEOUT:g} s") from None
     return web.json_response(answer)

@@ -3,10 +3,12 @@ a device's object definitions, read / write / execute through POST .../commands 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from core.passwords import PasswordFile
 from gateway.http import admin_lwm2m
 from tests.conftest import LOOPBACK, RunningGateway, make_config
 from tests.e2e.admin_support import eventually, http
@@ -103,3 +105,30 @@ def test_bad_commands_are_400_unknown_endpoints_404_and_silence_504(
         assert gateway.call(lambda: list(gateway.broker.router.taps)) == []  # the answer tap is gone
     finally:
         sleeper.stop()
+
+
+def test_a_command_is_published_through_the_door_under_the_signed_in_users_acl(tmp_path: Path) -> None:
+    """A user signed in by password (an admin) commands only the devices its topic ACL lets it
+    write to on lwm2m/{ep}/dn, as over MQTT; the API token is the administrator."""
+    passwords = PasswordFile(tmp_path / "passwords")
+    passwords.set("ops", "pw-ops", iterations=1000)
+    passwords.save()
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite lwm2m/#\n\nuser ops\ntopic write lwm2m/ui-ok/dn\n")
+    running = RunningGateway(make_config(coap={"enabled": True, "listen": f"{LOOPBACK}:0"},
+                                         http={"enabled": True, "listen": f"{LOOPBACK}:0", "admins": ["ops"]},
+                                         auth={"password_file": str(tmp_path / "passwords"), "acl_file": str(acl),
+                                               "allow_anonymous": True}, lwm2m={}))
+    started = [SimulatedDevice(name, lifetime=120).start(running) for name in ("ui-ok", "ui-no")]
+    try:
+        ops = ("ops", "pw-ops")
+        eventually(lambda: http(running, "GET", "/api/v1/lwm2m/devices", basic=ops).json()["total"] == 2)
+        read = {"reqID": 7, "msgType": "read", "data": {"path": "/3/0/0"}}
+        answer = http(running, "POST", "/api/v1/lwm2m/devices/ui-ok/commands", read, basic=ops)
+        assert answer.status == 200 and answer.json()["data"]["code"] == "2.05"
+        refused = http(running, "POST", "/api/v1/lwm2m/devices/ui-no/commands", read, basic=ops)
+        assert refused.status == 403 and "lwm2m/ui-no/dn" in refused.json()["error"]["message"]
+    finally:
+        for device in started:
+            device.stop()
+        running.stop()
