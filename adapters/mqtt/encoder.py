@@ -18,7 +18,7 @@ from .properties import (NO_PROPERTIES, WILL_PROPERTIES, binary_field,
 
 from .decoder import SUPPORTED_PROTOCOLS
 
-__all__ = ["encode", "encode_publish_parts"]
+__all__ = ["encode", "encode_publish_parts", "encode_puback_success"]
 
 
 def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: bool,
@@ -67,6 +67,11 @@ def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: b
         head = (bytes((first,)) + encode_varint(length)
                 + bytes((tlen >> 8, tlen & 0xFF)) + topic)
     return head, tail
+
+
+def encode_puback_success(packet_id: int) -> bytes:
+    """A PUBACK with reason 0 and no properties: the same four bytes at every level [3.4.2.1]."""
+    return b"\x40\x02" + packet_id.to_bytes(2, "big")
 
 
 def _frame(first: int, body: bytes) -> bytes:

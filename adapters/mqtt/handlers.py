@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from core.message import Message
 from core.sessions import NEVER_EXPIRES, Session
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.topics import InvalidTopic, parse_shared_filter
@@ -19,6 +18,7 @@ from core.topics import InvalidTopic, parse_shared_filter
 from core.door import PublishStatus
 
 from adapters.mqtt.errors import ProtocolViolation, ReasonCode, ReceiveMaximumExceeded, puback_reason
+from adapters.mqtt.encoder import encode_puback_success
 from adapters.mqtt.packets import (
     Auth,
     Disconnect,
@@ -74,8 +74,8 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     assert packet_id is not None
     reason = ReasonCode.SUCCESS if conn.level != 5 else puback_reason(result.status)
     if qos == 1:
-        if reason == ReasonCode.SUCCESS:  # the usual PUBACK: 4 bytes at every level, no packet object
-            data = b"\x40\x02" + packet_id.to_bytes(2, "big")
+        if reason == ReasonCode.SUCCESS:  # the usual PUBACK, without building a packet object
+            data = encode_puback_success(packet_id)
             broker.store.sync(lambda: conn.send_encoded(data))
             return
         ack: PubAck | PubRec = PubAck(packet_id, reason)
