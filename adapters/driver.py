@@ -5,13 +5,25 @@ A connection (MQTT, AMQP) exposes `receive_data`, `data_to_send`, `closing`,
 callback. `TransportDriver` feeds it, writes its output once per event-loop
 turn (coalesced), closes the transport when it is done, keeps one timer at its
 next deadline, and gates reading for reasons that add up ("writes", "login",
-"flow", "alarm"). Protocol adapters subclass it for their own hooks.
+"flow", "alarm", "turn"). Protocol adapters subclass it for their own hooks.
+
+One read per turn: uvloop (libuv) reads a readable socket up to 32 times in one
+event-loop iteration, 256 KiB each, before any callback scheduled with
+`call_soon` runs. A client flooding one connection would then hold the loop for
+up to 8 MiB of packets (~100,000 small PUBLISHes, tens of milliseconds) while
+coalesced writes to its subscribers, the cluster's forwarding to NATS and every
+other ready callback wait. After a full-sized read the driver pauses reading
+until the next iteration ("turn"), as asyncio's own selector loop reads a
+socket once per iteration.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Callable
+
+# A read at least this big means the socket had more queued: let the loop turn before reading on.
+FULL_READ = 65536
 
 
 class TransportDriver:
@@ -43,8 +55,16 @@ class TransportDriver:
         conn.on_output = self._schedule_flush
 
     def feed(self, data: bytes) -> None:
+        if len(data) >= FULL_READ:
+            self.yield_turn()
         self.conn.receive_data(data)
         self.flush()
+
+    def yield_turn(self) -> None:
+        """Read no more in this event-loop iteration (see the module docstring)."""
+        if not self.reading_blocked_by("turn"):
+            self.block_reading("turn")
+            self._loop.call_soon(self.unblock_reading, "turn")
 
     def flush(self) -> None:
         self._flush_scheduled = False

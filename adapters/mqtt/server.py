@@ -20,7 +20,7 @@ from typing import Any, Callable
 from core.broker import Broker
 from core.limits import ConnectionGate
 
-from adapters.driver import TransportDriver
+from adapters.driver import FULL_READ, TransportDriver
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
@@ -160,6 +160,8 @@ class ConnectionDriver(TransportDriver):
         conn.input_gate.on_open = self._schedule_input
 
     def feed(self, data: bytes) -> None:
+        if len(data) >= FULL_READ:
+            self.yield_turn()
         conn = self.conn
         conn.receive_data(data)
         if conn.input_gate.blocked:
