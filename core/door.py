@@ -84,23 +84,30 @@ class Door:
         router = self.router
         congested: list[Any] = []
         count = router.publish(message, encoded, False, congested)
-        router.fabric.forward(message)  # to the other nodes of a cluster (core/fabric.py); a no-op alone
+        # To the other nodes of a cluster (core/fabric.py; a no-op alone), which may name a topic's
+        # subscribers on another node that are behind, for the producer to wait on as on local ones.
+        remote_hold = router.fabric.forward(message)
+        if remote_hold is not None:
+            congested.append(remote_hold)
         return _tuple_new(PublishResult, (PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count,  # type: ignore[no-any-return]
                                           "", self.budget.congested, tuple(congested) if congested else ()))
 
     def publish_remote(self, message: Message, share: tuple[str, str] | None = None) -> PublishResult:
         """A message another node of the cluster published (and authorized): validated, then routed
         to this node's subscribers only, never forwarded again. `share`: (group, filter) when the
-        fabric picked this node for one member of a share group."""
+        fabric picked this node for one member of a share group. `hold_on` names the subscribers here
+        whose outboxes it pushed past high water, for the fabric to tell the publisher's node."""
         problem = self.problem(message)
         if problem is not None:
             self.invalid += 1
             return PublishResult(PublishStatus.INVALID, 0, problem)
+        congested: list[Any] = []
         if share is not None:
             count = self.router.deliver_to_share(message, share[0], share[1])
         else:
-            count = self.router.publish(message, None, remote=True)
-        return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count)
+            count = self.router.publish(message, None, True, congested)
+        return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count, "", False,
+                             tuple(congested) if congested else ())
 
     def clear_retained(self, principal: Principal, topic: str, message: Message) -> PublishResult:
         """Remove the retained message of `topic` without delivering anything (`message`: the

@@ -7,7 +7,10 @@ the NATS implementation; single-node mode uses `NO_FABRIC`, which does nothing):
   last one (`interest_added` / `interest_removed`, reference-counted per filter, and per
   share group for shared subscriptions), so a node receives only what its subscribers need;
 - the door hands it every message published on this node (`forward`) after routing it
-  locally; messages that came from the fabric are never forwarded again (no echo, no loops);
+  locally; messages that came from the fabric are never forwarded again (no echo, no loops).
+  `forward` may answer with a receiver the producer should wait on (core/flow.py's
+  `Drainable`): subscribers of the topic on another node whose outboxes are behind, so a
+  publisher is held across the cluster as it is by a congested subscriber on its own node;
 - the fabric hands remote messages back through the door (`Door.publish_remote`), which
   validates them and routes them locally without the ACL (they were authorized on the node
   they were published on);
@@ -27,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Awaitable, Protocol
 
+from core.flow import Drainable
 from core.message import Message
 
 if TYPE_CHECKING:
@@ -53,7 +57,7 @@ class Fabric(Protocol):
 
     def interest_removed(self, topic_filter: str, share_group: str | None) -> None: ...
 
-    def forward(self, message: Message) -> None: ...
+    def forward(self, message: Message) -> Drainable | None: ...
 
     def retained_changed(self, message: Message, cleared: bool) -> None: ...
 
@@ -75,8 +79,8 @@ class NoFabric:
     def interest_removed(self, topic_filter: str, share_group: str | None) -> None:
         pass
 
-    def forward(self, message: Message) -> None:
-        pass
+    def forward(self, message: Message) -> Drainable | None:
+        return None
 
     def retained_changed(self, message: Message, cleared: bool) -> None:
         pass

@@ -20,6 +20,10 @@ Nothing here blocks the event loop: interest changes are applied in order by one
 outgoing messages are published in batches once per loop iteration, retained changes by
 one task. While NATS is unreachable the node serves its local clients, counts what it
 could not forward (`not_forwarded`), and nats-py re-subscribes when it reconnects.
+
+Flow control (gateway/cluster/flow.py): a node whose subscribers fall behind on another
+node's messages sends that node holds and releases on ``PREFIX.ctl.flow.<its run id>``;
+a held topic's publishers wait as they would for a congested subscriber of their own node.
 """
 
 from __future__ import annotations
@@ -42,10 +46,13 @@ from core.stores.codec import encode_message
 
 from gateway.cluster.admin import ClusterAdmin
 from gateway.cluster.envelope import decode_envelope, encode_batch, encode_envelope, node_header
+from gateway.cluster.flow import HeldTopics, HoldReports, RemoteHold
 from gateway.cluster.session_state import Replicator
 from gateway.cluster.sessions import ClusterSessions
 from gateway.cluster.settings import ClusterSettings
-from gateway.cluster.subjects import CONTROL, RETAINED, TOPICS, filter_subjects, queue_group, topic_subject
+from gateway.cluster.subjects import (
+    CONTROL, RETAINED, TOPICS, filter_subjects, flow_subject, queue_group, topic_subject,
+)
 from gateway.cluster.view import ClusterView
 
 log = logging.getLogger("rosettamq.cluster")
@@ -74,6 +81,8 @@ class NATSFabric:
         # Envelopes name this run of the node: a restarted node numbers its messages from 1 again.
         self._origin = f"{self.node}/{secrets.token_hex(4)}"
         self._header = node_header(self._origin)
+        self._held = HeldTopics()  # topics other nodes asked us to hold (our publishers wait)
+        self._holding = HoldReports(self._publish_remote, self._send_flow)  # what we asked others to hold
         self._seq = 0
         self._main: Any = None
         self._shares: Any = None
@@ -144,6 +153,7 @@ class NATSFabric:
                                                 **options)
                 self._shares = await nats.connect(name=f"rosettamq {self.node} shares", **callbacks, **options)
                 await self._main.subscribe(f"{self.settings.prefix}.{CONTROL}.hb", cb=self._on_heartbeat)
+                await self._main.subscribe(flow_subject(self.settings.prefix, self._origin), cb=self._on_flow)
                 self._js = self._main.jetstream()
                 await self._ensure_retained_stream()  # JetStream may still be electing its leader
                 self._retained_sub = await self._js.subscribe(
@@ -194,10 +204,10 @@ class NATSFabric:
     def interest_removed(self, topic_filter: str, share_group: str | None) -> None:
         self._interest.put_nowait((False, topic_filter, share_group))
 
-    def forward(self, message: Message) -> None:
+    def forward(self, message: Message) -> RemoteHold | None:
         topic = message.topic
         if topic.startswith("$SYS/") and not topic.startswith("$SYS/broker/nodes/"):
-            return  # each node's own status; the per-node copies under nodes/ are shared
+            return None  # each node's own status; the per-node copies under nodes/ are shared
         subject = self._subjects.get(topic)
         if subject is None:
             if len(self._subjects) >= SUBJECT_CACHE:
@@ -207,6 +217,7 @@ class NATSFabric:
         if not self._flushing:
             self._flushing = True
             self._loop.call_soon(self._flush_soon)
+        return self._held.get(topic, self._loop.time()) if self._held else None
 
     @property
     def claims_sessions(self) -> bool:
@@ -326,10 +337,46 @@ class NATSFabric:
             recent[key] = None
             if len(recent) > RECENT:
                 recent.popitem(last=False)
-        door = self.broker.door
+        self.received += len(envelope.messages)
+        if share is not None:  # one member of a share group: delivered as it comes
+            door = self.broker.door
+            for message in envelope.messages:
+                door.publish_remote(message, share)
+            return
+        receive, origin, now = self._holding.receive, envelope.node, self._loop.time()
         for message in envelope.messages:
-            self.received += 1
-            door.publish_remote(message, share)
+            receive(origin, message, now)  # routed, or parked behind a hold on its topic
+
+    # -- flow control across nodes (gateway/cluster/flow.py) ------------------------------
+
+    def _publish_remote(self, message: Message) -> tuple[Any, ...]:
+        return self.broker.door.publish_remote(message).hold_on
+
+    def _send_flow(self, origin: str, hold: bool, topic: str) -> None:
+        conn = self._main
+        if conn is None or conn.is_closed:
+            return  # the hold expires on its own at the other end
+        data = json.dumps({"node": self._origin, "hold": hold, "topic": topic}).encode()
+        self._tasks.append(self._loop.create_task(self._publish_control(flow_subject(self.settings.prefix, origin),
+                                                                         data)))
+
+    async def _publish_control(self, subject: str, data: bytes) -> None:
+        try:
+            await self._main.publish(subject, data)
+        except Exception as exc:
+            log.debug("cluster: control message not sent: %r", exc)
+
+    async def _on_flow(self, msg: Any) -> None:
+        try:
+            document = json.loads(msg.data)
+            node, hold, topic = str(document["node"]), bool(document["hold"]), str(document["topic"])
+        except (ValueError, KeyError, TypeError):
+            self.errors += 1
+            return
+        if hold:
+            self._held.hold(topic, node, self._loop.time())
+        else:
+            self._held.release(topic, node)
 
     async def _on_retained(self, msg: Any) -> None:
         try:
@@ -362,13 +409,11 @@ class NATSFabric:
         if self._connected.is_set() and self._main is not None and not self._main.is_closed:
             document = {"node": self.node, "started": self.started_at, **self.details()}
             self._tasks.append(asyncio.create_task(self._send_heartbeat(json.dumps(document).encode())))
+            self._tasks = [task for task in self._tasks if not task.done()]
         self._heartbeat = self._loop.call_later(self.settings.heartbeat, self._beat)
 
     async def _send_heartbeat(self, data: bytes) -> None:
-        try:
-            await self._main.publish(f"{self.settings.prefix}.{CONTROL}.hb", data)
-        except Exception as exc:
-            log.debug("cluster: heartbeat not sent: %r", exc)
+        await self._publish_control(f"{self.settings.prefix}.{CONTROL}.hb", data)
 
     async def _on_heartbeat(self, msg: Any) -> None:
         try:
@@ -404,4 +449,6 @@ class NATSFabric:
         return {"forwarded": self.forwarded, "received": self.received, "duplicates_dropped": self.duplicates,
                 "not_forwarded": self.not_forwarded, "errors": self.errors, "interest": len(self._subs),
                 "retained_published": self.retained_published, "retained_received": self.retained_received,
+                "holds_sent": self._holding.holds_sent, "holds_received": self._held.holds_received,
+                "parked": self._holding.parked,
                 "nodes": len(self.view.nodes) + 1}

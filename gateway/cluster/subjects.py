@@ -26,6 +26,12 @@ RETAINED = "r"  # retained messages (a JetStream stream, one per subject): PREFI
 CONTROL = "ctl"  # heartbeats and other node-to-node traffic: PREFIX.ctl.<kind>
 
 
+def flow_subject(prefix: str, origin: str) -> str:
+    """Where a node's run (`origin`: "node/hex", as envelopes name it) hears holds and releases;
+    the run's hex part is a safe token whatever the node's name."""
+    return f"{prefix}.{CONTROL}.flow.{origin.rpartition('/')[2]}"
+
+
 def encode_level(level: str) -> str:
     if not level:
         return "%"

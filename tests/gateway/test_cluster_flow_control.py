@@ -1,0 +1,123 @@
+"""Flow control across nodes, the pure parts (gateway/cluster/flow.py): holds on the publisher's
+node, holds, parking and releases on the subscriber's node."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from core.message import Message, Origin
+from gateway.cluster.flow import HOLD_TTL, PARK_LIMIT, RENEW, HeldTopics, HoldReports
+
+ORIGIN = Origin("mqtt", "pub")
+
+
+class Receiver:
+    """A subscriber's outbox as a producer sees it: congested or not, and who waits on it."""
+
+    def __init__(self) -> None:
+        self.congested = True
+        self.waiters: list[Callable[[], None]] = []
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        if self.congested:
+            self.waiters.append(callback)
+        else:
+            callback()
+
+    def drain(self) -> None:
+        self.congested = False
+        waiters, self.waiters = self.waiters, []
+        for callback in waiters:
+            callback()
+
+
+def message(n: int, topic: str = "t") -> Message:
+    return Message(topic, str(n).encode(), 1, origin=ORIGIN)
+
+
+class Node:
+    """The subscriber's node: what it routed, and what it told the publisher's node."""
+
+    def __init__(self) -> None:
+        self.routed: list[int] = []
+        self.sent: list[tuple[str, bool, str]] = []
+        self.behind: dict[int, Receiver] = {}  # message number -> the receiver it left behind
+        self.reports = HoldReports(self.publish, lambda *args: self.sent.append(args))
+
+    def publish(self, msg: Message) -> tuple[Receiver, ...]:
+        n = int(msg.payload)
+        self.routed.append(n)
+        receiver = self.behind.get(n)
+        return (receiver,) if receiver is not None else ()
+
+
+def test_a_hold_makes_the_topic_congested_until_every_node_releases_it() -> None:
+    held = HeldTopics()
+    assert held.get("t", 0.0) is None
+    held.hold("t", "b/1", 0.0)
+    held.hold("t", "c/2", 0.1)
+    hold = held.get("t", 0.2)
+    assert hold is not None and hold.congested
+    opened: list[str] = []
+    hold.when_drained(lambda: opened.append("go"))
+    held.release("t", "b/1")
+    assert opened == [] and hold.congested
+    held.release("t", "c/2")
+    assert opened == ["go"] and not hold.congested and held.get("t", 0.3) is None
+
+
+def test_a_hold_neither_renewed_nor_released_expires_and_frees_its_producers() -> None:
+    held = HeldTopics()
+    held.hold("t", "b/1", 0.0)
+    hold = held.get("t", 0.0)
+    assert hold is not None
+    opened: list[str] = []
+    hold.when_drained(lambda: opened.append("go"))
+    assert held.get("t", HOLD_TTL - 0.1) is hold
+    assert held.get("t", HOLD_TTL + 0.1) is None
+    assert opened == ["go"] and len(held) == 0
+
+
+def test_the_subscribers_node_holds_parks_in_order_and_releases_once_drained() -> None:
+    node = Node()
+    receiver = node.behind[1] = Receiver()
+    for n in range(5):
+        node.reports.receive("a/1", message(n), 0.0)
+    assert node.routed == [0, 1]  # 1 left the receiver behind: 2..4 wait behind the hold
+    assert node.sent == [("a/1", True, "t")]
+    node.reports.receive("a/1", message(5, "other"), 0.0)
+    assert node.routed == [0, 1, 5]  # another topic is not held
+    receiver.drain()
+    assert node.routed == [0, 1, 5, 2, 3, 4]
+    assert node.sent == [("a/1", True, "t"), ("a/1", False, "t")] and len(node.reports) == 0
+    assert node.reports.parked == 3
+
+
+def test_a_parked_message_that_leaves_a_receiver_behind_again_keeps_the_rest_parked() -> None:
+    node = Node()
+    first = node.behind[0] = Receiver()
+    second = node.behind[2] = Receiver()
+    for n in range(5):
+        node.reports.receive("a/1", message(n), 0.0)
+    first.drain()
+    assert node.routed == [0, 1, 2] and node.sent == [("a/1", True, "t")]  # still held: no release
+    second.drain()
+    assert node.routed == [0, 1, 2, 3, 4] and node.sent[-1] == ("a/1", False, "t")
+
+
+def test_a_standing_hold_is_sent_again_while_the_origin_goes_on_sending() -> None:
+    node = Node()
+    node.behind[0] = Receiver()
+    node.reports.receive("a/1", message(0), 0.0)
+    node.reports.receive("a/1", message(1), RENEW / 2)
+    node.reports.receive("a/1", message(2), RENEW + 0.1)
+    assert node.sent == [("a/1", True, "t"), ("a/1", True, "t")]
+
+
+def test_past_the_parking_limit_the_parked_messages_go_to_the_outbox_in_order() -> None:
+    node = Node()
+    node.behind[0] = Receiver()
+    for n in range(PARK_LIMIT + 3):
+        node.reports.receive("a/1", message(n), 0.0)
+    # The outbox's bound and policy apply to them; the order is kept, the next ones park again.
+    assert node.routed == list(range(PARK_LIMIT + 2)) and node.reports.parked == PARK_LIMIT + 1
