@@ -9,16 +9,10 @@ Two connections to the NATS cluster (nats-py):
   each message to one member of a queue group across every node, this node included (echo
   is on there, as the message was published on the other connection).
 
-Retained messages live in a JetStream stream (``PREFIX.r.>``, one message per subject,
-`replicas` copies): a change on this node is published there, and an ordered consumer
-(last per subject) brings every node's changes into the local retained store; an empty
-payload is a clear. A node's own change is applied at once and its echo skipped; another
-node's change to a topic this node has a change in flight for is older in the stream and
-skipped, so every node ends on the stream's order.
+Retained messages live in a JetStream stream (gateway/cluster/retained_share.py).
 
 Nothing here blocks the event loop: interest changes are applied in order by one task,
-outgoing messages are published in batches once per loop iteration, retained changes by
-one task. While NATS is unreachable the node serves its local clients, counts what it
+outgoing messages are published in batches once per loop iteration. While NATS is unreachable the node serves its local clients, counts what it
 could not forward (`not_forwarded`), and nats-py re-subscribes when it reconnects.
 
 Flow control (gateway/cluster/flow.py): a node whose subscribers fall behind on another
@@ -37,7 +31,6 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 import nats
-from nats.js import api
 
 from core.broker import Broker
 from core.fabric import SessionClaim
@@ -45,13 +38,14 @@ from core.message import Message
 from core.stores.codec import encode_message
 
 from gateway.cluster.admin import ClusterAdmin
-from gateway.cluster.envelope import decode_envelope, encode_batch, encode_envelope, node_header
+from gateway.cluster.envelope import decode_envelope, encode_batch, node_header
 from gateway.cluster.flow import HeldTopics, HoldReports, RemoteHold
+from gateway.cluster.retained_share import RetainedShare
 from gateway.cluster.session_state import Replicator
 from gateway.cluster.sessions import ClusterSessions
 from gateway.cluster.settings import ClusterSettings
 from gateway.cluster.subjects import (
-    CONTROL, RETAINED, TOPICS, filter_subjects, flow_subject, queue_group, topic_subject,
+    CONTROL, TOPICS, filter_subjects, flow_subject, queue_group, topic_subject,
 )
 from gateway.cluster.view import ClusterView
 
@@ -77,7 +71,6 @@ class NATSFabric:
         self.view = ClusterView(settings.heartbeat)
         self.started_at = time.time()
         self.forwarded = self.received = self.duplicates = self.errors = self.not_forwarded = 0
-        self.retained_published = self.retained_received = 0
         # Envelopes name this run of the node: a restarted node numbers its messages from 1 again.
         self._origin = f"{self.node}/{secrets.token_hex(4)}"
         self._header = node_header(self._origin)
@@ -86,8 +79,6 @@ class NATSFabric:
         self._seq = 0
         self._main: Any = None
         self._shares: Any = None
-        self._js: Any = None
-        self._retained_sub: Any = None
         self._connected = asyncio.Event()
         self._out: list[tuple[str, bytes]] = []
         self._flushing = False
@@ -95,8 +86,7 @@ class NATSFabric:
         self._recent: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._interest: asyncio.Queue[tuple[bool, str, str | None]] = asyncio.Queue()
         self._subs: dict[tuple[str, str | None], list[Any]] = {}
-        self._retained: asyncio.Queue[Message] = asyncio.Queue()
-        self._pending_retained: dict[str, int] = {}
+        self.retained = RetainedShare(broker, settings, self._origin, self._header)
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -113,7 +103,7 @@ class NATSFabric:
         self.broker.router.attach_fabric(self)
         self._tasks = [asyncio.create_task(self._connect(), name="cluster connect"),
                        asyncio.create_task(self._apply_interest(), name="cluster interest"),
-                       asyncio.create_task(self._publish_retained(), name="cluster retained")]
+                       asyncio.create_task(self.retained.publish_changes(self._connected), name="cluster retained")]
         self._beat()
 
     async def wait_connected(self, timeout: float) -> bool:
@@ -131,11 +121,7 @@ class NATSFabric:
             self._heartbeat.cancel()
         for task in self._tasks:
             task.cancel()
-        if self._retained_sub is not None:
-            try:
-                await asyncio.wait_for(self._retained_sub.unsubscribe(), 2)  # ends its heartbeat tasks
-            except Exception:
-                pass
+        await self.retained.stop()
         for conn in (self._main, self._shares):
             if conn is not None and not conn.is_closed:
                 try:
@@ -154,13 +140,10 @@ class NATSFabric:
                 self._shares = await nats.connect(name=f"rosettamq {self.node} shares", **callbacks, **options)
                 await self._main.subscribe(f"{self.settings.prefix}.{CONTROL}.hb", cb=self._on_heartbeat)
                 await self._main.subscribe(flow_subject(self.settings.prefix, self._origin), cb=self._on_flow)
-                self._js = self._main.jetstream()
-                await self._ensure_retained_stream()  # JetStream may still be electing its leader
-                self._retained_sub = await self._js.subscribe(
-                    f"{self.settings.prefix}.{RETAINED}.>", ordered_consumer=True,
-                    deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT, cb=self._on_retained)
-                await self.replicator.start(self._js, self._main)
-                await self.sessions.start(self._js, self._main)
+                js = self._main.jetstream()
+                await self.retained.start(js)
+                await self.replicator.start(js, self._main)
+                await self.sessions.start(js, self._main)
                 await self.admin.start(self._main)
                 break
             except Exception as exc:  # NATS or JetStream not there (yet): serve locally, try again
@@ -174,16 +157,6 @@ class NATSFabric:
                 await asyncio.sleep(self.settings.reconnect_wait)
         self._connected.set()
         log.info("cluster: node %s joined through NATS %s", self.node, self._main.connected_url.netloc)
-
-    async def _ensure_retained_stream(self) -> None:
-        name = f"{self.settings.prefix}_retained".replace(".", "_")
-        config = api.StreamConfig(name=name, subjects=[f"{self.settings.prefix}.{RETAINED}.>"],
-                                  max_msgs_per_subject=1, num_replicas=self.settings.replicas,
-                                  storage=api.StorageType.FILE)
-        try:
-            await self._js.stream_info(name)
-        except nats.js.errors.NotFoundError:
-            await self._js.add_stream(config)
 
     async def _on_error(self, exc: Exception) -> None:
         self.errors += 1
@@ -230,7 +203,7 @@ class NATSFabric:
         topic = message.topic
         if topic.startswith("$SYS/") and not topic.startswith("$SYS/broker/nodes/"):
             return
-        self._retained.put_nowait(message)
+        self.retained.changed(message)
 
     # -- outgoing -------------------------------------------------------------------------
 
@@ -301,21 +274,6 @@ class NATSFabric:
 
         return [await self._shares.subscribe(subject, queue=queue, cb=on_share) for subject in subjects]
 
-    async def _publish_retained(self) -> None:
-        while True:
-            message = await self._retained.get()
-            await self._connected.wait()
-            self._seq += 1
-            self._pending_retained[message.topic] = self._seq
-            subject = topic_subject(self.settings.prefix, RETAINED, message.topic)
-            try:
-                await self._js.publish(subject, encode_envelope(self._header, self._seq, message))
-                self.retained_published += 1
-            except Exception as exc:
-                self.errors += 1
-                self._pending_retained.pop(message.topic, None)
-                log.warning("cluster: retained %r not shared: %r", message.topic, exc)
-
     # -- incoming -------------------------------------------------------------------------
 
     async def _on_message(self, msg: Any) -> None:
@@ -378,27 +336,6 @@ class NATSFabric:
         else:
             self._held.release(topic, node)
 
-    async def _on_retained(self, msg: Any) -> None:
-        try:
-            envelope = decode_envelope(msg.data)
-        except (ValueError, UnicodeDecodeError):
-            self.errors += 1
-            return
-        if len(envelope.messages) != 1:
-            self.errors += 1
-            return
-        message = envelope.messages[0]
-        topic = message.topic
-        pending = self._pending_retained.get(topic)
-        if envelope.node == self._origin:
-            if pending == envelope.seq:
-                del self._pending_retained[topic]  # our change, applied when it was made
-            return
-        elif pending is not None:
-            return  # our own change to this topic comes later in the stream
-        self.retained_received += 1
-        self.broker.apply_remote_retained(message)
-
     # -- heartbeats and the view ----------------------------------------------------------
 
     def _beat(self) -> None:
@@ -447,8 +384,8 @@ class NATSFabric:
 
     def metrics(self) -> dict[str, int]:
         return {"forwarded": self.forwarded, "received": self.received, "duplicates_dropped": self.duplicates,
-                "not_forwarded": self.not_forwarded, "errors": self.errors, "interest": len(self._subs),
-                "retained_published": self.retained_published, "retained_received": self.retained_received,
+                "not_forwarded": self.not_forwarded, "errors": self.errors + self.retained.errors, "interest": len(self._subs),
+                "retained_published": self.retained.published, "retained_received": self.retained.received,
                 "holds_sent": self._holding.holds_sent, "holds_received": self._held.holds_received,
                 "parked": self._holding.parked,
                 "nodes": len(self.view.nodes) + 1}
