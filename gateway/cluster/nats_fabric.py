@@ -128,6 +128,10 @@ class NATSFabric:
                     await asyncio.wait_for(conn.close(), 5)
                 except (TimeoutError, nats.errors.Error, OSError):
                     pass
+                except asyncio.CancelledError:  # nats-py's own tasks, when NATS went away as we stop
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # we are being cancelled: let it through
 
     async def _connect(self) -> None:
         options = self.settings.connect_options()
