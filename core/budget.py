@@ -10,11 +10,11 @@ usage falls back under the low-water mark. No I/O; `limit` 0 means no budget.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Final
 
 log = logging.getLogger("rosettamq.core")
 
-LOW_WATER = 0.8  # publishers resume once usage is back under this share of the limit
+LOW_WATER: Final = 0.8  # publishers resume once usage is back under this share of the limit
 
 
 class MemoryBudget:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import abc
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Final, Mapping, NamedTuple
 
 from core.budget import MemoryBudget
 from core.message import Message
@@ -55,8 +55,8 @@ class PublishResult(NamedTuple):
         return self.status <= PublishStatus.NO_SUBSCRIBERS
 
 
-DENIED = PublishResult(PublishStatus.DENIED, 0, "not authorized")
-_tuple_new = tuple.__new__  # a result per publish without the NamedTuple's Python-level __new__
+DENIED: Final = PublishResult(PublishStatus.DENIED, 0, "not authorized")
+_tuple_new: Final = tuple.__new__  # a result per publish without the NamedTuple's Python-level __new__
 
 
 class Door:

@@ -13,11 +13,11 @@ import math
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Any, Final, Literal, Mapping, NamedTuple
 
 QoS = Literal[0, 1, 2]
 
-_EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+_EMPTY_EXTRA: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class Message(NamedTuple):
         return self._replace(**changes)
 
 
-_tuple_new = tuple.__new__
+_tuple_new: Final = tuple.__new__
 
 
 def plain_message(topic: str, payload: bytes, qos: int, retain: bool, origin: Origin) -> Message:

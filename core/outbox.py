@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Final, Iterator
 
 from core.budget import MemoryBudget
 from core.subscriptions import Delivery
 
 OVERFLOW_POLICIES = ("drop_oldest", "drop_new", "disconnect")
-ENTRY_OVERHEAD = 64  # bytes an entry costs beyond its payload and topic (tuple, delivery, message)
+ENTRY_OVERHEAD: Final = 64  # bytes an entry costs beyond its payload and topic (tuple, delivery, message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Final, Iterable
 
 from core.fabric import NO_FABRIC, Fabric
 from core.log_throttle import LogThrottle
@@ -31,8 +31,8 @@ from core.trie import SubscriptionTrie
 
 RetainedListener = Callable[[Message, bool], None]
 log = logging.getLogger("rosettamq.core")
-_tuple_new = tuple.__new__
-MATCH_CACHE = 4096  # topics whose matches the router keeps (the cache restarts when full)
+_tuple_new: Final = tuple.__new__
+MATCH_CACHE: Final = 4096  # topics whose matches the router keeps (the cache restarts when full)
 
 
 class Router:

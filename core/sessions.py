@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Final, Protocol
 
 from core.acl import ClientAccess
 from core.budget import MemoryBudget
@@ -42,8 +42,8 @@ from core.stores.base import Store, StoredDelivery, StoredSession
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 
 NEVER_EXPIRES = 0xFFFFFFFF
-PROGRESS_WINDOW = 0.05  # seconds: a client whose outbox did not drain for this long is not reading it
-_now = time.monotonic
+PROGRESS_WINDOW: Final = 0.05  # seconds: a client whose outbox did not drain for this long is not reading it
+_now: Final = time.monotonic
 
 
 _NO_IDS: frozenset[int] = frozenset()

@@ -11,8 +11,10 @@ are tested against it.
 
 from __future__ import annotations
 
-MAX_TOPIC_BYTES = 65535
-SHARE_PREFIX = "$share/"
+from typing import Final
+
+MAX_TOPIC_BYTES: Final = 65535
+SHARE_PREFIX: Final = "$share/"
 
 __all__ = [
     "InvalidTopic",

@@ -13,6 +13,8 @@ level (as mosquitto).
 
 from __future__ import annotations
 
+from typing import Final
+
 from .errors import (AUTH_REASONS, CONNACK_REASONS, DISCONNECT_REASONS, PUBACK_REASONS,
     PUBREL_REASONS, SUBACK_REASONS, UNSUBACK_REASONS, V3_CONNACK_REASONS,
     V3_SUBACK_CODES, MalformedPacket, PacketTooLarge, ProtocolViolation,
@@ -29,8 +31,8 @@ __all__ = ["MQTTDecoder", "SUPPORTED_PROTOCOLS"]
 SUPPORTED_PROTOCOLS = frozenset({("MQIsdp", 3), ("MQTT", 4), ("MQTT", 5)})
 # Required low nibble of the fixed header per packet type (None: PUBLISH, or
 # a type that does not exist) [MQTT-2.1.3-1] (v5), [MQTT-2.2.2-2] (3.1.1).
-_FLAGS = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
-_COMPACT_AT = 1 << 16  # drop consumed bytes once this many are behind us
+_FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
+_COMPACT_AT: Final = 1 << 16  # drop consumed bytes once this many are behind us
 
 
 def _packet_id(buf: bytearray, pos: int, end: int) -> int:
@@ -344,7 +346,7 @@ def _empty(cls: type):  # noqa: ANN202
     return decode
 
 
-_DECODERS = {
+_DECODERS: Final = {
     2: _decode_connack, 4: _reason_decoder(PubAck, 4, PUBACK_REASONS, True),
     5: _reason_decoder(PubRec, 5, PUBACK_REASONS, True),
     6: _reason_decoder(PubRel, 6, PUBREL_REASONS, True),

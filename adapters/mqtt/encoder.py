@@ -8,6 +8,8 @@ fan-out, split around its packet id. Encoding what MQTT cannot carry raises
 
 from __future__ import annotations
 
+from typing import Final
+
 from .errors import (AUTH_REASONS, CONNACK_REASONS, DISCONNECT_REASONS, PUBACK_REASONS,
     PUBREL_REASONS, SUBACK_REASONS, UNSUBACK_REASONS, LocalProtocolError,
     connack_return_code_v3, suback_code_v3)
@@ -214,7 +216,7 @@ def _encode_unsuback(p: UnsubAck, level: int) -> bytes:
     return _frame(0xB0, _pid(p.packet_id) + encode_properties(p.properties, 11) + codes)
 
 
-_ENCODERS = {
+_ENCODERS: Final = {
     Connect: _encode_connect, ConnAck: _encode_connack, Publish: _encode_publish,
     PubAck: _reason_encoder(0x40, PUBACK_REASONS),
     PubRec: _reason_encoder(0x50, PUBACK_REASONS),

@@ -16,6 +16,8 @@ adaptation is counted in `ADAPTED` (metrics), once per encoded form.
 
 from __future__ import annotations
 
+from typing import Final
+
 from core.message import Message
 from core.subscriptions import Delivery, EncodeCache
 
@@ -24,7 +26,7 @@ from adapters.mqtt.packets import PacketType
 from adapters.mqtt.properties import Properties, encode_properties
 
 PublishParts = tuple[bytes, bytes]
-MAX_FIELD = 65535
+MAX_FIELD: Final = 65535
 
 
 class Adapted:

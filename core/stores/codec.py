@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import struct
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 from core.message import Message, Origin
 
-FORMAT = 1
-NONE = 0xFFFFFFFF
-_HEAD = struct.Struct("<BBdH")
-_FIXED_FIELDS = 9
-_FLOAT = struct.Struct("<d")
-_LEN = struct.Struct("<I")
+FORMAT: Final = 1
+NONE: Final = 0xFFFFFFFF
+_HEAD: Final = struct.Struct("<BBdH")
+_FIXED_FIELDS: Final = 9
+_FLOAT: Final = struct.Struct("<d")
+_LEN: Final = struct.Struct("<I")
 
 
 class CodecError(ValueError):
@@ -71,15 +71,15 @@ def encode_message(message: Message) -> bytes:
     return b"".join([head, lengths, *(f for f in fields if f)])
 
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _tuple_new = tuple.__new__
 _STRUCTS: dict[int, struct.Struct] = {}
 _ORIGINS: dict[tuple[bytes | None, bytes | None, bytes | None], Origin] = {}
 
 
-_PLAIN_LENGTHS = struct.Struct(f"<{_FIXED_FIELDS}I")
-_PLAIN_HEAD = struct.Struct(f"<BBdH{_FIXED_FIELDS}I")  # _HEAD then _PLAIN_LENGTHS, packed together
-_PLAIN_START = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
+_PLAIN_LENGTHS: Final = struct.Struct(f"<{_FIXED_FIELDS}I")
+_PLAIN_HEAD: Final = struct.Struct(f"<BBdH{_FIXED_FIELDS}I")  # _HEAD then _PLAIN_LENGTHS, packed together
+_PLAIN_START: Final = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
 # Keyed by the Origin's identity (a connection's messages share one Origin): hashing a frozen
 # dataclass runs its generated Python __hash__ and __eq__ per message. The entry keeps its Origin,
 # so the id cannot be reused while it is cached.

@@ -13,14 +13,14 @@ match one subject (``a/+`` and ``a/#``, or ``a/#`` written as both ``a.>`` and `
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple, Sequence
+from typing import Final, NamedTuple, Sequence
 
 from core.message import Message
 from core.stores.codec import decode_message, encode_message
 
-VERSION = 2
-_HEAD = struct.Struct("<QI")
-_LEN = struct.Struct("<I")
+VERSION: Final = 2
+_HEAD: Final = struct.Struct("<QI")
+_LEN: Final = struct.Struct("<I")
 
 
 class Envelope(NamedTuple):
