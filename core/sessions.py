@@ -44,6 +44,7 @@ from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
 NEVER_EXPIRES = 0xFFFFFFFF
 PROGRESS_WINDOW: Final = 0.05  # seconds: a client whose outbox did not drain for this long is not reading it
 _now: Final = time.monotonic
+_tuple_new: Final = tuple.__new__  # a StoredDelivery per message without its Python-level __new__
 
 
 _NO_IDS: frozenset[int] = frozenset()
@@ -538,12 +539,5 @@ def _delivery(stored: StoredDelivery) -> Delivery:
 
 
 def _stored(seq: int, delivery: Delivery, packet_id: int | None = None, released: bool = False) -> StoredDelivery:
-    return StoredDelivery(
-        seq=seq,
-        message=delivery.message,
-        qos=delivery.qos,
-        retain=delivery.retain,
-        subscription_ids=delivery.subscription_ids,
-        packet_id=packet_id,
-        released=released,
-    )
+    return _tuple_new(StoredDelivery, (seq, delivery.message, delivery.qos, delivery.retain,  # type: ignore[no-any-return]
+                                       delivery.subscription_ids, packet_id, released))
