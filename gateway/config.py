@@ -18,16 +18,12 @@ Rules of this module:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from adapters.lwm2m.bootstrap import BootstrapConfigError, parse_bootstrap_config
-from adapters.lwm2m.ddf import DdfError, load_object_dir
-from adapters.lwm2m.paths import format_path, parse_path
 from core.outbox import OVERFLOW_POLICIES
 from gateway.bridges.settings import BridgeSettings
 from gateway.cluster.settings import ClusterSettings
@@ -35,9 +31,9 @@ from gateway.config_bridges import read_bridges
 from gateway.config_cluster import read_cluster
 from gateway.config_http import read_http
 from gateway.config_jwt import read_jwt
+from gateway.config_lwm2m import read_lwm2m
+from gateway.config_reader import Section, reject_unknown
 from gateway.config_sections import (
-    _ORIGIN,
-    _TOML_TYPES,
     ALL_INTERFACES,
     LOOPBACK,
     LOG_FORMATS,
@@ -108,103 +104,7 @@ class Config:
 
 # --- reading ---------------------------------------------------------------
 
-def _unknown(kind: str, names: list[str], known: list[str]) -> NoReturn:
-    parts = []
-    for name in sorted(names):
-        close = difflib.get_close_matches(name, known, n=1)
-        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise ConfigError(f"unknown {kind}: {', '.join(parts)}; known: {', '.join(known)}")
-
-
-class _Section:
-    """Typed reads from one TOML table; `done()` rejects keys never read."""
-
-    def __init__(self, name: str, data: Any, base_dir: Path | None) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"[{name}]: expected a table, got {_toml_type(data)}")
-        self.name, self.data, self.base_dir = name, data, base_dir
-        self.known: list[str] = []
-
-    def _get(self, key: str, kind: type, default: Any) -> Any:
-        self.known.append(key)
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        if type(value) is not kind:  # exact: a boolean is not an integer
-            raise ConfigError(f"{self.name}.{key}: expected {_TOML_TYPES[kind]}, "
-                              f"got {_toml_type(value)} {value!r}")
-        return value
-
-    def boolean(self, key: str, default: bool | None) -> bool | None:
-        return self._get(key, bool, default)
-
-    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
-        value: int = self._get(key, int, default)
-        if not lo <= value <= hi:
-            raise ConfigError(f"{self.name}.{key}: must be from {lo} to {hi}, got {value}")
-        return value
-
-    def number(self, key: str, default: float, lo: float, hi: float) -> float:
-        """A float; an integer is accepted too (``rate = 5`` means 5.0)."""
-        self.known.append(key)
-        value = self.data.get(key, default)
-        if type(value) not in (int, float):
-            raise ConfigError(f"{self.name}.{key}: expected float, got {_toml_type(value)} {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(f"{self.name}.{key}: must be from {lo} to {hi}, got {value}")
-        return float(value)
-
-    def string(self, key: str, default: str | None) -> str | None:
-        return self._get(key, str, default)
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key, default).lower()  # type: ignore[union-attr]
-        if value not in choices:
-            raise ConfigError(f"{self.name}.{key}: must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def origins(self, key: str) -> tuple[str, ...]:
-        """An array of web origins like ``"https://example.com:8443"`` (no path, no slash)."""
-        value = self._get(key, list, [])
-        for item in value:
-            if not isinstance(item, str) or not _ORIGIN.fullmatch(item):
-                raise ConfigError(f'{self.name}.{key}: expected origins like "https://example.com", got {item!r}')
-        return tuple(value)
-
-    def url_path(self, key: str, default: str) -> str:
-        value: str = self.string(key, default)  # type: ignore[assignment]
-        if not value.startswith("/"):
-            raise ConfigError(f'{self.name}.{key}: must start with "/", got {value!r}')
-        return value
-
-    def listen(self, default: ListenAddress) -> ListenAddress:
-        value = self.string("listen", None)
-        return default if value is None else parse_listen(value, f"{self.name}.listen")
-
-    def path(self, key: str) -> str | None:
-        value = self.string(key, None)
-        return None if value is None else self.resolve(key, value)
-
-    def resolve(self, key: str, value: str) -> str:
-        """Expand ``~`` and make a relative path relative to the config's folder."""
-        if not value.strip():
-            raise ConfigError(f"{self.name}.{key}: must not be empty")
-        path = Path(os.path.expanduser(value))
-        if self.base_dir is not None and not path.is_absolute():
-            path = self.base_dir / path
-        return str(path)
-
-    def require_file(self, key: str, path: str | None) -> None:
-        if path is not None and not os.path.isfile(path):
-            raise ConfigError(f"{self.name}.{key}: file not found: {path}")
-
-    def done(self) -> None:
-        extra = [k for k in self.data if k not in self.known]
-        if extra:
-            _unknown(f"key in [{self.name}]", extra, self.known)
-
-
-def _ws_options(sec: _Section, default: WSListenerConfig | WSSListenerConfig) -> dict[str, Any]:
+def _ws_options(sec: Section, default: WSListenerConfig | WSSListenerConfig) -> dict[str, Any]:
     """The WebSocket keys shared by ``[ws]`` and ``[wss]``."""
     return {
         "path": sec.url_path("path", default.path),
@@ -215,13 +115,13 @@ def _ws_options(sec: _Section, default: WSListenerConfig | WSSListenerConfig) ->
     }
 
 
-def _tokens_file(sec: _Section) -> str | None:
+def _tokens_file(sec: Section) -> str | None:
     path = sec.path("tokens_file")
     sec.require_file("tokens_file", path)
     return path
 
 
-def _listener(sec: _Section, default: ListenerConfig) -> ListenerConfig:
+def _listener(sec: Section, default: ListenerConfig) -> ListenerConfig:
     enabled, listen = sec.boolean("enabled", True), sec.listen(default.listen)
     if isinstance(default, WSListenerConfig):
         result: ListenerConfig = WSListenerConfig(enabled, listen, **_ws_options(sec, default))
@@ -231,7 +131,7 @@ def _listener(sec: _Section, default: ListenerConfig) -> ListenerConfig:
     return result
 
 
-def _coap(sec: _Section, default: CoAPListenerConfig) -> CoAPListenerConfig:
+def _coap(sec: Section, default: CoAPListenerConfig) -> CoAPListenerConfig:
     result = CoAPListenerConfig(
         bool(sec.boolean("enabled", True)), sec.listen(default.listen),
         observer_queue=sec.integer("observer_queue", default.observer_queue, 1, 1_000_000),
@@ -245,7 +145,7 @@ def _coap(sec: _Section, default: CoAPListenerConfig) -> CoAPListenerConfig:
     return result
 
 
-def _coaps(sec: _Section, default: CoAPSListenerConfig) -> CoAPSListenerConfig:
+def _coaps(sec: Section, default: CoAPSListenerConfig) -> CoAPSListenerConfig:
     enabled, listen, psk_file = sec.boolean("enabled", None), sec.listen(default.listen), sec.path("psk_file")
     sec.done()
     if psk_file is None and enabled:
@@ -256,7 +156,7 @@ def _coaps(sec: _Section, default: CoAPSListenerConfig) -> CoAPSListenerConfig:
     return CoAPSListenerConfig(on, listen, psk_file)
 
 
-def _amqp(sec: _Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
+def _amqp(sec: Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
     vhosts = sec._get("vhosts", list, list(default.vhosts))
     if not vhosts or not all(isinstance(v, str) and 0 < len(v) <= 255 for v in vhosts):
         raise ConfigError(f"{sec.name}.vhosts: expected a non-empty array of names, got {vhosts!r}")
@@ -274,69 +174,7 @@ def _amqp(sec: _Section, default: AMQPListenerConfig) -> AMQPListenerConfig:
     return result
 
 
-def _lwm2m(sec: _Section) -> LwM2MConfig:
-    d = LwM2MConfig()
-    prefix: str = sec.string("topic_prefix", d.topic_prefix)  # type: ignore[assignment]
-    if not prefix or not _valid_topic(prefix):
-        raise ConfigError(f"{sec.name}.topic_prefix: must be topic levels without wildcards, got {prefix!r}")
-    object_dir = sec.path("object_dir")
-    if object_dir is not None:
-        try:
-            load_object_dir(object_dir)
-        except DdfError as exc:
-            raise ConfigError(f"{sec.name}.object_dir: {exc}") from None
-    paths = sec._get("auto_observe", list, [])
-    for path in paths:
-        if not isinstance(path, str) or not _valid_lwm2m_path(path):
-            raise ConfigError(f'{sec.name}.auto_observe: expected paths like "/3303/0/5700", got {path!r}')
-    republish: dict[str, str] = {}
-    for path, topic in sec._get("republish", dict, {}).items():
-        if not _valid_lwm2m_path(path) or len(parse_path(path)) != 3:
-            raise ConfigError(f'{sec.name}.republish: keys are resource paths like "/3303/0/5700", got {path!r}')
-        if not isinstance(topic, str) or not _valid_topic(topic.replace("{ep}", "ep")):
-            raise ConfigError(f"{sec.name}.republish.{path}: expected a topic without wildcards, got {topic!r}")
-        republish[format_path(parse_path(path))] = topic
-    bootstrap = None
-    if sec._get("bootstrap", dict, None) is not None:
-        try:
-            bootstrap = parse_bootstrap_config(sec._get("bootstrap", dict, {}))
-        except BootstrapConfigError as exc:
-            raise ConfigError(f"{sec.name}.bootstrap: {exc}") from None
-    result = LwM2MConfig(
-        enabled=bool(sec.boolean("enabled", d.enabled)),
-        topic_prefix=prefix,
-        object_dir=object_dir,
-        lifetime_grace=sec.number("lifetime_grace", d.lifetime_grace, 0.0, 86400.0),
-        min_lifetime=sec.integer("min_lifetime", d.min_lifetime, 1, 2**31 - 1),
-        max_lifetime=sec.integer("max_lifetime", d.max_lifetime, 1, 2**31 - 1),
-        command_timeout=sec.number("command_timeout", d.command_timeout, 0.001, 86400.0),
-        queue_ttl=sec.number("queue_ttl", d.queue_ttl, 0.001, 31_536_000.0),
-        awake_window=sec.number("awake_window", d.awake_window, 0.0, 86400.0),
-        max_queued=sec.integer("max_queued", d.max_queued, 1, 1_000_000),
-        auto_observe=tuple(paths),
-        republish=tuple(republish.items()),
-        qos=sec.integer("qos", d.qos, 0, 2),
-        endpoint_pattern=sec.string("endpoint_pattern", d.endpoint_pattern) or "",
-        bootstrap=bootstrap, bootstrap_dir=sec.path("bootstrap_dir"),
-    )
-    sec.done()
-    if result.min_lifetime > result.max_lifetime:
-        raise ConfigError(f"{sec.name}.min_lifetime: {result.min_lifetime} is above max_lifetime {result.max_lifetime}")
-    return result
-
-
-def _valid_topic(topic: str) -> bool:
-    return bool(topic) and not any(c in topic for c in "+#\0") and all(topic.split("/"))
-
-
-def _valid_lwm2m_path(text: str) -> bool:
-    try:
-        return 1 <= len(parse_path(text)) <= 4
-    except ValueError:
-        return False
-
-
-def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfig:
+def _tls_listener(sec: Section, default: TLSListenerConfig) -> TLSListenerConfig:
     enabled, listen = sec.boolean("enabled", None), sec.listen(default.listen)
     files = {key: sec.path(key) for key in ("certfile", "keyfile", "cafile")}
     require = bool(sec.boolean("require_client_cert", False))
@@ -361,7 +199,7 @@ def _tls_listener(sec: _Section, default: TLSListenerConfig) -> TLSListenerConfi
     return WSSListenerConfig(*args, **ws) if is_wss else TLSListenerConfig(*args)  # type: ignore[arg-type]
 
 
-def _mqtt(sec: _Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:
+def _mqtt(sec: Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:
     d = default.mqtt_limits
     limits = MQTTLimits(
         max_packet_size=sec.integer("max_packet_size", d.max_packet_size, 16, 268_435_460),
@@ -381,7 +219,7 @@ def _mqtt(sec: _Section, default: Config) -> tuple[ListenerConfig, MQTTLimits]:
     return _listener(sec, default.mqtt), limits
 
 
-def _limits(sec: _Section) -> LimitsConfig:
+def _limits(sec: Section) -> LimitsConfig:
     d = LimitsConfig()
     limits = LimitsConfig(max_memory=sec.integer("max_memory", d.max_memory, 0, 2**62),
                           max_message_size=sec.integer("max_message_size", d.max_message_size, 1, 2**62))
@@ -389,7 +227,7 @@ def _limits(sec: _Section) -> LimitsConfig:
     return limits
 
 
-def _store(sec: _Section) -> StoreConfig:
+def _store(sec: Section) -> StoreConfig:
     value = sec.string("path", None)
     sec.done()
     if value is None or value in ("memory", ":memory:"):
@@ -397,9 +235,9 @@ def _store(sec: _Section) -> StoreConfig:
     return StoreConfig(sec.resolve("path", value))
 
 
-def _auth(sec: _Section) -> AuthConfig:
+def _auth(sec: Section) -> AuthConfig:
     password_file, acl_file = sec.path("password_file"), sec.path("acl_file")
-    jwt = read_jwt(_Section(f"{sec.name}.jwt", sec._get("jwt", dict, {}), sec.base_dir))
+    jwt = read_jwt(Section(f"{sec.name}.jwt", sec._get("jwt", dict, {}), sec.base_dir))
     allow = sec.boolean("allow_anonymous", password_file is None and jwt is None)
     backoff_after = sec.integer("login_backoff_after", AuthConfig().login_backoff_after, 0, 1_000_000)
     backoff_max = sec.number("login_backoff_max", AuthConfig().login_backoff_max, 0.0, 86400.0)
@@ -409,7 +247,7 @@ def _auth(sec: _Section) -> AuthConfig:
     return AuthConfig(password_file, acl_file, bool(allow), backoff_after, backoff_max, jwt)
 
 
-def _log(sec: _Section) -> LogConfig:
+def _log(sec: Section) -> LogConfig:
     levels = sec._get("levels", dict, {})
     for logger, level in levels.items():
         if level not in LOG_LEVELS:
@@ -422,7 +260,7 @@ def _log(sec: _Section) -> LogConfig:
     return result
 
 
-def _sys(sec: _Section) -> SysConfig:
+def _sys(sec: Section) -> SysConfig:
     result = SysConfig(sec.integer("interval", SysConfig().interval, 0, 86400))
     sec.done()
     return result
@@ -441,12 +279,12 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
         raise ConfigError(f"expected a table of sections, got {_toml_type(data)}")
     extra = [k for k in data if k not in _SECTIONS]
     if extra:
-        _unknown("section", extra, list(_SECTIONS))
+        reject_unknown("section", extra, list(_SECTIONS))
     base = Path(base_dir) if base_dir is not None else None
     default = Config()
 
-    def section(name: str) -> _Section:
-        return _Section(name, data.get(name, {}), base)
+    def section(name: str) -> Section:
+        return Section(name, data.get(name, {}), base)
 
     values: dict[str, Any] = {name: build(section(name), getattr(default, name))
                               for name, build in _LISTENERS.items()}
@@ -454,9 +292,9 @@ def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] | No
     values["sys"] = _sys(section("sys"))
     values["limits"] = _limits(section("limits"))
     values["cluster"] = read_cluster(section("cluster"))
-    values["bridges"] = read_bridges(section("bridge"), lambda name, table: _Section(name, table, base))
+    values["bridges"] = read_bridges(section("bridge"), lambda name, table: Section(name, table, base))
     return Config(store=_store(section("store")), auth=_auth(section("auth")),
-                  log=_log(section("log")), lwm2m=_lwm2m(section("lwm2m")), **values)
+                  log=_log(section("log")), lwm2m=read_lwm2m(section("lwm2m")), **values)
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:

@@ -13,7 +13,7 @@ _PREFIX = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def read_cluster(sec: Any) -> ClusterSettings | None:
-    """`sec` is the config's `_Section` of ``[cluster]``; an absent section is single-node mode."""
+    """`sec` is a `Section` (gateway/config_reader.py) of ``[cluster]``; an absent section is single-node mode."""
     if not sec.data:
         sec.done()
         return None

@@ -8,7 +8,7 @@ from gateway.config_sections import ConfigError, HTTPListenerConfig
 
 
 def read_http(sec: Any, default: HTTPListenerConfig) -> HTTPListenerConfig:
-    """`sec` is the config's `_Section` of ``[http]``. A user cannot be both admin and monitor."""
+    """`sec` is a `Section` (gateway/config_reader.py) of ``[http]``. A user cannot be both admin and monitor."""
     token = sec.string("api_token", None)
     admins, monitors = user_names(sec, "admins"), user_names(sec, "monitors")
     both = sorted(set(admins) & set(monitors))

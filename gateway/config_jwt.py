@@ -52,7 +52,7 @@ def _warn_http(sec: Any, key: str, value: str | None) -> None:
 
 
 def read_jwt(sec: Any) -> JwtSettings | None:
-    """`sec`: the config's `_Section` of ``[auth.jwt]``; None when the table is absent."""
+    """`sec`: a `Section` (gateway/config_reader.py) of ``[auth.jwt]``; None when the table is absent."""
     if not sec.data:
         sec.done()
         return None
