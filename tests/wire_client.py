@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Any
 
 from adapters.mqtt.codec import MQTTDecoder, encode
-from adapters.mqtt.packets import Connect, Packet
+from adapters.mqtt.packets import Connect, Packet, PubAck, Publish
 
 
 class WireClient:
@@ -62,3 +63,30 @@ class WireClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def send_in_background(client: WireClient, data: bytes) -> None:
+    """Send `data` from a thread, so the test can read meanwhile; the test may close the socket
+    before all of it is taken."""
+    def send() -> None:
+        try:
+            client.send_raw(data)
+        except OSError:
+            pass
+    threading.Thread(target=send, daemon=True).start()
+
+
+def qos1_burst(pub: WireClient, sub: WireClient, topic: str, count: int) -> tuple[list[int], list[Packet]]:
+    """`pub` sends `count` QoS 1 PUBLISHes on `topic` at once, numbered 0.. in their payloads, while
+    `sub` (subscribed at QoS 1, at level 4) reads and acknowledges each: the numbers `sub` got, in
+    order, and what `pub` got back for them."""
+    burst = b"".join(encode(Publish(topic, str(i).encode(), qos=1, packet_id=i % 65535 + 1), 4)
+                     for i in range(count))
+    send_in_background(pub, burst)
+    received = []
+    while len(received) < count:
+        packet = sub.recv()
+        assert isinstance(packet, Publish), packet
+        received.append(int(packet.payload))
+        sub.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
+    return received, [pub.recv() for _ in range(count)]

@@ -6,16 +6,14 @@ through NATS meanwhile, and node A reads a flooding client one socket read per l
 
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 
 import pytest
 
-from adapters.mqtt.codec import encode
 from adapters.mqtt.packets import PubAck, Publish, SubAck, Subscribe, SubscriptionRequest
 from tests.conftest import RunningGateway
 from tests.e2e.cluster_support import NatsCluster, cluster_node, nats, wait_until
-from tests.wire_client import WireClient
+from tests.wire_client import WireClient, qos1_burst
 
 __all__ = ["nats"]  # the module's three-server NATS cluster (a fixture)
 
@@ -31,13 +29,6 @@ def small_queue_nodes(nats: NatsCluster) -> Iterator[tuple[RunningGateway, Runni
     finally:
         a.stop()
         b.stop()
-
-
-def _send(client: WireClient, data: bytes) -> None:
-    try:
-        client.send_raw(data)
-    except OSError:
-        pass  # the test closed the socket first
 
 
 def _recv_within(client: WireClient, seconds: float) -> object | None:
@@ -73,17 +64,7 @@ def test_a_qos1_burst_to_a_reading_subscriber_on_another_node_arrives_whole_and_
         assert isinstance(sub.recv(), SubAck)
         pub.connect("near-burst")
         _routed(pub, sub, "flow/t")
-        burst = b"".join(encode(Publish("flow/t", str(i).encode(), qos=1, packet_id=i % 65535 + 1), 4)
-                         for i in range(burst_size))
-        sender = threading.Thread(target=_send, args=(pub, burst), daemon=True)
-        sender.start()
-        received = []
-        while len(received) < burst_size:
-            packet = sub.recv()
-            assert isinstance(packet, Publish)
-            received.append(int(packet.payload))
-            sub.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
-        acks = [pub.recv() for _ in range(burst_size)]
+        received, acks = qos1_burst(pub, sub, "flow/t", burst_size)
         counters = b.call(lambda: b.broker.mqtt_sessions.get("far-reader").counters)
         held = b.call(lambda: b.gateway.fabric.metrics())
     assert received == list(range(burst_size))  # none dropped by the small outbox, none twice

@@ -19,7 +19,7 @@ from adapters.mqtt.codec import encode
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.packets import Disconnect, PubAck, Publish, SubAck, Subscribe, SubscriptionRequest
 from tests.conftest import RunningGateway, make_config
-from tests.wire_client import WireClient
+from tests.wire_client import WireClient, qos1_burst, send_in_background
 
 
 def gateway_with(**mqtt: object) -> RunningGateway:
@@ -138,7 +138,7 @@ def test_past_the_memory_budget_the_publisher_is_paused_not_the_subscribers() ->
         with WireClient(port, 4) as pub:
             pub.connect("flood")
             data = encode(Publish("budget/t", b"y" * 1000, qos=0), 4) * 20_000
-            threading.Thread(target=send_until_closed, args=(pub, data), daemon=True).start()
+            send_in_background(pub, data)
             budget = running.call(lambda: running.broker.budget)
             deadline_wait(lambda: running.call(lambda: budget.congestions) > 0)
             assert running.call(lambda: publisher_gate_closes(running, "flood")) > 0
@@ -146,14 +146,6 @@ def test_past_the_memory_budget_the_publisher_is_paused_not_the_subscribers() ->
         stalled.close()
     finally:
         running.stop()
-
-
-def send_until_closed(client: WireClient, data: bytes) -> None:
-    """Send in a thread; the test may close the socket before all of it is taken."""
-    try:
-        client.send_raw(data)
-    except OSError:
-        pass
 
 
 def deadline_wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -177,16 +169,7 @@ def test_a_burst_to_a_subscriber_that_keeps_reading_arrives_whole_without_drops(
         sub.send(Subscribe(1, (SubscriptionRequest("rd/t", 1),)))
         assert isinstance(sub.recv(), SubAck)
         pub.connect("burst-pub")
-        burst = b"".join(encode(Publish("rd/t", str(i).encode(), qos=1, packet_id=i + 1), 4) for i in range(burst_size))
-        sender = threading.Thread(target=send_until_closed, args=(pub, burst), daemon=True)
-        sender.start()
-        received = []
-        while len(received) < burst_size:
-            packet = sub.recv()
-            assert isinstance(packet, Publish)
-            received.append(int(packet.payload))
-            sub.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
-        acks = [pub.recv() for _ in range(burst_size)]
+        received, acks = qos1_burst(pub, sub, "rd/t", burst_size)
         counters = small_queues.call(lambda: small_queues.broker.mqtt_sessions.get("reading-sub").counters)
     assert received == list(range(burst_size))
     assert all(isinstance(a, PubAck) for a in acks)
