@@ -121,3 +121,62 @@ def test_past_the_parking_limit_the_parked_messages_go_to_the_outbox_in_order() 
         node.reports.receive("a/1", message(n), 0.0)
     # The outbox's bound and policy apply to them; the order is kept, the next ones park again.
     assert node.routed == list(range(PARK_LIMIT + 2)) and node.reports.parked == PARK_LIMIT + 1
+
+
+# -- any interleaving ---------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TOPICS = ("t", "u")
+ORIGINS = ("a/1", "c/2")
+
+
+class Outbox(Receiver):
+    """A receiver shared by every topic and origin, as one subscriber's outbox is."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(("receive", "drain")), st.integers(0, 3), st.booleans()), max_size=60))
+def test_any_interleaving_keeps_each_origins_topic_in_order_and_delivers_everything_once(steps) -> None:
+    """Messages arrive from two origins on two topics; some leave one of two outboxes behind;
+    outboxes drain at random moments. Per (origin, topic) the routed order is the arrival order,
+    every message is routed exactly once once all drained, and every hold is released."""
+    outboxes = [Outbox(), Outbox()]
+    for box in outboxes:
+        box.congested = False
+    routed: list[tuple[str, str, int]] = []
+    sent: list[tuple[str, bool, str]] = []
+    behind_of: dict[int, Outbox] = {}
+
+    def publish(msg: Message) -> tuple[Outbox, ...]:
+        n = int(msg.payload)
+        routed.append((msg.origin.client_id, msg.topic, n))
+        box = behind_of.get(n)
+        if box is None:
+            return ()
+        box.congested = True
+        return (box,)
+
+    reports = HoldReports(publish, lambda *args: sent.append(args))
+    arrived: list[tuple[str, str, int]] = []
+    for number, (action, which, flag) in enumerate(steps):
+        if action == "receive":
+            origin, topic = ORIGINS[which % 2], TOPICS[which // 2]
+            if flag:
+                behind_of[number] = outboxes[which % 2]
+            arrived.append((origin, topic, number))
+            reports.receive(origin, Message(topic, str(number).encode(), 1, origin=Origin("mqtt", origin)), 0.0)
+        elif outboxes[which % 2].congested:
+            outboxes[which % 2].drain()
+    for _ in range(len(steps) + 1):  # the clients read on: a parked message routed by a drain may
+        for box in outboxes:          # leave an outbox behind again, until none is
+            box.drain()
+    assert sorted(routed) == sorted(arrived)  # each exactly once
+    for origin in ORIGINS:
+        for topic in TOPICS:
+            assert [n for o, t, n in routed if (o, t) == (origin, topic)] == \
+                [n for o, t, n in arrived if (o, t) == (origin, topic)]
+    holds = [(o, t) for o, hold, t in sent if hold]
+    releases = [(o, t) for o, hold, t in sent if not hold]
+    assert sorted(set(holds)) == sorted(set(releases)) and len(reports) == 0
