@@ -21,7 +21,7 @@ from core.principal import Principal
 from core.retained import RetainedStore
 from core.router import Router
 from core.session_registry import SessionRegistry
-from core.sessions import SessionLimits
+from core.session_parts import SessionLimits
 from core.stores.base import Store
 from core.stores.memory import MemoryStore
 from core.subscriptions import EncodeCache

@@ -28,6 +28,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.trie",
     "core.router",
     "core.door",
+    "core.session_parts",
     "core.sessions",
     "core.outbox",
     "core.budget",

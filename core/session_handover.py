@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from core.sessions import NEVER_EXPIRES, Session
+from core.session_parts import NEVER_EXPIRES
+from core.sessions import Session
 from core.stores.base import StoredDelivery, StoredSession
 from core.subscriptions import SubscriptionOptions
 

@@ -17,7 +17,8 @@ from core.acl import Authorizer
 from core.door import Door, PublishStatus
 from core.message import Message, expiry_from_interval
 from core.principal import Principal
-from core.sessions import NEVER_EXPIRES, Session, SessionCounters, SessionLimits
+from core.session_parts import NEVER_EXPIRES, SessionCounters, SessionLimits
+from core.sessions import Session
 from core.stores.base import Store, StoredState
 
 

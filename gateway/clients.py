@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from adapters.coap.exchange import end_observers_of
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.states import State
-from core.sessions import NEVER_EXPIRES
+from core.session_parts import NEVER_EXPIRES
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

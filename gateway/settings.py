@@ -16,7 +16,7 @@ from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.settings import WSSettings
 from core.auth import Authenticator
 from core.limits import LoginBackoff
-from core.sessions import SessionLimits
+from core.session_parts import SessionLimits
 from core.tokens import TokenFile
 
 from gateway.auth_jwt import bearer_check

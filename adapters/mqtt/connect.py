@@ -12,7 +12,7 @@ import uuid
 from typing import NamedTuple
 
 from core.message import Message, Origin
-from core.sessions import NEVER_EXPIRES
+from core.session_parts import NEVER_EXPIRES
 from core.topics import InvalidTopic, validate_topic_name
 
 from adapters.mqtt.errors import ReasonCode

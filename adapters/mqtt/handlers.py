@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from core.sessions import NEVER_EXPIRES, Session
+from core.session_parts import NEVER_EXPIRES
+from core.sessions import Session
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.topics import InvalidTopic, parse_shared_filter
 

@@ -9,7 +9,8 @@ from core.flow import ProducerGate
 from core.message import Message
 from core.principal import SYSTEM
 from core.router import Router
-from core.sessions import Session, SessionLimits
+from core.session_parts import SessionLimits
+from core.sessions import Session
 from core.stores.memory import MemoryStore
 from core.subscriptions import SubscriptionOptions
 

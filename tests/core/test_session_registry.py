@@ -8,7 +8,8 @@ from core.principal import SYSTEM
 from core.message import Message, Origin
 from core.router import Router
 from core.session_registry import SessionRegistry
-from core.sessions import NEVER_EXPIRES, Session
+from core.session_parts import NEVER_EXPIRES
+from core.sessions import Session
 from core.stores.memory import MemoryStore
 from core.subscriptions import Delivery, SubscriptionOptions
 

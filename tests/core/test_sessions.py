@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from core.message import Message
 from core.router import Router
-from core.sessions import Session, SessionLimits
+from core.session_parts import SessionLimits
+from core.sessions import Session
 from core.stores.memory import MemoryStore
 from core.subscriptions import Delivery, SubscriptionOptions
 
