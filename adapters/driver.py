@@ -7,6 +7,11 @@ turn (coalesced), closes the transport when it is done, keeps one timer at its
 next deadline, and gates reading for reasons that add up ("writes", "login",
 "flow", "alarm", "turn"). Protocol adapters subclass it for their own hooks.
 
+"flow": a connection whose `input_gate` (core/flow.py `ProducerGate`) closed because
+subscribers it fed fell behind stops being read; the adapter points the gate's
+`on_open` at `_schedule_input`, which resumes reading on the next loop turn and feeds
+the packets or frames that waited in the connection's buffer.
+
 One read per turn: uvloop (libuv) reads a readable socket up to 32 times in one
 event-loop iteration, 256 KiB each, before any callback scheduled with
 `call_soon` runs. A client flooding one connection would then hold the loop for
@@ -100,6 +105,16 @@ class TransportDriver:
             blockers.discard(reason)
             if not blockers and self._resume_reading is not None and not self._closed:
                 self._resume_reading()
+
+    def _schedule_input(self) -> None:
+        # Called while another connection is being processed: resume on the next loop turn.
+        self._loop.call_soon(self._resume_input)
+
+    def _resume_input(self) -> None:
+        if self._closed or self.conn.input_gate.blocked:
+            return
+        self.unblock_reading("flow")
+        self.feed(b"")  # what waited in the connection's buffer
 
     def reading_blocked_by(self, reason: str) -> bool:
         blockers = self._read_blockers

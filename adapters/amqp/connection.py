@@ -37,6 +37,7 @@ from pamqp import base, commands as c
 
 from core.acl import ClientAccess
 from core.auth import Credentials
+from core.flow import ProducerGate
 from core.message import Origin
 from core.principal import Principal
 
@@ -91,6 +92,9 @@ class AMQPConnection(Handshake):
         self.access: ClientAccess | None = None  # topic ACL on the shared amq.topic (None: none)
         self._mechanism = ""
         self._told_blocked = False
+        # Flow control (core/flow.py): subscribers of amq.topic messages that fall behind hold this
+        # publisher briefly, as they hold an MQTT one; the owner stops reading while it is blocked.
+        self.input_gate = ProducerGate(max_wait=0.05)  # holds are brief, as an MQTT publisher's (core/flow.py)
 
     # -- the owner's interface ---------------------------------------------------------------
 
@@ -103,7 +107,7 @@ class AMQPConnection(Handshake):
             self.reader.feed(data)
             if self.state is State.AWAIT_HEADER and not self._protocol_header():
                 return
-            while self.state not in _NOT_READING:
+            while self.state not in _NOT_READING and not self.input_gate.blocked:
                 frame = self.reader.next_frame()
                 if frame is None:
                     break
@@ -135,6 +139,9 @@ class AMQPConnection(Handshake):
         if self.state is not State.OPEN:
             return self._deadline if self.hold_until is None else min(self._deadline, self.hold_until)
         deadline = self.auth_expires
+        until = self.input_gate.until
+        if until is not None:
+            deadline = until if deadline is None else min(deadline, until)
         if self.heartbeat:
             beat = min(self._last_rx + 2 * self.heartbeat, self._last_tx + self.heartbeat / 2)
             deadline = beat if deadline is None else min(deadline, beat)
@@ -153,6 +160,7 @@ class AMQPConnection(Handshake):
                 log.info("timeout peer=%s waiting_for=%s", self.peer, waiting)
                 self._finish()
             return
+        self.input_gate.expire(now)
         if self.auth_expires is not None and now >= self.auth_expires:
             log.info("access token expired peer=%s username=%s", self.peer, self.username)
             self.shutdown("access token expired (send connection.update-secret with a fresh one before it does)")
@@ -174,6 +182,11 @@ class AMQPConnection(Handshake):
     def reading_paused(self) -> bool:
         """While the resource alarm is on, the owner stops reading from connections that publish."""
         return self.broker.blocked and self.published and self.state is State.OPEN
+
+    def hold_for(self, receivers: tuple[Any, ...]) -> None:
+        """Take no more frames until `receivers` drain (a second at most), as an MQTT publisher:
+        the owner stops reading while `input_gate` is blocked, and feeds what waited once it opens."""
+        self.input_gate.close_for(list(receivers), self.clock())
 
     def _alarm(self, blocked: bool) -> None:
         if self.capability("connection.blocked") and blocked != self._told_blocked:

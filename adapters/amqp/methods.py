@@ -232,6 +232,8 @@ def route(ch: Channel, m: c.Basic.Publish, properties: c.Basic.Properties, body:
           header: bytes | None = None) -> bool:
     """Route a publish (basic.return if mandatory and unroutable); True if a queue refused it."""
     outcome = ch.conn.vhost.publish(m.exchange, m.routing_key, properties, body, ch.conn.principal, header)
+    if outcome.hold_on:  # MQTT/WebSocket subscribers it reached are behind: the publisher waits briefly
+        ch.conn.hold_for(outcome.hold_on)
     if not outcome.routed and m.mandatory:
         ret = encode_return(ch.number, errors.ReplyCode.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key)
         content = Content(m.exchange, m.routing_key, properties, body)

@@ -86,6 +86,8 @@ class Publishing:
             if message is None:
                 return
             result = self.core.publish(principal, message, {ORIGINAL_CONTENT: content, ROUTE: route})
+            if result.hold_on:
+                route.hold_on += result.hold_on
             if not result.accepted:
                 if first:
                     raise errors.publish_refused(result.status, message.topic, self.name, result.reason)

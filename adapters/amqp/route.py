@@ -7,7 +7,8 @@ queue reached by several paths gets the message once. A `Route` is that
 walk's memory, shared by the vhost's walk and, through the core router's
 encode cache, by the amq.topic subscribers a hop through the core reaches.
 It also notes what the publisher's confirm depends on: whether a queue
-refused the message (x-overflow reject-publish).
+refused the message (x-overflow reject-publish), and the core subscribers the
+message left behind, for the publisher to wait on (core/flow.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ROUTE = ("amqp", "route")  # the key of the Route under way in a core fan-out's 
 class Route:
     """The exchanges one publish visited, the queues it reached, whether one refused it."""
 
-    __slots__ = ("visited", "reached", "routed", "rejected", "core_calls")
+    __slots__ = ("visited", "reached", "routed", "rejected", "core_calls", "hold_on")
 
     def __init__(self) -> None:
         self.visited: set[str] = set()
@@ -31,6 +32,7 @@ class Route:
         self.routed = False  # reached a queue or a core subscriber (else basic.return when mandatory)
         self.rejected = False  # a full queue with x-overflow reject-publish(-dlx) refused it (basic.nack)
         self.core_calls = 0  # AMQP subscribers the core router handed it to (it counts each as a delivery)
+        self.hold_on: tuple[Any, ...] = ()  # core subscribers behind on it (the door's `hold_on`)
 
     def enter(self, exchange: str) -> bool:
         """False if the walk was at `exchange` before (a cycle of bindings ends there)."""

@@ -242,16 +242,6 @@ class ConnectionDriver(TransportDriver):
         else:
             self.flush()
 
-    def _schedule_input(self) -> None:
-        # Called while another connection is being processed: resume on the next loop turn.
-        self._loop.call_soon(self._resume_input)
-
-    def _resume_input(self) -> None:
-        if self._closed or self.conn.input_gate.blocked:
-            return
-        self.unblock_reading("flow")
-        self.feed(b"")  # the packets that waited in the decoder
-
     def _after_timeout(self) -> None:
         if self.reading_blocked_by("login"):
             self._login_moved()
