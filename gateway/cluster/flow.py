@@ -10,8 +10,8 @@ that A already acknowledged). So the subscriber's node tells the publisher's:
   water, B sends A one *hold* for that topic, and one *release* once every such outbox has
   drained. What A sent before it heard the hold is parked on B, in order, and routed when the
   outboxes drained (up to `PARK_LIMIT` messages: past that, for a subscriber that stopped reading
-  altogether, they go to its outbox in order, and its bound and overflow policy apply, as on
-  one node). A hold still
+  altogether, they go to its outbox in order, its bound and overflow policy apply, and the
+  hold ends, as on one node a subscriber that makes no progress holds no one). A hold still
   standing while A goes on sending is sent again every `RENEW` seconds;
 - node A (`HeldTopics`): a hold makes the topic's `RemoteHold` congested, and the door hands it
   to the producing adapter with every later publish on that topic; the producer waits on it as
@@ -142,9 +142,14 @@ class HoldReports:
                 if now - hold.sent >= RENEW:  # the origin goes on sending: it lost the hold, or it expired
                     self._hold(key, hold, now)
                 return
-            parked = hold.parked  # full: to the outboxes in order, where their bound and policy apply
+            # Full: a subscriber that does not keep up at all. What waited goes to the outboxes in order,
+            # where their bound and policy apply, and the hold ends: a stalled subscriber holds no one.
+            parked = hold.parked
             while parked:
                 self._publish(parked.popleft())
+            del self._holds[key]
+            self._send(origin, False, message.topic)
+            hold = None
         behind = self._publish(message)
         if behind:
             if hold is None:
@@ -152,7 +157,7 @@ class HoldReports:
                 self._hold(key, hold, now)
             self._wait_on(key, hold, behind)
             if not hold.behind:  # they caught up meanwhile: nothing to wait on
-                self._drained(key, None)
+                self._drained(key, None, hold)
 
     def _hold(self, key: tuple[str, str], hold: _Hold, now: float) -> None:
         hold.sent = now
@@ -163,12 +168,13 @@ class HoldReports:
         for receiver in behind:
             if receiver not in hold.behind and receiver.congested:
                 hold.behind.add(receiver)
-                receiver.when_drained(lambda receiver=receiver: self._drained(key, receiver))
+                receiver.when_drained(lambda receiver=receiver: self._drained(key, receiver, hold))
 
-    def _drained(self, key: tuple[str, str], receiver: Any) -> None:
-        hold = self._holds.get(key)
+    def _drained(self, key: tuple[str, str], receiver: Any, hold: _Hold | None = None) -> None:
         if hold is None:
-            return
+            hold = self._holds.get(key)
+        if hold is None or self._holds.get(key) is not hold:
+            return  # (a hold that ended at the parking limit)
         hold.behind.discard(receiver)
         parked = hold.parked
         while not hold.behind and parked:

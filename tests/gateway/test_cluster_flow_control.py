@@ -114,13 +114,16 @@ def test_a_standing_hold_is_sent_again_while_the_origin_goes_on_sending() -> Non
     assert node.sent == [("a/1", True, "t"), ("a/1", True, "t")]
 
 
-def test_past_the_parking_limit_the_parked_messages_go_to_the_outbox_in_order() -> None:
+def test_past_the_parking_limit_the_parked_messages_go_to_the_outbox_in_order_and_the_hold_ends() -> None:
     node = Node()
-    node.behind[0] = Receiver()
+    stalled = node.behind[0] = Receiver()
     for n in range(PARK_LIMIT + 3):
         node.reports.receive("a/1", message(n), 0.0)
-    # The outbox's bound and policy apply to them; the order is kept, the next ones park again.
-    assert node.routed == list(range(PARK_LIMIT + 2)) and node.reports.parked == PARK_LIMIT + 1
+    # The outbox's bound and policy apply to them, in order; the publisher is no longer held.
+    assert node.routed == list(range(PARK_LIMIT + 3)) and node.reports.parked == PARK_LIMIT
+    assert node.sent == [("a/1", True, "t"), ("a/1", False, "t")] and len(node.reports) == 0
+    stalled.drain()  # (what it waited on is gone: nothing more is sent)
+    assert node.sent == [("a/1", True, "t"), ("a/1", False, "t")]
 
 
 # -- any interleaving ---------------------------------------------------------------------
