@@ -85,9 +85,20 @@ def message_properties(message: Message, subscription_ids: tuple[int, ...] = (),
     )
 
 
+# Encode-cache keys of the usual PUBLISH (no RETAIN, DUP or subscription ids) by QoS, for v3.1 and
+# v3.1.1, whose bytes are the same: strings hash once (their hash is cached), where the general key,
+# a tuple, is built and hashed per delivery.
+_PLAIN_KEYS: Final = ("mqtt-v4-q0", "mqtt-v4-q1", "mqtt-v4-q2")
+
+
 def publish_parts(delivery: Delivery, level: int, dup: bool, cache: EncodeCache | None) -> PublishParts:
     """(head, tail) of the PUBLISH for `delivery`; the packet id (QoS > 0) goes between them."""
-    key = ("mqtt", level, delivery.qos, delivery.retain, dup, delivery.subscription_ids)
+    qos, retain, subscription_ids = delivery.qos, delivery.retain, delivery.subscription_ids
+    key: object
+    if level != 5 and not retain and not dup:  # (v3/v4 carry no subscription ids)
+        key = _PLAIN_KEYS[qos]
+    else:
+        key = ("mqtt", level, qos, retain, dup, subscription_ids)
     if cache is not None:
         parts = cache.get(key)
         if parts is not None:
@@ -95,8 +106,8 @@ def publish_parts(delivery: Delivery, level: int, dup: bool, cache: EncodeCache 
     message = delivery.message
     props = b""
     if level == 5:
-        props = _properties_block(message, delivery.subscription_ids)
-    parts = encode_publish_parts(message.topic, message.payload, delivery.qos, delivery.retain, dup, props, level)
+        props = _properties_block(message, subscription_ids)
+    parts = encode_publish_parts(message.topic, message.payload, qos, retain, dup, props, level)
     if cache is not None:
         cache[key] = parts
     return parts
