@@ -83,6 +83,11 @@ async def run(args: argparse.Namespace) -> int:
             except (aiocoap.error.Error, OSError) as exc:  # no answer, port unreachable, network down
                 print(f"not delivered ({type(exc).__name__}: {exc}); trying again in {retry} s",
                       file=sys.stderr, flush=True)
+                # A fresh client socket for the next reading: an answer to a retransmission of this one
+                # that arrives late (the gateway came back) then finds no socket, rather than a request
+                # aiocoap already ended (which it reports with a traceback).
+                await context.shutdown()
+                context = await aiocoap.Context.create_client_context()
                 await asyncio.sleep(retry)
                 continue
             if response.code.class_ == 5:
