@@ -26,6 +26,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.message",
     "core.topics",
     "core.trie",
+    "core.traffic",
     "core.router",
     "core.door",
     "core.session_parts",

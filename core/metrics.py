@@ -18,29 +18,14 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from core.traffic import Traffic
+
 if TYPE_CHECKING:
     from core.broker import Broker
 
+__all__ = ["Traffic"]  # (defined in core/traffic.py, compiled with the hot path; read here)
+
 PREFIX = "rosettamq_"
-
-
-class Traffic:
-    """Messages published by one origin protocol, and where they went (by subscriber protocol)."""
-
-    __slots__ = ("messages_in", "bytes_in", "to", "bytes_to")
-
-    def __init__(self) -> None:
-        self.messages_in = 0
-        self.bytes_in = 0  # payload bytes
-        self.to: dict[str, int] = {}  # subscriber protocol -> deliveries
-        self.bytes_to: dict[str, int] = {}  # subscriber protocol -> payload bytes delivered
-
-    def count(self, protocol: str, size: int) -> None:
-        """One delivery of `size` payload bytes to a subscriber speaking `protocol`."""
-        to = self.to
-        to[protocol] = to.get(protocol, 0) + 1
-        sizes = self.bytes_to
-        sizes[protocol] = sizes.get(protocol, 0) + size
 
 
 class LatencyHistogram:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Final, Iterable
 from core.fabric import NO_FABRIC, Fabric
 from core.log_throttle import LogThrottle
 from core.message import Message
-from core.metrics import Traffic
+from core.traffic import Traffic
 from core.retained import RetainedStore
 from core.subscriptions import Delivery, EncodeCache, Subscriber, SubscriptionOptions
 from core.topics import parse_shared_filter
@@ -216,13 +216,9 @@ class Router:
             except Exception as exc:
                 self.delivery_failed(subscriber, message, exc)
                 return 0
-            protocol = getattr(subscriber, "protocol", "internal")  # inlined Traffic.count: hot path
-            to, sizes = traffic.to, traffic.bytes_to
-            to[protocol] = to.get(protocol, 0) + 1
-            sizes[protocol] = sizes.get(protocol, 0) + size
+            traffic.count(getattr(subscriber, "protocol", "internal"), size)
             return 1
         deliveries: dict[SubscriptionOptions, Delivery] = {}
-        to, sizes = traffic.to, traffic.bytes_to
         count = 0
         for subscriber, options in matched:
             if options.no_local and subscriber.is_origin_of(message):
@@ -236,9 +232,7 @@ class Router:
             except Exception as exc:
                 self.delivery_failed(subscriber, message, exc)
                 continue
-            protocol = getattr(subscriber, "protocol", "internal")
-            to[protocol] = to.get(protocol, 0) + 1
-            sizes[protocol] = sizes.get(protocol, 0) + size
+            traffic.count(getattr(subscriber, "protocol", "internal"), size)
             count += 1
         return count
 
