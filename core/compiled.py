@@ -33,6 +33,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.sessions",
     "core.outbox",
     "core.budget",
+    "core.flow",
     "core.broker",
     "core.stores.codec",
     "gateway.cluster.envelope",

@@ -11,6 +11,7 @@ producer never waits long, nor for ever on a queue only its own reading could em
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Protocol
 
 
@@ -56,7 +57,7 @@ class ProducerGate:
         self.closes += 1
         self.until = now + self.max_wait
         for receiver in waiting:
-            receiver.when_drained(lambda r=receiver: self._drained(r))
+            receiver.when_drained(partial(self._drained, receiver))
         return self.blocked
 
     def expire(self, now: float) -> None:

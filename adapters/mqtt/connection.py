@@ -328,13 +328,21 @@ class MQTTConnection:
 
     def to_message(self, packet: Publish) -> Message:
         """Validate an inbound PUBLISH and turn it into a core message (raises on bad input)."""
+        qos, retain = packet.qos, packet.retain  # (each field of the packet read once: a Python object)
+        settings = self.settings
+        if qos > settings.max_qos:
+            raise RemoteProtocolError(f"QoS {qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
+        if retain and not settings.retain_available:
+            raise RemoteProtocolError("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
+        if self.level != 5:  # no properties before MQTT 5: the usual message
+            return plain_message(packet.topic, packet.payload, qos, retain, self.origin)
         topic = packet.topic
         props = packet.properties
         if props.subscription_identifiers:
             raise ProtocolViolation("subscription identifier in a PUBLISH from a client")  # [MQTT-3.3.4-6]
-        if self.level == 5 and props.topic_alias is not None:
+        if props.topic_alias is not None:
             alias = props.topic_alias
-            if alias == 0 or alias > self.settings.topic_alias_maximum:
+            if alias == 0 or alias > settings.topic_alias_maximum:
                 raise TopicAliasInvalid(f"topic alias {alias} out of range")
             aliases = self.inbound_aliases
             if aliases is None:
@@ -347,17 +355,11 @@ class MQTTConnection:
                     raise ProtocolViolation(f"unknown topic alias {alias}")
         # The decoder already refused what validate_topic_name would: bad UTF-8, U+0000,
         # wildcards and an empty name without an alias [MQTT-3.3.2-1, -2], [MQTT-1.5.4-1, -2].
-        if packet.qos > self.settings.max_qos:
-            raise RemoteProtocolError(f"QoS {packet.qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)
-        if packet.retain and not self.settings.retain_available:
-            raise RemoteProtocolError("retain not supported", ReasonCode.RETAIN_NOT_SUPPORTED)
-        if self.level != 5:
-            return plain_message(topic, packet.payload, packet.qos, packet.retain, self.origin)
         return Message(
             topic=topic,
             payload=packet.payload,
-            qos=packet.qos,  # type: ignore[arg-type]
-            retain=packet.retain,
+            qos=qos,  # type: ignore[arg-type]
+            retain=retain,
             content_type=props.content_type,
             correlation_data=props.correlation_data,
             response_topic=props.response_topic,
