@@ -241,12 +241,13 @@ class MQTTConnection:
                 aliases.forget(delivery.message.topic)
             return False
         out = self._out
+        first = not out  # output already waiting means its owner was told already: tell it once
         out.append(head)
         if packet_id is not None:
             out.append(packet_id.to_bytes(2, "big"))
         out.append(tail)
         self.messages_out += 1
-        if not self._in_receive and self.on_output is not None:
+        if first and not self._in_receive and self.on_output is not None:
             self.on_output()
         return True
 

@@ -436,7 +436,7 @@ def test_a_connection_that_never_sends_connect_is_closed_at_the_connect_deadline
 # -- output outside receive_data, and flow control --------------------------------------------
 
 
-def test_on_output_fires_for_output_caused_by_another_connection_never_inside_receive_data(
+def test_on_output_fires_once_output_caused_by_another_connection_waits_never_inside_receive_data(
     broker: Broker, clock: FakeClock
 ) -> None:
     subscriber = peer(broker, clock)
@@ -452,8 +452,11 @@ def test_on_output_fires_for_output_caused_by_another_connection_never_inside_re
     assert publisher.output_signals == 0  # its copy was produced inside its own receive_data
     assert [p.payload for p in publisher.received()] == [b"one"]
     publisher.send(Publish("news", b"two"))
-    assert subscriber.output_signals == 2
+    assert subscriber.output_signals == 1  # its owner was told already: "one" is still waiting
     assert [p.payload for p in subscriber.received()] == [b"one", b"two"]
+    publisher.send(Publish("news", b"three"))
+    assert subscriber.output_signals == 2  # collected since: told again
+    assert [p.payload for p in subscriber.received()] == [b"three"]
 
     subscriber.send(PingReq())  # its own answer is collected by the owner after receive_data
     assert subscriber.output_signals == 2
