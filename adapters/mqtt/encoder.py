@@ -23,6 +23,36 @@ from .decoder import SUPPORTED_PROTOCOLS
 __all__ = ["encode", "encode_publish_parts", "encode_puback_success"]
 
 
+# A PUBLISH's topic field (two length bytes, then the UTF-8), by topic: encoded and checked once for
+# every message on a topic, not per message. Restarted when full, as the router's match cache is.
+_TOPIC_FIELDS: Final[dict[str, bytes]] = {}
+TOPIC_FIELDS_KEPT: Final = 4096
+
+
+def _topic_field(topic: str | bytes) -> bytes:
+    """The topic as a PUBLISH carries it; LocalProtocolError for one MQTT cannot carry."""
+    if isinstance(topic, str):
+        found = _TOPIC_FIELDS.get(topic)
+        if found is not None:
+            return found
+        try:
+            data = topic.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(f"topic {topic!r} is not encodable") from None
+    else:
+        data = topic
+    if b"\x00" in data:
+        raise LocalProtocolError("topic contains U+0000 [MQTT-1.5.4-2]")
+    if len(data) > 0xFFFF:
+        raise LocalProtocolError("topic longer than 65535 bytes")
+    field = len(data).to_bytes(2, "big") + data
+    if isinstance(topic, str):
+        if len(_TOPIC_FIELDS) >= TOPIC_FIELDS_KEPT:
+            _TOPIC_FIELDS.clear()
+        _TOPIC_FIELDS[topic] = field
+    return field
+
+
 def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: bool,
                          dup: bool, properties_bytes: bytes, protocol_level: int
                          ) -> tuple[bytes, bytes]:
@@ -32,16 +62,7 @@ def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: b
     big endian) + tail`. `properties_bytes` is an encoded property block
     (length prefix included), used at level 5 only.
     """
-    if isinstance(topic, str):
-        try:
-            topic = topic.encode("utf-8")  # type: ignore[union-attr]
-        except UnicodeEncodeError:
-            raise LocalProtocolError(f"topic {topic!r} is not encodable") from None
-    if b"\x00" in topic:
-        raise LocalProtocolError("topic contains U+0000 [MQTT-1.5.4-2]")
-    tlen = len(topic)
-    if tlen > 0xFFFF:
-        raise LocalProtocolError("topic longer than 65535 bytes")
+    field = _topic_field(topic)
     if qos == 0:
         if dup:
             raise LocalProtocolError("DUP on a QoS 0 PUBLISH [MQTT-3.3.1-2]")
@@ -55,19 +76,18 @@ def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: b
     if protocol_level == 5:
         tail = properties_bytes + payload
     elif protocol_level == 4 or protocol_level == 3:
-        if not tlen:
+        if len(field) == 2:
             raise LocalProtocolError("empty topic name before MQTT 5 [MQTT-4.7.3-1]")
         tail = payload
     else:
         raise LocalProtocolError(f"unknown protocol level {protocol_level}")
-    length = 2 + tlen + extra + len(tail)
+    length = len(field) + extra + len(tail)
     if length < 128:
-        head = bytes((first, length, tlen >> 8, tlen & 0xFF)) + topic
+        head = bytes((first, length)) + field
     elif length < 16384:  # two varint bytes: the usual size of a payload of a few hundred bytes up to 16 KB
-        head = bytes((first, (length & 0x7F) | 0x80, length >> 7, tlen >> 8, tlen & 0xFF)) + topic
+        head = bytes((first, (length & 0x7F) | 0x80, length >> 7)) + field
     else:
-        head = (bytes((first,)) + encode_varint(length)
-                + bytes((tlen >> 8, tlen & 0xFF)) + topic)
+        head = bytes((first,)) + encode_varint(length) + field
     return head, tail
 
 
