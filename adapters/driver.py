@@ -1,16 +1,16 @@
 """Driving a no-I/O connection state machine from an asyncio transport, for every TCP-like adapter.
 
 A connection (MQTT, AMQP) exposes `receive_data`, `data_to_send`, `closing`,
-`next_deadline`, `handle_timeout`, `connection_lost` and an `on_output`
-callback. `TransportDriver` feeds it, writes its output once per event-loop
+`next_deadline`, `handle_timeout`, `connection_lost`, an `on_output`
+callback and an `input_gate`. `TransportDriver` feeds it, writes its output once per event-loop
 turn (coalesced), closes the transport when it is done, keeps one timer at its
 next deadline, and gates reading for reasons that add up ("writes", "login",
 "flow", "alarm", "turn"). Protocol adapters subclass it for their own hooks.
 
 "flow": a connection whose `input_gate` (core/flow.py `ProducerGate`) closed because
-subscribers it fed fell behind stops being read; the adapter points the gate's
-`on_open` at `_schedule_input`, which resumes reading on the next loop turn and feeds
-the packets or frames that waited in the connection's buffer.
+subscribers it fed fell behind stops being read; when the gate opens, reading resumes
+on the next loop turn and the packets or frames that waited in the connection's
+buffer are fed.
 
 One read per turn: uvloop (libuv) reads a readable socket up to 32 times in one
 event-loop iteration, 256 KiB each, before any callback scheduled with
@@ -58,12 +58,20 @@ class TransportDriver:
         self._timer_at: float | None = None
         self._closed = False
         conn.on_output = self._schedule_flush
+        conn.input_gate.on_open = self._schedule_input
 
     def feed(self, data: bytes) -> None:
         if len(data) >= FULL_READ:
             self.yield_turn()
-        self.conn.receive_data(data)
+        conn = self.conn
+        conn.receive_data(data)
+        if conn.input_gate.blocked:
+            self.block_reading("flow")  # subscribers it fed are behind: stop reading it
+        self._after_receive()
         self.flush()
+
+    def _after_receive(self) -> None:
+        """Protocol hook, run after each chunk is fed, before the flush."""
 
     def yield_turn(self) -> None:
         """Read no more in this event-loop iteration (see the module docstring)."""

@@ -126,12 +126,9 @@ class ConnectionDriver(TransportDriver):
                  pause_reading: Callable[[], None], resume_reading: Callable[[], None]) -> None:
         super().__init__(conn, write, close, pause_reading, resume_reading)
         self._login_started = False
-        conn.input_gate.on_open = self._schedule_input
 
     def _after_output(self) -> None:
         conn = self.conn
-        if conn.input_gate.blocked:
-            self.block_reading("flow")  # subscribers its messages reached are behind (adapters/driver.py)
         if conn.reading_paused:
             self.block_reading("alarm")  # a resource alarm: stop reading this publisher
         else:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from core.broker import Broker
 from core.limits import ConnectionGate
 
-from adapters.driver import FULL_READ, TransportDriver
+from adapters.driver import TransportDriver
 from adapters.mqtt.connection import MQTTConnection
 from adapters.mqtt.errors import ReasonCode
 from adapters.mqtt.settings import MQTTSettings
@@ -139,8 +139,8 @@ def certificate_cn(peercert: object) -> str | None:
 
 
 class ConnectionDriver(TransportDriver):
-    """Drives an `MQTTConnection` from an asyncio transport (adapters/driver.py), with MQTT's hooks:
-    producer backpressure through the connection's input gate, and password checks off the loop.
+    """Drives an `MQTTConnection` from an asyncio transport (adapters/driver.py, which holds its
+    input while subscribers it fed are behind), with MQTT's hook: logins wait off the event loop.
 
     Shared by the TCP protocol here and the WebSocket adapter, whose transport
     writes WebSocket frames instead of raw bytes.
@@ -148,27 +148,10 @@ class ConnectionDriver(TransportDriver):
 
     __slots__ = ()
 
-    def __init__(
-        self,
-        conn: MQTTConnection,
-        write: Callable[[bytes], None],
-        close: Callable[[], None],
-        pause_reading: Callable[[], None] | None = None,
-        resume_reading: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(conn, write, close, pause_reading, resume_reading)
-        conn.input_gate.on_open = self._schedule_input
-
-    def feed(self, data: bytes) -> None:
-        if len(data) >= FULL_READ:
-            self.yield_turn()
+    def _after_receive(self) -> None:
         conn = self.conn
-        conn.receive_data(data)
-        if conn.input_gate.blocked:
-            self.block_reading("flow")  # subscribers it fed are congested: stop reading it
         if conn.state is State.VERIFYING or conn.login.has_verification:  # (a re-authentication's token too)
             self._login_waits()
-        self.flush()
 
     def _login_waits(self) -> None:
         """Stop reading while the login waits; run the credential check it asks for off the event loop."""

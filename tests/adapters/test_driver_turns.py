@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from adapters.driver import FULL_READ, TransportDriver
+from core.flow import ProducerGate
 
 
 class _Connection:
@@ -17,6 +18,7 @@ class _Connection:
 
     def __init__(self) -> None:
         self.received: list[bytes] = []
+        self.input_gate = ProducerGate()
 
     def receive_data(self, data: bytes) -> None:
         self.received.append(data)
