@@ -12,8 +12,9 @@ Two connections to the NATS cluster (nats-py):
 Retained messages live in a JetStream stream (gateway/cluster/retained_share.py).
 
 Nothing here blocks the event loop: interest changes are applied in order by one task,
-outgoing messages are published in batches once per loop iteration. While NATS is unreachable the node serves its local clients, counts what it
-could not forward (`not_forwarded`), and nats-py re-subscribes when it reconnects.
+outgoing messages are published in batches once per loop iteration. While NATS is
+unreachable the node serves its local clients, counts what it could not forward
+(`not_forwarded`), and nats-py re-subscribes when it reconnects.
 
 Flow control (gateway/cluster/flow.py): a node whose subscribers fall behind on another
 node's messages sends that node holds and releases on ``PREFIX.ctl.flow.<its run id>``;
@@ -349,12 +350,10 @@ class NATSFabric:
             self.sessions.node_gone(name)
         if self._connected.is_set() and self._main is not None and not self._main.is_closed:
             document = {"node": self.node, "started": self.started_at, **self.details()}
-            self._tasks.append(asyncio.create_task(self._send_heartbeat(json.dumps(document).encode())))
+            self._tasks.append(asyncio.create_task(self._publish_control(f"{self.settings.prefix}.{CONTROL}.hb",
+                                                                         json.dumps(document).encode())))
             self._tasks = [task for task in self._tasks if not task.done()]
         self._heartbeat = self._loop.call_later(self.settings.heartbeat, self._beat)
-
-    async def _send_heartbeat(self, data: bytes) -> None:
-        await self._publish_control(f"{self.settings.prefix}.{CONTROL}.hb", data)
 
     async def _on_heartbeat(self, msg: Any) -> None:
         try:
