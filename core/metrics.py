@@ -167,11 +167,11 @@ def core_collector(broker: "Broker") -> Collector:
         for origin, traffic in sorted(router.traffic.items()):
             messages_in.add(traffic.messages_in, protocol=origin)
             bytes_in.add(traffic.bytes_in, protocol=origin)
-            for target, n in sorted(traffic.to.items()):
-                pairs.add(n, origin=origin, target=target)
+            for target, flow in sorted(traffic.flows.items()):
+                pairs.add(flow.deliveries, origin=origin, target=target)
                 sums = out.setdefault(target, [0, 0])
-                sums[0] += n
-                sums[1] += traffic.bytes_to.get(target, 0)
+                sums[0] += flow.deliveries
+                sums[1] += flow.bytes
         for target, (n, size) in sorted(out.items()):
             messages_out.add(n, protocol=target)
             bytes_out.add(size, protocol=target)

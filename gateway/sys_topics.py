@@ -61,8 +61,9 @@ class SysPublisher:
                 continue
             received += traffic.messages_in
             bytes_in += traffic.bytes_in
-            sent += sum(traffic.to.values())
-            bytes_out += sum(traffic.bytes_to.values())
+            for flow in traffic.flows.values():
+                sent += flow.deliveries
+                bytes_out += flow.bytes
         return received, sent, bytes_in, bytes_out
 
     def values(self) -> dict[str, str]:
