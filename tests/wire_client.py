@@ -83,10 +83,15 @@ def qos1_burst(pub: WireClient, sub: WireClient, topic: str, count: int) -> tupl
     burst = b"".join(encode(Publish(topic, str(i).encode(), qos=1, packet_id=i % 65535 + 1), 4)
                      for i in range(count))
     send_in_background(pub, burst)
+    return read_numbered_qos1(sub, count), [pub.recv() for _ in range(count)]
+
+
+def read_numbered_qos1(sub: WireClient, count: int) -> list[int]:
+    """Read `count` QoS 1 PUBLISHes numbered in their payloads, acknowledging each: the numbers, in order."""
     received = []
     while len(received) < count:
         packet = sub.recv()
         assert isinstance(packet, Publish), packet
         received.append(int(packet.payload))
         sub.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
-    return received, [pub.recv() for _ in range(count)]
+    return received

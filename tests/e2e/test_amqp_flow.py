@@ -10,10 +10,10 @@ from typing import Iterator
 import pika
 import pytest
 
-from adapters.mqtt.packets import PubAck, Publish, SubAck, Subscribe, SubscriptionRequest
+from adapters.mqtt.packets import SubAck, Subscribe, SubscriptionRequest
 from tests.conftest import RunningGateway
 from tests.e2e.amqp_support import amqp_config, connect
-from tests.wire_client import WireClient
+from tests.wire_client import WireClient, read_numbered_qos1
 
 
 @pytest.fixture
@@ -46,12 +46,7 @@ def test_a_pika_burst_to_a_reading_mqtt_subscriber_arrives_whole_and_in_order(sm
 
         publisher = threading.Thread(target=publish, daemon=True)
         publisher.start()
-        received = []
-        while len(received) < burst_size:
-            packet = sub.recv()
-            assert isinstance(packet, Publish), packet
-            received.append(int(packet.payload))
-            sub.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
+        received = read_numbered_qos1(sub, burst_size)
         publisher.join(30)
         session = small_outboxes.call(lambda: small_outboxes.broker.mqtt_sessions.get("amqp-reader"))
         counters = small_outboxes.call(lambda: session.counters)

@@ -11,24 +11,12 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Iterator
-
-import pytest
 
 from adapters.mqtt.packets import ConnAck, Disconnect, SubAck, Subscribe, SubscriptionRequest
-from tests.conftest import RunningGateway, make_config
+from tests.conftest import RunningGateway
 from tests.wire_client import WireClient
 
 OURS = ("adapters.", "core.")  # the modules whose objects must not be left in cycles
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def running(request: pytest.FixtureRequest) -> Iterator[RunningGateway]:
-    gateway = RunningGateway(make_config(), loop=request.param)
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
 
 
 def _churn(running: RunningGateway, count: int) -> None:

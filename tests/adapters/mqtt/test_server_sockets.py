@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterator
 
 import pytest
 
@@ -37,15 +36,6 @@ def _server_side(local: tuple[str, int], peer: tuple[str, int]) -> list[socket.s
             pass
         sock.close()
     return found
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def running(request: pytest.FixtureRequest) -> Iterator[RunningGateway]:
-    gateway = RunningGateway(make_config(), loop=request.param)
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
 
 
 def test_accepted_mqtt_sockets_have_tcp_nodelay(running: RunningGateway) -> None:
