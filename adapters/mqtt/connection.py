@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, Final
 
 from core.acl import ClientAccess
 from core.broker import Broker
@@ -29,7 +29,7 @@ from core.principal import Principal
 from core.sessions import Session
 from core.subscriptions import Delivery, EncodeCache
 
-from adapters.mqtt import handlers
+from adapters.mqtt.handlers import CONNECTED_HANDLERS
 from adapters.mqtt.codec import MQTTDecoder, encode
 from adapters.mqtt.errors import (
     CONNACK_REASONS,
@@ -47,6 +47,13 @@ from adapters.mqtt.settings import MQTTSettings
 from adapters.mqtt.states import State
 
 log = logging.getLogger("rosettamq.mqtt")
+# The states as compiled constants: an Enum member read through its class is a metaclass
+# __getattr__ lookup, a few percent of the CPU per message when done per packet.
+AWAIT_CONNECT: Final = State.AWAIT_CONNECT
+AUTHENTICATING: Final = State.AUTHENTICATING
+VERIFYING: Final = State.VERIFYING
+CONNECTED: Final = State.CONNECTED
+CLOSED: Final = State.CLOSED
 
 MAX_DETAIL = 200  # characters of an error detail kept for the log and the Reason String
 ERRORS_KEPT = 10  # protocol errors and refusals a connection remembers (the admin API's last_errors)
@@ -70,7 +77,7 @@ class MQTTConnection:
         self.listener = listener
         self.clock = clock
         self.decoder = MQTTDecoder(settings.max_packet_size)
-        self.state = State.AWAIT_CONNECT
+        self.state = AWAIT_CONNECT
         self.level = 4
         self.client_id = ""
         self.username: str | None = None
@@ -117,17 +124,17 @@ class MQTTConnection:
         """Process bytes from the peer; answers accumulate for `data_to_send`."""
         if self.closing:
             return
-        if self.input_gate.blocked or self.state is State.VERIFYING:
+        if self.input_gate.blocked or self.state is VERIFYING:
             self.decoder.feed(data)  # kept for when the gate opens / the login is decided; the owner stops reading
             return
         now = self.clock()
         self._in_receive = True
         try:
-            if self.state is State.AWAIT_CONNECT and data and not self.decoder.buffered and data[0] >> 4 != 1:
+            if self.state is AWAIT_CONNECT and data and not self.decoder.buffered and data[0] >> 4 != 1:
                 # Not the start of a CONNECT: fail now rather than wait for a length it announces.
                 raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
             self.decoder.feed(data)
-            while not self.closing and not self.input_gate.blocked and self.state is not State.VERIFYING:
+            while not self.closing and not self.input_gate.blocked and self.state is not VERIFYING:
                 packet = self.decoder.next_packet()
                 if packet is None:
                     break
@@ -136,7 +143,7 @@ class MQTTConnection:
                 self._last_rx = now
                 self._dispatch(packet)
         except UnsupportedProtocolVersion as exc:
-            if self.state is State.AWAIT_CONNECT:
+            if self.state is AWAIT_CONNECT:
                 self.login.refuse_version(exc)
             else:  # a second CONNECT, whatever its version [MQTT-3.1.0-2]
                 self._fail(ReasonCode.PROTOCOL_ERROR, "second CONNECT")
@@ -172,7 +179,7 @@ class MQTTConnection:
         self._connect_deadline = max(self._connect_deadline, until)
 
     def _liveness_deadline(self) -> float | None:
-        if self.state is not State.CONNECTED:
+        if self.state is not CONNECTED:
             held = self.login.deadline  # a login held back by the backoff
             return self._connect_deadline if held is None else held
         deadline = self._last_rx + 1.5 * self.keep_alive if self.keep_alive else None  # [MQTT-3.1.2-22]
@@ -187,11 +194,11 @@ class MQTTConnection:
         deadline = self._liveness_deadline()
         if self.closing or deadline is None or now < deadline:
             return
-        if self.state is State.CONNECTED and self.auth_expires is not None and now >= self.auth_expires:
+        if self.state is CONNECTED and self.auth_expires is not None and now >= self.auth_expires:
             log.info("access token expired peer=%s client_id=%s username=%s", self.peer, self.client_id,
                      self.username)
             self.disconnect(ReasonCode.MAXIMUM_CONNECT_TIME, publish_will=True, reason_string="access token expired")
-        elif self.state is State.CONNECTED:
+        elif self.state is CONNECTED:
             log.info("keep-alive timeout peer=%s client_id=%s", self.peer, self.client_id)
             self._fail(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
         elif self.login.deadline is not None:
@@ -215,7 +222,7 @@ class MQTTConnection:
         if self.closing:
             return
         self.close_reason = reason
-        if self.state is State.CONNECTED and self.level == 5:
+        if self.state is CONNECTED and self.level == 5:
             self.send_packet(Disconnect(reason, self._reason_props(reason_string)))
         self.close(publish_will=publish_will)
 
@@ -298,16 +305,16 @@ class MQTTConnection:
 
     def _dispatch(self, packet: Packet) -> None:
         state = self.state
-        if state is State.CONNECTED:
-            handler = handlers.CONNECTED_HANDLERS.get(type(packet))
+        if state is CONNECTED:
+            handler = CONNECTED_HANDLERS.get(type(packet))
             if handler is None:
                 raise ProtocolViolation(f"unexpected {type(packet).__name__} packet")
             handler(self, packet)
-        elif state is State.AWAIT_CONNECT:
+        elif state is AWAIT_CONNECT:
             if not isinstance(packet, Connect):
                 raise ProtocolViolation("first packet must be CONNECT")  # [MQTT-3.1.0-1]
             self.login.on_connect(packet)
-        elif state is State.AUTHENTICATING:
+        elif state is AUTHENTICATING:
             if isinstance(packet, Auth) and packet.reason_code == ReasonCode.CONTINUE_AUTHENTICATION:
                 self.continue_authentication(packet)
             elif isinstance(packet, Disconnect):
@@ -383,10 +390,10 @@ class MQTTConnection:
         if not self.closing:
             self.close_reason = ReasonCode(reason)
         self.note_error(f"{ReasonCode(reason).name}: {detail}")
-        if self.state in (State.AWAIT_CONNECT, State.AUTHENTICATING, State.VERIFYING):
+        if self.state in (AWAIT_CONNECT, AUTHENTICATING, VERIFYING):
             # A v5 client (its CONNECT's level is known even when the rest was malformed) is
             # told why in a CONNACK [MQTT-3.1.4-1] (v5); 3.1.1 closes without one [MQTT-3.1.4-1].
-            if self.state is State.AUTHENTICATING or self.decoder.protocol_level == 5:
+            if self.state is AUTHENTICATING or self.decoder.protocol_level == 5:
                 self.level = 5
                 code = reason if reason in CONNACK_REASONS else ReasonCode.PROTOCOL_ERROR
                 self.send_packet(ConnAck(False, code))
@@ -399,7 +406,7 @@ class MQTTConnection:
         if self.closing:
             return
         self.closing = True
-        self.state = State.CLOSED
+        self.state = CLOSED
         if self.session is not None and not self._detached:
             self._detached = True
             self.broker.mqtt_sessions.disconnected(self.session, publish_will=publish_will)

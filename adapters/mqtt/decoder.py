@@ -33,6 +33,7 @@ SUPPORTED_PROTOCOLS = frozenset({("MQIsdp", 3), ("MQTT", 4), ("MQTT", 5)})
 # a type that does not exist) [MQTT-2.1.3-1] (v5), [MQTT-2.2.2-2] (3.1.1).
 _FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
 _COMPACT_AT: Final = 1 << 16  # drop consumed bytes once this many are behind us
+_tuple_new: Final = tuple.__new__  # a Publish without the NamedTuple's Python-level __new__
 
 
 def _packet_id(buf: bytearray, pos: int, end: int) -> int:
@@ -207,7 +208,7 @@ def _decode_publish(first: int, buf: bytearray, pos: int, end: int, level: int) 
     if "+" in topic or "#" in topic:
         _check_topic_name(topic)
     payload = bytes(buf[pos:end]) if end - pos < 4096 else memoryview(buf)[pos:end].tobytes()
-    return Publish(topic, payload, qos, bool(first & 1), bool(dup), packet_id, props)
+    return _tuple_new(Publish, (topic, payload, qos, bool(first & 1), bool(dup), packet_id, props))  # type: ignore[no-any-return]
 
 
 def _reason_decoder(cls: type, ptype: int, reasons: frozenset[int], with_id: bool):  # noqa: ANN202

@@ -9,7 +9,7 @@ into the wire answer in one place.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from core.session_parts import NEVER_EXPIRES
 from core.sessions import Session
@@ -234,7 +234,7 @@ def on_auth(conn: "MQTTConnection", packet: Auth) -> None:
         raise ProtocolViolation("AUTH with a success code from a client")
 
 
-CONNECTED_HANDLERS: dict[type, Callable[[Any, Any], None]] = {
+CONNECTED_HANDLERS: Final[dict[type, Callable[[Any, Any], None]]] = {
     Publish: on_publish,
     PubAck: on_puback,
     PubRec: on_pubrec,

@@ -116,7 +116,7 @@ def expected(packet: Packet, level: int) -> Packet:
         code = V3_CONNACK_REASONS[connack_return_code_v3(packet.reason_code)]
         return ConnAck(packet.session_present and level == 4, code)
     if isinstance(packet, Publish):
-        return replace(packet, properties=NO_PROPERTIES)
+        return packet._replace(properties=NO_PROPERTIES)
     if isinstance(packet, (PubAck, PubRec, PubRel, PubComp)):
         return type(packet)(packet.packet_id)
     if isinstance(packet, Subscribe):
