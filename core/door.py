@@ -56,6 +56,11 @@ class PublishResult(NamedTuple):
 
 
 DENIED: Final = PublishResult(PublishStatus.DENIED, 0, "not authorized")
+# The usual results, made once: routed to n < 64 subscribers or to none, nobody held.
+_ROUTED_TO: Final = tuple(PublishResult(PublishStatus.ROUTED, n) for n in range(64))
+_NO_SUBSCRIBERS: Final = PublishResult(PublishStatus.NO_SUBSCRIBERS)
+_ROUTED: Final = PublishStatus.ROUTED  # (a member read through its Enum class is a metaclass lookup)
+_NOBODY: Final = PublishStatus.NO_SUBSCRIBERS
 _tuple_new: Final = tuple.__new__  # a result per publish without the NamedTuple's Python-level __new__
 
 
@@ -86,11 +91,11 @@ class Door:
         count = router.publish(message, encoded, False, congested)
         # To the other nodes of a cluster (core/fabric.py; a no-op alone), which may name a topic's
         # subscribers on another node that are behind, for the producer to wait on as on local ones.
-        remote_hold = router.fabric.forward(message)
-        if remote_hold is not None:
-            congested.append(remote_hold)
-        return _tuple_new(PublishResult, (PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count,  # type: ignore[no-any-return]
-                                          "", self.budget.congested, tuple(congested) if congested else ()))
+        if router.clustered:
+            remote_hold = router.fabric.forward(message)
+            if remote_hold is not None:
+                congested.append(remote_hold)
+        return _routed(count, self.budget.congested, congested)
 
     def publish_remote(self, message: Message, share: tuple[str, str] | None = None) -> PublishResult:
         """A message another node of the cluster published (and authorized): validated, then routed
@@ -106,8 +111,7 @@ class Door:
             count = self.router.deliver_to_share(message, share[0], share[1])
         else:
             count = self.router.publish(message, None, True, congested)
-        return PublishResult(PublishStatus.ROUTED if count else PublishStatus.NO_SUBSCRIBERS, count, "", False,
-                             tuple(congested) if congested else ())
+        return _routed(count, False, congested)
 
     def clear_retained(self, principal: Principal, topic: str, message: Message) -> PublishResult:
         """Remove the retained message of `topic` without delivering anything (`message`: the
@@ -158,6 +162,14 @@ class Door:
         if extra and (qos or retain):
             return _extra_problem(extra)  # it may be stored: the store must be able to write it
         return None
+
+
+def _routed(count: int, over_budget: bool, congested: list[Any]) -> PublishResult:
+    """The result of a message routed to `count` subscribers (a shared one when nobody is held)."""
+    if not congested and not over_budget and count < 64:
+        return _ROUTED_TO[count] if count else _NO_SUBSCRIBERS
+    return _tuple_new(PublishResult, (_ROUTED if count else _NOBODY, count,  # type: ignore[no-any-return]
+                                      "", over_budget, tuple(congested) if congested else ()))
 
 
 def _property_problem(message: Any) -> str | None:

@@ -59,11 +59,13 @@ class Router:
         # The cluster (core/fabric.py): told when a filter gains its first local subscriber or
         # loses its last (counted per filter and share group in `_interest`).
         self.fabric: Fabric = NO_FABRIC
+        self.clustered = False  # a fabric is attached (the door skips the call to NO_FABRIC)
         self._interest: dict[tuple[str, str | None], int] = {}
 
     def attach_fabric(self, fabric: Fabric) -> None:
         """Join a cluster: the fabric learns every filter local subscribers already have."""
         self.fabric = fabric
+        self.clustered = fabric is not NO_FABRIC
         for bare_filter, group in self._interest:
             fabric.interest_added(bare_filter, group)
 

@@ -32,11 +32,10 @@ SUPPORTED_PROTOCOLS = frozenset({("MQIsdp", 3), ("MQTT", 4), ("MQTT", 5)})
 # Required low nibble of the fixed header per packet type (None: PUBLISH, or
 # a type that does not exist) [MQTT-2.1.3-1] (v5), [MQTT-2.2.2-2] (3.1.1).
 _FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
-_COMPACT_AT: Final = 1 << 16  # drop consumed bytes once this many are behind us
 _tuple_new: Final = tuple.__new__  # a Publish without the NamedTuple's Python-level __new__
 
 
-def _packet_id(buf: bytearray, pos: int, end: int) -> int:
+def _packet_id(buf: bytes, pos: int, end: int) -> int:
     if pos + 2 > end:
         raise MalformedPacket("packet too short for a packet identifier")
     pid = (buf[pos] << 8) | buf[pos + 1]
@@ -58,46 +57,82 @@ class MQTTDecoder:
     CONNECT is malformed); until then packets are decoded as level 4. A client
     sets it itself. `max_packet_size` bounds the whole packet, fixed header
     included, and is checked as soon as the fixed header is complete.
+
+    The buffer is the `bytes` a read returned, decoded in place: no copy on feed, and a payload
+    is one slice of it. Bytes fed while a packet is incomplete wait in a list, joined once they
+    complete it (so a large packet arriving in many reads is copied once, not once per read).
     """
 
-    __slots__ = ("max_packet_size", "protocol_level", "_buf", "_pos")
+    __slots__ = ("max_packet_size", "protocol_level", "_buf", "_pos", "_more", "_more_size", "_need")
 
     def __init__(self, max_packet_size: int | None = None) -> None:
         self.max_packet_size = max_packet_size
         self.protocol_level: int | None = None
-        self._buf = bytearray()
+        self._buf = b""
         self._pos = 0
+        self._more: list[bytes] = []  # fed after `_buf`, not joined yet
+        self._more_size = 0
+        self._need = 0  # bytes from `_pos` the incomplete packet at it needs (0: not known yet)
 
-    def feed(self, data: bytes) -> None:
-        """Append received bytes to the buffer."""
-        self._buf += data
+    def feed(self, data: bytes | bytearray) -> None:
+        """Take received bytes (`bytes` are kept as they are, a `bytearray` is copied)."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._pos == len(self._buf) and not self._more:
+            self._buf = data
+            self._pos = 0
+        else:
+            self._more.append(data)
+            self._more_size += len(data)
 
     @property
     def buffered(self) -> int:
         """Number of received bytes not yet returned as packets."""
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._more_size
+
+    def _gather(self) -> bool:
+        """Join the bytes fed since into the buffer, once they can complete the packet at `_pos`."""
+        if not self._more or len(self._buf) - self._pos + self._more_size < self._need:
+            return False
+        self._buf = b"".join([memoryview(self._buf)[self._pos:], *self._more])
+        self._pos = 0
+        self._more.clear()
+        self._more_size = 0
+        self._need = 0
+        return True
 
     def next_packet(self) -> Packet | None:
         """Return the next complete packet, or None if more data is needed."""
-        buf = self._buf
-        pos = self._pos
-        size = len(buf)
-        if size - pos < 2:
-            return None
-        first = buf[pos]
-        length = buf[pos + 1]
-        start = pos + 2
-        if length & 0x80:  # multi-byte remaining length (rare: >= 128 bytes)
-            r = decode_varint(buf, pos + 1)  # MalformedPacket after 4 bytes
-            if r is None:
+        while True:
+            buf = self._buf
+            pos = self._pos
+            size = len(buf)
+            if size - pos < 2:
+                self._need = 0
+                if self._gather():
+                    continue
                 return None
-            length, start = r
-        end = start + length
-        limit = self.max_packet_size
-        if limit is not None and end - pos > limit:
-            raise PacketTooLarge(f"packet of {end - pos} bytes exceeds the maximum {limit}")
-        if end > size:
-            return None
+            first = buf[pos]
+            length = buf[pos + 1]
+            start = pos + 2
+            if length & 0x80:  # multi-byte remaining length (rare: >= 128 bytes)
+                r = decode_varint(buf, pos + 1)  # MalformedPacket after 4 bytes
+                if r is None:
+                    self._need = 0
+                    if self._gather():
+                        continue
+                    return None
+                length, start = r
+            end = start + length
+            limit = self.max_packet_size
+            if limit is not None and end - pos > limit:
+                raise PacketTooLarge(f"packet of {end - pos} bytes exceeds the maximum {limit}")
+            if end > size:
+                self._need = end - pos
+                if self._gather():
+                    continue
+                return None
+            break
         self._pos = end
         level = self.protocol_level or 4
         ptype = first >> 4
@@ -113,14 +148,11 @@ class MQTTDecoder:
                 raise MalformedPacket(f"reserved fixed header flags 0x{first:02x}")
             packet = _DECODERS[ptype](buf, start, end, level)
         if end == size:
-            buf.clear()
-            self._pos = 0
-        elif end >= _COMPACT_AT and end * 2 >= size:  # amortized O(n)
-            del buf[:end]
+            self._buf = b""  # (not kept until the next read: it may be a large one)
             self._pos = 0
         return packet
 
-    def _decode_connect(self, flags: int, buf: bytearray, pos: int, end: int) -> Connect:
+    def _decode_connect(self, flags: int, buf: bytes, pos: int, end: int) -> Connect:
         if flags:
             raise MalformedPacket("reserved CONNECT fixed header flags")
         name, pos = read_utf8(buf, pos, end)
@@ -172,7 +204,7 @@ class MQTTDecoder:
                        username, password, will, props)
 
 
-def _decode_publish(first: int, buf: bytearray, pos: int, end: int, level: int) -> Publish:
+def _decode_publish(first: int, buf: bytes, pos: int, end: int, level: int) -> Publish:
     qos = (first >> 1) & 3
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
@@ -207,7 +239,7 @@ def _decode_publish(first: int, buf: bytearray, pos: int, end: int, level: int) 
         raise ProtocolViolation("empty topic name [MQTT-4.7.3-1]")
     if "+" in topic or "#" in topic:
         _check_topic_name(topic)
-    payload = bytes(buf[pos:end]) if end - pos < 4096 else memoryview(buf)[pos:end].tobytes()
+    payload = buf[pos:end]
     return _tuple_new(Publish, (topic, payload, qos, bool(first & 1), bool(dup), packet_id, props))  # type: ignore[no-any-return]
 
 
@@ -218,7 +250,7 @@ def _reason_decoder(cls: type, ptype: int, reasons: frozenset[int], with_id: boo
     properties [3.4.2.1]; DISCONNECT/AUTH: remaining length 0 means reason 0
     [3.14.2.1], [3.15.2.1].
     """
-    def decode(buf: bytearray, pos: int, end: int, level: int) -> Packet:
+    def decode(buf: bytes, pos: int, end: int, level: int) -> Packet:
         args: tuple[int, ...] = ()
         if with_id:
             args = (_packet_id(buf, pos, end),)
@@ -239,7 +271,7 @@ def _reason_decoder(cls: type, ptype: int, reasons: frozenset[int], with_id: boo
     return decode
 
 
-def _decode_connack(buf: bytearray, pos: int, end: int, level: int) -> ConnAck:
+def _decode_connack(buf: bytes, pos: int, end: int, level: int) -> ConnAck:
     if end - pos < 2:
         raise MalformedPacket("CONNACK too short")
     ack_flags, code = buf[pos], buf[pos + 1]
@@ -260,7 +292,7 @@ def _decode_connack(buf: bytearray, pos: int, end: int, level: int) -> ConnAck:
     return ConnAck(bool(ack_flags & 1), code, props)
 
 
-def _decode_subscribe(buf: bytearray, pos: int, end: int, level: int) -> Subscribe:
+def _decode_subscribe(buf: bytes, pos: int, end: int, level: int) -> Subscribe:
     pid = _packet_id(buf, pos, end)
     pos += 2
     props = NO_PROPERTIES
@@ -293,7 +325,7 @@ def _decode_subscribe(buf: bytearray, pos: int, end: int, level: int) -> Subscri
     return Subscribe(pid, tuple(subs), props)
 
 
-def _decode_unsubscribe(buf: bytearray, pos: int, end: int, level: int) -> Unsubscribe:
+def _decode_unsubscribe(buf: bytes, pos: int, end: int, level: int) -> Unsubscribe:
     pid = _packet_id(buf, pos, end)
     pos += 2
     props = NO_PROPERTIES
@@ -308,7 +340,7 @@ def _decode_unsubscribe(buf: bytearray, pos: int, end: int, level: int) -> Unsub
     return Unsubscribe(pid, tuple(filters), props)
 
 
-def _codes(buf: bytearray, pos: int, end: int, allowed: frozenset[int], name: str
+def _codes(buf: bytes, pos: int, end: int, allowed: frozenset[int], name: str
            ) -> tuple[int, ...]:
     codes = tuple(buf[pos:end])
     if not codes:
@@ -319,7 +351,7 @@ def _codes(buf: bytearray, pos: int, end: int, allowed: frozenset[int], name: st
     return codes
 
 
-def _decode_suback(buf: bytearray, pos: int, end: int, level: int) -> SubAck:
+def _decode_suback(buf: bytes, pos: int, end: int, level: int) -> SubAck:
     pid = _packet_id(buf, pos, end)
     if level != 5:
         return SubAck(pid, _codes(buf, pos + 2, end, V3_SUBACK_CODES, "SUBACK"))
@@ -327,7 +359,7 @@ def _decode_suback(buf: bytearray, pos: int, end: int, level: int) -> SubAck:
     return SubAck(pid, _codes(buf, pos, end, SUBACK_REASONS, "SUBACK"), props)
 
 
-def _decode_unsuback(buf: bytearray, pos: int, end: int, level: int) -> UnsubAck:
+def _decode_unsuback(buf: bytes, pos: int, end: int, level: int) -> UnsubAck:
     pid = _packet_id(buf, pos, end)
     if level != 5:
         if end - pos != 2:
@@ -340,7 +372,7 @@ def _decode_unsuback(buf: bytearray, pos: int, end: int, level: int) -> UnsubAck
 def _empty(cls: type):  # noqa: ANN202
     packet = cls()
 
-    def decode(buf: bytearray, pos: int, end: int, level: int) -> Packet:
+    def decode(buf: bytes, pos: int, end: int, level: int) -> Packet:
         if end != pos:
             raise MalformedPacket(f"{cls.__name__} with a non-zero remaining length")
         return packet

@@ -27,6 +27,8 @@ __all__ = ["encode", "encode_publish_parts", "encode_puback_success"]
 # every message on a topic, not per message. Restarted when full, as the router's match cache is.
 _TOPIC_FIELDS: Final[dict[str, bytes]] = {}
 TOPIC_FIELDS_KEPT: Final = 4096
+# Every two-byte PUBLISH fixed header (a remaining length under 128), at [flags << 7 | length].
+_SHORT_HEADERS: Final = tuple(bytes((0x30 | flags, length)) for flags in range(16) for length in range(128))
 
 
 def _topic_field(topic: str | bytes) -> bytes:
@@ -83,7 +85,7 @@ def encode_publish_parts(topic: str | bytes, payload: bytes, qos: int, retain: b
         raise LocalProtocolError(f"unknown protocol level {protocol_level}")
     length = len(field) + extra + len(tail)
     if length < 128:
-        head = bytes((first, length)) + field
+        head = _SHORT_HEADERS[(first & 0x0F) << 7 | length] + field
     elif length < 16384:  # two varint bytes: the usual size of a payload of a few hundred bytes up to 16 KB
         head = bytes((first, (length & 0x7F) | 0x80, length >> 7)) + field
     else:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from adapters.mqtt.connection import MQTTConnection
 
 log = logging.getLogger("rosettamq.mqtt")
+_REFUSED: Final = PublishStatus.DENIED  # this status and the ones above it were not accepted
 
 
 def _session(conn: "MQTTConnection") -> Session:
@@ -67,7 +68,7 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     result = broker.publish(conn.principal, message)  # the door: validation, ACL, routing
     if result.hold or result.hold_on:  # over the memory budget, or draining subscribers are behind
         conn.input_gate.close_for([*result.hold_on, broker.budget], conn.clock(), own=conn.session)
-    if not result.accepted:
+    if result.status >= _REFUSED:
         _publish_refused(conn, packet, message.topic, result.status, result.reason)
         return
     if qos == 0:

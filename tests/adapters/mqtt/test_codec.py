@@ -224,6 +224,31 @@ def test_many_small_packets_in_one_big_chunk_are_all_decoded() -> None:
     assert d.next_packet() == PingReq() and d.buffered == 0
 
 
+def test_a_large_packet_fed_in_many_reads_is_joined_once_when_complete() -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    wire = encode(Publish("big/one", payload, 0), 4) + b"\xc0\x00"
+    d = decoder(4)
+    chunk = 4096
+    for i in range(0, len(wire) - chunk, chunk):
+        d.feed(wire[i:i + chunk])
+        assert d.next_packet() is None
+        # Waiting for the rest: no join (a copy of all so far) per read, the reads wait as fed.
+        assert len(d._more) == i // chunk
+    d.feed(wire[i + chunk:])
+    assert d.next_packet() == Publish("big/one", payload, 0)
+    assert d.next_packet() == PingReq() and d.buffered == 0
+
+
+def test_a_fed_bytearray_is_copied_so_the_caller_may_reuse_it() -> None:
+    d = decoder(4)
+    data = bytearray(b"\xc0\x00\xc0")
+    d.feed(data)
+    data[2] = 0x40  # the caller reuses its buffer: the decoder took a copy
+    assert d.next_packet() == PingReq() and d.buffered == 1
+    d.feed(b"\x00")
+    assert d.next_packet() == PingReq()
+
+
 # --- publish hot path --------------------------------------------------------
 
 @pytest.mark.parametrize("level", LEVELS)
