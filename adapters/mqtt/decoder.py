@@ -32,7 +32,8 @@ SUPPORTED_PROTOCOLS = frozenset({("MQIsdp", 3), ("MQTT", 4), ("MQTT", 5)})
 # Required low nibble of the fixed header per packet type (None: PUBLISH, or
 # a type that does not exist) [MQTT-2.1.3-1] (v5), [MQTT-2.2.2-2] (3.1.1).
 _FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
-_tuple_new: Final = tuple.__new__  # a Publish without the NamedTuple's Python-level __new__
+_tuple_new: Final = tuple.__new__  # a Publish or PubAck without the NamedTuple's Python-level __new__
+_NO_PROPERTIES: Final = NO_PROPERTIES
 
 
 def _packet_id(buf: bytes, pos: int, end: int) -> int:
@@ -138,6 +139,8 @@ class MQTTDecoder:
         ptype = first >> 4
         if ptype == 3:
             packet: Packet = _decode_publish(first, buf, start, end, level)
+        elif ptype == 4 and length == 2 and first == 0x40:  # the usual PUBACK: reason 0, no properties
+            packet = _tuple_new(PubAck, (_packet_id(buf, start, end), 0, _NO_PROPERTIES))
         elif ptype == 1:
             packet = self._decode_connect(first & 0x0F, buf, start, end)
         else:

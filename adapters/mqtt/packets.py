@@ -1,8 +1,8 @@
 """MQTT control packets as slotted dataclasses (no I/O, no encoding), treated as immutable.
 
-Most are frozen. PUBLISH, built once per message, is a NamedTuple (see `Publish`); its acks are
-plain dataclasses: a frozen dataclass's `__init__` sets each field through `object.__setattr__`,
-4.5x slower to build. Nothing changes a packet after it is built; they compare by value.
+Most are frozen. PUBLISH and its acks, built once per message, are NamedTuples (see `Publish`),
+equal only to a packet of the same kind. Nothing changes a packet after it is built; they
+compare by value.
 
 One class per control packet of MQTT 3.1 (level 3), 3.1.1 (level 4) and 5.0
 (level 5). Fields that only exist in v5 (properties, most reason codes) are
@@ -82,11 +82,17 @@ class ConnAck:
     properties: Properties = NO_PROPERTIES
 
 
+def _same_packet(self: tuple[object, ...], other: object) -> bool:
+    """Packets built as NamedTuples are equal only to the same kind of packet (a PUBACK never
+    equals the PUBREC with the same fields, as tuples would)."""
+    return type(self) is type(other) and tuple.__eq__(self, other)
+
+
 class Publish(NamedTuple):
     """PUBLISH; on v5 `topic` may be "" when a Topic Alias property is present.
 
-    A NamedTuple, unlike the other packets: the one built per message. Compiled code reads its
-    fields by index and builds it without a Python frame (`tuple.__new__`), where a dataclass
+    A NamedTuple, as are its acks: the packets built per message. Compiled code reads their
+    fields by index and builds them without a Python frame (`tuple.__new__`), where a dataclass
     costs a generic attribute lookup per read and an `__init__` call per packet."""
 
     topic: str
@@ -97,45 +103,87 @@ class Publish(NamedTuple):
     packet_id: int | None = None
     properties: Properties = NO_PROPERTIES
 
+    def __eq__(self, other: object) -> bool:
+        return _same_packet(self, other)
 
-@dataclass(slots=True)
-class PubAck:
+    def __ne__(self, other: object) -> bool:
+        return not _same_packet(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+class PubAck(NamedTuple):
     """PUBACK (QoS 1 acknowledgement)."""
 
-    packet_type: ClassVar[PacketType] = PacketType.PUBACK
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
+    def __eq__(self, other: object) -> bool:
+        return _same_packet(self, other)
 
-@dataclass(slots=True)
-class PubRec:
+    def __ne__(self, other: object) -> bool:
+        return not _same_packet(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+class PubRec(NamedTuple):
     """PUBREC (QoS 2, step 1)."""
 
-    packet_type: ClassVar[PacketType] = PacketType.PUBREC
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
+    def __eq__(self, other: object) -> bool:
+        return _same_packet(self, other)
 
-@dataclass(slots=True)
-class PubRel:
+    def __ne__(self, other: object) -> bool:
+        return not _same_packet(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+class PubRel(NamedTuple):
     """PUBREL (QoS 2, step 2)."""
 
-    packet_type: ClassVar[PacketType] = PacketType.PUBREL
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
+    def __eq__(self, other: object) -> bool:
+        return _same_packet(self, other)
 
-@dataclass(slots=True)
-class PubComp:
+    def __ne__(self, other: object) -> bool:
+        return not _same_packet(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+class PubComp(NamedTuple):
     """PUBCOMP (QoS 2, step 3)."""
 
-    packet_type: ClassVar[PacketType] = PacketType.PUBCOMP
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
+
+    def __eq__(self, other: object) -> bool:
+        return _same_packet(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not _same_packet(self, other)
+
+    def __hash__(self) -> int:
+        return tuple.__hash__(self)
+
+
+for _packet, _kind in ((Publish, PacketType.PUBLISH), (PubAck, PacketType.PUBACK), (PubRec, PacketType.PUBREC),
+                       (PubRel, PacketType.PUBREL), (PubComp, PacketType.PUBCOMP)):
+    setattr(_packet, "packet_type", _kind)  # as the dataclasses' ClassVar (a NamedTuple cannot declare one)
 
 
 @dataclass(frozen=True, slots=True)
