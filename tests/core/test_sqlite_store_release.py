@@ -192,3 +192,30 @@ def test_a_delivery_acknowledged_while_still_queued_never_reaches_the_writer(tmp
     assert store.flush(timeout=10)
     assert not [s for s in statements if "deliveries" in s]
     store.close()
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_a_delivery_put_while_the_writer_waits_between_commits_is_left_for_its_ack(tmp_path: Path) -> None:
+    """Under load a batch is what was queued before the wait between commits: a delivery put during
+    that wait is not written by the commit that ends it, so its ack, coming soon after, drops it."""
+    store = SqliteStore(str(tmp_path / "store.db"), flush_interval=0.5)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.put_retained(Message("r/1", b"first", retain=True))  # a quiet store commits at once
+    _wait_for(lambda: store.commits == 1)
+    store.put_retained(Message("r/2", b"second", retain=True))  # queued before the wait: the next batch
+    _wait_for(lambda: store._writer_waiting)
+    store.put_delivery("sub", delivery(1))  # during the wait
+    _wait_for(lambda: store.commits == 2)
+    assert store.pending == 1  # the delivery, still queued
+    store.delete_delivery("sub", 1)  # its ack
+    assert store.flush(timeout=10)
+    assert not [s for s in statements if "deliveries" in s]
+    assert store.load().deliveries == {} and store.load().retained.keys() == {"r/1", "r/2"}
+    store.close()
