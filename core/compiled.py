@@ -1,8 +1,8 @@
 """The optional compiled hot path: which modules mypyc compiles, and whether this process runs them.
 
-`HOT_MODULES` (codecs, trie, router, door, session delivery) are compiled together by
-``scripts/build_hot_path.py`` into one extension group: ``core/hotpath__mypyc*.so`` plus a
-small extension beside each module. Python prefers an extension to a ``.py`` of the same name,
+`HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue) are
+compiled together by ``scripts/build_hot_path.py`` into one extension group:
+``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an extension to a ``.py`` of the same name,
 so a built tree runs compiled, and the ``.py`` files stay the reference and the fallback.
 
 `install_guard` (run by ``core/__init__``, before any hot module loads) makes the whole group
@@ -36,6 +36,8 @@ HOT_MODULES: tuple[str, ...] = (
     "core.flow",
     "core.broker",
     "core.stores.codec",
+    "core.stores.sqlite_batch",
+    "core.stores.sqlite",
     "gateway.cluster.envelope",
     "adapters.mqtt.decoder",
     "adapters.mqtt.encoder",

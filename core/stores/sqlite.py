@@ -126,8 +126,9 @@ class SqliteStore(Store):
         self._urgent = False
         self._closing = False
         self._closed = False
-        self._thread = threading.Thread(target=self._run_logged, name=f"store-writer:{path}", daemon=True)
-        self._thread.start()
+        # (Not `_thread`: compiled, the attribute would be C's `__thread` keyword.)
+        self._writer_thread = threading.Thread(target=self._run_logged, name=f"store-writer:{path}", daemon=True)
+        self._writer_thread.start()
 
     # -- the core's calls (event loop thread) ------------------------------------------------
 
@@ -330,7 +331,7 @@ class SqliteStore(Store):
             self._closing = True
             self._urgent = True
             self._wake.notify()
-        self._thread.join()
+        self._writer_thread.join()
         with self._db_lock:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
