@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rosettamq.mqtt")
 _REFUSED: Final = PublishStatus.DENIED  # this status and the ones above it were not accepted
+_SUCCESS: Final = ReasonCode.SUCCESS  # (an Enum member read through its class is a metaclass lookup)
 
 
 def _session(conn: "MQTTConnection") -> Session:
@@ -74,9 +75,9 @@ def on_publish(conn: "MQTTConnection", packet: Publish) -> None:
     if qos == 0:
         return
     assert packet_id is not None
-    reason = ReasonCode.SUCCESS if conn.level != 5 else puback_reason(result.status)
+    reason = _SUCCESS if conn.level != 5 else puback_reason(result.status)
     if qos == 1:
-        if reason == ReasonCode.SUCCESS:  # the usual PUBACK, without building a packet object
+        if reason == _SUCCESS:  # the usual PUBACK, without building a packet object
             data = encode_puback_success(packet_id)
             broker.store.sync(lambda: conn.send_encoded(data))
             return
