@@ -57,11 +57,11 @@ from typing import Any, Callable, Sequence
 from core.message import Message
 from core.metrics import LatencyHistogram
 from core.stores.base import RecordValue, Store, StoredDelivery, StoredSession, StoredState, StoreError
-from core.stores.codec import CodecError, decode_message
 from core.stores.sqlite_batch import (
     SQL, WIPE_SESSION, DEL_DELIVERY, DEL_RECORD, DEL_RETAINED, DEL_SESSION, DEL_SUB, DEL_QOS2, PUT_DELIVERY,
     PUT_QOS2, PUT_RECORD, PUT_RETAINED, PUT_SESSION, PUT_SUB, Written, compact, sql_row,
 )
+from core.stores.sqlite_read import read_deliveries, read_records, read_state
 from core.stores.sqlite_schema import MIGRATIONS, Migration, open_database
 from core.subscriptions import SubscriptionOptions
 
@@ -146,14 +146,18 @@ class SqliteStore(Store):
 
     def put_delivery(self, client_id: str, delivery: StoredDelivery) -> None:
         seq = delivery.seq
+        op = (PUT_DELIVERY, client_id, seq, delivery)
         with self._lock:
-            index = self._push_locked((PUT_DELIVERY, client_id, seq, delivery), True)
+            puts = self._puts.get((client_id, seq))
+            if puts is not None and not self._closing:
+                # Its last put is still queued (a queued message now sent, with its packet id): the new
+                # row takes that put's place, and whoever waits for that put waits for this row.
+                ops = self._ops
+                ops[puts[-1] - (self._enqueued - len(ops))] = op
+                return
+            index = self._push_locked(op, True)
             if index >= 0:
-                puts = self._puts.get((client_id, seq))
-                if puts is None:
-                    self._puts[(client_id, seq)] = [index]
-                else:
-                    puts.append(index)
+                self._puts[(client_id, seq)] = [index]
 
     def delete_delivery(self, client_id: str, seq: int) -> None:
         """Queue the delete, or drop the delivery's queued puts if its row was never written; either
@@ -246,70 +250,20 @@ class SqliteStore(Store):
     def load(self) -> StoredState:
         """Everything committed, after committing whatever is still queued."""
         self.flush()
-        state = StoredState()
-        table = "sessions"
-        try:
-            with self._db_lock:
-                db = self._db
-                for row in db.execute(
-                    "SELECT client_id, protocol, expiry_interval, username, disconnected_at, will, will_delay,"
-                    " will_expiry_interval FROM sessions"
-                ):
-                    client_id, protocol, expiry, username, disconnected_at, will, delay, will_expiry = row
-                    state.sessions[client_id] = StoredSession(
-                        client_id, protocol, expiry, username, disconnected_at,
-                        None if will is None else decode_message(will), delay, will_expiry,
-                    )
-                table = "subscriptions"
-                for client_id, topic_filter, qos, no_local, rap, handling, sub_id in db.execute(
-                    "SELECT client_id, topic_filter, qos, no_local, retain_as_published, retain_handling,"
-                    " subscription_id FROM subscriptions"
-                ):
-                    options = SubscriptionOptions(qos, bool(no_local), bool(rap), handling, sub_id)
-                    state.subscriptions.setdefault(client_id, {})[topic_filter] = options
-                table = "deliveries"
-                for client_id, seq, qos, retain, ids, packet_id, released, message in db.execute(
-                    "SELECT client_id, seq, qos, retain, subscription_ids, packet_id, released, message"
-                    " FROM deliveries ORDER BY client_id, seq"
-                ):
-                    delivery = StoredDelivery(
-                        seq, decode_message(message), qos, bool(retain),
-                        tuple(int(i) for i in ids.split(",") if i), packet_id, bool(released),
-                    )
-                    state.deliveries.setdefault(client_id, {})[seq] = delivery
-                table = "incoming_qos2"
-                for client_id, packet_id in db.execute("SELECT client_id, packet_id FROM incoming_qos2"):
-                    state.incoming_qos2.setdefault(client_id, set()).add(packet_id)
-                table = "retained"
-                for topic, message in db.execute("SELECT topic, message FROM retained"):
-                    state.retained[topic] = decode_message(message)
-        except (sqlite3.DatabaseError, CodecError, ValueError) as exc:
-            raise StoreError(f"{self.path}: cannot read {table}: {exc}") from exc
-        return state
+        with self._db_lock:
+            return read_state(self._db, self.path)
 
     def load_deliveries(self, client_id: str) -> list[StoredDelivery]:
         """One session's committed messages in `seq` order, after committing whatever is still queued."""
         self.flush()
-        try:
-            with self._db_lock:
-                rows = self._db.execute(
-                    "SELECT seq, qos, retain, subscription_ids, packet_id, released, message FROM deliveries"
-                    " WHERE client_id=? ORDER BY seq", (client_id,)).fetchall()
-            return [StoredDelivery(seq, decode_message(message), qos, bool(retain),
-                                   tuple(int(i) for i in ids.split(",") if i), packet_id, bool(released))
-                    for seq, qos, retain, ids, packet_id, released, message in rows]
-        except (sqlite3.DatabaseError, CodecError, ValueError) as exc:
-            raise StoreError(f"{self.path}: cannot read the messages of {client_id!r}: {exc}") from exc
+        with self._db_lock:
+            return read_deliveries(self._db, self.path, client_id)
 
     def load_records(self, kind: str) -> dict[str, bytes]:
         """Every committed record of `kind`, after committing whatever is still queued."""
         self.flush()
-        try:
-            with self._db_lock:
-                rows = self._db.execute("SELECT key, value FROM records WHERE kind=?", (kind,)).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot read records of {kind}: {exc}") from exc
-        return {key: bytes(value) for key, value in rows}
+        with self._db_lock:
+            return read_records(self._db, self.path, kind)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until everything queued so far is committed; False on timeout."""

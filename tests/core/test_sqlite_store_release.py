@@ -219,3 +219,17 @@ def test_a_delivery_put_while_the_writer_waits_between_commits_is_left_for_its_a
     assert not [s for s in statements if "deliveries" in s]
     assert store.load().deliveries == {} and store.load().retained.keys() == {"r/1", "r/2"}
     store.close()
+
+
+def test_a_queued_delivery_sent_with_its_packet_id_takes_its_queued_puts_place(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "store.db"))
+    store._db_lock.acquire()  # the writer cannot commit: both puts meet in the queue
+    store.put_retained(Message("r", b"kept", retain=True))
+    _wait_for(lambda: not store._ops)  # the writer took it and waits for the file
+    store.put_delivery("sub", StoredDelivery(1, MESSAGE, 1, False))  # queued for an online session
+    store.put_delivery("sub", delivery(1))  # sent: the same seq, now with its packet id
+    assert store.pending == 2  # the retained message and one row for the delivery
+    store._db_lock.release()
+    assert store.flush(timeout=10)
+    assert store.load().deliveries == {"sub": {1: delivery(1)}}
+    store.close()
