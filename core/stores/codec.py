@@ -72,9 +72,11 @@ def encode_message(message: Message) -> bytes:
 
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
-_tuple_new = tuple.__new__
-_STRUCTS: dict[int, struct.Struct] = {}
-_ORIGINS: dict[tuple[bytes | None, bytes | None, bytes | None], Origin] = {}
+_tuple_new: Final = tuple.__new__
+_STRUCTS: Final[dict[int, struct.Struct]] = {}
+_ORIGINS: Final[dict[tuple[bytes | None, bytes | None, bytes | None], Origin]] = {}
+# An origin's bytes as a message carries them -> (protocol length, username length, its Origin).
+_ORIGINS_BY_BYTES: Final[dict[bytes, tuple[int, int, Origin]]] = {}
 
 
 _PLAIN_LENGTHS: Final = struct.Struct(f"<{_FIXED_FIELDS}I")
@@ -83,7 +85,7 @@ _PLAIN_START: Final = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a 
 # Keyed by the Origin's identity (a connection's messages share one Origin): hashing a frozen
 # dataclass runs its generated Python __hash__ and __eq__ per message. The entry keeps its Origin,
 # so the id cannot be reused while it is cached.
-_ORIGIN_BYTES: dict[int, tuple[Origin, int, int, int, bytes]] = {}
+_ORIGIN_BYTES: Final[dict[int, tuple[Origin, int, int, int, bytes]]] = {}
 
 
 def _origin_bytes(origin: Origin) -> tuple[Origin, int, int, int, bytes]:
@@ -116,42 +118,56 @@ def _origin(proto: bytes | None, client: bytes | None, user: bytes | None) -> Or
     return found
 
 
-def _decode_plain(data: bytes, flags: int, expiry: float) -> Message | None:
+def _decode_plain(data: bytes, start: int, end: int, flags: int, expiry: float) -> Message | None:
     """The common case in one struct call and a few slices (a cluster node decodes every message
     another node forwards): no optional field, no user property, no extra; else None."""
     (topic_len, payload_len, ctype, corr, resp, proto_len, client_len, user_len,
-     extra) = _PLAIN_LENGTHS.unpack_from(data, _HEAD.size)
+     extra) = _PLAIN_LENGTHS.unpack_from(data, start + _HEAD.size)
     if ctype != NONE or corr != NONE or resp != NONE or extra != NONE or proto_len == NONE or client_len == NONE:
         return None
-    topic_end = _PLAIN_START + topic_len
+    topic_end = start + _PLAIN_START + topic_len
     payload_end = topic_end + payload_len
-    proto_end = payload_end + proto_len
-    client_end = proto_end + client_len
-    end = client_end if user_len == NONE else client_end + user_len
-    if end != len(data):
-        raise CodecError("message truncated" if end > len(data) else "trailing bytes after message")
+    origin_end = payload_end + proto_len + client_len + (0 if user_len == NONE else user_len)
+    if origin_end != end:
+        raise CodecError("message truncated" if origin_end > end else "trailing bytes after message")
     if type(data) is not bytes:
         data = bytes(data)
+    # The producer's Origin by its bytes, one slice (a node forwards few producers' messages).
+    key = data[payload_end:origin_end]
+    origin = _ORIGINS_BY_BYTES.get(key)
+    if origin is None or origin[0] != proto_len or origin[1] != user_len:
+        proto_end = payload_end + proto_len
+        client_end = proto_end + client_len
+        if len(_ORIGINS_BY_BYTES) >= 65536:
+            _ORIGINS_BY_BYTES.clear()
+        origin = _ORIGINS_BY_BYTES[key] = (proto_len, user_len, _origin(
+            data[payload_end:proto_end], data[proto_end:client_end],
+            None if user_len == NONE else data[client_end:origin_end]))
     return _tuple_new(Message, (  # type: ignore[no-any-return]  # (not the NamedTuple's Python-level __new__)
-        data[_PLAIN_START:topic_end].decode(), data[topic_end:payload_end], flags & 3,
+        data[start + _PLAIN_START:topic_end].decode(), data[topic_end:payload_end], flags & 3,
         bool(flags & 4), None, None, None, (), expiry if flags & 16 else None, bool(flags & 8),
-        _origin(data[payload_end:proto_end], data[proto_end:client_end],
-                None if user_len == NONE else data[client_end:end]), _EMPTY))
+        origin[2], _EMPTY))
 
 
-def decode_message(data: bytes) -> Message:
-    """The `Message` `encode_message` wrote; raises CodecError for anything else."""
+def decode_message(data: bytes, start: int = 0, end: int = -1) -> Message:
+    """The `Message` `encode_message` wrote, in `data[start:end]` (all of it by default: a cluster
+    envelope's messages are read in place); raises CodecError for anything else."""
+    if end < 0:
+        end = len(data)
+    elif end > len(data):
+        raise CodecError("message truncated")
     try:
-        fmt, flags, expiry, n_props = _HEAD.unpack_from(data)
+        fmt, flags, expiry, n_props = _HEAD.unpack_from(data, start)
         if fmt != FORMAT:
             raise CodecError(f"message format {fmt}, this build reads {FORMAT}")
         if not n_props:
-            plain = _decode_plain(data, flags, expiry)  # what encode_message's common case wrote
+            plain = _decode_plain(data, start, end, flags, expiry)  # what encode_message's common case wrote
             if plain is not None:
                 return plain
+        if start or end != len(data) or type(data) is not bytes:
+            data = bytes(data[start:end])  # slices of bytes are bytes: no copy per field below
         count = _FIXED_FIELDS + 2 * n_props
         offset = _HEAD.size + 4 * count
-        data = bytes(data)  # slices of bytes are bytes: no copy per field below
         fields: list[bytes | None] = []
         append = fields.append
         size = len(data)

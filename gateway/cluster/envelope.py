@@ -65,6 +65,6 @@ def decode_envelope(data: bytes) -> Envelope:
         offset += _LEN.size
         if offset + size > len(data):
             raise ValueError("envelope truncated")
-        messages.append(decode_message(data[offset:offset + size]))
+        messages.append(decode_message(data, offset, offset + size))
         offset += size
     return Envelope(node, first_seq, messages)

@@ -60,3 +60,32 @@ def test_an_extra_value_that_is_not_simple_is_refused_when_encoding() -> None:
 def test_bytes_that_are_no_stored_message_raise_codec_error(data: bytes) -> None:
     with pytest.raises(CodecError):
         decode_message(data)
+
+
+@given(st.lists(messages, min_size=1, max_size=4), st.binary(max_size=8))
+def test_messages_read_in_place_from_a_larger_buffer_match_their_own_bytes(batch: list[Message], pad: bytes) -> None:
+    parts = [encode_message(m) for m in batch]
+    data, spans = pad, []
+    for part in parts:
+        spans.append((len(data), len(data) + len(part)))
+        data += part
+    data += pad
+    for message, (start, end) in zip(batch, spans):
+        decoded = decode_message(data, start, end)
+        assert decoded == message and dict(decoded.extra) == dict(message.extra)
+
+
+def test_producers_whose_origin_bytes_join_the_same_are_told_apart() -> None:
+    first = Message("t", b"p", origin=Origin("mqtt", "ab", None))
+    second = Message("t", b"p", origin=Origin("mqt", "tab", None))  # the same bytes, split differently
+    third = Message("t", b"p", origin=Origin("mqtt", "a", "b"))
+    for message in (first, second, third, first):
+        assert decode_message(encode_message(message)).origin == message.origin
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_a_message_cut_short_inside_a_larger_buffer_raises_codec_error(cut: int) -> None:
+    data = encode_message(Message("t", b"payload")) + encode_message(Message("u", b"next"))
+    size = len(encode_message(Message("t", b"payload")))
+    with pytest.raises(CodecError):
+        decode_message(data, 0, size - cut)
