@@ -60,45 +60,42 @@ class MQTTDecoder:
     included, and is checked as soon as the fixed header is complete.
 
     The buffer is the `bytes` a read returned, decoded in place: no copy on feed, and a payload
-    is one slice of it. Bytes fed while a packet is incomplete wait in a list, joined once they
-    complete it (so a large packet arriving in many reads is copied once, not once per read).
+    is one slice of it. Bytes fed while a packet is incomplete wait in a bytearray, joined to the
+    buffer once they complete it (a large packet arriving in many reads is copied about twice,
+    not once per read, and a read of one byte costs one byte).
     """
 
-    __slots__ = ("max_packet_size", "protocol_level", "_buf", "_pos", "_more", "_more_size", "_need")
+    __slots__ = ("max_packet_size", "protocol_level", "_buf", "_pos", "_more", "_need")
 
     def __init__(self, max_packet_size: int | None = None) -> None:
         self.max_packet_size = max_packet_size
         self.protocol_level: int | None = None
         self._buf = b""
         self._pos = 0
-        self._more: list[bytes] = []  # fed after `_buf`, not joined yet
-        self._more_size = 0
+        self._more = bytearray()  # fed after `_buf`, not joined yet
         self._need = 0  # bytes from `_pos` the incomplete packet at it needs (0: not known yet)
 
     def feed(self, data: bytes | bytearray) -> None:
         """Take received bytes (`bytes` are kept as they are, a `bytearray` is copied)."""
-        if type(data) is not bytes:
-            data = bytes(data)
         if self._pos == len(self._buf) and not self._more:
-            self._buf = data
+            self._buf = data if isinstance(data, bytes) else bytes(data)
             self._pos = 0
         else:
-            self._more.append(data)
-            self._more_size += len(data)
+            self._more += data
 
     @property
     def buffered(self) -> int:
         """Number of received bytes not yet returned as packets."""
-        return len(self._buf) - self._pos + self._more_size
+        return len(self._buf) - self._pos + len(self._more)
 
     def _gather(self) -> bool:
         """Join the bytes fed since into the buffer, once they can complete the packet at `_pos`."""
-        if not self._more or len(self._buf) - self._pos + self._more_size < self._need:
+        more = self._more
+        if not more or len(self._buf) - self._pos + len(more) < self._need:
             return False
-        self._buf = b"".join([memoryview(self._buf)[self._pos:], *self._more])
+        self._buf = b"".join((memoryview(self._buf)[self._pos:], more))
         self._pos = 0
-        self._more.clear()
-        self._more_size = 0
+        self._more = bytearray()
         self._need = 0
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 import pytest
@@ -232,11 +233,23 @@ def test_a_large_packet_fed_in_many_reads_is_joined_once_when_complete() -> None
     for i in range(0, len(wire) - chunk, chunk):
         d.feed(wire[i:i + chunk])
         assert d.next_packet() is None
-        # Waiting for the rest: no join (a copy of all so far) per read, the reads wait as fed.
-        assert len(d._more) == i // chunk
+        # Waiting for the rest: no join (a copy of all so far) per read; the buffer is the first read.
+        assert len(d._buf) == chunk and d.buffered == i + chunk
     d.feed(wire[i + chunk:])
     assert d.next_packet() == Publish("big/one", payload, 0)
     assert d.next_packet() == PingReq() and d.buffered == 0
+
+
+def test_a_packet_trickled_in_one_byte_reads_costs_about_its_own_size_in_memory() -> None:
+    wire = encode(Publish("slow", b"x" * 20_000, 0), 4)
+    d = decoder(4)
+    for i in range(len(wire) - 1):
+        d.feed(wire[i:i + 1])
+        assert d.next_packet() is None
+    # One object per read would be ~35 bytes each: 20 KB trickled must not cost 700 KB.
+    assert sys.getsizeof(d._buf) + sys.getsizeof(d._more) < 2 * len(wire)
+    d.feed(wire[-1:])
+    assert d.next_packet() == Publish("slow", b"x" * 20_000, 0)
 
 
 def test_a_fed_bytearray_is_copied_so_the_caller_may_reuse_it() -> None:
