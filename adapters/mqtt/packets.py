@@ -88,6 +88,10 @@ def _same_packet(self: tuple[object, ...], other: object) -> bool:
     return type(self) is type(other) and tuple.__eq__(self, other)
 
 
+def _other_packet(self: tuple[object, ...], other: object) -> bool:
+    return not _same_packet(self, other)
+
+
 class Publish(NamedTuple):
     """PUBLISH; on v5 `topic` may be "" when a Topic Alias property is present.
 
@@ -103,15 +107,6 @@ class Publish(NamedTuple):
     packet_id: int | None = None
     properties: Properties = NO_PROPERTIES
 
-    def __eq__(self, other: object) -> bool:
-        return _same_packet(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _same_packet(self, other)
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
-
 
 class PubAck(NamedTuple):
     """PUBACK (QoS 1 acknowledgement)."""
@@ -119,15 +114,6 @@ class PubAck(NamedTuple):
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
-
-    def __eq__(self, other: object) -> bool:
-        return _same_packet(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _same_packet(self, other)
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
 
 
 class PubRec(NamedTuple):
@@ -137,15 +123,6 @@ class PubRec(NamedTuple):
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
-    def __eq__(self, other: object) -> bool:
-        return _same_packet(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _same_packet(self, other)
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
-
 
 class PubRel(NamedTuple):
     """PUBREL (QoS 2, step 2)."""
@@ -153,15 +130,6 @@ class PubRel(NamedTuple):
     packet_id: int
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
-
-    def __eq__(self, other: object) -> bool:
-        return _same_packet(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not _same_packet(self, other)
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
 
 
 class PubComp(NamedTuple):
@@ -171,19 +139,14 @@ class PubComp(NamedTuple):
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
-    def __eq__(self, other: object) -> bool:
-        return _same_packet(self, other)
 
-    def __ne__(self, other: object) -> bool:
-        return not _same_packet(self, other)
-
-    def __hash__(self) -> int:
-        return tuple.__hash__(self)
-
-
+# What a NamedTuple's class body cannot declare: the dataclasses' `packet_type` ClassVar, and an
+# equality by kind (no mixin either: a NamedTuple has no other base). The hash stays the tuple's.
 for _packet, _kind in ((Publish, PacketType.PUBLISH), (PubAck, PacketType.PUBACK), (PubRec, PacketType.PUBREC),
                        (PubRel, PacketType.PUBREL), (PubComp, PacketType.PUBCOMP)):
-    setattr(_packet, "packet_type", _kind)  # as the dataclasses' ClassVar (a NamedTuple cannot declare one)
+    setattr(_packet, "packet_type", _kind)
+    setattr(_packet, "__eq__", _same_packet)
+    setattr(_packet, "__ne__", _other_packet)
 
 
 @dataclass(frozen=True, slots=True)
