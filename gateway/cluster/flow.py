@@ -152,12 +152,28 @@ class HoldReports:
             hold = None
         behind = self._publish(message)
         if behind:
-            if hold is None:
-                hold = self._holds[key] = _Hold(now)
-                self._hold(key, hold, now)
-            self._wait_on(key, hold, behind)
-            if not hold.behind:  # they caught up meanwhile: nothing to wait on
-                self._drained(key, None, hold)
+            self._left_behind(key, hold, behind, now)
+
+    def receive_all(self, origin: str, messages: list[Message], now: float) -> None:
+        """`receive` for each message of one envelope, in order: while no hold stands (the usual
+        case), a message costs one call."""
+        publish = self._publish
+        for message in messages:
+            if self._holds:
+                self.receive(origin, message, now)
+                continue
+            behind = publish(message)
+            if behind:
+                self._left_behind((origin, message.topic), None, behind, now)
+
+    def _left_behind(self, key: tuple[str, str], hold: _Hold | None, behind: tuple[Any, ...], now: float) -> None:
+        """A message of `key` left `behind` past high water: hold its origin until they drain."""
+        if hold is None:
+            hold = self._holds[key] = _Hold(now)
+            self._hold(key, hold, now)
+        self._wait_on(key, hold, behind)
+        if not hold.behind:  # they caught up meanwhile: nothing to wait on
+            self._drained(key, None, hold)
 
     def _hold(self, key: tuple[str, str], hold: _Hold, now: float) -> None:
         hold.sent = now

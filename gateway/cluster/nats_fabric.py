@@ -306,9 +306,8 @@ class NATSFabric:
             for message in envelope.messages:
                 door.publish_remote(message, share)
             return
-        receive, origin, now = self._holding.receive, envelope.node, self._loop.time()
-        for message in envelope.messages:
-            receive(origin, message, now)  # routed, or parked behind a hold on its topic
+        # Each routed, or parked behind a hold on its topic.
+        self._holding.receive_all(envelope.node, envelope.messages, self._loop.time())
 
     # -- flow control across nodes (gateway/cluster/flow.py) ------------------------------
 

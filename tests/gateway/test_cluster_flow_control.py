@@ -140,10 +140,11 @@ class Outbox(Receiver):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(("receive", "drain")), st.integers(0, 3), st.booleans()), max_size=60))
+@given(st.lists(st.tuples(st.sampled_from(("receive", "batch", "drain")), st.integers(0, 3), st.booleans()),
+                max_size=60))
 def test_any_interleaving_keeps_each_origins_topic_in_order_and_delivers_everything_once(steps) -> None:
-    """Messages arrive from two origins on two topics; some leave one of two outboxes behind;
-    outboxes drain at random moments. Per (origin, topic) the routed order is the arrival order,
+    """Messages arrive from two origins on two topics, alone or three in one envelope
+    (`receive_all`); some leave one of two outboxes behind; outboxes drain at random moments. Per (origin, topic) the routed order is the arrival order,
     every message is routed exactly once once all drained, and every hold is released."""
     outboxes = [Outbox(), Outbox()]
     for box in outboxes:
@@ -170,6 +171,15 @@ def test_any_interleaving_keeps_each_origins_topic_in_order_and_delivers_everyth
                 behind_of[number] = outboxes[which % 2]
             arrived.append((origin, topic, number))
             reports.receive(origin, Message(topic, str(number).encode(), 1, origin=Origin("mqtt", origin)), 0.0)
+        elif action == "batch":  # both topics; the middle one may leave an outbox behind
+            origin, batch = ORIGINS[which % 2], []
+            for k in range(3):
+                n, topic = 1000 + 3 * number + k, TOPICS[(which // 2 + k) % 2]
+                if flag and k == 1:
+                    behind_of[n] = outboxes[which % 2]
+                arrived.append((origin, topic, n))
+                batch.append(Message(topic, str(n).encode(), 1, origin=Origin("mqtt", origin)))
+            reports.receive_all(origin, batch, 0.0)
         elif outboxes[which % 2].congested:
             outboxes[which % 2].drain()
     for _ in range(len(steps) + 1):  # the clients read on: a parked message routed by a drain may
