@@ -14,8 +14,8 @@ committed in batches):
   commits began: what comes during the wait goes in the next one, so a
   delivery its subscriber acknowledges within about 2 ms is never written (a
   window-100 QoS 1 flow to an acknowledging persistent subscriber then writes
-  almost nothing: 57k -> 76k msg/s, 16.5 -> 11.7 us of CPU per message; 1 ms
-  settles too few, 4 ms delays the offline ones). Within a batch only the
+  almost nothing: 57k -> 76k msg/s, 16.5 -> 11.7 us of CPU per message; with
+  commits 1 ms apart too few settle, 4 ms apart was slower). Within a batch only the
   last operation per record counts
   (`core.stores.sqlite_batch`). A delivery acknowledged before its row reached
   the file costs no SQL: still queued, its puts are dropped in place and no
@@ -116,9 +116,10 @@ class SqliteStore(Store):
         # committed ones (index < `_committed`) and cancelled ones are dropped lazily from the front.
         self._holding: deque[int] = deque()
         self._cancelled: set[int] = set()  # held indices released early: their delivery was deleted
-        # Delivery puts per (client, seq): still queued (`_puts`), and in the batch being written.
-        self._puts: dict[tuple[str, int], list[int]] = {}
-        self._puts_writing: dict[tuple[str, int], list[int]] = {}
+        # The queue index of each delivery's put, by (client, seq): still queued (`_puts`; a later put
+        # of it takes that one's place), and in the batch being written (`_puts_writing`).
+        self._puts: dict[tuple[str, int], int] = {}
+        self._puts_writing: dict[tuple[str, int], int] = {}
         self._release_scheduled = False
         self._waiters: deque[tuple[int, Callable[[], None]]] = deque()
         self._writer_idle = False
@@ -148,38 +149,38 @@ class SqliteStore(Store):
         seq = delivery.seq
         op = (PUT_DELIVERY, client_id, seq, delivery)
         with self._lock:
-            puts = self._puts.get((client_id, seq))
-            if puts is not None and not self._closing:
-                # Its last put is still queued (a queued message now sent, with its packet id): the new
+            queued = self._puts.get((client_id, seq))
+            if queued is not None and not self._closing:
+                # Its put is still queued (a queued message now sent, with its packet id): the new
                 # row takes that put's place, and whoever waits for that put waits for this row.
                 ops = self._ops
-                ops[puts[-1] - (self._enqueued - len(ops))] = op
+                ops[queued - (self._enqueued - len(ops))] = op
                 return
             index = self._push_locked(op, True)
             if index >= 0:
-                self._puts[(client_id, seq)] = [index]
+                self._puts[(client_id, seq)] = index
 
     def delete_delivery(self, client_id: str, seq: int) -> None:
-        """Queue the delete, or drop the delivery's queued puts if its row was never written; either
-        way they stop holding back `sync` (see the module docstring)."""
+        """Queue the delete, or drop the delivery's queued put if its row was never written; either
+        way its puts stop holding back `sync` (see the module docstring)."""
         with self._lock:
             key = (client_id, seq)
-            puts = self._puts.pop(key, None)
+            queued = self._puts.pop(key, None)
             writing = self._puts_writing.pop(key, None) if self._puts_writing else None
-            if puts is not None and writing is None and not self._closing and not self._written.maybe_on_disk(
+            if queued is not None and writing is None and not self._closing and not self._written.maybe_on_disk(
                     client_id, seq):
-                # Every put of it is still queued and none reached the file: the writer never sees it.
+                # Its put is still queued and none reached the file: the writer never sees it.
                 # (The writer raises `_written` before it lets go of `_puts_writing`, under this lock.)
                 ops = self._ops
-                base = self._enqueued - len(ops)
-                for index in puts:
-                    ops[index - base] = None
+                ops[queued - (self._enqueued - len(ops))] = None
             elif self._push_locked((DEL_DELIVERY, client_id, seq), False) < 0:
                 return
-            if puts is None and writing is None:
+            if queued is None and writing is None:
                 return
-            self._cancelled.update(puts or ())
-            self._cancelled.update(writing or ())
+            if queued is not None:
+                self._cancelled.add(queued)
+            if writing is not None:
+                self._cancelled.add(writing)
             waiters = self._waiters
             if not waiters or waiters[0][0] > self._first_holding():
                 return
@@ -356,12 +357,12 @@ class SqliteStore(Store):
             self._puts_writing, self._puts = self._puts, {}
             return batch
         first_left = self._committed + count
-        writing: dict[tuple[str, int], list[int]] = {}
+        writing: dict[tuple[str, int], int] = {}
         puts = self._puts
-        for key, indices in puts.items():  # (in the order of their first put)
-            if indices[0] >= first_left:
+        for key, index in puts.items():  # (in queue order)
+            if index >= first_left:
                 break
-            writing[key] = indices  # (with any later put of it left queued: its delete is written too)
+            writing[key] = index
         for key in writing:
             del puts[key]
         self._puts_writing = writing
