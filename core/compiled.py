@@ -2,8 +2,9 @@
 
 `HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue) are
 compiled together by ``scripts/build_hot_path.py`` into one extension group:
-``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an extension to a ``.py`` of the same name,
-so a built tree runs compiled, and the ``.py`` files stay the reference and the fallback.
+``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an
+extension to a ``.py`` of the same name, so a built tree runs compiled, and the ``.py`` files
+stay the reference and the fallback.
 
 `install_guard` (run by ``core/__init__``, before any hot module loads) makes the whole group
 load from source instead when ``ROSETTAMQ_PURE=1``, or when a hot module's source is newer than

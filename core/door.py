@@ -41,6 +41,9 @@ class PublishStatus(IntEnum):
     INVALID = 3  # the core cannot hold it (bad topic, too large, bad property)
 
 
+REFUSED: Final = PublishStatus.DENIED  # this status and the ones after it were not accepted
+
+
 class PublishResult(NamedTuple):
     """What became of one publish. `hold`: the gateway is over its memory budget."""
 
@@ -52,7 +55,7 @@ class PublishResult(NamedTuple):
 
     @property
     def accepted(self) -> bool:
-        return self.status <= PublishStatus.NO_SUBSCRIBERS
+        return self.status < REFUSED
 
 
 DENIED: Final = PublishResult(PublishStatus.DENIED, 0, "not authorized")

@@ -336,7 +336,7 @@ class MQTTConnection:
 
     def to_message(self, packet: Publish) -> Message:
         """Validate an inbound PUBLISH and turn it into a core message (raises on bad input)."""
-        qos, retain = packet.qos, packet.retain  # (each field of the packet read once: a Python object)
+        qos, retain = packet.qos, packet.retain
         settings = self.settings
         if qos > settings.max_qos:
             raise RemoteProtocolError(f"QoS {qos} not supported", ReasonCode.QOS_NOT_SUPPORTED)

@@ -16,7 +16,7 @@ from core.sessions import Session
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.topics import InvalidTopic, parse_shared_filter
 
-from core.door import PublishStatus
+from core.door import REFUSED, PublishStatus
 
 from adapters.mqtt.errors import ProtocolViolation, ReasonCode, ReceiveMaximumExceeded, puback_reason
 from adapters.mqtt.encoder import encode_puback_success
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from adapters.mqtt.connection import MQTTConnection
 
 log = logging.getLogger("rosettamq.mqtt")
-_REFUSED: Final = PublishStatus.DENIED  # this status and the ones above it were not accepted
+_REFUSED: Final = REFUSED  # (`result.accepted`, without the property call per publish)
 _SUCCESS: Final = ReasonCode.SUCCESS  # (an Enum member read through its class is a metaclass lookup)
 
 
