@@ -1,7 +1,8 @@
 """The optional compiled hot path: which modules mypyc compiles, and whether this process runs them.
 
-`HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue) are
-compiled together by ``scripts/build_hot_path.py`` into one extension group:
+`HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue, and
+what every connection goes through once: transport drivers, the MQTT login and the session
+registry) are compiled together by ``scripts/build_hot_path.py`` into one extension group:
 ``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an
 extension to a ``.py`` of the same name, so a built tree runs compiled, and the ``.py`` files
 stay the reference and the fallback.
@@ -45,6 +46,14 @@ HOT_MODULES: tuple[str, ...] = (
     "adapters.mqtt.outbound",
     "adapters.mqtt.connection",
     "adapters.mqtt.handlers",
+    "adapters.driver",
+    "adapters.mqtt.server",
+    "adapters.mqtt.login",
+    "adapters.mqtt.connect",
+    "core.session_registry",
+    "core.principal",
+    "adapters.peer",
+    "adapters.amqp.server",
 )
 GROUP = "core.hotpath"  # the shared library: core/hotpath__mypyc.<tag>.so
 ROOT = Path(__file__).resolve().parent.parent

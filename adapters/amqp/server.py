@@ -16,6 +16,7 @@ import ssl
 import time
 from typing import Callable
 
+from core.auth import Answer
 from core.broker import Broker
 from core.limits import ConnectionGate
 
@@ -144,10 +145,10 @@ class ConnectionDriver(TransportDriver):
         self.block_reading("login")
         future = self._loop.run_in_executor(None, authenticator.authenticate, login)
 
-        def decided(done: asyncio.Future[bool]) -> None:
+        def decided(done: asyncio.Future[Answer]) -> None:
             if self._closed:
                 return
-            accepted = not done.cancelled() and done.exception() is None and done.result()  # a Grant stays one
+            accepted: Answer = not done.cancelled() and done.exception() is None and done.result()  # a Grant stays one
             self.unblock_reading("login")
             self.conn.login_decided(accepted)
             self.flush()

@@ -67,6 +67,7 @@ class Login:
     __slots__ = ("conn", "method", "deadline", "use_transport_identity", "transport_identity", "transport_token",
                  "grant", "_reauthenticating", "_exchange", "_pending", "_verification", "_checking", "_refusal",
                  "_loading", "_load_handed", "_claiming", "_claim_handed", "_claimed")
+    __deletable__ = ("conn",)  # compiled (core/compiled.py): release() deletes it
 
     def __init__(self, conn: "MQTTConnection") -> None:
         self.conn = conn

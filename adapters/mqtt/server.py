@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from core.auth import Answer
 from core.broker import Broker
 from core.limits import ConnectionGate
 
@@ -183,7 +184,7 @@ class ConnectionDriver(TransportDriver):
         conn.input_gate.on_open = None
         conn.login.release()
 
-    def _verified(self, future: "asyncio.Future[bool]") -> None:
+    def _verified(self, future: "asyncio.Future[Answer]") -> None:
         if self._closed:
             return
         try:
@@ -262,8 +263,9 @@ class MQTTServerProtocol(asyncio.Protocol):
         # uvloop binds data_received when the transport is made: dispatch through our own attribute.
         self._on_data: Callable[[bytes], None] = lambda data: None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport subclasses
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport: Any = base  # uvloop's transports are not asyncio.Transport subclasses
+        self._transport = transport
         if self._set_nodelay:
             set_tcp_nodelay(transport)
         peer = format_peer(transport.get_extra_info("peername"))
