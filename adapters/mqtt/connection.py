@@ -54,6 +54,7 @@ AUTHENTICATING: Final = State.AUTHENTICATING
 VERIFYING: Final = State.VERIFYING
 CONNECTED: Final = State.CONNECTED
 CLOSED: Final = State.CLOSED
+NOT_LOGGED_IN: Final = Origin("mqtt")  # a connection's origin until its login (an Origin is immutable)
 
 MAX_DETAIL = 200  # characters of an error detail kept for the log and the Reason String
 ERRORS_KEPT = 10  # protocol errors and refusals a connection remembers (the admin API's last_errors)
@@ -82,7 +83,7 @@ class MQTTConnection:
         self.client_id = ""
         self.username: str | None = None
         self.session: Session | None = None  # once connected
-        self.origin = Origin("mqtt")
+        self.origin = NOT_LOGGED_IN
         self.closing = False
         self.on_output: Callable[[], None] | None = None
         self.receive_maximum = 65535  # the client's: our outgoing QoS 1/2 window

@@ -32,7 +32,7 @@ SUPPORTED_PROTOCOLS = frozenset({("MQIsdp", 3), ("MQTT", 4), ("MQTT", 5)})
 # Required low nibble of the fixed header per packet type (None: PUBLISH, or
 # a type that does not exist) [MQTT-2.1.3-1] (v5), [MQTT-2.2.2-2] (3.1.1).
 _FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
-_tuple_new: Final = tuple.__new__  # a Publish or PubAck without the NamedTuple's Python-level __new__
+_tuple_new: Final = tuple.__new__  # a packet without the NamedTuple's Python-level __new__
 _NO_PROPERTIES: Final = NO_PROPERTIES
 
 
@@ -200,8 +200,8 @@ class MQTTDecoder:
             password, pos = read_binary(buf, pos, end)
         if pos != end:
             raise MalformedPacket("bytes left over at the end of CONNECT")
-        return Connect(client_id, name, level, bool(cflags & 0x02), keep_alive,
-                       username, password, will, props)
+        return _tuple_new(Connect, (client_id, name, level, bool(cflags & 0x02),  # type: ignore[no-any-return]
+                                    keep_alive, username, password, will, props))
 
 
 def _decode_publish(first: int, buf: bytes, pos: int, end: int, level: int) -> Publish:
@@ -309,7 +309,7 @@ def _decode_subscribe(buf: bytes, pos: int, end: int, level: int) -> Subscribe:
         if level != 5:
             if opts & 0xFC or qos == 3:  # [MQTT-3-8.3-4] (3.1.1)
                 raise MalformedPacket(f"invalid requested QoS byte 0x{opts:02x}")
-            subs.append(SubscriptionRequest(topic_filter, qos))
+            subs.append(_tuple_new(SubscriptionRequest, (topic_filter, qos, False, False, 0)))
             continue
         if opts & 0xC0:
             raise MalformedPacket("reserved subscription option bits [MQTT-3.8.3-5]")
@@ -318,11 +318,11 @@ def _decode_subscribe(buf: bytes, pos: int, end: int, level: int) -> Subscribe:
         retain_handling = (opts >> 4) & 3
         if retain_handling == 3:
             raise ProtocolViolation("retain handling 3 [3.8.3.1]")
-        subs.append(SubscriptionRequest(topic_filter, qos, bool(opts & 4), bool(opts & 8),
-                                        retain_handling))
+        subs.append(_tuple_new(SubscriptionRequest, (topic_filter, qos, bool(opts & 4), bool(opts & 8),
+                                                     retain_handling)))
     if not subs:  # [MQTT-3.8.3-3] (3.1.1), [MQTT-3.8.3-2] (v5)
         raise ProtocolViolation("SUBSCRIBE without a topic filter")
-    return Subscribe(pid, tuple(subs), props)
+    return _tuple_new(Subscribe, (pid, tuple(subs), props))  # type: ignore[no-any-return]
 
 
 def _decode_unsubscribe(buf: bytes, pos: int, end: int, level: int) -> Unsubscribe:

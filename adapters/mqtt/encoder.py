@@ -213,9 +213,10 @@ def _encode_subscribe(p: Subscribe, level: int) -> bytes:
 def _encode_suback(p: SubAck, level: int) -> bytes:
     if not p.reason_codes:
         raise LocalProtocolError("SUBACK without reason codes")
-    codes = bytes(_reason(c, SUBACK_REASONS, "SUBACK") for c in p.reason_codes)
+    # List comprehensions, not generators: compiled, bytes(generator) iterates through Python calls.
+    codes = bytes([_reason(c, SUBACK_REASONS, "SUBACK") for c in p.reason_codes])
     if level != 5:
-        return _frame(0x90, _pid(p.packet_id) + bytes(suback_code_v3(c) for c in codes))
+        return _frame(0x90, _pid(p.packet_id) + bytes([suback_code_v3(c) for c in codes]))
     return _frame(0x90, _pid(p.packet_id) + encode_properties(p.properties, 9) + codes)
 
 
@@ -234,7 +235,7 @@ def _encode_unsuback(p: UnsubAck, level: int) -> bytes:
         return b"\xb0\x02" + _pid(p.packet_id)
     if not p.reason_codes:
         raise LocalProtocolError("MQTT 5 UNSUBACK needs one reason code per filter")
-    codes = bytes(_reason(c, UNSUBACK_REASONS, "UNSUBACK") for c in p.reason_codes)
+    codes = bytes([_reason(c, UNSUBACK_REASONS, "UNSUBACK") for c in p.reason_codes])
     return _frame(0xB0, _pid(p.packet_id) + encode_properties(p.properties, 11) + codes)
 
 
@@ -252,8 +253,9 @@ _ENCODERS: Final = {
 }
 
 
-def encode(packet: Packet, protocol_level: int) -> bytes:
-    """Encode `packet` for protocol level 3, 4 or 5.
+def encode(packet: Packet | object, protocol_level: int) -> bytes:
+    """Encode `packet` for protocol level 3, 4 or 5 (anything else is a `LocalProtocolError`: not
+    annotated `Packet` alone, which compiled would let only tuples in, with a TypeError).
 
     Fields the level cannot carry (properties, most reason codes, v5
     subscription options) are left out; CONNACK and SUBACK reason codes are

@@ -35,6 +35,7 @@ from adapters.mqtt.packets import (
     UnsubAck,
     Unsubscribe,
 )
+from adapters.mqtt.properties import NO_PROPERTIES
 
 if TYPE_CHECKING:
     from adapters.mqtt.connection import MQTTConnection
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rosettamq.mqtt")
 _REFUSED: Final = REFUSED  # (`result.accepted`, without the property call per publish)
 _SUCCESS: Final = ReasonCode.SUCCESS  # (an Enum member read through its class is a metaclass lookup)
+_tuple_new: Final = tuple.__new__  # a SUBACK without the NamedTuple's Python-level __new__
 
 
 def _session(conn: "MQTTConnection") -> Session:
@@ -168,7 +170,7 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
             for message in conn.broker.router.retained_for(request.topic_filter):
                 retained.append(Delivery(message, min(qos, message.qos), True, sub_ids))
     def acknowledge() -> None:
-        conn.send_packet(SubAck(packet.packet_id, tuple(codes)))
+        conn.send_packet(_tuple_new(SubAck, (packet.packet_id, tuple(codes), NO_PROPERTIES)))
         for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
             session.deliver(delivery)
 

@@ -1,8 +1,5 @@
-"""MQTT control packets as slotted dataclasses (no I/O, no encoding), treated as immutable.
-
-Most are frozen. PUBLISH and its acks, built once per message, are NamedTuples (see `Publish`),
-equal only to a packet of the same kind. Nothing changes a packet after it is built; they
-compare by value.
+"""MQTT control packets as NamedTuples (no I/O, no encoding): immutable, equal only to a packet of
+the same kind with the same fields (see `Publish` for why not dataclasses).
 
 One class per control packet of MQTT 3.1 (level 3), 3.1.1 (level 4) and 5.0
 (level 5). Fields that only exist in v5 (properties, most reason codes) are
@@ -14,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, NamedTuple, Union
+from typing import NamedTuple, Union
 
 from .properties import NO_PROPERTIES, Properties
 
@@ -56,11 +53,9 @@ class Will:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class Connect:
+class Connect(NamedTuple):
     """CONNECT. Levels: 3 = MQTT 3.1 ("MQIsdp"), 4 = 3.1.1, 5 = 5.0 ("MQTT")."""
 
-    packet_type: ClassVar[PacketType] = PacketType.CONNECT
     client_id: str
     protocol_name: str = "MQTT"
     protocol_level: int = 4
@@ -72,11 +67,9 @@ class Connect:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class ConnAck:
+class ConnAck(NamedTuple):
     """CONNACK; `reason_code` is the v5 code, mapped to a v3 return code on encode."""
 
-    packet_type: ClassVar[PacketType] = PacketType.CONNACK
     session_present: bool = False
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
@@ -95,9 +88,10 @@ def _other_packet(self: tuple[object, ...], other: object) -> bool:
 class Publish(NamedTuple):
     """PUBLISH; on v5 `topic` may be "" when a Topic Alias property is present.
 
-    A NamedTuple, as are its acks: the packets built per message. Compiled code reads their
-    fields by index and builds them without a Python frame (`tuple.__new__`), where a dataclass
-    costs a generic attribute lookup per read and an `__init__` call per packet."""
+    A NamedTuple, as is every packet here. Compiled code reads their fields by index and builds
+    them without a Python frame (`tuple.__new__`), where a frozen dataclass costs a generic
+    attribute lookup per read and an interpreted `__init__` (one `object.__setattr__` per field)
+    per packet: per message for PUBLISH and its acks, per connection for the others."""
 
     topic: str
     payload: bytes = b""
@@ -140,17 +134,9 @@ class PubComp(NamedTuple):
     properties: Properties = NO_PROPERTIES
 
 
-# What a NamedTuple's class body cannot declare: the dataclasses' `packet_type` ClassVar, and an
-# equality by kind (no mixin either: a NamedTuple has no other base). The hash stays the tuple's.
-for _packet, _kind in ((Publish, PacketType.PUBLISH), (PubAck, PacketType.PUBACK), (PubRec, PacketType.PUBREC),
-                       (PubRel, PacketType.PUBREL), (PubComp, PacketType.PUBCOMP)):
-    setattr(_packet, "packet_type", _kind)
-    setattr(_packet, "__eq__", _same_packet)
-    setattr(_packet, "__ne__", _other_packet)
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionRequest:
+class SubscriptionRequest(NamedTuple):
     """One topic filter with its subscription options (only `qos` exists before v5)."""
 
     topic_filter: str
@@ -160,77 +146,77 @@ class SubscriptionRequest:
     retain_handling: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Subscribe:
+class Subscribe(NamedTuple):
     """SUBSCRIBE with one or more subscription requests."""
 
-    packet_type: ClassVar[PacketType] = PacketType.SUBSCRIBE
     packet_id: int
     subscriptions: tuple[SubscriptionRequest, ...]
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class SubAck:
+class SubAck(NamedTuple):
     """SUBACK; v5 reason codes, failures become 0x80 on v3/v4."""
 
-    packet_type: ClassVar[PacketType] = PacketType.SUBACK
     packet_id: int
     reason_codes: tuple[int, ...]
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
+class Unsubscribe(NamedTuple):
     """UNSUBSCRIBE with one or more topic filters."""
 
-    packet_type: ClassVar[PacketType] = PacketType.UNSUBSCRIBE
     packet_id: int
     topic_filters: tuple[str, ...]
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class UnsubAck:
+class UnsubAck(NamedTuple):
     """UNSUBACK; the reason codes exist on v5 only (v3/v4 have no payload)."""
 
-    packet_type: ClassVar[PacketType] = PacketType.UNSUBACK
     packet_id: int
     reason_codes: tuple[int, ...] = ()
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class PingReq:
+class PingReq(NamedTuple):
     """PINGREQ."""
 
-    packet_type: ClassVar[PacketType] = PacketType.PINGREQ
 
 
-@dataclass(frozen=True, slots=True)
-class PingResp:
+class PingResp(NamedTuple):
     """PINGRESP."""
 
-    packet_type: ClassVar[PacketType] = PacketType.PINGRESP
 
 
-@dataclass(frozen=True, slots=True)
-class Disconnect:
+class Disconnect(NamedTuple):
     """DISCONNECT; the reason code and properties exist on v5 only."""
 
-    packet_type: ClassVar[PacketType] = PacketType.DISCONNECT
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
-class Auth:
+class Auth(NamedTuple):
     """AUTH (v5 only): enhanced authentication exchange."""
 
-    packet_type: ClassVar[PacketType] = PacketType.AUTH
     reason_code: int = 0
     properties: Properties = NO_PROPERTIES
 
 
 Packet = Union[Connect, ConnAck, Publish, PubAck, PubRec, PubRel, PubComp, Subscribe,
                SubAck, Unsubscribe, UnsubAck, PingReq, PingResp, Disconnect, Auth]
+
+
+# What a NamedTuple's class body cannot declare: a `packet_type` class attribute, and an equality by
+# kind (no mixin either: a NamedTuple has no other base). The hash stays the tuple's.
+_KINDS: dict[type, PacketType] = {
+    Connect: PacketType.CONNECT, ConnAck: PacketType.CONNACK, Publish: PacketType.PUBLISH,
+    PubAck: PacketType.PUBACK, PubRec: PacketType.PUBREC, PubRel: PacketType.PUBREL, PubComp: PacketType.PUBCOMP,
+    Subscribe: PacketType.SUBSCRIBE, SubAck: PacketType.SUBACK, Unsubscribe: PacketType.UNSUBSCRIBE,
+    UnsubAck: PacketType.UNSUBACK, PingReq: PacketType.PINGREQ, PingResp: PacketType.PINGRESP,
+    Disconnect: PacketType.DISCONNECT, Auth: PacketType.AUTH,
+}
+for _tuple_class in (*_KINDS, SubscriptionRequest):
+    if _tuple_class in _KINDS:
+        setattr(_tuple_class, "packet_type", _KINDS[_tuple_class])
+    setattr(_tuple_class, "__eq__", _same_packet)
+    setattr(_tuple_class, "__ne__", _other_packet)

@@ -58,7 +58,7 @@ def _connect(level: int) -> st.SearchStrategy[Connect]:
 def _connack(level: int) -> st.SearchStrategy[ConnAck]:
     return st.builds(ConnAck, st.booleans(), _codes(CONNACK_REASONS),
                      _props(level, PacketType.CONNACK)).map(
-        lambda c: replace(c, session_present=False) if c.reason_code else c)
+        lambda c: c._replace(session_present=False) if c.reason_code else c)
 
 
 def _publish(level: int) -> st.SearchStrategy[Publish]:
@@ -112,7 +112,7 @@ def expected(packet: Packet, level: int) -> Packet:
         return packet
     if isinstance(packet, Connect):
         will = packet.will and replace(packet.will, properties=NO_PROPERTIES)
-        return replace(packet, will=will, properties=NO_PROPERTIES)
+        return packet._replace(will=will, properties=NO_PROPERTIES)
     if isinstance(packet, ConnAck):
         code = V3_CONNACK_REASONS[connack_return_code_v3(packet.reason_code)]
         return ConnAck(packet.session_present and level == 4, code)
