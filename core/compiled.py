@@ -41,6 +41,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.stores.sqlite_batch",
     "core.stores.sqlite",
     "gateway.cluster.envelope",
+    "adapters.mqtt.properties",
     "adapters.mqtt.decoder",
     "adapters.mqtt.encoder",
     "adapters.mqtt.outbound",

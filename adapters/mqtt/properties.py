@@ -232,8 +232,8 @@ BY_NAME: dict[str, PropertySpec] = {p.name: p for p in PROPERTIES}
 
 # Every Byte property is a 0/1 flag; these integers may not be 0 (Protocol Error).
 _NONZERO = frozenset({"receive_maximum", "maximum_packet_size"})
-_MAX = {_W.BYTE: 1, _W.TWO_BYTE_INT: 0xFFFF, _W.FOUR_BYTE_INT: 0xFFFF_FFFF,
-        _W.VARINT: MAX_VARINT}
+_MAX: dict[int, int] = {int(_W.BYTE): 1, int(_W.TWO_BYTE_INT): 0xFFFF, int(_W.FOUR_BYTE_INT): 0xFFFF_FFFF,
+                        int(_W.VARINT): MAX_VARINT}  # by the wire type's int, as `_ROWS` carries it
 _ROWS = tuple((p.identifier, p.name, int(p.wire_type), p.packet_types)
               for p in PROPERTIES)
 _GET_ALL = attrgetter(*(p.name for p in PROPERTIES))
@@ -329,6 +329,7 @@ def decode_properties(buf: bytes | bytearray, offset: int, end: int,
             continue
         if name in values:
             raise ProtocolViolation(f"property {name} included more than once")
+        value: object  # str, bytes or int, by the wire type
         if kind == 6:
             value, pos = read_utf8(buf, pos, stop)
         elif kind == 7:
