@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal, Mapping, NamedTuple
 
@@ -20,9 +19,9 @@ QoS = Literal[0, 1, 2]
 _EMPTY_EXTRA: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Who produced a message: protocol name, client id and username."""
+class Origin(NamedTuple):
+    """Who produced a message: protocol name, client id and username (a NamedTuple, as `Message`:
+    one is built per login, and a frozen dataclass's __init__ is an interpreted frame)."""
 
     protocol: str = "internal"
     client_id: str = ""

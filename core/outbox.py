@@ -18,8 +18,7 @@ pause publishers. No I/O.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Final, Iterator
+from typing import Final, Iterator, NamedTuple
 
 from core.budget import MemoryBudget
 from core.subscriptions import Delivery
@@ -28,9 +27,9 @@ OVERFLOW_POLICIES = ("drop_oldest", "drop_new", "disconnect")
 ENTRY_OVERHEAD: Final = 64  # bytes an entry costs beyond its payload and topic (tuple, delivery, message)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxLimits:
-    """The bound of one outbox and what happens past it."""
+class OutboxLimits(NamedTuple):
+    """The bound of one outbox and what happens past it (a NamedTuple: one is built per session,
+    and a frozen dataclass's interpreted __init__ cost more than the rest of the outbox's setup)."""
 
     max_messages: int = 1000
     max_bytes: int = 0  # 0: bounded by messages only

@@ -160,9 +160,7 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
             codes.append(refusal)  # 3.1.1 SUBACK: 0x80
             continue
         qos = min(request.qos, settings.max_qos)
-        options = SubscriptionOptions(
-            qos, request.no_local, request.retain_as_published, request.retain_handling, sub_id
-        )
+        options = _options(qos, request.no_local, request.retain_as_published, request.retain_handling, sub_id)
         existed = session.subscribe(request.topic_filter, options)
         codes.append(qos)
         if request.retain_handling == 0 or (request.retain_handling == 1 and not existed):
@@ -178,6 +176,23 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
         conn.broker.store.sync(acknowledge)
     else:
         acknowledge()
+
+
+# Without a subscription identifier, one shared instance per value (at most 3 x 2 x 2 x 3: the decoder
+# lets no other QoS or retain handling in): a frozen dataclass's __init__ is an interpreted frame per
+# SUBSCRIBE, and the router keeps one instance per distinct value anyway.
+_SHARED_OPTIONS: Final[dict[tuple[int, bool, bool, int], SubscriptionOptions]] = {}
+
+
+def _options(qos: int, no_local: bool, retain_as_published: bool, retain_handling: int,
+             subscription_id: int | None) -> SubscriptionOptions:
+    if subscription_id is not None:
+        return SubscriptionOptions(qos, no_local, retain_as_published, retain_handling, subscription_id)
+    key = (qos, no_local, retain_as_published, retain_handling)
+    found = _SHARED_OPTIONS.get(key)
+    if found is None:
+        found = _SHARED_OPTIONS[key] = SubscriptionOptions(qos, no_local, retain_as_published, retain_handling)
+    return found
 
 
 def _subscription_refusal(conn: "MQTTConnection", topic_filter: str) -> ReasonCode | None:

@@ -130,7 +130,7 @@ DEVICES = 24
 def test_the_admin_api_of_worker_1_lists_and_kicks_the_clients_of_every_worker(workers: LoggingGateway) -> None:
     port = workers.ports()["mqtt"]
     wait_until(lambda: len(cluster_nodes(workers)) == 2, what="both workers in the cluster view")
-    # The kernel spreads connections over the workers by a hash of their ports: with 8, all on one
+    # The kernel spreads connections over the workers by a hash of addresses and ports: with 8, all on one
     # worker happened (1 in 128); with 24, 1 in 8 million.
     clients = {f"dev{n}": PahoClient(port, f"dev{n}", "5").connect() for n in range(DEVICES)}
     try:
