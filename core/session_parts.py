@@ -4,7 +4,7 @@ through, its bounds, its in-flight entries and its drop counters. No I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from core.outbox import OutboxLimits
 from core.subscriptions import Delivery, EncodeCache
@@ -36,6 +36,10 @@ class SessionSink(Protocol):
         ...
 
 
+# One entry per distinct configuration the gateway ran with (a reload may add one).
+_SHARED_OUTBOX_LIMITS: Final[dict[tuple[int, int, str], OutboxLimits]] = {}
+
+
 @dataclass(slots=True)
 class SessionLimits:
     """Bounds that keep one session from growing memory without limit."""
@@ -47,7 +51,13 @@ class SessionLimits:
 
     @property
     def outbox(self) -> OutboxLimits:
-        return OutboxLimits(self.max_queued, self.max_queued_bytes, self.overflow)
+        """The bound of a session's outbox: one shared instance per distinct value (not one per
+        session, which cost memory per idle connection and a construction per login)."""
+        key = (self.max_queued, self.max_queued_bytes, self.overflow)
+        limits = _SHARED_OUTBOX_LIMITS.get(key)
+        if limits is None:
+            limits = _SHARED_OUTBOX_LIMITS[key] = OutboxLimits(*key)
+        return limits
 
     @property
     def high_water(self) -> int:
