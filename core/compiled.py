@@ -1,8 +1,8 @@
 """The optional compiled hot path: which modules mypyc compiles, and whether this process runs them.
 
-`HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue, and
-what every connection goes through once: transport drivers, the MQTT login and the session
-registry) are compiled together by ``scripts/build_hot_path.py`` into one extension group:
+`HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue, the
+CoAP publish fast path, and what every connection goes through once: transport drivers, the
+MQTT login and the session registry) are compiled together by ``scripts/build_hot_path.py`` into one extension group:
 ``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an
 extension to a ``.py`` of the same name, so a built tree runs compiled, and the ``.py`` files
 stay the reference and the fallback.
@@ -55,6 +55,14 @@ HOT_MODULES: tuple[str, ...] = (
     "core.principal",
     "adapters.peer",
     "adapters.amqp.server",
+    # The CoAP publish fast path and what it calls per datagram. Not adapters.coap.exchange:
+    # compiled, it crashed the garbage collector (a segfault) in a block-wise exchange.
+    "adapters.coap.fast_path",
+    "adapters.coap.fast_publish",
+    "adapters.coap.query",
+    "adapters.coap.topics",
+    "adapters.coap.pubsub",
+    "adapters.coap.access",
 )
 GROUP = "core.hotpath"  # the shared library: core/hotpath__mypyc.<tag>.so
 ROOT = Path(__file__).resolve().parent.parent
