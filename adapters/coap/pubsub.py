@@ -144,7 +144,7 @@ def _message(
     return Message(
         topic=topic,
         payload=payload,
-        qos=query.qos if query.qos is not None else (1 if confirmable else 0),  # type: ignore[arg-type]  # (parse_query checked 0-2)
+        qos=query.qos if query.qos is not None else (1 if confirmable else 0),
         retain=bool(query.retain),
         content_type=content_type,
         expiry=expiry_from_interval(query.expiry, now),

@@ -18,7 +18,9 @@ An empty ``clientid``, ``username`` or ``token`` counts as absent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Final, Iterable
+
+from core.message import QoS
 
 from adapters.coap.errors import BadOption
 
@@ -46,7 +48,7 @@ class Query:
     username: str | None = None
     password: bytes | None = None
     token: str | None = None
-    qos: int | None = None
+    qos: QoS | None = None
     retain: bool | None = None
     expiry: int | None = None
 
@@ -75,12 +77,16 @@ def parse_query(parts: Iterable[str]) -> Query:
     )
 
 
-def _qos(value: str | None) -> int | None:
+_QOS: Final[dict[str, QoS]] = {"0": 0, "1": 1, "2": 2}
+
+
+def _qos(value: str | None) -> QoS | None:
     if value is None:
         return None
-    if value not in ("0", "1", "2"):
+    qos = _QOS.get(value)
+    if qos is None:
         raise BadOption(f"qos must be 0, 1 or 2, got {value!r}")
-    return int(value)
+    return qos
 
 
 def _flag(value: str | None) -> bool | None:

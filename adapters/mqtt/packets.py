@@ -134,8 +134,6 @@ class PubComp(NamedTuple):
     properties: Properties = NO_PROPERTIES
 
 
-
-
 class SubscriptionRequest(NamedTuple):
     """One topic filter with its subscription options (only `qos` exists before v5)."""
 
@@ -182,10 +180,8 @@ class PingReq(NamedTuple):
     """PINGREQ."""
 
 
-
 class PingResp(NamedTuple):
     """PINGRESP."""
-
 
 
 class Disconnect(NamedTuple):
@@ -207,7 +203,8 @@ Packet = Union[Connect, ConnAck, Publish, PubAck, PubRec, PubRel, PubComp, Subsc
 
 
 # What a NamedTuple's class body cannot declare: a `packet_type` class attribute, and an equality by
-# kind (no mixin either: a NamedTuple has no other base). The hash stays the tuple's.
+# kind, for the packets and for SubscriptionRequest (no mixin either: a NamedTuple has no other base).
+# The hash stays the tuple's.
 _KINDS: dict[type, PacketType] = {
     Connect: PacketType.CONNECT, ConnAck: PacketType.CONNACK, Publish: PacketType.PUBLISH,
     PubAck: PacketType.PUBACK, PubRec: PacketType.PUBREC, PubRel: PacketType.PUBREL, PubComp: PacketType.PUBCOMP,
@@ -215,8 +212,8 @@ _KINDS: dict[type, PacketType] = {
     UnsubAck: PacketType.UNSUBACK, PingReq: PacketType.PINGREQ, PingResp: PacketType.PINGRESP,
     Disconnect: PacketType.DISCONNECT, Auth: PacketType.AUTH,
 }
+for _packet, _kind in _KINDS.items():
+    setattr(_packet, "packet_type", _kind)
 for _tuple_class in (*_KINDS, SubscriptionRequest):
-    if _tuple_class in _KINDS:
-        setattr(_tuple_class, "packet_type", _KINDS[_tuple_class])
     setattr(_tuple_class, "__eq__", _same_packet)
     setattr(_tuple_class, "__ne__", _other_packet)

@@ -82,9 +82,9 @@ _ORIGINS_BY_BYTES: Final[dict[bytes, tuple[int, int, Origin]]] = {}
 _PLAIN_LENGTHS: Final = struct.Struct(f"<{_FIXED_FIELDS}I")
 _PLAIN_HEAD: Final = struct.Struct(f"<BBdH{_FIXED_FIELDS}I")  # _HEAD then _PLAIN_LENGTHS, packed together
 _PLAIN_START: Final = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
-# Keyed by the Origin's identity (a connection's messages share one Origin): hashing a frozen
-# dataclass runs its generated Python __hash__ and __eq__ per message. The entry keeps its Origin,
-# so the id cannot be reused while it is cached.
+# Keyed by the Origin's identity (a connection's messages share one Origin): one pointer, where
+# hashing and comparing the Origin goes through its three fields per message. The entry keeps its
+# Origin, so the id cannot be reused while it is cached.
 _ORIGIN_BYTES: Final[dict[int, tuple[Origin, int, int, int, bytes]]] = {}
 
 
