@@ -45,14 +45,16 @@ class TransportDriver:
         close: Callable[[], None],
         pause_reading: Callable[[], None] | None = None,
         resume_reading: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        """`loop`: the running loop, when the caller has it (asyncio's lookup costs a getpid() per connection)."""
         self.conn = conn
         self._write = write
         self._close_transport = close
         self._pause_reading = pause_reading
         self._resume_reading = resume_reading
         self._read_blockers: set[str] | None = None
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None

@@ -233,6 +233,10 @@ class ConnectionDriver(TransportDriver):
             self.flush()
 
 
+def _ignore(data: bytes) -> None:
+    """Data before the connection is set up (none arrives: uvloop reads only after connection_made)."""
+
+
 class MQTTServerProtocol(asyncio.Protocol):
     """asyncio protocol for MQTT over TCP/TLS."""
 
@@ -247,21 +251,21 @@ class MQTTServerProtocol(asyncio.Protocol):
         listener: str,
         guard: ListenerGuard = ListenerGuard(),
         loop: asyncio.AbstractEventLoop | None = None,
+        set_nodelay: bool = True,
     ) -> None:
+        """One per accepted connection; `loop` and `set_nodelay` are the listener's, worked out once."""
         self._broker = broker
         self._settings = settings
         self._tracker = tracker
         self._listener = listener
         self._guard = guard
         self._loop = loop  # the listener's loop, passed in: asking asyncio each connection costs a getpid()
-        # uvloop sets TCP_NODELAY on every TCP transport; asyncio only on sockets whose proto is
-        # IPPROTO_TCP, not on those accepted from our listeners (adapters/net/server.py): we do it then.
-        self._set_nodelay = loop is None or not loop_sets_nodelay(loop)
+        self._set_nodelay = set_nodelay
         self._admitted = False
         self._transport: asyncio.Transport | None = None
         self._driver: ConnectionDriver | None = None
         # uvloop binds data_received when the transport is made: dispatch through our own attribute.
-        self._on_data: Callable[[bytes], None] = lambda data: None
+        self._on_data: Callable[[bytes], None] = _ignore
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport: Any = base  # uvloop's transports are not asyncio.Transport subclasses
@@ -283,7 +287,7 @@ class MQTTServerProtocol(asyncio.Protocol):
         conn = MQTTConnection(self._broker, self._settings, peer=peer, listener=self._listener, clock=loop.time)
         self._guard.identify(conn, transport)
         self._driver = ConnectionDriver(
-            conn, transport.write, transport.close, transport.pause_reading, transport.resume_reading
+            conn, transport.write, transport.close, transport.pause_reading, transport.resume_reading, loop
         )
         self._on_data = self._driver.feed
         self._tracker.connections.add(conn)
@@ -336,12 +340,15 @@ async def start_mqtt_server(
     tracker = tracker if tracker is not None else ConnectionTracker()
     current = settings if callable(settings) else lambda: settings
     loop = asyncio.get_running_loop()
+    # uvloop sets TCP_NODELAY on every TCP transport; asyncio only on sockets whose proto is
+    # IPPROTO_TCP, not on those accepted from our listeners (adapters/net/server.py): we do it then.
+    nodelay = not loop_sets_nodelay(loop)
     if ssl_context is not None:  # admitted before the handshake (adapters/tls/server.py)
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
-        return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted, loop),
+        return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted, loop, nodelay),
                                host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener,
                                backlog=LISTEN_BACKLOG, reuse_port=reuse_port), tracker
-    server = await serve_tcp(lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard, loop), host, port,
-                             backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
+    server = await serve_tcp(lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard, loop, nodelay),
+                             host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     return server, tracker
 
