@@ -1,6 +1,6 @@
 """``clientid`` lines of the ACL file: which client ids a user may connect with.
 
-In a section of the ACL file (core/acl.py), or for everyone as a ``pattern``::
+In a section of the ACL file (core/acl_file.py), or for everyone as a ``pattern``::
 
     user alice
     clientid alice-*            # alice may connect as alice-1, alice-kitchen, ...

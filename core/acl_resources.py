@@ -1,6 +1,6 @@
 """Queue and exchange rules of the ACL file: RabbitMQ's configure, write and read permissions.
 
-In a section of the ACL file (core/acl.py), next to its ``topic`` rules::
+In a section of the ACL file (core/acl_file.py), next to its ``topic`` rules::
 
     user bob
     queue all %u-.*
