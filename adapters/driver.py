@@ -3,9 +3,9 @@
 A connection (MQTT, AMQP) exposes `receive_data`, `data_to_send`, `closing`,
 `next_deadline`, `handle_timeout`, `connection_lost`, an `on_output`
 callback and an `input_gate`. `TransportDriver` feeds it, writes its output once per event-loop
-turn (coalesced), closes the transport when it is done, keeps one timer at its
-next deadline, and gates reading for reasons that add up ("writes", "login",
-"flow", "alarm", "turn"). Protocol adapters subclass it for their own hooks.
+turn (coalesced), closes the transport when it is done, keeps its next deadline on the
+loop's one timer (adapters/deadlines.py), and gates reading for reasons that add up
+("writes", "login", "flow", "alarm", "turn"). Protocol adapters subclass it for their own hooks.
 
 "flow": a connection whose `input_gate` (core/flow.py `ProducerGate`) closed because
 subscribers it fed fell behind stops being read; when the gate opens, reading resumes
@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
+from adapters.deadlines import deadlines_for
+
 # A read at least this big means the socket had more queued: let the loop turn before reading on.
 FULL_READ = 65536
 
@@ -36,7 +38,7 @@ class TransportDriver:
 
     # One per connection: slots, and no set until reading is first blocked (idle memory, issue 17).
     __slots__ = ("conn", "_write", "_close_transport", "_pause_reading", "_resume_reading", "_read_blockers",
-                 "_loop", "_flush_scheduled", "_timer", "_timer_at", "_closed")
+                 "_loop", "_flush_scheduled", "_slot", "_timer_at", "_closed")
 
     def __init__(
         self,
@@ -56,7 +58,7 @@ class TransportDriver:
         self._read_blockers: set[str] | None = None
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._slot = 0  # the deadline's slot in the loop's wheel (adapters/deadlines.py); 0: none
         self._timer_at: float | None = None
         self._closed = False
         conn.on_output = self._schedule_flush
@@ -145,16 +147,20 @@ class TransportDriver:
         if deadline is None:
             self._cancel_timer()
             return
-        # Keep an earlier timer: when it fires it re-arms at the current deadline.
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+        # Keep an earlier deadline: when it is reached the driver re-arms at the current one.
+        if self._slot and self._timer_at is not None and self._timer_at <= deadline:
             return
         self._cancel_timer()
         self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._slot = deadlines_for(self._loop).add(self, deadline)
 
-    def _on_timer(self) -> None:
-        self._timer = self._timer_at = None
-        self.conn.handle_timeout(self._loop.time())
+    def deadline_reached(self, slot: int, now: float) -> None:
+        """The wheel's call: the deadline armed in `slot` has passed (a stale call is ignored)."""
+        if slot != self._slot:
+            return
+        self._slot = 0
+        self._timer_at = None
+        self.conn.handle_timeout(now)
         self._after_timeout()
 
     def _after_timeout(self) -> None:
@@ -162,6 +168,7 @@ class TransportDriver:
         self.flush()
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
+        if self._slot:
+            deadlines_for(self._loop).remove(self, self._slot)
+            self._slot = 0
+        self._timer_at = None

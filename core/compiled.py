@@ -47,6 +47,7 @@ HOT_MODULES: tuple[str, ...] = (
     "adapters.mqtt.outbound",
     "adapters.mqtt.connection",
     "adapters.mqtt.handlers",
+    "adapters.deadlines",
     "adapters.driver",
     "adapters.mqtt.server",
     "adapters.mqtt.login",
