@@ -1,0 +1,70 @@
+"""The connect + subscribe load generator of `bench` (bench/connect_load.py) really completes each
+client's CONNECT/CONNACK and SUBSCRIBE/SUBACK, and fails loudly rather than count what it did not do."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from bench.connect_load import ConnectLoadError, connect_subscribe, handshakes
+from tests.conftest import RunningGateway
+
+TIMEOUT = 10.0
+
+
+def test_every_client_connects_subscribes_and_leaves(gateway: RunningGateway) -> None:
+    seconds = connect_subscribe("127.0.0.1", gateway.mqtt_port, handshakes(300), 50, TIMEOUT)
+    assert seconds > 0
+    tracker = gateway.gateway.mqtt_connections
+    assert gateway.call(lambda: tracker.opened) == 300
+    deadline = time.monotonic() + TIMEOUT
+    while gateway.call(lambda: len(tracker.connections)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the gateway's count of open connections, not a fixed wait
+    assert gateway.call(lambda: len(tracker.connections)) == 0
+    assert gateway.call(lambda: dict(tracker.closed)) == {("mqtt", "client"): 300}  # each left on its own
+
+
+def test_a_refused_connection_is_an_error_not_a_client_counted() -> None:
+    with socket.socket() as placeholder:  # a free port with nothing listening on it
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    with pytest.raises(ConnectLoadError):
+        connect_subscribe("127.0.0.1", port, handshakes(3), 2, TIMEOUT)
+
+
+def test_a_broker_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the TCP handshakes; nobody ever reads the CONNECT
+        with pytest.raises(ConnectLoadError, match="unanswered"):
+            connect_subscribe("127.0.0.1", silent.getsockname()[1], handshakes(2), 2, 0.3)
+
+
+@pytest.mark.parametrize("answers, refused", [
+    ([b"\x20\x02\x00\x05"], "CONNACK"),  # not authorized
+    ([b"\x20\x02\x00\x00", b"\x90\x03\x00\x01\x80"], "SUBACK"),  # connected, then the subscription refused
+])
+def test_a_refusal_is_an_error(answers: list[bytes], refused: str) -> None:
+    with socket.socket() as broker:
+        broker.bind(("127.0.0.1", 0))
+        broker.listen(8)
+        broker.settimeout(TIMEOUT)
+
+        def answer() -> None:
+            conn, _ = broker.accept()
+            with conn:
+                for data in answers:
+                    conn.recv(100)  # the CONNECT, then the SUBSCRIBE
+                    conn.sendall(data)
+                conn.recv(100)  # until the client closes
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        try:
+            with pytest.raises(ConnectLoadError, match=refused):
+                connect_subscribe("127.0.0.1", broker.getsockname()[1], handshakes(1), 1, TIMEOUT)
+        finally:
+            thread.join(TIMEOUT)
