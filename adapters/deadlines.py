@@ -8,8 +8,11 @@ slot's owners are kept in a dict (O(1) to add and to remove), the slots with own
 heap, and the loop runs one timer at the earliest slot. So a deadline is met at most about
 11 ms late, never early.
 
-A wheel serves one loop (`deadlines_for`) and forgets itself once it has no deadlines left.
-It does no I/O itself: the loop is only asked for its time and to call back at a time.
+A wheel serves one loop (`deadlines_for`). Its timer stays armed when its last deadline is
+removed (a connection between CONNECT and CONNACK is often the only one with a deadline, and
+re-arming per connection would cost what the wheel saves); the wheel forgets itself when
+that timer fires with nothing left. It does no I/O itself: the loop is only asked for its
+time and to call back at a time.
 """
 
 from __future__ import annotations
@@ -71,12 +74,7 @@ class DeadlineWheel:
             return
         owners.pop(owner, None)
         if not owners:
-            del self._slots[slot]  # its heap entry is skipped when it comes up
-            if not self._slots:
-                self._retire()
-
-    def __len__(self) -> int:
-        return sum(len(owners) for owners in self._slots.values())
+            del self._slots[slot]  # its heap entry is skipped when it comes up; the timer stays
 
     def _arm(self, slot: int) -> None:
         if self._timer is not None:

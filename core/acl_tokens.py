@@ -78,7 +78,7 @@ class TokenRules:
 def parse_acl_claim(value: Any) -> tuple[tuple[TopicRule, ...], bool]:
     """Topic rules of an EMQX ``acl`` claim and whether they are an allow-list; raises TokenRulesError."""
     if isinstance(value, dict):
-        rules = []
+        rules: list[TopicRule] = []
         for key, topics in value.items():
             if key not in _OLD_KEYS or not isinstance(topics, list):
                 raise TokenRulesError(f"acl claim: expected pub, sub or all lists, got {key!r}")

@@ -9,8 +9,12 @@ signed-in user's for the admin API.
 
 from __future__ import annotations
 
+from typing import Final
+
 from core.acl import Authorizer, ClientAccess
 from core.message import Origin
+
+_tuple_new: Final = tuple.__new__  # an Origin without the NamedTuple's Python-level __new__ (one per connection)
 
 
 class Principal:
@@ -32,7 +36,7 @@ class Principal:
         self.address = address
         self.roles = roles
         self.trusted = trusted  # the gateway itself: the door skips the ACL (never a client)
-        self.origin = Origin(protocol, client_id, username)
+        self.origin: Origin = _tuple_new(Origin, (protocol, client_id, username))
 
     @classmethod
     def login(cls, authorizer: Authorizer, protocol: str, client_id: str, username: str | None,

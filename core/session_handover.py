@@ -15,11 +15,15 @@ Pure state: the transport of a `SessionSnapshot` between nodes is the fabric's
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from core.session_parts import NEVER_EXPIRES
 from core.sessions import Session
 from core.stores.base import StoredDelivery, StoredSession
 from core.subscriptions import SubscriptionOptions
+
+if TYPE_CHECKING:
+    from core.session_registry import SessionRegistry
 
 __all__ = ["SessionSnapshot", "adopt_session", "export_session"]
 
@@ -35,7 +39,7 @@ class SessionSnapshot:
     incoming_qos2: frozenset[int] = frozenset()
 
 
-def export_session(registry: "SessionRegistry", client_id: str) -> SessionSnapshot | None:  # noqa: F821
+def export_session(registry: SessionRegistry, client_id: str) -> SessionSnapshot | None:
     """Take the session of `client_id` off this node (its connection, if any, taken over first);
     None when this node has none. The session ends here without its will: the will travels."""
     session = registry.sessions.get(client_id)
@@ -57,7 +61,7 @@ def export_session(registry: "SessionRegistry", client_id: str) -> SessionSnapsh
     return snapshot
 
 
-def adopt_session(registry: "SessionRegistry", snapshot: SessionSnapshot) -> Session:  # noqa: F821
+def adopt_session(registry: SessionRegistry, snapshot: SessionSnapshot) -> Session:
     """Make the session of a snapshot this node's, offline until its client attaches (a CONNECT
     resuming it follows); a stale local session of that client id is dropped first."""
     stored = snapshot.session

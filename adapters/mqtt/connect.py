@@ -9,7 +9,7 @@ the client's protocol level.
 from __future__ import annotations
 
 import uuid
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from core.message import Message, Origin
 from core.session_parts import NEVER_EXPIRES
@@ -21,6 +21,7 @@ from adapters.mqtt.properties import NO_PROPERTIES, Properties
 from adapters.mqtt.settings import MQTTSettings
 
 MQTT31_MAX_CLIENT_ID = 23
+_tuple_new: Final = tuple.__new__  # ConnectTerms without the NamedTuple's Python-level __new__ (one per CONNECT)
 
 
 class ConnectTerms(NamedTuple):
@@ -83,7 +84,7 @@ def negotiate(connect: Connect, settings: MQTTSettings) -> ConnectTerms | Reason
     if connect.protocol_level == 5 and (keep_alive > settings.max_keepalive or keep_alive == 0):
         keep_alive = server_keep_alive = settings.max_keepalive
     if connect.protocol_level != 5:
-        return ConnectTerms(client_id, assigned, expiry, keep_alive, NO_PROPERTIES)  # shared: frozen
+        return _tuple_new(ConnectTerms, (client_id, assigned, expiry, keep_alive, NO_PROPERTIES))  # type: ignore[no-any-return]
     requested_expiry = connect.properties.session_expiry_interval or 0
     props = Properties(
         session_expiry_interval=expiry if expiry != requested_expiry else None,
@@ -95,7 +96,7 @@ def negotiate(connect: Connect, settings: MQTTSettings) -> ConnectTerms | Reason
         topic_alias_maximum=settings.topic_alias_maximum or None,
         server_keep_alive=server_keep_alive,
     )
-    return ConnectTerms(client_id, assigned, expiry, keep_alive, props)
+    return _tuple_new(ConnectTerms, (client_id, assigned, expiry, keep_alive, props))  # type: ignore[no-any-return]
 
 
 def will_refusal(will: Will, settings: MQTTSettings) -> ReasonCode | None:

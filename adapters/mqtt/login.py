@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from core.acl_tokens import access_for
 from core.auth import Answer, Credentials, Grant, login_name, quick_answer
@@ -58,6 +58,7 @@ log = logging.getLogger("rosettamq.mqtt")
 CLAIM_PATIENCE = 30.0  # seconds a CONNECT may wait for its cluster claim (which gives up after 25 s)
 
 MQTT_VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5.0"}  # CONNECT protocol level -> the version users name
+_tuple_new: Final = tuple.__new__  # a CONNACK without the NamedTuple's Python-level __new__ (one per login)
 
 
 class Login:
@@ -401,7 +402,7 @@ class Login:
                 authentication_method=auth_props.authentication_method,
                 authentication_data=auth_props.authentication_data,
             )
-        conn.send_packet(ConnAck(present, ReasonCode.SUCCESS, connack_props))
+        conn.send_packet(_tuple_new(ConnAck, (present, ReasonCode.SUCCESS, connack_props)))
         log.info(
             "client connected listener=%s peer=%s client_id=%s username=%s mqtt_version=%s clean_start=%s "
             "session_present=%s", conn.listener, conn.peer, conn.client_id, username,
