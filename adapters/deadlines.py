@@ -40,6 +40,8 @@ class Loop(Protocol):
 
     def time(self) -> float: ...
 
+    def is_closed(self) -> bool: ...
+
     def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
 
 
@@ -117,8 +119,11 @@ _WHEELS: dict[Loop, DeadlineWheel] = {}
 
 
 def deadlines_for(loop: Loop) -> DeadlineWheel:
-    """The wheel of `loop` (made on first use, forgotten when it empties)."""
+    """The wheel of `loop`: made on first use, forgotten when its timer finds it empty (or, once
+    its loop is closed with deadlines pending, when the next wheel is made)."""
     wheel = _WHEELS.get(loop)
     if wheel is None:
+        for closed in [other for other in _WHEELS if other.is_closed()]:
+            del _WHEELS[closed]  # its timer will never fire (tests make many loops)
         wheel = _WHEELS[loop] = DeadlineWheel(loop)
     return wheel

@@ -53,6 +53,7 @@ class ConnectionTracker:
         self.closed: dict[tuple[str, str], int] = {}  # (listener, reason) -> connections ended
         self.refused: dict[tuple[str, str], int] = {}  # (listener, CONNACK reason) -> logins refused
         self.totals: dict[tuple[str, str], int] = {}  # (listener, counter) -> sum over ended connections
+        self._counter_keys: dict[str, list[tuple[str, str]]] = {}  # listener -> its keys in `totals`
         self.closing = False  # shutdown began: a connection the loop accepts from now on is dropped
         self.errors: deque[tuple[str, float, str]] = deque(maxlen=ERRORS_KEPT)  # (client id, time, what)
 
@@ -73,9 +74,16 @@ class ConnectionTracker:
                  listener, conn.peer, conn.client_id, reason)
         key = (listener, reason)
         self.closed[key] = self.closed.get(key, 0) + 1
-        for name in CONNECTION_COUNTERS:
-            key = (listener, name)
-            self.totals[key] = self.totals.get(key, 0) + getattr(conn, name)
+        totals = self.totals
+        keys = self._counter_keys.get(listener)
+        if keys is None:  # the listener's first ended connection: its totals start at zero
+            keys = self._counter_keys[listener] = [(listener, name) for name in CONNECTION_COUNTERS]
+            for key in keys:
+                totals.setdefault(key, 0)
+        for key in keys:  # (most connections count nothing: no dict work for them)
+            count = getattr(conn, key[1])
+            if count:
+                totals[key] += count
         if conn.errors:
             self.errors.extend(conn.errors)
 

@@ -96,3 +96,17 @@ async def test_many_deadlines_fire_in_slot_order_on_one_timer() -> None:
     names = [name for name, _ in calls]
     assert names == sorted(names) and len(names) == 20
     assert loop not in deadlines._WHEELS
+
+
+def test_the_wheel_of_a_loop_closed_with_deadlines_pending_is_dropped_when_another_is_made() -> None:
+    closed = asyncio.new_event_loop()
+    deadlines_for(closed).add(Owner("never", []), closed.time() + 60)
+    closed.close()
+    assert closed in deadlines._WHEELS
+    other = asyncio.new_event_loop()
+    try:
+        deadlines_for(other)
+        assert closed not in deadlines._WHEELS and other in deadlines._WHEELS
+    finally:
+        deadlines._WHEELS.pop(other, None)
+        other.close()
