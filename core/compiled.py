@@ -1,9 +1,10 @@
 """The optional compiled hot path: which modules mypyc compiles, and whether this process runs them.
 
-`HOT_MODULES` (codecs, trie, router, door, session delivery, the SQLite store's queue, the
-CoAP publish fast path, and what every connection goes through once: transport drivers, the
-MQTT login and the session registry) are compiled together by ``scripts/build_hot_path.py`` into one extension group:
-``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an
+`HOT_MODULES` (codecs, trie, router, door, session delivery, retained messages, the SQLite
+store's queue, the CoAP publish fast path, and what every connection goes through once:
+transport drivers, the MQTT login and the session registry) are compiled together by
+``scripts/build_hot_path.py`` into one extension group: ``core/hotpath__mypyc*.so`` plus a
+small extension beside each module. Python prefers an
 extension to a ``.py`` of the same name, so a built tree runs compiled, and the ``.py`` files
 stay the reference and the fallback.
 
@@ -37,6 +38,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.budget",
     "core.flow",
     "core.broker",
+    "core.retained",
     "core.stores.codec",
     "core.stores.sqlite_batch",
     "core.stores.sqlite",
