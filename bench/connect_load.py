@@ -77,32 +77,35 @@ def connect_subscribe(host: str, port: int, packets: list[tuple[bytes, bytes]], 
                 continue
             for fd, mask in events:
                 sock, index, state, data = clients[fd]
-                if mask & (select.EPOLLERR | select.EPOLLHUP) and state == CONNECTING:
-                    raise ConnectLoadError(f"client {index}: connection refused or reset")
-                if state == CONNECTING:
-                    sock.send(packets[index][0])
-                    poller.modify(fd, select.EPOLLIN)
-                    clients[fd] = (sock, index, AWAIT_CONNACK, data)
-                    continue
-                chunk = sock.recv(64)
-                if not chunk:
-                    raise ConnectLoadError(f"client {index}: closed by the broker")
-                data += chunk
-                if state == AWAIT_CONNACK and len(data) >= CONNACK_SIZE:
-                    if data[0] != 0x20 or data[3] != 0:
-                        raise ConnectLoadError(f"client {index}: CONNACK {bytes(data[:CONNACK_SIZE]).hex()}")
-                    del data[:CONNACK_SIZE]
-                    sock.send(packets[index][1])
-                    clients[fd] = (sock, index, AWAIT_SUBACK, data)
-                elif state == AWAIT_SUBACK and len(data) >= SUBACK_SIZE:
-                    if data[0] != 0x90 or data[4] > 2:
-                        raise ConnectLoadError(f"client {index}: SUBACK {bytes(data[:SUBACK_SIZE]).hex()}")
-                    poller.unregister(fd)
-                    del clients[fd]
-                    sock.close()
-                    done += 1
-                    if started < total:
-                        open_next()
+                try:
+                    if mask & (select.EPOLLERR | select.EPOLLHUP) and state == CONNECTING:
+                        raise ConnectLoadError(f"client {index}: connection refused or reset")
+                    if state == CONNECTING:
+                        sock.send(packets[index][0])
+                        poller.modify(fd, select.EPOLLIN)
+                        clients[fd] = (sock, index, AWAIT_CONNACK, data)
+                        continue
+                    chunk = sock.recv(64)
+                    if not chunk:
+                        raise ConnectLoadError(f"client {index}: closed by the broker")
+                    data += chunk
+                    if state == AWAIT_CONNACK and len(data) >= CONNACK_SIZE:
+                        if data[0] != 0x20 or data[3] != 0:
+                            raise ConnectLoadError(f"client {index}: CONNACK {bytes(data[:CONNACK_SIZE]).hex()}")
+                        del data[:CONNACK_SIZE]
+                        sock.send(packets[index][1])
+                        clients[fd] = (sock, index, AWAIT_SUBACK, data)
+                    elif state == AWAIT_SUBACK and len(data) >= SUBACK_SIZE:
+                        if data[0] != 0x90 or data[4] > 2:
+                            raise ConnectLoadError(f"client {index}: SUBACK {bytes(data[:SUBACK_SIZE]).hex()}")
+                        poller.unregister(fd)
+                        del clients[fd]
+                        sock.close()
+                        done += 1
+                        if started < total:
+                            open_next()
+                except OSError as exc:  # reset or refused by the broker mid-handshake
+                    raise ConnectLoadError(f"client {index}: {exc}") from None
         return time.perf_counter() - start
     finally:
         for sock, _, _, _ in clients.values():

@@ -4,6 +4,7 @@ client's CONNECT/CONNACK and SUBSCRIBE/SUBACK, and fails loudly rather than coun
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -65,6 +66,27 @@ def test_a_refusal_is_an_error(answers: list[bytes], refused: str) -> None:
         thread.start()
         try:
             with pytest.raises(ConnectLoadError, match=refused):
+                connect_subscribe("127.0.0.1", broker.getsockname()[1], handshakes(1), 1, TIMEOUT)
+        finally:
+            thread.join(TIMEOUT)
+
+
+def test_a_connection_reset_mid_handshake_is_an_error() -> None:
+    with socket.socket() as broker:
+        broker.bind(("127.0.0.1", 0))
+        broker.listen(8)
+        broker.settimeout(TIMEOUT)
+
+        def reset() -> None:
+            conn, _ = broker.accept()
+            conn.recv(100)  # the CONNECT
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # linger 0: an RST, not a FIN
+
+        thread = threading.Thread(target=reset)
+        thread.start()
+        try:
+            with pytest.raises(ConnectLoadError, match="client 0"):
                 connect_subscribe("127.0.0.1", broker.getsockname()[1], handshakes(1), 1, TIMEOUT)
         finally:
             thread.join(TIMEOUT)
