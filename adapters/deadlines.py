@@ -99,7 +99,7 @@ class DeadlineWheel:
             heapq.heappop(order)
         if order:
             self._arm(order[0])
-        elif not slots:
+        else:  # every slot with owners has a heap entry: none is left
             self._retire()
         for slot, owner in due:
             try:
