@@ -252,7 +252,10 @@ def load_then_kill(nats: NatsCluster, tmp_path, kill_a_nats_server: bool) -> Non
         device.connect("device", clean_start=False, properties=Properties(session_expiry_interval=600))
         subscribe(device, "load/#")
         device.close()
-        publisher = WireClient(port, 5)
+        # PUBACKs wait for JetStream's confirms: with a NATS server killed they pause while its streams
+        # elect new leaders, which takes up to about 10 s here (as the reconnect below sees); a CI run
+        # timed out at the default 5 s read timeout.
+        publisher = WireClient(port, 5, timeout=30)
         publisher.connect("loader", clean_start=True)
         acked: list[bytes] = []
         for number in range(1, 301):  # a window of everything: PUBACKs come as JetStream confirms
