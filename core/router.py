@@ -42,6 +42,10 @@ class Router:
         self.retained = retained if retained is not None else RetainedStore()
         self._trie: SubscriptionTrie[Subscriber, SubscriptionOptions] = SubscriptionTrie()
         self._options: dict[SubscriptionOptions, SubscriptionOptions] = {}
+        # The same instances by id(): a subscription whose options are one of them already (the MQTT
+        # adapter shares one per value) is not hashed, an interpreted dataclass __hash__ per SUBSCRIBE.
+        # Kept instances live as long as the router, so no other object can have their id.
+        self._options_by_id: dict[int, SubscriptionOptions] = {}
         # topic -> (matched, shared, overlapping): the trie's answer, kept until a filter matching it changes
         self._matches: dict[str, tuple[list[Any], list[Any], bool]] = {}
         self._share_cursor: dict[tuple[str, str], int] = {}
@@ -74,13 +78,17 @@ class Router:
     def subscribe(self, subscriber: Subscriber, topic_filter: str, options: SubscriptionOptions) -> bool:
         """Add or replace a subscription; True if it already existed. Validates the filter."""
         group, bare_filter = parse_shared_filter(topic_filter)
-        options = self._options.setdefault(options, options)  # one instance per distinct value
+        kept = self._options_by_id.get(id(options))
+        if kept is None:
+            kept = self._options.setdefault(options, options)  # one instance per distinct value
+            self._options_by_id[id(kept)] = kept
+        options = kept
         added = self._trie.add(bare_filter, subscriber, options, group)
         self._forget_matches(bare_filter)
         if added:
             key = (bare_filter, group)
             count = self._interest[key] = self._interest.get(key, 0) + 1
-            if count == 1:
+            if count == 1 and self.clustered:
                 self.fabric.interest_added(bare_filter, group)
         return not added
 
@@ -96,7 +104,8 @@ class Router:
                 self._interest[key] = count
             else:
                 self._interest.pop(key, None)
-                self.fabric.interest_removed(bare_filter, group)
+                if self.clustered:
+                    self.fabric.interest_removed(bare_filter, group)
         return removed
 
     def _forget_matches(self, bare_filter: str) -> None:

@@ -15,6 +15,11 @@ from typing import Final
 
 MAX_TOPIC_BYTES: Final = 65535
 SHARE_PREFIX: Final = "$share/"
+# Filters found valid, with what `parse_shared_filter` makes of them. A SUBSCRIBE's filter is checked
+# by the adapter, the router, the trie and the retained lookup, and again when it is removed: once
+# is enough. Restarted when full, as the router's match cache is.
+_PARSED: Final[dict[str, tuple[str | None, str]]] = {}
+PARSED_KEPT: Final = 4096
 
 __all__ = [
     "InvalidTopic",
@@ -56,6 +61,8 @@ def validate_topic_name(topic: str) -> None:
 
 def validate_topic_filter(topic_filter: str) -> None:
     """Raise InvalidTopic unless `topic_filter` is a well-formed subscription filter."""
+    if topic_filter in _PARSED:  # (a valid shared filter is a valid filter too)
+        return
     _check_common(topic_filter, "topic filter")
     if "+" not in topic_filter and "#" not in topic_filter:
         return
@@ -82,6 +89,17 @@ def parse_shared_filter(topic_filter: str) -> tuple[str | None, str]:
 
     Both forms are validated; a malformed shared filter raises InvalidTopic.
     """
+    found = _PARSED.get(topic_filter)
+    if found is not None:
+        return found
+    parsed = _parse_shared_filter(topic_filter)
+    if len(_PARSED) >= PARSED_KEPT:
+        _PARSED.clear()
+    _PARSED[topic_filter] = parsed
+    return parsed
+
+
+def _parse_shared_filter(topic_filter: str) -> tuple[str | None, str]:
     if not topic_filter.startswith(SHARE_PREFIX):
         validate_topic_filter(topic_filter)
         return None, topic_filter
