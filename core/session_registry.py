@@ -285,9 +285,10 @@ class SessionRegistry:
         session.inflight.clear()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
-        ended, counters = self.ended_counters, session.counters
-        for name in ended:
-            ended[name] += getattr(counters, name)
+        if session.has_dropped:  # (most sessions never drop anything: no work for them)
+            ended, counters = self.ended_counters, session.counters
+            for name in ended:
+                ended[name] += getattr(counters, name)
         self.store.delete_session(session.client_id)
         if self.on_ended is not None:
             self.on_ended(session.client_id)

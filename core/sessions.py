@@ -106,6 +106,11 @@ class Session:
         """Drops by reason, to read (metrics); all zero for a session that never dropped anything."""
         return self._counters if self._counters is not None else _NO_DROPS
 
+    @property
+    def has_dropped(self) -> bool:
+        """Whether `counters` has anything but zeros."""
+        return self._counters is not None
+
     def _drops(self) -> SessionCounters:
         counters = self._counters
         if counters is None:

@@ -55,6 +55,9 @@ VERIFYING: Final = State.VERIFYING
 CONNECTED: Final = State.CONNECTED
 CLOSED: Final = State.CLOSED
 NOT_LOGGED_IN: Final = Origin("mqtt")  # a connection's origin until its login (an Origin is immutable)
+# Its principal until then, shared: no handler acts for a connection before its login, and the login
+# replaces it (never changes it) with the client's own.
+NO_PRINCIPAL: Final = Principal("mqtt")
 
 MAX_DETAIL = 200  # characters of an error detail kept for the log and the Reason String
 ERRORS_KEPT = 10  # protocol errors and refusals a connection remembers (the admin API's last_errors)
@@ -110,7 +113,7 @@ class MQTTConnection:
         self._connect_deadline = self._last_rx + settings.connect_timeout
         self.login = Login(self)
         self.access: ClientAccess | None = None  # this client's ACL view once connected (None: no ACL)
-        self.principal = Principal("mqtt")  # who publishes through this connection, once logged in
+        self.principal = NO_PRINCIPAL  # who publishes through this connection, once logged in
         self.auth_expires: float | None = None  # when its access token expires (clock timebase), if it has one
         self.publishes_denied = 0  # counters for metrics: ACL refusals and subscription quota
         self.publishes_invalid = 0  # refused by the core's door as invalid (too large, bad property)

@@ -29,6 +29,10 @@ _TOPIC_FIELDS: Final[dict[str, bytes]] = {}
 TOPIC_FIELDS_KEPT: Final = 4096
 # Every two-byte PUBLISH fixed header (a remaining length under 128), at [flags << 7 | length].
 _SHORT_HEADERS: Final = tuple(bytes((0x30 | flags, length)) for flags in range(16) for length in range(128))
+# The 3.1/3.1.1 answers of errors.py's mappings, per reason code: a table read, not an interpreted
+# call per CONNACK and per SUBACK code (errors.py is not compiled).
+_V3_CONNACK_RETURN: Final = {code: connack_return_code_v3(code) for code in CONNACK_REASONS}
+_V3_SUBACK_RETURN: Final = {code: suback_code_v3(code) for code in SUBACK_REASONS}
 
 
 def _topic_field(topic: str | bytes) -> bytes:
@@ -153,8 +157,7 @@ def _encode_connack(p: ConnAck, level: int) -> bytes:
     if p.session_present and code:  # [MQTT-3.2.2-4] (3.1.1), [MQTT-3.2.2-6] (v5)
         raise LocalProtocolError("session present on a refused connection")
     if level != 5:
-        return bytes((0x20, 2, 1 if p.session_present and level == 4 else 0,
-                      connack_return_code_v3(code)))
+        return bytes((0x20, 2, 1 if p.session_present and level == 4 else 0, _V3_CONNACK_RETURN[code]))
     return _frame(0x20, bytes((1 if p.session_present else 0, code))
                   + encode_properties(p.properties, 2))
 
@@ -214,9 +217,10 @@ def _encode_suback(p: SubAck, level: int) -> bytes:
     if not p.reason_codes:
         raise LocalProtocolError("SUBACK without reason codes")
     # List comprehensions, not generators: compiled, bytes(generator) iterates through Python calls.
-    codes = bytes([_reason(c, SUBACK_REASONS, "SUBACK") for c in p.reason_codes])
     if level != 5:
-        return _frame(0x90, _pid(p.packet_id) + bytes([suback_code_v3(c) for c in codes]))
+        return _frame(0x90, _pid(p.packet_id) + bytes([_V3_SUBACK_RETURN[_reason(c, SUBACK_REASONS, "SUBACK")]
+                                                       for c in p.reason_codes]))
+    codes = bytes([_reason(c, SUBACK_REASONS, "SUBACK") for c in p.reason_codes])
     return _frame(0x90, _pid(p.packet_id) + encode_properties(p.properties, 9) + codes)
 
 

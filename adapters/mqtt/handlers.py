@@ -167,15 +167,24 @@ def on_subscribe(conn: "MQTTConnection", packet: Subscribe) -> None:
             sub_ids = () if sub_id is None else (sub_id,)
             for message in conn.broker.router.retained_for(request.topic_filter):
                 retained.append(Delivery(message, min(qos, message.qos), True, sub_ids))
-    def acknowledge() -> None:
-        conn.send_packet(_tuple_new(SubAck, (packet.packet_id, tuple(codes), NO_PROPERTIES)))
-        for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
-            session.deliver(delivery)
-
+    suback = _tuple_new(SubAck, (packet.packet_id, tuple(codes), NO_PROPERTIES))
     if session.persistent:  # a persistent session's subscriptions are stored (and replicated) first
-        conn.broker.store.sync(acknowledge)
+        _acknowledge_when_stored(conn, session, suback, retained)
     else:
-        acknowledge()
+        _acknowledge_subscribe(conn, session, suback, retained)
+
+
+def _acknowledge_subscribe(conn: "MQTTConnection", session: Session, suback: SubAck,
+                           retained: list[Delivery]) -> None:
+    conn.send_packet(suback)
+    for delivery in retained:  # after the SUBACK [MQTT-3.8.4-4]
+        session.deliver(delivery)
+
+
+def _acknowledge_when_stored(conn: "MQTTConnection", session: Session, suback: SubAck,
+                             retained: list[Delivery]) -> None:
+    """(A function of its own: compiled, a function making a closure makes its frame on every call.)"""
+    conn.broker.store.sync(lambda: _acknowledge_subscribe(conn, session, suback, retained))
 
 
 # Without a subscription identifier, one shared instance per value (at most 3 x 2 x 2 x 3: the decoder

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from logging import INFO
 from typing import TYPE_CHECKING, Any, Final
 
 from core.acl_tokens import access_for
@@ -59,6 +60,9 @@ CLAIM_PATIENCE = 30.0  # seconds a CONNECT may wait for its cluster claim (which
 
 MQTT_VERSIONS = {3: "3.1", 4: "3.1.1", 5: "5.0"}  # CONNECT protocol level -> the version users name
 _tuple_new: Final = tuple.__new__  # a CONNACK without the NamedTuple's Python-level __new__ (one per login)
+# Read once per login: an Enum member read through its class is a metaclass lookup.
+_CONNECTED: Final = State.CONNECTED
+_SUCCESS: Final = ReasonCode.SUCCESS
 
 
 class Login:
@@ -392,7 +396,7 @@ class Login:
         else:
             registry.set_will(session, None)
         conn.keep_alive = terms.keep_alive
-        conn.state = State.CONNECTED
+        conn.state = _CONNECTED
         conn.connected_at = time.time()
         conn.clean_start = connect.clean_start
         connack_props = terms.connack_properties
@@ -402,12 +406,13 @@ class Login:
                 authentication_method=auth_props.authentication_method,
                 authentication_data=auth_props.authentication_data,
             )
-        conn.send_packet(_tuple_new(ConnAck, (present, ReasonCode.SUCCESS, connack_props)))
-        log.info(
-            "client connected listener=%s peer=%s client_id=%s username=%s mqtt_version=%s clean_start=%s "
-            "session_present=%s", conn.listener, conn.peer, conn.client_id, username,
-            MQTT_VERSIONS.get(conn.level, str(conn.level)), connect.clean_start, present,
-        )
+        conn.send_packet(_tuple_new(ConnAck, (present, _SUCCESS, connack_props)))
+        if log.isEnabledFor(INFO):  # (one call, not two, and no arguments made, when it is not: most runs)
+            log.info(
+                "client connected listener=%s peer=%s client_id=%s username=%s mqtt_version=%s clean_start=%s "
+                "session_present=%s", conn.listener, conn.peer, conn.client_id, username,
+                MQTT_VERSIONS.get(conn.level, str(conn.level)), connect.clean_start, present,
+            )
         session.attach(conn, resume=present)
 
     def refuse(self, reason: ReasonCode) -> None:

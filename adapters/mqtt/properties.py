@@ -73,7 +73,7 @@ def decode_varint(buf: bytes | bytearray | memoryview, offset: int,
     return None
 
 
-def read_utf8(buf: bytes | bytearray, pos: int, end: int) -> tuple[str, int]:
+def read_utf8(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     """Read a UTF-8 Encoded String (2-byte length prefix) ending before `end`."""
     if pos + 2 > end:
         raise MalformedPacket("string length runs past the end of the packet")
@@ -89,7 +89,7 @@ def read_utf8(buf: bytes | bytearray, pos: int, end: int) -> tuple[str, int]:
     return s, stop
 
 
-def read_binary(buf: bytes | bytearray, pos: int, end: int) -> tuple[bytes, int]:
+def read_binary(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
     """Read Binary Data (2-byte length prefix) ending before `end`."""
     if pos + 2 > end:
         raise MalformedPacket("binary length runs past the end of the packet")
@@ -279,7 +279,7 @@ def encode_properties(props: Properties, packet_type: int) -> bytes:
     return encode_varint(len(out)) + out
 
 
-def decode_properties(buf: bytes | bytearray, offset: int, end: int,
+def decode_properties(buf: bytes, offset: int, end: int,
                       packet_type: int) -> tuple[Properties, int]:
     """Decode the property block at `offset` (length prefix included).
 

@@ -13,9 +13,10 @@ import asyncio
 import dataclasses
 import logging
 import ssl
+from logging import INFO
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from core.auth import Answer
 from core.broker import Broker
@@ -31,6 +32,7 @@ from adapters.peer import format_peer
 from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
 
 log = logging.getLogger("rosettamq.mqtt")
+_VERIFYING: Final = State.VERIFYING  # read per chunk received: an Enum member through its class is a metaclass lookup
 
 LISTEN_BACKLOG = 4096
 WRITE_BUFFER_HIGH = 256 * 1024  # bytes buffered for a client before its transport pauses (low: a quarter)
@@ -70,8 +72,9 @@ class ConnectionTracker:
             key = (listener, conn.refused.name.lower())
             self.refused[key] = self.refused.get(key, 0) + 1
         reason = "client" if conn.close_reason is None else conn.close_reason.name.lower()
-        log.info("connection closed listener=%s peer=%s client_id=%s reason=%s",
-                 listener, conn.peer, conn.client_id, reason)
+        if log.isEnabledFor(INFO):  # (one call, not two, when it is not: most runs)
+            log.info("connection closed listener=%s peer=%s client_id=%s reason=%s",
+                     listener, conn.peer, conn.client_id, reason)
         key = (listener, reason)
         self.closed[key] = self.closed.get(key, 0) + 1
         totals = self.totals
@@ -80,10 +83,12 @@ class ConnectionTracker:
             keys = self._counter_keys[listener] = [(listener, name) for name in CONNECTION_COUNTERS]
             for key in keys:
                 totals.setdefault(key, 0)
-        for key in keys:  # (most connections count nothing: no dict work for them)
-            count = getattr(conn, key[1])
-            if count:
-                totals[key] += count
+        if (conn.dropped_too_large or conn.publishes_denied or conn.publishes_invalid  # CONNECTION_COUNTERS, read
+                or conn.subscriptions_denied or conn.subscriptions_over_quota):  # directly: nearly always all 0
+            for key in keys:
+                count = getattr(conn, key[1])
+                if count:
+                    totals[key] += count
         if conn.errors:
             self.errors.extend(conn.errors)
 
@@ -159,7 +164,7 @@ class ConnectionDriver(TransportDriver):
 
     def _after_receive(self) -> None:
         conn = self.conn
-        if conn.state is State.VERIFYING or conn.login.has_verification:  # (a re-authentication's token too)
+        if conn.state is _VERIFYING or conn.login.has_verification:  # (a re-authentication's token too)
             self._login_waits()
 
     def _login_waits(self) -> None:
@@ -225,7 +230,7 @@ class ConnectionDriver(TransportDriver):
 
     def _login_moved(self) -> None:
         """After a login step outside `feed`: keep waiting, or read again (pipelined packets first)."""
-        if self.conn.state is State.VERIFYING:
+        if self.conn.state is _VERIFYING:
             self._login_waits()
             self.flush()
         elif self.reading_blocked_by("login"):
