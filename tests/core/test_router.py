@@ -80,6 +80,19 @@ def test_subscribers_with_equal_options_share_one_delivery_and_one_encode_cache(
     assert len({s.caches[0] for s in subs}) == 1
 
 
+def test_options_the_router_keeps_already_and_equal_new_ones_share_one_delivery() -> None:
+    router = Router()
+    first, equal = SubscriptionOptions(qos=1), SubscriptionOptions(qos=1)
+    subs = [Recorder(f"s{i}") for i in range(4)]
+    for s, options in zip(subs, (first, equal, first, equal)):
+        router.subscribe(s, "a/b", options)
+    other = Recorder("other")
+    router.subscribe(other, "a/b", SubscriptionOptions(qos=0))
+    router.publish(msg(qos=1))
+    assert len({id(s.got[0]) for s in subs}) == 1
+    assert other.got[0].qos == 0 and subs[0].got[0].qos == 1
+
+
 def test_live_delivery_keeps_the_retain_flag_only_with_retain_as_published() -> None:
     router, plain, rap = Router(), Recorder("plain"), Recorder("rap")
     router.subscribe(plain, "a/b", SubscriptionOptions(qos=1))

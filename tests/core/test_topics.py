@@ -208,3 +208,27 @@ def test_is_wildcard_detects_plus_and_hash() -> None:
     assert is_wildcard("#")
     assert not is_wildcard("a/b")
     assert not is_wildcard("$SYS/x")
+
+
+def test_a_filter_parsed_again_gives_the_same_answer_and_an_invalid_one_is_refused_every_time() -> None:
+    for _ in range(3):
+        assert parse_shared_filter("$share/g/a/+") == ("g", "a/+")
+        assert parse_shared_filter("a/#") == (None, "a/#")
+        validate_topic_filter("$share/g/a/+")  # a valid shared filter is a valid filter
+        with pytest.raises(InvalidTopic):
+            parse_shared_filter("a/#/b")
+        with pytest.raises(InvalidTopic):
+            validate_topic_filter("a/b#")
+        with pytest.raises(InvalidTopic):
+            parse_shared_filter("$share/g+/a")
+
+
+def test_the_kept_filters_restart_when_full_and_answers_stay_right() -> None:
+    from core import topics
+
+    for i in range(topics.PARSED_KEPT + 10):
+        assert parse_shared_filter(f"devices/d{i}/cmd") == (None, f"devices/d{i}/cmd")
+    assert len(topics._PARSED) <= topics.PARSED_KEPT
+    assert parse_shared_filter("devices/d0/cmd") == (None, "devices/d0/cmd")
+    with pytest.raises(InvalidTopic):
+        parse_shared_filter("devices/+x")
