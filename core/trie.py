@@ -11,6 +11,12 @@ a root of their own, and topics starting with `$` are matched from that root
 only, so the root wildcards `+/...` and `#` can never reach them (MQTT-4.7.2-1)
 and no per-publish check is needed.
 
+A filter without wildcards, the usual device subscription (`devices/d1/cmd`), matches one topic
+only: it is kept in a flat table by its whole string, not on nodes, so subscribing and
+unsubscribing cost one dict operation and make no nodes, and a walk stops as soon as no
+wildcard filter goes further. `match` lists its subscribers where the walk would have found
+them, before the others of the topic's own node.
+
 Shared subscriptions (`$share/{group}/{filter}`) sit on the same nodes but in
 separate tables keyed by (group, filter); the trie returns each matching
 group's members and leaves picking one to the router. Keys (sessions) and
@@ -64,11 +70,12 @@ class _Node:
 class SubscriptionTrie(Generic[K, V]):
     """Subscriptions indexed by topic filter level; `match` walks only the branches a topic can reach."""
 
-    __slots__ = ("_root", "_dollar_root", "_count")
+    __slots__ = ("_root", "_dollar_root", "_exact", "_count")
 
     def __init__(self) -> None:
         self._root = _Node()
         self._dollar_root = _Node()
+        self._exact: dict[str, dict[Any, Any]] = {}  # filter without wildcards -> its (non-shared) members
         self._count = 0
 
     # -- changes -------------------------------------------------------------
@@ -77,6 +84,15 @@ class SubscriptionTrie(Generic[K, V]):
         """Subscribe `key` to `topic_filter`; True if new, False if it replaced the same (filter, key, group)."""
         validate_topic_filter(topic_filter)
         _check_share_group(share_group)
+        if share_group is None and _exact(topic_filter):
+            members = self._exact.get(topic_filter)
+            if members is None:
+                members = self._exact[topic_filter] = {}
+            is_new = key not in members
+            members[key] = value
+            if is_new:
+                self._count += 1
+            return is_new
         levels, ends_with_hash = _node_levels(topic_filter)
         node = self._dollar_root if topic_filter[0] == "$" else self._root
         for level in levels:
@@ -135,6 +151,15 @@ class SubscriptionTrie(Generic[K, V]):
         """Unsubscribe `key` from `topic_filter`; True if it was subscribed. Empty nodes are pruned."""
         if not topic_filter:
             return False
+        if share_group is None and _exact(topic_filter):
+            members = self._exact.get(topic_filter)
+            if members is None or key not in members:
+                return False
+            del members[key]
+            if not members:
+                del self._exact[topic_filter]
+            self._count -= 1
+            return True
         levels, ends_with_hash = _node_levels(topic_filter)
         node = self._dollar_root if topic_filter[0] == "$" else self._root
         path: list[tuple[_Node, str]] = []
@@ -210,6 +235,7 @@ class SubscriptionTrie(Generic[K, V]):
         """
         normal: list[tuple[K, V]] = []
         shared: list[tuple[ShareKey, dict[K, V]]] = []
+        exact = self._exact.get(topic)
         node = self._dollar_root if topic[:1] == "$" else self._root
         current: list[_Node] | None = None
         for level in topic.split("/"):
@@ -223,6 +249,8 @@ class SubscriptionTrie(Generic[K, V]):
                 plus = node.plus_child
                 if plus is None:
                     if child is None:
+                        if exact:
+                            normal.extend(exact.items())
                         return normal, shared
                     node = child
                 elif child is None:
@@ -244,12 +272,16 @@ class SubscriptionTrie(Generic[K, V]):
                 if branch.plus_child is not None:
                     following.append(branch.plus_child)
             if not following:
+                if exact:
+                    normal.extend(exact.items())
                 return normal, shared
             if len(following) == 1:
                 node = following[0]
                 current = None
             else:
                 current = following
+        if exact:  # where the topic's own node (the first branch, all literal) lists its subscribers
+            normal.extend(exact.items())
         for branch in (node,) if current is None else current:
             if branch.subscribers:
                 normal.extend(branch.subscribers.items())
@@ -276,7 +308,9 @@ class SubscriptionTrie(Generic[K, V]):
 
     def subscriptions(self) -> Iterator[tuple[str, str | None, K, V]]:
         """Every subscription as (filter, share group, key, value), from a snapshot taken now."""
-        found: list[tuple[str, str | None, K, V]] = []
+        found: list[tuple[str, str | None, K, V]] = [
+            (topic_filter, None, key, value) for topic_filter, members in self._exact.items()
+            for key, value in members.items()]
         stack: list[tuple[_Node, tuple[str, ...]]] = [(self._root, ()), (self._dollar_root, ())]
         while stack:
             node, levels = stack.pop()
@@ -295,6 +329,11 @@ class SubscriptionTrie(Generic[K, V]):
             if node.children:
                 stack.extend((child, levels + (level,)) for level, child in node.children.items())
         return iter(found)
+
+
+def _exact(topic_filter: str) -> bool:
+    """A filter without wildcards (it matches the topic of its own name only)."""
+    return "+" not in topic_filter and "#" not in topic_filter
 
 
 def _node_levels(topic_filter: str) -> tuple[list[str], bool]:

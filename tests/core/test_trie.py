@@ -18,7 +18,7 @@ def keys(pairs: list[tuple[str, int]]) -> list[str]:
 
 
 def is_empty(trie: SubscriptionTrie[str, int]) -> bool:
-    return trie._root.is_bare() and trie._dollar_root.is_bare()
+    return trie._root.is_bare() and trie._dollar_root.is_bare() and not trie._exact
 
 
 @pytest.mark.parametrize(("topic_filter", "topic"), MATCHING)
@@ -151,14 +151,32 @@ def test_removing_everything_prunes_the_trie_back_to_bare_roots() -> None:
 
 def test_removing_a_leaf_keeps_the_branches_others_still_use() -> None:
     trie: Trie = SubscriptionTrie()
-    trie.add("a/b/c/d", "deep", 1)
-    trie.add("a/b", "shallow", 2)
-    assert trie.remove("a/b/c/d", "deep")
+    trie.add("a/b/c/+", "deep", 1)  # (wildcard filters live on nodes: filters without are in a table)
+    trie.add("a/b/#", "shallow", 2)
+    assert trie.remove("a/b/c/+", "deep")
     root_children = trie._root.children
     assert root_children is not None
     node_b = root_children["a"].children["b"]  # type: ignore[index]
     assert node_b.children is None
-    assert keys(trie.match("a/b")) == ["shallow"]
+    assert keys(trie.match("a/b/c/d")) == ["shallow"]
+
+
+def test_a_filter_without_wildcards_makes_no_node_and_its_subscribers_come_first_on_its_topic() -> None:
+    trie: Trie = SubscriptionTrie()
+    trie.add("devices/d1/cmd", "exact", 1)
+    assert trie._root.is_bare() and trie._exact == {"devices/d1/cmd": {"exact": 1}}
+    trie.add("devices/d1/cmd/#", "below", 2)  # also matches devices/d1/cmd, on the topic's own node
+    trie.add("devices/+/cmd", "plus", 3)
+    trie.add("devices/#", "above", 4)
+    assert [key for key, _ in trie.match("devices/d1/cmd")] == ["above", "exact", "below", "plus"]
+    assert trie.match("devices/d2/cmd") == [("above", 4), ("plus", 3)]
+    assert ("devices/d1/cmd", None, "exact", 1) in list(trie.subscriptions())
+    assert trie.add("devices/d1/cmd", "exact", 5) is False  # replaced, not added
+    assert trie.match("devices/d1/cmd")[1] == ("exact", 5)
+    assert len(trie) == 4
+    assert trie.remove("devices/d1/cmd", "exact") and not trie.remove("devices/d1/cmd", "exact")
+    assert trie._exact == {} and len(trie) == 3
+    assert trie.match("x/y") == [] and not trie.remove("x/y", "exact")
 
 
 def test_shared_subscriptions_are_kept_apart_per_group_and_filter() -> None:
@@ -288,4 +306,4 @@ def test_trie_stays_consistent_after_removals(filters: list[str], removed: set[i
     assert sorted(index for index, _ in trie.match(topic)) == expected
     for index in kept:
         trie.remove(filters[index], index)
-    assert trie._root.is_bare() and trie._dollar_root.is_bare()
+    assert is_empty(trie)
