@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
-from adapters.deadlines import deadlines_for
+from adapters.deadlines import DeadlineWheel, deadlines_for
 
 # A read at least this big means the socket had more queued: let the loop turn before reading on.
 FULL_READ = 65536
@@ -38,7 +38,7 @@ class TransportDriver:
 
     # One per connection: slots, and no set until reading is first blocked (idle memory, issue 17).
     __slots__ = ("conn", "_write", "_close_transport", "_pause_reading", "_resume_reading", "_read_blockers",
-                 "_loop", "_flush_scheduled", "_slot", "_timer_at", "_closed")
+                 "_loop", "_flush_scheduled", "_slot", "_wheel", "_timer_at", "_closed")
 
     def __init__(
         self,
@@ -59,6 +59,7 @@ class TransportDriver:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._flush_scheduled = False
         self._slot = 0  # the deadline's slot in the loop's wheel (adapters/deadlines.py); 0: none
+        self._wheel: DeadlineWheel | None = None  # that wheel, while a slot is held (it lives as long)
         self._timer_at: float | None = None
         self._closed = False
         conn.on_output = self._schedule_flush
@@ -152,13 +153,15 @@ class TransportDriver:
             return
         self._cancel_timer()
         self._timer_at = deadline
-        self._slot = deadlines_for(self._loop).add(self, deadline)
+        wheel = self._wheel = deadlines_for(self._loop)
+        self._slot = wheel.add(self, deadline)
 
     def deadline_reached(self, slot: int, now: float) -> None:
         """The wheel's call: the deadline armed in `slot` has passed (a stale call is ignored)."""
         if slot != self._slot:
             return
         self._slot = 0
+        self._wheel = None
         self._timer_at = None
         self.conn.handle_timeout(now)
         self._after_timeout()
@@ -168,7 +171,9 @@ class TransportDriver:
         self.flush()
 
     def _cancel_timer(self) -> None:
-        if self._slot:
-            deadlines_for(self._loop).remove(self, self._slot)
+        wheel = self._wheel
+        if wheel is not None:  # (a wheel with a slot held is not retired: this is the loop's wheel)
+            wheel.remove(self, self._slot)
             self._slot = 0
+            self._wheel = None
         self._timer_at = None

@@ -8,8 +8,10 @@ the core's deadline timer. `Gateway.stop()` is the graceful shutdown, step by st
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import operator
 import os
 import time
 from dataclasses import dataclass, field
@@ -217,7 +219,8 @@ class Gateway:
         self._timer.rearm()
         self.metrics = build_registry(self)
         self.live_mqtt_settings = self.security.mqtt_settings(mqtt_settings(self.config), self.config)
-        settings = lambda: self.live_mqtt_settings  # noqa: E731
+        # What a new MQTT connection gets, read per connection: C calls, no interpreted frame (a lambda's).
+        settings = functools.partial(operator.attrgetter("live_mqtt_settings"), self)
         guard = self.security.guard
         reuse_port = self.config.reuse_port  # a worker of `rosettamq run --workers N` (gateway/workers.py)
         if self.config.mqtt.enabled:

@@ -32,6 +32,9 @@ _SHORT_HEADERS: Final = tuple(bytes((0x30 | flags, length)) for flags in range(1
 # The 3.1/3.1.1 answers of errors.py's mappings, per reason code: a table read, not an interpreted
 # call per CONNACK and per SUBACK code (errors.py is not compiled).
 _V3_CONNACK_RETURN: Final = {code: connack_return_code_v3(code) for code in CONNACK_REASONS}
+# Every 3.1/3.1.1 CONNACK, at [session present << 8 | reason code] (4 bytes each).
+_V3_CONNACKS: Final = {present << 8 | code: bytes((0x20, 2, present, _V3_CONNACK_RETURN[code]))
+                       for present in (0, 1) for code in CONNACK_REASONS}
 _V3_SUBACK_RETURN: Final = {code: suback_code_v3(code) for code in SUBACK_REASONS}
 
 
@@ -157,7 +160,7 @@ def _encode_connack(p: ConnAck, level: int) -> bytes:
     if p.session_present and code:  # [MQTT-3.2.2-4] (3.1.1), [MQTT-3.2.2-6] (v5)
         raise LocalProtocolError("session present on a refused connection")
     if level != 5:
-        return bytes((0x20, 2, 1 if p.session_present and level == 4 else 0, _V3_CONNACK_RETURN[code]))
+        return _V3_CONNACKS[(256 if p.session_present and level == 4 else 0) | code]
     return _frame(0x20, bytes((1 if p.session_present else 0, code))
                   + encode_properties(p.properties, 2))
 
@@ -218,8 +221,10 @@ def _encode_suback(p: SubAck, level: int) -> bytes:
         raise LocalProtocolError("SUBACK without reason codes")
     # List comprehensions, not generators: compiled, bytes(generator) iterates through Python calls.
     if level != 5:
-        return _frame(0x90, _pid(p.packet_id) + bytes([_V3_SUBACK_RETURN[_reason(c, SUBACK_REASONS, "SUBACK")]
-                                                       for c in p.reason_codes]))
+        codes = bytes([_V3_SUBACK_RETURN[_reason(c, SUBACK_REASONS, "SUBACK")] for c in p.reason_codes])
+        if len(codes) < 126:  # (nearly always: a one-byte remaining length)
+            return bytes((0x90, 2 + len(codes))) + _pid(p.packet_id) + codes
+        return _frame(0x90, _pid(p.packet_id) + codes)
     codes = bytes([_reason(c, SUBACK_REASONS, "SUBACK") for c in p.reason_codes])
     return _frame(0x90, _pid(p.packet_id) + encode_properties(p.properties, 9) + codes)
 

@@ -351,17 +351,45 @@ async def start_mqtt_server(
     `settings` may be a function: each new connection then gets the settings of the moment (SIGHUP).
     """
     tracker = tracker if tracker is not None else ConnectionTracker()
-    current = settings if callable(settings) else lambda: settings
     loop = asyncio.get_running_loop()
     # uvloop sets TCP_NODELAY on every TCP transport; asyncio only on sockets whose proto is
     # IPPROTO_TCP, not on those accepted from our listeners (adapters/net/server.py): we do it then.
     nodelay = not loop_sets_nodelay(loop)
     if ssl_context is not None:  # admitted before the handshake (adapters/tls/server.py)
         admitted = guard if guard.gate is None else dataclasses.replace(guard, gate=AdmittedGate(guard.gate))
-        return await serve_tls(lambda: MQTTServerProtocol(broker, current(), tracker, listener, admitted, loop, nodelay),
+        return await serve_tls(ProtocolFactory(broker, settings, tracker, listener, admitted, loop, nodelay),
                                host, port, ssl_context=ssl_context, gate=guard.gate, listener=listener,
                                backlog=LISTEN_BACKLOG, reuse_port=reuse_port), tracker
-    server = await serve_tcp(lambda: MQTTServerProtocol(broker, current(), tracker, listener, guard, loop, nodelay),
+    server = await serve_tcp(ProtocolFactory(broker, settings, tracker, listener, guard, loop, nodelay),
                              host, port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     return server, tracker
+
+
+class ProtocolFactory:
+    """Makes the protocol of each connection a listener accepts (compiled: the loop's call per
+    connection runs no interpreted frame, as a lambda's would)."""
+
+    def __init__(self, broker: Broker, settings: MQTTSettings | Callable[[], MQTTSettings],
+                 tracker: ConnectionTracker, listener: str, guard: ListenerGuard,
+                 loop: asyncio.AbstractEventLoop, set_nodelay: bool) -> None:
+        self.broker = broker
+        self.fixed_settings: MQTTSettings | None = None
+        self.current_settings: Callable[[], MQTTSettings] | None = None  # (SIGHUP: each connection reads it)
+        if callable(settings):
+            self.current_settings = settings
+        else:
+            self.fixed_settings = settings
+        self.tracker = tracker
+        self.listener = listener
+        self.guard = guard
+        self.loop = loop
+        self.set_nodelay = set_nodelay
+
+    def __call__(self) -> MQTTServerProtocol:
+        settings = self.fixed_settings
+        if settings is None:
+            assert self.current_settings is not None
+            settings = self.current_settings()
+        return MQTTServerProtocol(self.broker, settings, self.tracker, self.listener, self.guard, self.loop,
+                                  self.set_nodelay)
 
