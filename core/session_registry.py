@@ -105,6 +105,7 @@ class SessionRegistry:
             existing.username = username
             existing.access = self.authorizer.for_client(client_id, username)
             if existing.persistent:
+                existing.in_store = True
                 self.store.put_session(existing.stored())
             elif was_persistent:
                 self.store.delete_session(client_id)
@@ -148,6 +149,7 @@ class SessionRegistry:
         if session.persistent:
             self.store.put_session(session.stored())
         elif self.on_will is not None:
+            session.in_store = True  # (the cluster's store keeps it, and forgets it with the session)
             self.on_will(session)  # a clean session's will: the cluster keeps it too (its node may die)
 
     def disconnected(self, session: Session, *, publish_will: bool) -> None:
@@ -289,7 +291,8 @@ class SessionRegistry:
             ended, counters = self.ended_counters, session.counters
             for name in ended:
                 ended[name] += getattr(counters, name)
-        self.store.delete_session(session.client_id)
+        if session.in_store:  # (a clean session never was: no delete per connection, no SQLite write)
+            self.store.delete_session(session.client_id)
         if self.on_ended is not None:
             self.on_ended(session.client_id)
 

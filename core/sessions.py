@@ -49,6 +49,12 @@ _tuple_new: Final = tuple.__new__  # a StoredDelivery per message without its Py
 _NO_IDS: frozenset[int] = frozenset()
 
 
+def _in_sent_order(inflight: dict[int, InFlight]) -> deque[int]:
+    """The packet ids in flight, in the order they were first sent (a function of its own: compiled,
+    a method making a lambda makes its frame object on every call)."""
+    return deque(sorted(inflight, key=lambda packet_id: inflight[packet_id].seq))
+
+
 _NO_DROPS = SessionCounters()  # what `Session.counters` reads for a session that never dropped (never written)
 
 class Session:
@@ -90,6 +96,9 @@ class Session:
         self.expire_at: float | None = None
         self.disconnected_at: float | None = None
         self.ended = False
+        # Whether the store may hold records of it: it was persistent at some time (only then is it
+        # written), or its will was handed to the cluster. Ending one that never was writes nothing.
+        self.in_store = expiry_interval > 0
         self.loading: int | None = None  # while its stored queue is read off the event loop: the last seq then
         self._router = router
         self._store = store
@@ -316,14 +325,17 @@ class Session:
         self.disconnected_at = None
         self.resend = None
         if resume and self.inflight:
-            self.resend = deque(sorted(self.inflight, key=lambda packet_id: self.inflight[packet_id].seq))
+            self.resend = _in_sent_order(self.inflight)
         self.pump()
 
     def detach(self, now: float) -> None:
         self.sink = None
         self.resend = None  # everything still in flight is resent on the next connection
         self.disconnected_at = now
-        qos0_held = sum(1 for _, delivery in self.queue if delivery.qos == 0)
+        qos0_held = 0
+        for _, delivery in self.queue:  # (a loop: compiled, a generator is an object per call)
+            if delivery.qos == 0:
+                qos0_held += 1
         if qos0_held:  # QoS 0 is not kept for offline clients
             self._drops().offline_qos0 += qos0_held
             self.queue.keep([(seq, d) for seq, d in self.queue if d.qos])

@@ -405,3 +405,62 @@ def test_a_session_online_at_a_crash_counts_its_expiry_from_the_restart() -> Non
     after.start()
     assert after.mqtt_sessions.get("c1") is not None
     assert after.mqtt_sessions.next_deadline() == clock.now + 10
+
+
+# -- what ending a session writes ---------------------------------------------------------
+
+
+class DeleteCounter(MemoryStore):
+    """A memory store that counts the sessions it is asked to delete."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deleted: list[str] = []
+
+    def delete_session(self, client_id: str) -> None:
+        self.deleted.append(client_id)
+        super().delete_session(client_id)
+
+
+def test_a_clean_session_that_ends_asks_the_store_for_nothing() -> None:
+    store = DeleteCounter()
+    registry, _ = make_registry(Clock(), store)
+    session, _, _ = connect(registry, clean=True, expiry=0)
+    session.subscribe("a/b", SubscriptionOptions(qos=1))
+    registry.disconnected(session, publish_will=False)
+    assert session.ended and store.deleted == [] and store.load().sessions == {}
+
+
+def test_a_session_that_was_persistent_once_is_deleted_from_the_store_when_it_ends() -> None:
+    store = DeleteCounter()
+    clock = Clock()
+    registry, _ = make_registry(clock, store)
+    session, _, _ = connect(registry, clean=False, expiry=60)
+    session.subscribe("a/b", SubscriptionOptions(qos=1))
+    registry.disconnected(session, publish_will=False)
+    assert "c1" in store.load().sessions
+    resumed, present, _ = connect(registry, clean=False, expiry=0)  # back, now with expiry 0
+    assert present and resumed is session
+    registry.disconnected(resumed, publish_will=False)
+    assert store.deleted[-1] == "c1" and store.load().sessions == {} and store.load().subscriptions == {}
+
+
+def test_a_session_persistent_from_the_start_whose_expiry_drops_to_zero_is_deleted() -> None:
+    store = DeleteCounter()
+    registry, _ = make_registry(Clock(), store)
+    session, _, _ = connect(registry, clean=True, expiry=60)
+    session.subscribe("a/b", SubscriptionOptions(qos=1))
+    session.expiry_interval = 0  # as an MQTT 5 DISCONNECT may set it
+    registry.disconnected(session, publish_will=False)
+    assert store.deleted == ["c1"] and store.load().sessions == {} and store.load().subscriptions == {}
+
+
+def test_a_clean_sessions_will_handed_to_the_cluster_is_forgotten_through_the_store_when_it_ends() -> None:
+    store = DeleteCounter()
+    registry, _ = make_registry(Clock(), store)
+    handed: list[str] = []
+    registry.on_will = lambda session: handed.append(session.client_id)
+    session, _, _ = connect(registry, clean=True, expiry=0)
+    registry.set_will(session, will())
+    registry.disconnected(session, publish_will=False)
+    assert handed == ["c1"] and store.deleted == ["c1"]
