@@ -246,69 +246,49 @@ class ConnectionDriver(TransportDriver):
             self.flush()
 
 
-def _ignore(data: bytes) -> None:
-    """Data before the connection is set up (none arrives: uvloop reads only after connection_made)."""
-
-
 class MQTTServerProtocol(asyncio.Protocol):
     """asyncio protocol for MQTT over TCP/TLS."""
 
-    __slots__ = ("_broker", "_settings", "_tracker", "_listener", "_guard", "_loop", "_set_nodelay", "_admitted",
-                 "_transport", "_driver", "_on_data")
+    # One per connection: what the listener gives every connection stays on its factory.
+    __slots__ = ("_factory", "_settings", "_admitted", "_driver")
 
-    def __init__(
-        self,
-        broker: Broker,
-        settings: MQTTSettings,
-        tracker: ConnectionTracker,
-        listener: str,
-        guard: ListenerGuard = ListenerGuard(),
-        loop: asyncio.AbstractEventLoop | None = None,
-        set_nodelay: bool = True,
-    ) -> None:
-        """One per accepted connection; `loop` and `set_nodelay` are the listener's, worked out once."""
-        self._broker = broker
+    def __init__(self, factory: "ProtocolFactory", settings: MQTTSettings) -> None:
+        self._factory = factory
         self._settings = settings
-        self._tracker = tracker
-        self._listener = listener
-        self._guard = guard
-        self._loop = loop  # the listener's loop, passed in: asking asyncio each connection costs a getpid()
-        self._set_nodelay = set_nodelay
         self._admitted = False
-        self._transport: asyncio.Transport | None = None
         self._driver: ConnectionDriver | None = None
-        # uvloop binds data_received when the transport is made: dispatch through our own attribute.
-        self._on_data: Callable[[bytes], None] = _ignore
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport: Any = base  # uvloop's transports are not asyncio.Transport subclasses
-        self._transport = transport
-        if self._set_nodelay:
+        factory = self._factory
+        if factory.set_nodelay:
             set_tcp_nodelay(transport)
         peer = format_peer(transport.get_extra_info("peername"))
-        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
-        if self._tracker.closing:  # accepted from the backlog while the gateway shuts down
+        tracker, guard, loop = factory.tracker, factory.guard, factory.loop
+        if tracker.closing:  # accepted from the backlog while the gateway shuts down
             transport.abort()
             return
-        if self._guard.gate is not None and not self._guard.admit(peer, loop.time(), self._listener):
+        if guard.gate is not None and not guard.admit(peer, loop.time(), factory.listener):
             transport.abort()
             return
         self._admitted = True
         # A subscriber's socket takes one read's worth of fan-out before its transport pauses (the
         # default 64 KiB pauses it mid-burst, and QoS 0 then waits in, or overflows, its outbox).
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        conn = MQTTConnection(self._broker, self._settings, peer=peer, listener=self._listener, clock=loop.time)
-        self._guard.identify(conn, transport)
-        self._driver = ConnectionDriver(
+        conn = MQTTConnection(factory.broker, self._settings, peer=peer, listener=factory.listener,
+                              clock=factory.clock)
+        guard.identify(conn, transport)
+        driver = self._driver = ConnectionDriver(
             conn, transport.write, transport.close, transport.pause_reading, transport.resume_reading, loop
         )
-        self._on_data = self._driver.feed
-        self._tracker.connections.add(conn)
-        self._tracker.opened += 1
-        self._driver.flush()  # arms the CONNECT deadline
+        tracker.connections.add(conn)
+        tracker.opened += 1
+        driver.flush()  # arms the CONNECT deadline
 
     def data_received(self, data: bytes) -> None:
-        self._on_data(data)
+        driver = self._driver
+        if driver is not None:  # (None only for a connection refused at connection_made: uvloop reads no more)
+            driver.feed(data)
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -316,10 +296,11 @@ class MQTTServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._admitted:
             self._admitted = False
-            self._guard.release()
-        if self._driver is not None:
-            self._driver.lost()
-            self._tracker.forget(self._driver.conn)
+            self._factory.guard.release()
+        driver = self._driver
+        if driver is not None:
+            driver.lost()
+            self._factory.tracker.forget(driver.conn)
 
     def pause_writing(self) -> None:
         if self._driver is not None:
@@ -366,8 +347,9 @@ async def start_mqtt_server(
 
 
 class ProtocolFactory:
-    """Makes the protocol of each connection a listener accepts (compiled: the loop's call per
-    connection runs no interpreted frame, as a lambda's would)."""
+    """Makes the protocol of each connection a listener accepts, and holds what the listener gives
+    each of them, worked out once (compiled: the loop's call per connection runs no interpreted
+    frame, as a lambda's would)."""
 
     def __init__(self, broker: Broker, settings: MQTTSettings | Callable[[], MQTTSettings],
                  tracker: ConnectionTracker, listener: str, guard: ListenerGuard,
@@ -382,7 +364,8 @@ class ProtocolFactory:
         self.tracker = tracker
         self.listener = listener
         self.guard = guard
-        self.loop = loop
+        self.loop = loop  # passed in: asking asyncio each connection costs a getpid()
+        self.clock = loop.time  # every connection's clock: one bound method, not one each
         self.set_nodelay = set_nodelay
 
     def __call__(self) -> MQTTServerProtocol:
@@ -390,6 +373,5 @@ class ProtocolFactory:
         if settings is None:
             assert self.current_settings is not None
             settings = self.current_settings()
-        return MQTTServerProtocol(self.broker, settings, self.tracker, self.listener, self.guard, self.loop,
-                                  self.set_nodelay)
+        return MQTTServerProtocol(self, settings)
 
