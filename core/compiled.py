@@ -56,8 +56,6 @@ HOT_MODULES: tuple[str, ...] = (
     "adapters.mqtt.connect",
     "core.session_registry",
     "core.principal",
-    "core.acl",  # every login asks it for the client's ACL view, every delivery to a client with one
-    "core.acl_tokens",
     "adapters.peer",
     "adapters.amqp.server",
     # The CoAP publish fast path and what it calls per datagram. Not adapters.coap.exchange:
