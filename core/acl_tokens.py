@@ -140,15 +140,14 @@ def parse_scopes(value: Any, resource_server_id: str) -> tuple[tuple[ResourceRul
     return (tuple(rules) if seen else None), frozenset(roles)
 
 
-class TokenAccess:
-    """A client's view of its token's rules, shaped as `core.acl.ClientAccess` (what adapters ask)."""
+class TokenAccess(ClientAccess):
+    """A client's view of its token's rules: a `ClientAccess` (what sessions, connections and
+    principals hold) whose token rules decide first, then the ACL file's (`_file`)."""
 
-    __slots__ = ("_authorizer", "client_id", "username", "_topics", "_index", "_allow_list", "_file", "_resources")
+    __slots__ = ("_topics", "_index", "_allow_list", "_file", "_token_resources")
 
     def __init__(self, authorizer: Authorizer, rules: TokenRules, client_id: str, username: str | None) -> None:
-        self._authorizer = authorizer
-        self.client_id = client_id
-        self.username = username
+        super().__init__(authorizer, client_id, username)
         self._topics = None if rules.topics is None else tuple(
             self._substitute(rule) for rule in rules.topics)
         self._index: FilterIndex[tuple[int, TopicRule]] = FilterIndex()  # publish/read: the trie finds the rules
@@ -162,7 +161,7 @@ class TokenAccess:
                     self._index.add("#", (position, rule))
         self._allow_list = rules.allow_list
         self._file: ClientAccess | None = authorizer.for_client(client_id, username)
-        self._resources = None if rules.resources is None else ResourceAccess(rules.resources, username)
+        self._token_resources = None if rules.resources is None else ResourceAccess(rules.resources, username)
 
     def _substitute(self, rule: TopicRule) -> TopicRule | None:
         """The rule for this client (None: an allow its values would widen, which grants nothing)."""
@@ -221,16 +220,16 @@ class TokenAccess:
         return decided
 
     def resource_access(self, kind: str, name: str, permission: int) -> bool | None:
-        if self._resources is None:
+        if self._token_resources is None:
             return None if self._file is None else self._file.resource_access(kind, name, permission)
-        return bool(self._resources.decide(kind, name, permission))
+        return bool(self._token_resources.decide(kind, name, permission))
 
     def may_use_client_id(self, client_id: str) -> bool:
         return self._file is None or self._file.may_use_client_id(client_id)
 
 
 def access_for(authorizer: Authorizer, client_id: str, username: str | None,
-               rules: TokenRules | None) -> ClientAccess | TokenAccess | None:
+               rules: TokenRules | None) -> ClientAccess | None:
     """The ACL view of a login: its token's rules over the ACL file's, or the file's alone (None: no ACL)."""
     if rules is None or rules.empty:
         return authorizer.for_client(client_id, username)

@@ -43,6 +43,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.stores.sqlite_batch",
     "core.stores.sqlite",
     "gateway.cluster.envelope",
+    "adapters.mqtt.settings",  # read by every CONNECT, SUBSCRIBE and PUBLISH
     "adapters.mqtt.properties",
     "adapters.mqtt.decoder",
     "adapters.mqtt.encoder",
@@ -56,6 +57,8 @@ HOT_MODULES: tuple[str, ...] = (
     "adapters.mqtt.connect",
     "core.session_registry",
     "core.principal",
+    "core.acl",  # every login asks it for the client's ACL view, every delivery to a client with one
+    "core.acl_tokens",  # (its TokenAccess is a ClientAccess: compiled, annotations are checked)
     "adapters.peer",
     "adapters.amqp.server",
     # The CoAP publish fast path and what it calls per datagram. Not adapters.coap.exchange:

@@ -57,8 +57,7 @@ class Identity:
         """Who acts for this identity at the door: its ACL view is its token's rules over the ACL file's."""
         principal: Principal = broker.principal("coap", self.client_id or "", self.username, self.address)
         if self.grant is not None and self.grant.rules is not None:
-            principal.access = access_for(broker.authorizer, self.client_id or "", self.username,
-                                          self.grant.rules)  # type: ignore[assignment]
+            principal.access = access_for(broker.authorizer, self.client_id or "", self.username, self.grant.rules)
         return principal
 
     @property

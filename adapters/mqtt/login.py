@@ -320,9 +320,9 @@ class Login:
             conn.auth_expires = conn.clock() + (grant.expires_at - time.time())
         if grant.rules is not None and conn.session is not None:
             access = access_for(conn.broker.authorizer, conn.client_id or "", conn.username, grant.rules)
-            conn.session.access = conn.access = access  # type: ignore[assignment]
+            conn.session.access = conn.access = access
             if conn.principal is not None:
-                conn.principal.access = access  # type: ignore[assignment]
+                conn.principal.access = access
 
     def _answer(self, step: AuthStep) -> None:
         """Apply a method's answer during CONNECT or during re-authentication."""
