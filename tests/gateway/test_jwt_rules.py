@@ -91,3 +91,20 @@ def test_rabbitmq_scopes_become_queue_and_exchange_permissions() -> None:
 ])
 def test_oauthbearer_authentication_data(data: bytes | None, expected: object) -> None:
     assert bearer_credentials(data) == expected
+
+
+def test_a_tokens_view_is_held_where_a_files_view_is(tmp_path: Path) -> None:
+    """Sessions, connections and principals hold a ClientAccess; compiled, they check it is one."""
+    from core.acl import ClientAccess
+    from core.principal import Principal
+    from core.router import Router
+    from core.sessions import Session
+    from core.stores.memory import MemoryStore
+
+    view = access([{"permission": "allow", "action": "all", "topic": "a/#"},
+                   {"permission": "deny", "action": "all", "topic": "#"}], "c", "u")
+    assert isinstance(view, ClientAccess)
+    session = Session("c", protocol="mqtt", router=Router(), store=MemoryStore())
+    session.access = view
+    principal = Principal("mqtt", "c", "u", access=view)
+    assert principal.access is view and session.access.can_read("a/b") and not session.access.can_read("b")
