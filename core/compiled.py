@@ -57,6 +57,7 @@ HOT_MODULES: tuple[str, ...] = (
     "adapters.mqtt.connect",
     "core.session_registry",
     "core.principal",
+    "core.limits",  # every accepted connection is admitted and released at its listener's gate
     "core.acl",  # every login asks it for the client's ACL view, every delivery to a client with one
     "core.acl_tokens",  # (its TokenAccess is a ClientAccess: compiled, annotations are checked)
     "adapters.peer",

@@ -39,7 +39,8 @@ from adapters.mqtt.server import ListenerGuard
 from adapters.mqtt.settings import MQTTSettings
 from core.acl import Authorizer
 from core.auth import Authenticator, passwords_of
-from core.limits import ConnectionGate, LoginBackoff, RateLimiter
+from core.limits import ConnectionGate, RateLimiter
+from core.login_backoff import LoginBackoff
 
 from gateway.auth import build_authenticator, with_auth
 from gateway.config import Config, TLSListenerConfig

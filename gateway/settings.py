@@ -15,7 +15,7 @@ from adapters.lwm2m.settings import LwM2MSettings
 from adapters.mqtt.settings import MQTTSettings
 from adapters.ws.settings import WSSettings
 from core.auth import Authenticator
-from core.limits import LoginBackoff
+from core.login_backoff import LoginBackoff
 from core.session_parts import SessionLimits
 from core.tokens import TokenFile
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 from core.auth import Answer
 from core.broker import Broker
-from core.limits import ConnectionGate
+from core.limits import AdmittedGate, ConnectionGate
 
 from adapters.driver import TransportDriver
 from adapters.amqp.broker import AMQPBroker
@@ -28,7 +28,7 @@ from adapters.amqp.errors import ReplyCode
 from adapters.amqp.settings import AMQPSettings
 from adapters.net.server import ServerGroup, serve_tcp, set_tcp_nodelay
 from adapters.peer import format_peer
-from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
+from adapters.tls.server import TLSServer, serve_tls
 
 log = logging.getLogger("rosettamq.amqp")
 

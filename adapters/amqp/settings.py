@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from core.auth import Authenticator
-    from core.limits import LoginBackoff
+    from core.login_backoff import LoginBackoff
 
 PRODUCT = "RosettaMQ"
 VERSION = "0.1.0"

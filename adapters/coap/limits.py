@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 from typing import Hashable
 
-from core.limits import LoginBackoff, RateLimiter, address_key
+from core.limits import RateLimiter, address_key
+from core.login_backoff import LoginBackoff
 
 from adapters.coap.errors import TooManyRequests
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Final
 
 from core.auth import Answer
 from core.broker import Broker
-from core.limits import ConnectionGate
+from core.limits import AdmittedGate, ConnectionGate
 
 from adapters.driver import TransportDriver
 from adapters.mqtt.connection import MQTTConnection
@@ -29,7 +29,7 @@ from adapters.mqtt.settings import MQTTSettings
 from adapters.mqtt.states import State
 from adapters.net.server import ServerGroup, loop_sets_nodelay, serve_tcp, set_tcp_nodelay
 from adapters.peer import format_peer
-from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
+from adapters.tls.server import TLSServer, serve_tls
 
 log = logging.getLogger("rosettamq.mqtt")
 _VERIFYING: Final = State.VERIFYING  # read per chunk received: an Enum member through its class is a metaclass lookup

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from adapters.mqtt.enhanced_auth import AuthMethod
     from core.auth import Authenticator
-    from core.limits import LoginBackoff
+    from core.login_backoff import LoginBackoff
 
 
 @dataclass(frozen=True, slots=True)

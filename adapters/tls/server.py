@@ -22,7 +22,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core.limits import ConnectionGate, Refusal
+from core.limits import ConnectionGate
 
 from adapters.net.server import bind_tcp
 from adapters.peer import format_peer
@@ -44,21 +44,6 @@ class TLSListenerStats:
     failed: int = 0  # handshakes that failed (bad TLS, wrong certificate, peer gone)
     timed_out: int = 0  # handshakes not finished within the timeout
     refused: int = 0  # connections closed before their handshake by the gate
-
-
-class AdmittedGate(ConnectionGate):
-    """The gate a protocol sees for a connection `serve_tls` admitted already: admits without
-    counting again; `release` gives the place back to the real gate."""
-
-    def __init__(self, gate: ConnectionGate) -> None:
-        super().__init__()
-        self._gate = gate
-
-    def admit(self, address: str, now: float) -> Refusal | None:
-        return None
-
-    def release(self) -> None:
-        self._gate.release()
 
 
 class TLSServer:

@@ -32,12 +32,13 @@ from adapters.mqtt.server import LISTEN_BACKLOG, ConnectionDriver, ConnectionTra
 from adapters.mqtt.settings import MQTTSettings
 from adapters.net.server import ServerGroup, serve_tcp, set_tcp_nodelay
 from adapters.peer import format_peer
-from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
+from adapters.tls.server import TLSServer, serve_tls
 from adapters.ws.protocol import (
     access_token, client_address, close_code, handshake_response, new_protocol, request_end, token_identity,
 )
 from adapters.ws.settings import WSSettings
 from core.broker import Broker
+from core.limits import AdmittedGate
 from core.redact import redact_text, redact_url
 
 log = logging.getLogger("rosettamq.ws")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.limits import ConnectionGate, LoginBackoff, RateLimiter, Refusal, address_key
+from core.limits import ConnectionGate, RateLimiter, Refusal, address_key
+from core.login_backoff import LoginBackoff
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from adapters.amqp.frames import PROTOCOL_HEADER
 from adapters.amqp.settings import AMQPSettings
 from core.auth import Credentials
 from core.broker import Broker
-from core.limits import LoginBackoff
+from core.login_backoff import LoginBackoff
 
 from tests.adapters.amqp.wire import Clock, Wire
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.limits import LoginBackoff, RateLimiter
+from core.limits import RateLimiter
+from core.login_backoff import LoginBackoff
 
 from adapters.coap.connections import ConnectionRegistry
 from adapters.coap.errors import CoAPCode, Overloaded, TooManyRequests, error_response

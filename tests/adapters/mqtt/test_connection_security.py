@@ -31,7 +31,7 @@ from adapters.mqtt.states import State
 from core.acl import Authorizer, parse_acl
 from core.auth import PasswordAuthenticator
 from core.broker import Broker
-from core.limits import LoginBackoff
+from core.login_backoff import LoginBackoff
 from core.passwords import PasswordFile
 from core.stores.memory import MemoryStore
 from tests.adapters.mqtt.test_connection import FakeClock, Peer

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from adapters.tls.server import AdmittedGate, TLSServer, serve_tls
-from core.limits import ConnectionGate
+from adapters.tls.server import TLSServer, serve_tls
+from core.limits import AdmittedGate, ConnectionGate
 from tests.conftest import LOOPBACK
 from tests.tls_certs import Pki
 
