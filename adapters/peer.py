@@ -12,7 +12,7 @@ import ipaddress
 
 def plain_host(host: str) -> str:
     """An IPv4-mapped IPv6 address as IPv4 ("::ffff:127.0.0.1" -> "127.0.0.1"); anything else unchanged."""
-    if host[:7].lower() != "::ffff:":
+    if ":" not in host or host[:7].lower() != "::ffff:":  # (an IPv4 address: no slice, no lower())
         return host
     try:
         mapped = ipaddress.IPv6Address(host).ipv4_mapped
