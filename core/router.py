@@ -79,10 +79,11 @@ class Router:
         """Add or replace a subscription; True if it already existed. Validates the filter."""
         group, bare_filter = parse_shared_filter(topic_filter)
         kept = self._options_by_id.get(id(options))
-        if kept is None:
-            kept = self._options.setdefault(options, options)  # one instance per distinct value
-            self._options_by_id[id(kept)] = kept
-        options = kept
+        if kept is None and options.subscription_id is None:  # (with an identifier: one per subscription,
+            kept = self._options.setdefault(options, options)  # not kept, or a client could grow the table
+            self._options_by_id[id(kept)] = kept  # with every identifier it picks)
+        if kept is not None:
+            options = kept  # one instance per distinct value
         added = self._trie.add(bare_filter, subscriber, options, group)
         self._forget_matches(bare_filter)
         if added:

@@ -17,9 +17,11 @@ MAX_TOPIC_BYTES: Final = 65535
 SHARE_PREFIX: Final = "$share/"
 # Filters found valid, with what `parse_shared_filter` makes of them. A SUBSCRIBE's filter is checked
 # by the adapter, the router, the trie and the retained lookup, and again when it is removed: once
-# is enough. Restarted when full, as the router's match cache is.
+# is enough. Restarted when full, as the router's match cache is; only filters of up to
+# PARSED_MAX_CHARS are kept, so a client's long filters cannot make it hold more than about 1 MiB.
 _PARSED: Final[dict[str, tuple[str | None, str]]] = {}
 PARSED_KEPT: Final = 4096
+PARSED_MAX_CHARS: Final = 256
 
 __all__ = [
     "InvalidTopic",
@@ -93,9 +95,10 @@ def parse_shared_filter(topic_filter: str) -> tuple[str | None, str]:
     if found is not None:
         return found
     parsed = _parse_shared_filter(topic_filter)
-    if len(_PARSED) >= PARSED_KEPT:
-        _PARSED.clear()
-    _PARSED[topic_filter] = parsed
+    if len(topic_filter) <= PARSED_MAX_CHARS:
+        if len(_PARSED) >= PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[topic_filter] = parsed
     return parsed
 
 

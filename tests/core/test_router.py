@@ -93,6 +93,19 @@ def test_options_the_router_keeps_already_and_equal_new_ones_share_one_delivery(
     assert other.got[0].qos == 0 and subs[0].got[0].qos == 1
 
 
+def test_options_with_a_subscription_identifier_are_not_kept_forever() -> None:
+    router = Router()
+    subs = [Recorder(f"s{i}") for i in range(3)]
+    for i, s in enumerate(subs):
+        router.subscribe(s, "a/b", SubscriptionOptions(qos=1, subscription_id=i + 1))
+        router.unsubscribe(s, "a/b")
+    assert router._options == {} and router._options_by_id == {}
+    for s in subs:  # equal options with one identifier still share one delivery
+        router.subscribe(s, "a/b", SubscriptionOptions(qos=1, subscription_id=7))
+    router.publish(msg(qos=1))
+    assert len({id(s.got[0]) for s in subs}) == 1 and subs[0].got[0].subscription_ids == (7,)
+
+
 def test_live_delivery_keeps_the_retain_flag_only_with_retain_as_published() -> None:
     router, plain, rap = Router(), Recorder("plain"), Recorder("rap")
     router.subscribe(plain, "a/b", SubscriptionOptions(qos=1))

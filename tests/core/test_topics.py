@@ -232,3 +232,15 @@ def test_the_kept_filters_restart_when_full_and_answers_stay_right() -> None:
     assert parse_shared_filter("devices/d0/cmd") == (None, "devices/d0/cmd")
     with pytest.raises(InvalidTopic):
         parse_shared_filter("devices/+x")
+
+
+def test_long_filters_are_parsed_every_time_not_kept() -> None:
+    from core import topics
+
+    long_filter = "a/" + "x" * topics.PARSED_MAX_CHARS
+    assert parse_shared_filter(long_filter) == (None, long_filter)
+    assert long_filter not in topics._PARSED
+    validate_topic_filter(long_filter)
+    with pytest.raises(InvalidTopic):
+        parse_shared_filter(long_filter + "#")
+
