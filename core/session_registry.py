@@ -149,7 +149,8 @@ class SessionRegistry:
         if session.persistent:
             self.store.put_session(session.stored())
         elif self.on_will is not None:
-            session.in_store = True  # (the cluster's store keeps it, and forgets it with the session)
+            if will is not None:
+                session.in_store = True  # (the cluster's store keeps it, and forgets it with the session)
             self.on_will(session)  # a clean session's will: the cluster keeps it too (its node may die)
 
     def disconnected(self, session: Session, *, publish_will: bool) -> None:

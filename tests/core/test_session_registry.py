@@ -464,3 +464,15 @@ def test_a_clean_sessions_will_handed_to_the_cluster_is_forgotten_through_the_st
     registry.set_will(session, will())
     registry.disconnected(session, publish_will=False)
     assert handed == ["c1"] and store.deleted == ["c1"]
+
+
+def test_a_clean_session_without_a_will_in_a_cluster_asks_the_store_for_nothing_either() -> None:
+    store = DeleteCounter()
+    registry, _ = make_registry(Clock(), store)
+    handed: list[object] = []
+    registry.on_will = lambda session: handed.append(session.will)
+    session, _, _ = connect(registry, clean=True, expiry=0)
+    registry.set_will(session, None)  # (the cluster is told, to clear a will it never got)
+    registry.disconnected(session, publish_will=False)
+    assert handed == [None] and store.deleted == []
+
