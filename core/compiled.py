@@ -2,9 +2,9 @@
 
 `HOT_MODULES` (codecs, trie, router, door, session delivery, retained messages, the SQLite
 store's queue, the CoAP publish fast path, and what every connection goes through once:
-transport drivers, the MQTT login and the session registry) are compiled together by
-``scripts/build_hot_path.py`` into one extension group: ``core/hotpath__mypyc*.so`` plus a
-small extension beside each module. Python prefers an
+transport drivers, the connection gate, the MQTT login, ACL views and the session registry)
+are compiled together by ``scripts/build_hot_path.py`` into one extension group:
+``core/hotpath__mypyc*.so`` plus a small extension beside each module. Python prefers an
 extension to a ``.py`` of the same name, so a built tree runs compiled, and the ``.py`` files
 stay the reference and the fallback.
 

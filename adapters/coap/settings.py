@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from core.auth import Authenticator
     from core.limits import RateLimiter
-from core.login_backoff import LoginBackoff
+    from core.login_backoff import LoginBackoff
 
 
 @dataclass(frozen=True, slots=True)

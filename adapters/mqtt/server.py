@@ -13,9 +13,9 @@ import asyncio
 import dataclasses
 import logging
 import ssl
-from logging import INFO
 from collections import deque
 from dataclasses import dataclass
+from logging import INFO
 from typing import Any, Callable, Final
 
 from core.auth import Answer

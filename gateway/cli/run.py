@@ -31,15 +31,15 @@ from gateway.listening import ListenerError
 from gateway.logs import configure_logging, logs_to_stderr
 from gateway.reload import Reloader
 from gateway.systemd import notify
+from gateway.workers import WORKER_ENV, Supervisor, worker_config, worker_count
+
+log = logging.getLogger("rosettamq")
 
 # Container allocations between young-generation collections (CPython's default: 700). A reconnect
 # storm allocates a few dozen per client, nearly all freed by reference counting; at 700 a
 # collection ran every 15-20 clients and walked every in-flight client's objects (about 2% of a
 # connect). Garbage in cycles waits a little longer: connections break their own cycles.
 YOUNG_COLLECTION_THRESHOLD = 10_000
-from gateway.workers import WORKER_ENV, Supervisor, worker_config, worker_count
-
-log = logging.getLogger("rosettamq")
 
 LISTEN_FLAGS = ("mqtt", "ws", "amqp", "coap", "http")  # listeners with a --NAME HOST:PORT flag
 
