@@ -34,6 +34,7 @@ HOT_MODULES: tuple[str, ...] = (
     "core.door",
     "core.session_parts",
     "core.sessions",
+    "core.session_loading",  # every attach asks it for a queue waiting in the store
     "core.outbox",
     "core.budget",
     "core.flow",

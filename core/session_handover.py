@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from core.session_loading import adopt_delivery, reload
 from core.session_parts import NEVER_EXPIRES
 from core.sessions import Session
 from core.stores.base import StoredDelivery, StoredSession
@@ -48,7 +49,7 @@ def export_session(registry: SessionRegistry, client_id: str) -> SessionSnapshot
         session = registry.sessions.get(client_id)
     if session is None or session.ended:
         return None
-    session.reload()  # what waited in the store comes along
+    reload(session)  # what waited in the store comes along
     deliveries = [StoredDelivery(seq, d.message, d.qos, d.retain, d.subscription_ids) for seq, d in session.queue]
     deliveries += [StoredDelivery(entry.seq, entry.delivery.message, entry.delivery.qos, entry.delivery.retain,
                                   entry.delivery.subscription_ids, packet_id, entry.released)
@@ -88,7 +89,7 @@ def adopt_session(registry: SessionRegistry, snapshot: SessionSnapshot) -> Sessi
         if persistent:
             registry.store.put_subscription(client_id, topic_filter, options)
     for delivery in snapshot.deliveries:
-        session.adopt_delivery(delivery)
+        adopt_delivery(session, delivery)
     for packet_id in snapshot.incoming_qos2:
         session.add_incoming_qos2(packet_id)
     if session.will is not None:

@@ -17,6 +17,7 @@ from core.acl import Authorizer
 from core.door import Door, PublishStatus
 from core.message import Message, expiry_from_interval
 from core.principal import Principal
+from core.session_loading import reload, restore_delivery
 from core.session_parts import NEVER_EXPIRES, SessionCounters, SessionLimits
 from core.sessions import Session
 from core.stores.base import Store, StoredState
@@ -95,7 +96,7 @@ class SessionRegistry:
             self._end(existing, publish_will=True)
             existing = None
         if existing is not None:
-            existing.reload()  # its queue, from the store, before a new expiry may drop it there
+            reload(existing)  # its queue, from the store, before a new expiry may drop it there
             was_persistent = existing.persistent
             existing.will_at = None  # a new connection cancels a delayed will [MQTT-3.1.3-9]
             existing.will = None
@@ -134,7 +135,7 @@ class SessionRegistry:
 
     def needs_load(self, client_id: str, clean_start: bool) -> Session | None:
         """The session whose stored queue a CONNECT resuming it should read off the event loop first
-        (`Session.begin_load`), or None: nothing to read, or a store that reads without waiting."""
+        (core/session_loading.py `begin_load`), or None: nothing to read, or a store that reads without waiting."""
         session = self.sessions.get(client_id)
         if (session is None or clean_start or not session.offline_queued or session.loading is not None
                 or not self.store.reads_wait_for_writes):
@@ -242,7 +243,7 @@ class SessionRegistry:
                 self.router.subscribe(session, topic_filter, options)
                 session.subscriptions[topic_filter] = options
             for seq in sorted(state.deliveries.get(client_id, {})):
-                session.restore_delivery(state.deliveries[client_id][seq])
+                restore_delivery(session, state.deliveries[client_id][seq])
             session.incoming_qos2 = set(state.incoming_qos2.get(client_id, set()))
             session.will = stored.will
             session.will_delay = stored.will_delay

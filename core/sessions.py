@@ -8,7 +8,7 @@ Every change of a persistent session is written to the store.
 
 While a persistent session is offline its queue lives only in the store (only
 `offline_queued`, their count, is in memory, for the `max_queued` limit), so
-many offline sessions with full queues cost disk, not memory; `reload()` reads
+many offline sessions with full queues cost disk, not memory; core/session_loading.py reads
 them back in order when a connection takes the session again.
 
 The queue is the session's `Outbox` (core/outbox.py): bounded by messages and
@@ -37,6 +37,7 @@ from core.budget import MemoryBudget
 from core.message import Message
 from core.outbox import Outbox
 from core.router import Router
+from core.session_loading import reload
 from core.session_parts import InFlight, SessionCounters, SessionLimits, SessionSink
 from core.stores.base import Store, StoredDelivery, StoredSession
 from core.subscriptions import Delivery, EncodeCache, SubscriptionOptions
@@ -101,8 +102,8 @@ class Session:
         self.in_store = expiry_interval > 0
         self.loading: int | None = None  # while its stored queue is read off the event loop: the last seq then
         self._router = router
-        self._store = store
-        self._seq = 0
+        self.store = store
+        self.last_seq = 0  # the seq of the newest delivery it took (numbered in arrival order)
         self._next_packet_id = 1
         self.last_progress = 0.0  # monotonic time something last left the outbox or was acknowledged
         self._drain_waiters: list[Callable[[], None]] = []
@@ -171,7 +172,7 @@ class Session:
             return False
         seq = self._next_seq()
         if self.persistent:
-            self._store.put_delivery(self.client_id, _stored(seq, delivery))
+            self.store.put_delivery(self.client_id, _stored(seq, delivery))
             if sink is None and self.loading is None:
                 self.offline_queued += 1
                 return False
@@ -198,7 +199,7 @@ class Session:
                     continue
                 self._drops().dropped_oldest += 1
                 if self.persistent:
-                    self._store.delete_delivery(self.client_id, seq)
+                    self.store.delete_delivery(self.client_id, seq)
             if not queue.full_for(delivery):
                 return True
         self._drops().queue_full += 1  # drop_new, offline, or one message larger than the whole bound
@@ -211,7 +212,7 @@ class Session:
         existed = self._router.subscribe(self, topic_filter, options)
         self.subscriptions[topic_filter] = options
         if self.persistent:
-            self._store.put_subscription(self.client_id, topic_filter, options)
+            self.store.put_subscription(self.client_id, topic_filter, options)
         return existed
 
     def unsubscribe(self, topic_filter: str) -> bool:
@@ -219,7 +220,7 @@ class Session:
             return False
         self._router.unsubscribe(self, topic_filter)
         if self.persistent:
-            self._store.delete_subscription(self.client_id, topic_filter)
+            self.store.delete_subscription(self.client_id, topic_filter)
         return True
 
     def unsubscribe_all(self) -> None:
@@ -245,7 +246,7 @@ class Session:
         if not entry.released:
             entry.released = True
             if self.persistent:
-                self._store.put_delivery(self.client_id, _stored(entry.seq, entry.delivery, packet_id, True))
+                self.store.put_delivery(self.client_id, _stored(entry.seq, entry.delivery, packet_id, True))
         return True
 
     def drop_inflight(self, packet_id: int) -> None:
@@ -261,7 +262,7 @@ class Session:
             ids = self.incoming_qos2 = set()
         ids.add(packet_id)
         if self.persistent:
-            self._store.put_incoming_qos2(self.client_id, packet_id)
+            self.store.put_incoming_qos2(self.client_id, packet_id)
         return True
 
     def complete_incoming_qos2(self, packet_id: int) -> bool:
@@ -269,7 +270,7 @@ class Session:
             return False
         self.incoming_qos2.discard(packet_id)  # type: ignore[union-attr]  # (a set: it held packet_id)
         if self.persistent:
-            self._store.delete_incoming_qos2(self.client_id, packet_id)
+            self.store.delete_incoming_qos2(self.client_id, packet_id)
         return True
 
     # -- attachment ------------------------------------------------------------
@@ -279,40 +280,6 @@ class Session:
         """Messages waiting to be sent, in memory or (offline) in the store."""
         return len(self.queue) + self.offline_queued
 
-    def reload(self) -> None:
-        """Read the messages queued while offline back from the store, in order (before a
-        connection takes the session, and before its store state may change)."""
-        if not self.offline_queued:
-            return
-        self.offline_queued = 0
-        for stored in self._store.load_deliveries(self.client_id):
-            if stored.packet_id is None:  # in-flight ones never left memory
-                self.queue.append(stored.seq, _delivery(stored))
-
-    def begin_load(self) -> None:
-        """The stored queue is about to be read off the event loop (`load_deliveries` in a thread):
-        until `finish_load`, new deliveries wait in memory (they are stored as usual too)."""
-        self.loading = self._seq
-
-    def finish_load(self, stored: list[StoredDelivery] | None) -> None:
-        """The read is done (`stored`: its rows, None if it failed): the queue is the stored messages
-        up to where the read began, then what arrived meanwhile, in order."""
-        upto, self.loading = self.loading, None
-        if upto is None:
-            return
-        arrived = list(self.queue)
-        if stored is None:  # failed: what arrived is in the store too; leave it all there
-            self.offline_queued += len(arrived)
-            self.queue.clear()
-            return
-        self.queue.clear()
-        self.offline_queued = 0
-        for row in stored:
-            if row.packet_id is None and row.seq <= upto:  # in-flight ones never left memory
-                self.queue.append(row.seq, _delivery(row))
-        for seq, delivery in arrived:
-            self.queue.append(seq, delivery)
-
     def attach(self, sink: SessionSink, resume: bool) -> None:
         """Bind a connection; with `resume`, resend what is in flight (DUP) and drain the queue.
 
@@ -320,7 +287,7 @@ class Session:
         connection's receive maximum bounds the resent PUBLISHes too
         [MQTT-3.3.4-9]: the rest wait in `resend`, ahead of the queue.
         """
-        self.reload()
+        reload(self)
         self.sink = sink
         self.disconnected_at = None
         self.resend = None
@@ -398,7 +365,7 @@ class Session:
             if delivery.message.is_expired():
                 self._drops().expired += 1
                 if self.persistent:
-                    self._store.delete_delivery(self.client_id, seq)
+                    self.store.delete_delivery(self.client_id, seq)
                 continue
             self._send_new(seq, delivery, None)
         if len(queue) < waiting:  # the outbox drained: its client is reading (a paused producer may wait on it)
@@ -418,27 +385,6 @@ class Session:
             will_expiry_interval=self.will_expiry_interval,
         )
 
-    def restore_delivery(self, stored: StoredDelivery) -> None:
-        """Put back an in-flight message loaded from the store (at start, the session offline);
-        a queued one stays in the store until `reload`."""
-        self._seq = max(self._seq, stored.seq)
-        if stored.packet_id is not None:
-            self.inflight[stored.packet_id] = InFlight(stored.seq, _delivery(stored), stored.released)
-        else:
-            self.offline_queued += 1
-
-    def adopt_delivery(self, stored: StoredDelivery) -> None:
-        """Take a queued or in-flight message of a session handed over by another node (offline)."""
-        self._seq = max(self._seq, stored.seq)
-        if self.persistent:  # offline and persistent: queued messages wait in the store (`reload`)
-            self._store.put_delivery(self.client_id, stored)
-        if stored.packet_id is not None:
-            self.inflight[stored.packet_id] = InFlight(stored.seq, _delivery(stored), stored.released)
-        elif self.persistent:
-            self.offline_queued += 1
-        else:
-            self.queue.append(stored.seq, _delivery(stored))
-
     # -- internals ---------------------------------------------------------------
 
     def _window_open(self, sink: SessionSink) -> bool:
@@ -447,8 +393,8 @@ class Session:
         return sent < min(sink.receive_maximum, self.limits.max_inflight) and sink.can_send()
 
     def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+        self.last_seq += 1
+        return self.last_seq
 
     def _allocate_packet_id(self) -> int:
         inflight = self.inflight
@@ -462,7 +408,7 @@ class Session:
         packet_id = self._allocate_packet_id()
         self.inflight[packet_id] = InFlight(seq, delivery)
         if self.persistent:
-            self._store.put_delivery(self.client_id, _stored(seq, delivery, packet_id))
+            self.store.put_delivery(self.client_id, _stored(seq, delivery, packet_id))
         assert self.sink is not None
         if not self.sink.send_publish(packet_id, delivery, False, cache):
             self._forget(packet_id)
@@ -475,12 +421,8 @@ class Session:
         if resend and packet_id in resend:
             resend.remove(packet_id)
         if self.persistent:
-            self._store.delete_delivery(self.client_id, entry.seq)
+            self.store.delete_delivery(self.client_id, entry.seq)
         return True
-
-
-def _delivery(stored: StoredDelivery) -> Delivery:
-    return Delivery(stored.message, stored.qos, stored.retain, stored.subscription_ids)
 
 
 def _stored(seq: int, delivery: Delivery, packet_id: int | None = None, released: bool = False) -> StoredDelivery:

@@ -41,6 +41,7 @@ from core.acl_tokens import access_for
 from core.auth import Answer, Credentials, Grant, login_name, quick_answer
 from core.fabric import SessionClaim
 from core.principal import Principal
+from core.session_loading import begin_load, finish_load
 from core.session_registry import SessionOwned
 
 from adapters.mqtt.connect import ConnectTerms, negotiate, will_message
@@ -208,7 +209,7 @@ class Login:
         if loading is None:
             return
         connect, terms, username, auth_props, session = loading
-        session.finish_load(stored)
+        finish_load(session, stored)
         if self.conn.closing:
             return
         if stored is None:
@@ -366,7 +367,7 @@ class Login:
             registry.check_owner(terms.client_id, username)
             stored = registry.needs_load(terms.client_id, connect.clean_start)
             if stored is not None:  # its queue is on disk: the owner reads it off the event loop first
-                stored.begin_load()
+                begin_load(stored)
                 self._loading = (connect, terms, username, auth_props, stored)
                 self._load_handed = False
                 conn.state = State.VERIFYING

@@ -13,6 +13,7 @@ from core.message import Message
 from core.stores.memory import MemoryStore
 from core.subscriptions import Delivery, SubscriptionOptions
 from core.principal import SYSTEM
+from core.session_loading import reload
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acl.conf"
 
@@ -262,7 +263,7 @@ def test_a_session_drops_deliveries_its_client_may_not_read_and_counts_them() ->
     alice = _subscribed(broker, "a1", "alice", "#")
     broker.publish(SYSTEM, Message("secret/x", b"1", qos=1))
     broker.publish(SYSTEM, Message("weather/today", b"2", qos=1))
-    alice.reload()  # offline, its queue is in the store
+    reload(alice)  # offline, its queue is in the store
     queued = [delivery.message.topic for _, delivery in alice.queue]
     assert queued == ["weather/today"]
     assert alice.counters.acl_denied == 1
@@ -278,7 +279,7 @@ def test_a_will_is_checked_against_the_rules_when_it_is_sent() -> None:
     registry.set_will(other, Message("sensors/alice/temp", b"forged", qos=1))
     registry.disconnected(session, publish_will=True)
     registry.disconnected(other, publish_will=True)
-    watcher.reload()
+    reload(watcher)
     assert [d.message.payload for _, d in watcher.queue] == [b"gone"]
     assert registry.wills_denied == 1
 
