@@ -58,8 +58,8 @@ from core.message import Message
 from core.metrics import LatencyHistogram
 from core.stores.base import RecordValue, Store, StoredDelivery, StoredSession, StoredState, StoreError
 from core.stores.sqlite_batch import (
-    SQL, WIPE_SESSION, DEL_DELIVERY, DEL_RECORD, DEL_RETAINED, DEL_SESSION, DEL_SUB, DEL_QOS2, PUT_DELIVERY,
-    PUT_QOS2, PUT_RECORD, PUT_RETAINED, PUT_SESSION, PUT_SUB, Written, compact, sql_row,
+    DEL_DELIVERY, DEL_RECORD, DEL_RETAINED, DEL_SESSION, DEL_SUB, DEL_QOS2, PUT_DELIVERY, PUT_QOS2, PUT_RECORD,
+    PUT_RETAINED, PUT_SESSION, PUT_SUB, Written, compact, sql_rows, write_transaction,
 )
 from core.stores.sqlite_read import read_deliveries, read_records, read_state
 from core.stores.sqlite_schema import MIGRATIONS, Migration, open_database
@@ -371,13 +371,13 @@ class SqliteStore(Store):
     def _write(self, batch: list[tuple[Any, ...] | None]) -> bool:
         """Commit `batch`, retrying after failures; False if it was given up at close."""
         wipes, final, puts = compact(batch, self._written)
-        rows = self._rows(final)
+        rows = sql_rows(final, self._encode_failed)
         if not wipes and not rows:
             return True  # everything in it cancelled out: nothing to write, nothing to fsync
         while True:
             try:
                 with self._db_lock:
-                    self._transaction(wipes, rows)
+                    write_transaction(self._db, wipes, rows)
                 self._written.committed(puts)
                 return True
             except sqlite3.Error as exc:
@@ -388,34 +388,10 @@ class SqliteStore(Store):
                         return False
                     self._wake.wait(RETRY_DELAY)
 
-    def _transaction(self, wipes: list[str], rows: dict[int, list[tuple[Any, ...]]]) -> None:
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            for client_id in wipes:
-                for sql in WIPE_SESSION:
-                    db.execute(sql, (client_id,))
-            for kind, values in rows.items():
-                db.executemany(SQL[kind], values)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def _rows(self, final: list[tuple[Any, ...]]) -> dict[int, list[tuple[Any, ...]]]:
-        """SQL parameters per statement; messages are encoded here, off the event loop."""
-        rows: dict[int, list[tuple[Any, ...]]] = {}
-        for op in final:
-            kind = op[0]
-            try:
-                row = sql_row(op)
-            except Exception as exc:  # a failing record encoder: a local bug (the door refuses unstorable messages)
-                self.encode_failures += 1
-                log.error("store %s: cannot store %r: %s", self.path, op[:3], exc)
-                continue
-            rows.setdefault(kind, []).append(row)
-        return rows
+    def _encode_failed(self, op: tuple[Any, ...], exc: Exception) -> None:
+        # A failing record encoder: a local bug (the door refuses unstorable messages).
+        self.encode_failures += 1
+        log.error("store %s: cannot store %r: %s", self.path, op[:3], exc)
 
     def _schedule_release(self) -> None:
         if self._call_soon is None:

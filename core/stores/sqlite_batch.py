@@ -1,4 +1,4 @@
-"""The SQLite store's write batches: operation codes, compaction and SQL rows (writer thread only).
+"""The SQLite store's write batches: operation codes, compaction, SQL rows and the transaction (writer thread only).
 
 `compact` keeps the last operation per record of a batch, session wipes first. A delivery's delete
 is dropped as well when its row cannot be on disk: `Written` knows, per session, the highest `seq`
@@ -9,7 +9,7 @@ grow, so an acknowledged message whose put and delete meet in one batch costs no
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Callable
 
 from core.stores.codec import encode_message
 
@@ -123,3 +123,34 @@ def sql_row(op: tuple[Any, ...]) -> tuple[Any, ...]:
         _, record_kind, key, value = op
         return (record_kind, key, value if isinstance(value, bytes) else value())
     return op[1:]  # deletes and inbound QoS 2 ids: the key is the row
+
+
+def sql_rows(final: list[tuple[Any, ...]],
+             on_failure: Callable[[tuple[Any, ...], Exception], None]) -> dict[int, list[tuple[Any, ...]]]:
+    """SQL parameters per statement; messages are encoded here, off the event loop. An operation
+    whose record cannot be encoded is left out and handed to `on_failure`."""
+    rows: dict[int, list[tuple[Any, ...]]] = {}
+    for op in final:
+        try:
+            row = sql_row(op)
+        except Exception as exc:
+            on_failure(op, exc)
+            continue
+        rows.setdefault(op[0], []).append(row)
+    return rows
+
+
+def write_transaction(db: sqlite3.Connection, wipes: list[str], rows: dict[int, list[tuple[Any, ...]]]) -> None:
+    """One transaction: the session wipes, then every row; rolled back if any statement fails."""
+    db.execute("BEGIN")
+    try:
+        for client_id in wipes:
+            for sql in WIPE_SESSION:
+                db.execute(sql, (client_id,))
+        for kind, values in rows.items():
+            db.executemany(SQL[kind], values)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -133,6 +133,25 @@ def test_within_one_batch_only_the_last_change_of_a_record_counts(path: str) -> 
     assert state.subscriptions == {"c1": {"new": SubscriptionOptions(2)}}
 
 
+def test_a_record_that_cannot_be_encoded_is_counted_and_logged_and_the_rest_of_its_batch_is_written(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> bytes:
+        raise ValueError("no bytes for you")
+
+    store = SqliteStore(path, flush_interval=60)
+    store.put_record("bridge", "good", b"kept")
+    store.put_record("bridge", "bad", broken)
+    store.put_retained(Message("r", b"1", retain=True))
+    with caplog.at_level("ERROR", logger="rosettamq.store"):
+        assert store.flush(5)
+    assert store.encode_failures == 1
+    assert "cannot store" in caplog.text and "no bytes for you" in caplog.text
+    store = reopen(store)
+    assert store.load_records("bridge") == {"good": b"kept"}
+    assert list(store.load().retained) == ["r"]
+    store.close()
+
+
 def test_close_folds_the_wal_into_the_database_file(path: str) -> None:
     store = SqliteStore(path)
     fill(store)
