@@ -3,9 +3,12 @@
 Each round runs every scenario against every broker of the group (A B A B ...),
 each broker freshly started per scenario; the table shows medians over rounds
 and the ratio gateway/mosquitto. Groups: `default` (memory store, mosquitto
-without persistence) and `persistent` (our SQLite store, our memory store,
-mosquitto with persistence on). Results are saved as JSON (and a PNG chart when
-matplotlib is installed) under bench/results/.
+without persistence), `persistent` (our SQLite store, our memory store,
+mosquitto with persistence on), `protocols`, `cluster`, `workers`, and
+`connect-floor` (connect + subscribe beside bench/floor_server.py, uvloop with
+canned acks and no MQTT work: the floor any gateway on this event loop stands
+on). Results are saved as JSON (and a PNG chart when matplotlib is installed)
+under bench/results/.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from bench.brokers import HOST, Broker, start_mosquitto, start_rosettamq
+from bench.brokers import HOST, Broker, start_floor, start_mosquitto, start_rosettamq
 from bench.cluster import CLUSTER, start_cluster_pair, start_single_node
 from bench.scenarios import PERSISTENT, PROTOCOLS, THROUGHPUT, Params, idle_connections
 
@@ -48,6 +51,9 @@ GROUPS: dict[str, tuple[Starters, list[str]]] = {
     # `run --workers 2` (two processes on one port, a local nats-server) beside one process and mosquitto.
     "workers": ({"rosettamq": start_rosettamq, "rosettamq-workers2": partial(start_rosettamq, ("--workers", "2")),
                  "mosquitto": start_mosquitto}, ["qos0_1to1", "fanout_1to50", "fanin_50to1", "qos1_window100"]),
+    # The connect row's floor (bench/floor_server.py): uvloop answering with canned acks, no MQTT work.
+    "connect-floor": ({"rosettamq": start_rosettamq, "mosquitto": start_mosquitto, "uvloop-floor": start_floor},
+                      ["connect_subscribe"]),
 }
 
 

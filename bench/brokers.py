@@ -149,3 +149,18 @@ def start_mosquitto(persistence: bool = False, nodelay: bool = False) -> Broker:
     )
     _wait_listening(port, proc)
     return Broker("mosquitto", proc, port, workdir)
+
+
+def start_floor() -> Broker:
+    """bench/floor_server.py: uvloop answering CONNECT and SUBSCRIBE with canned acks, no MQTT work (not a broker)."""
+    workdir = tempfile.TemporaryDirectory(prefix="bench-floor-")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.floor_server"], cwd=ROOT, preexec_fn=_raise_fd_limit,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # its port, once listening (empty if it died first)
+    if not line:
+        proc.wait()
+        raise RuntimeError(f"bench.floor_server exited with {proc.returncode}")
+    port = json.loads(line)["mqtt"]
+    _wait_listening(port, proc)
+    return Broker("uvloop-floor", proc, port, workdir)

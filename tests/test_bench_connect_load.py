@@ -90,3 +90,30 @@ def test_a_connection_reset_mid_handshake_is_an_error() -> None:
                 connect_subscribe("127.0.0.1", broker.getsockname()[1], handshakes(1), 1, TIMEOUT)
         finally:
             thread.join(TIMEOUT)
+
+
+def test_the_floor_server_answers_every_client_and_does_nothing_else() -> None:
+    """bench/floor_server.py, the connect row's floor: a CONNACK and a SUBACK per client, whatever the
+    reads packets arrive in, and no more (it is no broker)."""
+    from bench.brokers import start_floor
+
+    floor = start_floor()
+    try:
+        assert connect_subscribe("127.0.0.1", floor.port, handshakes(200), 50, TIMEOUT) > 0
+        connect, subscribe = handshakes(1)[0]
+        publish = b"\x30\x05\x00\x01t" + b"xy"  # a PUBLISH: no answer
+        with socket.create_connection(("127.0.0.1", floor.port), timeout=TIMEOUT) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(connect[:3])  # a CONNECT in two writes, the rest behind its second half
+            sock.sendall(connect[3:] + publish + subscribe)
+            expected = b"\x20\x02\x00\x00" + b"\x90\x03" + subscribe[2:4] + b"\x01"
+            received = b""
+            while len(received) < len(expected):
+                chunk = sock.recv(64)
+                assert chunk, "the floor server closed the connection"
+                received += chunk
+            assert received == expected
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(64) == b""  # nothing more, and it closes when the client does
+    finally:
+        floor.stop()
