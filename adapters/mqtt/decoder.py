@@ -178,13 +178,13 @@ class MQTTDecoder:
             raise MalformedPacket("will QoS or retain set without the will flag")
         if cflags & 0x40 and not cflags & 0x80 and level < 5:
             raise MalformedPacket("password flag without user name flag [MQTT-3.1.2-22]")
-        props = NO_PROPERTIES
+        props = _NO_PROPERTIES
         if level == 5:
             props, pos = decode_properties(buf, pos, end, 1)
         client_id, pos = read_utf8(buf, pos, end)
         will = None
         if cflags & 0x04:
-            will_props = NO_PROPERTIES
+            will_props = _NO_PROPERTIES
             if level == 5:
                 will_props, pos = decode_properties(buf, pos, end, WILL_PROPERTIES)
             will_topic, pos = read_utf8(buf, pos, end)
@@ -192,7 +192,7 @@ class MQTTDecoder:
                 raise TopicNameInvalid("empty will topic [MQTT-4.7.3-1]")
             _check_topic_name(will_topic)
             will_payload, pos = read_binary(buf, pos, end)
-            will = Will(will_topic, will_payload, will_qos, bool(cflags & 0x20), will_props)
+            will = Will(will_topic, will_payload, will_qos, cflags & 0x20 != 0, will_props)
         username = password = None
         if cflags & 0x80:
             username, pos = read_utf8(buf, pos, end)
@@ -200,7 +200,7 @@ class MQTTDecoder:
             password, pos = read_binary(buf, pos, end)
         if pos != end:
             raise MalformedPacket("bytes left over at the end of CONNECT")
-        return _tuple_new(Connect, (client_id, name, level, bool(cflags & 0x02),  # type: ignore[no-any-return]
+        return _tuple_new(Connect, (client_id, name, level, cflags & 0x02 != 0,  # type: ignore[no-any-return]
                                     keep_alive, username, password, will, props))
 
 
@@ -227,7 +227,7 @@ def _decode_publish(first: int, buf: bytes, pos: int, end: int, level: int) -> P
     if qos:
         packet_id = _packet_id(buf, pos, end)
         pos += 2
-    props = NO_PROPERTIES
+    props = _NO_PROPERTIES
     if level == 5:
         if pos < end and buf[pos] == 0:
             pos += 1
@@ -240,7 +240,7 @@ def _decode_publish(first: int, buf: bytes, pos: int, end: int, level: int) -> P
     if "+" in topic or "#" in topic:
         _check_topic_name(topic)
     payload = buf[pos:end]
-    return _tuple_new(Publish, (topic, payload, qos, bool(first & 1), bool(dup), packet_id, props))  # type: ignore[no-any-return]
+    return _tuple_new(Publish, (topic, payload, qos, first & 1 != 0, dup != 0, packet_id, props))  # type: ignore[no-any-return]
 
 
 def _reason_decoder(cls: type, ptype: int, reasons: frozenset[int], with_id: bool):  # noqa: ANN202
@@ -262,7 +262,7 @@ def _reason_decoder(cls: type, ptype: int, reasons: frozenset[int], with_id: boo
         rc = buf[pos]
         if rc not in reasons:
             raise ProtocolViolation(f"reason code 0x{rc:02x} not allowed in {cls.__name__}")
-        props = NO_PROPERTIES
+        props = _NO_PROPERTIES
         if end - pos > 1:
             props, pos = decode_properties(buf, pos + 1, end, ptype)
             if pos != end:
@@ -283,19 +283,19 @@ def _decode_connack(buf: bytes, pos: int, end: int, level: int) -> ConnAck:
         reason = V3_CONNACK_REASONS.get(code)
         if reason is None:
             raise ProtocolViolation(f"reserved CONNACK return code {code}")
-        return ConnAck(level == 4 and bool(ack_flags & 1), int(reason))
+        return ConnAck(level == 4 and ack_flags & 1 != 0, int(reason))
     if code not in CONNACK_REASONS:
         raise ProtocolViolation(f"reason code 0x{code:02x} not allowed in CONNACK")
     props, pos = decode_properties(buf, pos + 2, end, 2)
     if pos != end:
         raise MalformedPacket("bytes left over at the end of CONNACK")
-    return ConnAck(bool(ack_flags & 1), code, props)
+    return ConnAck(ack_flags & 1 != 0, code, props)
 
 
 def _decode_subscribe(buf: bytes, pos: int, end: int, level: int) -> Subscribe:
     pid = _packet_id(buf, pos, end)
     pos += 2
-    props = NO_PROPERTIES
+    props = _NO_PROPERTIES
     if level == 5:
         props, pos = decode_properties(buf, pos, end, 8)
     subs = []
@@ -318,7 +318,7 @@ def _decode_subscribe(buf: bytes, pos: int, end: int, level: int) -> Subscribe:
         retain_handling = (opts >> 4) & 3
         if retain_handling == 3:
             raise ProtocolViolation("retain handling 3 [3.8.3.1]")
-        subs.append(_tuple_new(SubscriptionRequest, (topic_filter, qos, bool(opts & 4), bool(opts & 8),
+        subs.append(_tuple_new(SubscriptionRequest, (topic_filter, qos, opts & 4 != 0, opts & 8 != 0,
                                                      retain_handling)))
     if not subs:  # [MQTT-3.8.3-3] (3.1.1), [MQTT-3.8.3-2] (v5)
         raise ProtocolViolation("SUBSCRIBE without a topic filter")
@@ -328,7 +328,7 @@ def _decode_subscribe(buf: bytes, pos: int, end: int, level: int) -> Subscribe:
 def _decode_unsubscribe(buf: bytes, pos: int, end: int, level: int) -> Unsubscribe:
     pid = _packet_id(buf, pos, end)
     pos += 2
-    props = NO_PROPERTIES
+    props = _NO_PROPERTIES
     if level == 5:
         props, pos = decode_properties(buf, pos, end, 10)
     filters = []
