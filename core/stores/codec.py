@@ -81,7 +81,8 @@ _ORIGINS_BY_BYTES: Final[dict[bytes, tuple[int, int, Origin]]] = {}
 
 _PLAIN_LENGTHS: Final = struct.Struct(f"<{_FIXED_FIELDS}I")
 _PLAIN_HEAD: Final = struct.Struct(f"<BBdH{_FIXED_FIELDS}I")  # _HEAD then _PLAIN_LENGTHS, packed together
-_PLAIN_START: Final = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
+_HEAD_SIZE: Final[int] = _HEAD.size
+_PLAIN_START: Final[int] = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
 # Keyed by the Origin's identity (a connection's messages share one Origin): one pointer, where
 # hashing and comparing the Origin goes through its three fields per message. The entry keeps its
 # Origin, so the id cannot be reused while it is cached.
@@ -121,8 +122,10 @@ def _origin(proto: bytes | None, client: bytes | None, user: bytes | None) -> Or
 def _decode_plain(data: bytes, start: int, end: int, flags: int, expiry: float) -> Message | None:
     """The common case in one struct call and a few slices (a cluster node decodes every message
     another node forwards): no optional field, no user property, no extra; else None."""
-    (topic_len, payload_len, ctype, corr, resp, proto_len, client_len, user_len,
-     extra) = _PLAIN_LENGTHS.unpack_from(data, start + _HEAD.size)
+    # Typed: compiled, the lengths are native integers, and the arithmetic, comparisons and slices
+    # below native operations (untyped, each was a generic call on boxed integers).
+    lengths: tuple[int, int, int, int, int, int, int, int, int] = _PLAIN_LENGTHS.unpack_from(data, start + _HEAD_SIZE)
+    topic_len, payload_len, ctype, corr, resp, proto_len, client_len, user_len, extra = lengths
     if ctype != NONE or corr != NONE or resp != NONE or extra != NONE or proto_len == NONE or client_len == NONE:
         return None
     topic_end = start + _PLAIN_START + topic_len
@@ -145,7 +148,7 @@ def _decode_plain(data: bytes, start: int, end: int, flags: int, expiry: float) 
             None if user_len == NONE else data[client_end:origin_end]))
     return _tuple_new(Message, (  # type: ignore[no-any-return]  # (not the NamedTuple's Python-level __new__)
         data[start + _PLAIN_START:topic_end].decode(), data[topic_end:payload_end], flags & 3,
-        bool(flags & 4), None, None, None, (), expiry if flags & 16 else None, bool(flags & 8),
+        flags & 4 != 0, None, None, None, (), expiry if flags & 16 else None, flags & 8 != 0,
         origin[2], _EMPTY))
 
 
@@ -157,7 +160,8 @@ def decode_message(data: bytes, start: int = 0, end: int = -1) -> Message:
     elif end > len(data):
         raise CodecError("message truncated")
     try:
-        fmt, flags, expiry, n_props = _HEAD.unpack_from(data, start)
+        head: tuple[int, int, float, int] = _HEAD.unpack_from(data, start)  # (typed: native below)
+        fmt, flags, expiry, n_props = head
         if fmt != FORMAT:
             raise CodecError(f"message format {fmt}, this build reads {FORMAT}")
         if not n_props:

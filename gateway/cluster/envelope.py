@@ -20,6 +20,7 @@ from core.stores.codec import decode_message, encode_message
 
 VERSION: Final = 2
 _HEAD: Final = struct.Struct("<QI")
+_HEAD_SIZE: Final[int] = _HEAD.size
 _LEN: Final = struct.Struct("<I")
 
 
@@ -56,14 +57,21 @@ def decode_envelope(data: bytes) -> Envelope:
     if len(data) < 2 or data[0] != VERSION:
         raise ValueError("not a RosettaMQ cluster envelope of a known version")
     offset = 2 + data[1]
+    total = len(data)
+    if offset + _HEAD_SIZE > total:
+        raise ValueError("envelope truncated")
     node = data[2:offset].decode("utf-8")
-    first_seq, count = _HEAD.unpack_from(data, offset)
-    offset += _HEAD.size
+    head: tuple[int, int] = _HEAD.unpack_from(data, offset)  # (typed: native integers below)
+    first_seq, count = head
+    offset += _HEAD_SIZE
     messages = []
     for _ in range(count):
-        (size,) = _LEN.unpack_from(data, offset)
-        offset += _LEN.size
-        if offset + size > len(data):
+        if offset + 4 > total:
+            raise ValueError("envelope truncated")
+        # The u32 length read byte by byte: compiled, four native reads, no tuple made.
+        size = data[offset] | data[offset + 1] << 8 | data[offset + 2] << 16 | data[offset + 3] << 24
+        offset += 4
+        if offset + size > total:
             raise ValueError("envelope truncated")
         messages.append(decode_message(data, offset, offset + size))
         offset += size
