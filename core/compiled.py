@@ -44,6 +44,8 @@ HOT_MODULES: tuple[str, ...] = (
     "core.stores.sqlite_batch",
     "core.stores.sqlite",
     "gateway.cluster.envelope",
+    "gateway.cluster.forwarding",  # every local message of a node in a cluster
+    "gateway.cluster.flow",  # every message another node sends passes its holds
     "adapters.mqtt.settings",  # read by every CONNECT, SUBSCRIBE and PUBLISH
     "adapters.mqtt.properties",
     "adapters.mqtt.decoder",

@@ -33,6 +33,12 @@ RENEW = 1.0  # seconds after which a hold still standing is sent again
 PARK_LIMIT = 10_000  # messages of one (origin, topic) parked behind a hold; past it they go to the outbox
 
 
+def routed_behind(publish_remote: Callable[[Message], Any], message: Message) -> tuple[Any, ...]:
+    """`HoldReports`' `publish` for a door (core/door.py `publish_remote`): route a remote message,
+    answer the receivers it left past high water."""
+    return publish_remote(message).hold_on  # type: ignore[no-any-return]
+
+
 class RemoteHold:
     """The nodes whose subscribers of one topic are behind, as a receiver a producer waits on."""
 
@@ -134,7 +140,7 @@ class HoldReports:
 
     def receive(self, origin: str, message: Message, now: float) -> None:
         key = (origin, message.topic)
-        hold = self._holds.get(key)
+        hold: _Hold | None = self._holds.get(key)
         if hold is not None:
             if len(hold.parked) < PARK_LIMIT:
                 hold.parked.append(message)

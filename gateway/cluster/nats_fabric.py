@@ -24,6 +24,7 @@ a held topic's publishers wait as they would for a congested subscriber of their
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -36,11 +37,11 @@ import nats
 from core.broker import Broker
 from core.fabric import SessionClaim
 from core.message import Message
-from core.stores.codec import encode_message
 
 from gateway.cluster.admin import ClusterAdmin
-from gateway.cluster.envelope import decode_envelope, encode_batch, node_header
-from gateway.cluster.flow import HeldTopics, HoldReports, RemoteHold
+from gateway.cluster.envelope import decode_envelope, node_header
+from gateway.cluster.flow import HeldTopics, HoldReports, routed_behind
+from gateway.cluster.forwarding import Forwarding
 from gateway.cluster.retained_share import RetainedShare
 from gateway.cluster.session_state import Replicator
 from gateway.cluster.sessions import ClusterSessions
@@ -53,8 +54,6 @@ from gateway.cluster.view import ClusterView
 log = logging.getLogger("rosettamq.cluster")
 
 RECENT = 16384  # (node, seq) pairs remembered to drop a second copy of one message
-BATCH = 256  # messages at most in one NATS message (consecutive ones to one subject)
-SUBJECT_CACHE = 65536
 
 
 class NATSFabric:
@@ -76,14 +75,12 @@ class NATSFabric:
         self._origin = f"{self.node}/{secrets.token_hex(4)}"
         self._header = node_header(self._origin)
         self._held = HeldTopics()  # topics other nodes asked us to hold (our publishers wait)
-        self._holding = HoldReports(self._publish_remote, self._send_flow)  # what we asked others to hold
-        self._seq = 0
+        # What we asked others to hold. Routing goes straight to the (compiled) door: no interpreted
+        # frame per message received from another node.
+        self._holding = HoldReports(functools.partial(routed_behind, broker.door.publish_remote), self._send_flow)
         self._main: Any = None
         self._shares: Any = None
         self._connected = asyncio.Event()
-        self._out: list[tuple[str, bytes]] = []
-        self._flushing = False
-        self._subjects: dict[str, str] = {}
         self._recent: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._interest: asyncio.Queue[tuple[bool, str, str | None]] = asyncio.Queue()
         self._subs: dict[tuple[str, str | None], list[Any]] = {}
@@ -91,6 +88,11 @@ class NATSFabric:
         self._tasks: list[asyncio.Task[None]] = []
         self._heartbeat: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self._forwarding = Forwarding(self._header, functools.partial(topic_subject, settings.prefix, TOPICS),
+                                      self._schedule_flush, self._held, self._loop.time)
+        # The door's call for every local message (core/fabric.py `forward`): the compiled queue's own
+        # method, so a publish runs no interpreted frame on its way to the other nodes.
+        self.forward = self._forwarding.forward
         self.replicator = replicator if replicator is not None else Replicator(settings.prefix, settings.replicas)
         self.admin = ClusterAdmin(self.node, settings.prefix, admin_answer or (lambda request: {}),
                                   lambda: list(self.view.nodes))
@@ -182,21 +184,6 @@ class NATSFabric:
     def interest_removed(self, topic_filter: str, share_group: str | None) -> None:
         self._interest.put_nowait((False, topic_filter, share_group))
 
-    def forward(self, message: Message) -> RemoteHold | None:
-        topic = message.topic
-        if topic.startswith("$SYS/") and not topic.startswith("$SYS/broker/nodes/"):
-            return None  # each node's own status; the per-node copies under nodes/ are shared
-        subject = self._subjects.get(topic)
-        if subject is None:
-            if len(self._subjects) >= SUBJECT_CACHE:
-                self._subjects.clear()
-            subject = self._subjects[topic] = topic_subject(self.settings.prefix, TOPICS, topic)
-        self._out.append((subject, encode_message(message)))
-        if not self._flushing:
-            self._flushing = True
-            self._loop.call_soon(self._flush_soon)
-        return self._held.get(topic, self._loop.time()) if self._held else None
-
     @property
     def claims_sessions(self) -> bool:
         return self.sessions.ready
@@ -212,45 +199,34 @@ class NATSFabric:
 
     # -- outgoing -------------------------------------------------------------------------
 
+    def _schedule_flush(self) -> None:
+        self._loop.call_soon(self._flush_soon)
+
     def _flush_soon(self) -> None:
         self._tasks.append(asyncio.create_task(self._flush()))
         self._tasks = [task for task in self._tasks if not task.done()]
 
-    def _batches(self, pending: list[tuple[str, bytes]]) -> list[tuple[str, bytes, int]]:
-        """Consecutive messages to one subject as one envelope each: (subject, envelope, count)."""
-        out: list[tuple[str, bytes, int]] = []
-        index = 0
-        while index < len(pending):
-            subject = pending[index][0]
-            end = index + 1
-            while end < len(pending) and pending[end][0] == subject and end - index < BATCH:
-                end += 1
-            first = self._seq + 1
-            self._seq += end - index
-            out.append((subject, encode_batch(self._header, first, [data for _, data in pending[index:end]]),
-                        end - index))
-            index = end
-        return out
-
     async def _flush(self) -> None:
-        while self._out:
-            pending, self._out = self._out, []
+        forwarding = self._forwarding
+        pending = forwarding.take()
+        while pending:
             conn = self._main
             if conn is None or conn.is_closed or not self._connected.is_set():
                 self.not_forwarded += len(pending)
-                continue
-            sent = 0
-            try:
-                for subject, data, count in self._batches(pending):
-                    await conn.publish(subject, data)
-                    sent += count
-                self.forwarded += sent
-            except Exception as exc:  # the reconnect buffer is full, or the connection is closed
-                self.forwarded += sent
-                self.not_forwarded += len(pending) - sent
-                self.errors += 1
-                log.debug("cluster: forward failed: %r", exc)
-        self._flushing = False
+            else:
+                sent = 0
+                try:
+                    for subject, data, count in forwarding.batches(pending):
+                        await conn.publish(subject, data)
+                        sent += count
+                    self.forwarded += sent
+                except Exception as exc:  # the reconnect buffer is full, or the connection is closed
+                    self.forwarded += sent
+                    self.not_forwarded += len(pending) - sent
+                    self.errors += 1
+                    log.debug("cluster: forward failed: %r", exc)
+            pending = forwarding.take()
+        forwarding.flushing = False
 
     async def _apply_interest(self) -> None:
         """Interest changes, in order: one NATS subscription per subject of each filter."""
@@ -310,9 +286,6 @@ class NATSFabric:
         self._holding.receive_all(envelope.node, envelope.messages, self._loop.time())
 
     # -- flow control across nodes (gateway/cluster/flow.py) ------------------------------
-
-    def _publish_remote(self, message: Message) -> tuple[Any, ...]:
-        return self.broker.door.publish_remote(message).hold_on
 
     def _send_flow(self, origin: str, hold: bool, topic: str) -> None:
         conn = self._main
