@@ -16,6 +16,8 @@ import asyncio
 import json
 import sys
 
+from adapters.mqtt.properties import decode_varint
+
 CONNACK = b"\x20\x02\x00\x00"  # 3.1.1: no session present, accepted
 CONNECT, SUBSCRIBE = 1, 8
 
@@ -34,16 +36,10 @@ class FloorProtocol(asyncio.Protocol):
         buffer = self.buffer + data if self.buffer else data
         answers = []
         while len(buffer) >= 2:
-            length, shift, at = 0, 0, 1
-            while at < len(buffer) and at < 5:  # the remaining length: 1 to 4 bytes of 7 bits
-                byte = buffer[at]
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                at += 1
-                if not byte & 0x80:
-                    break
-            else:
+            remaining = decode_varint(buffer, 1)  # the remaining length (the decoder's own reader)
+            if remaining is None:
                 break  # the length is not all here yet
+            length, at = remaining
             end = at + length
             if len(buffer) < end:
                 break

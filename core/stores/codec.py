@@ -82,7 +82,7 @@ _ORIGINS_BY_BYTES: Final[dict[bytes, tuple[int, int, Origin]]] = {}
 _PLAIN_LENGTHS: Final = struct.Struct(f"<{_FIXED_FIELDS}I")
 _PLAIN_HEAD: Final = struct.Struct(f"<BBdH{_FIXED_FIELDS}I")  # _HEAD then _PLAIN_LENGTHS, packed together
 _HEAD_SIZE: Final[int] = _HEAD.size
-_PLAIN_START: Final[int] = _HEAD.size + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
+_PLAIN_START: Final[int] = _HEAD_SIZE + _PLAIN_LENGTHS.size  # where the fields of a message without options begin
 # Keyed by the Origin's identity (a connection's messages share one Origin): one pointer, where
 # hashing and comparing the Origin goes through its three fields per message. The entry keeps its
 # Origin, so the id cannot be reused while it is cached.
@@ -171,11 +171,11 @@ def decode_message(data: bytes, start: int = 0, end: int = -1) -> Message:
         if start or end != len(data) or type(data) is not bytes:
             data = bytes(data[start:end])  # slices of bytes are bytes: no copy per field below
         count = _FIXED_FIELDS + 2 * n_props
-        offset = _HEAD.size + 4 * count
+        offset = _HEAD_SIZE + 4 * count
         fields: list[bytes | None] = []
         append = fields.append
         size = len(data)
-        for length in _lengths(count).unpack_from(data, _HEAD.size):
+        for length in _lengths(count).unpack_from(data, _HEAD_SIZE):
             if length == NONE:
                 append(None)
                 continue
